@@ -76,6 +76,11 @@ impl<T> MountTable<T> {
     /// Runs of `/` in `uri` match as one: mount `/sub` matches `/sub`, `/sub/`, `/sub/x` and
     /// `//sub//x`, but never `/subway`. The root mount `""` matches every URI starting with `/`;
     /// a URI not starting with `/` (e.g. `*`) matches nothing.
+    /// Every (normalized prefix, payload), longest prefix first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
+        self.mounts.iter().map(|(p, t)| (p.as_str(), t))
+    }
+
     pub fn resolve(&self, uri: &str) -> Option<Match<'_, T>> {
         if !uri.starts_with('/') {
             return None;

@@ -302,3 +302,34 @@ mod tests {
         assert_eq!(err.to_string(), "D: unterminated ' quote in ''x'");
     }
 }
+
+/// `WSGIPythonHome` / `python-home` must name a Python this module can start: a virtualenv
+/// (with `pyvenv.cfg`) or a prefix holding the standard library of the Python oxwsgi was built
+/// with. Checked while the configuration is read, so a wrong path is a start-up error.
+pub fn check_python_home(home: &str) -> Result<(), String> {
+    let path = std::path::Path::new(home);
+    if !path.is_absolute() {
+        return Err(format!("'{home}' is not an absolute path"));
+    }
+    if !path.is_dir() {
+        return Err(format!("'{home}' does not exist or is not a directory"));
+    }
+    let stdlib = format!("lib/python{}", PYTHON_VERSION);
+    if path.join("pyvenv.cfg").is_file() {
+        if !path.join(&stdlib).is_dir() {
+            return Err(format!(
+                "'{home}' is a virtualenv for another Python version (oxwsgi was built for Python {PYTHON_VERSION})"
+            ));
+        }
+        return Ok(());
+    }
+    if !path.join(&stdlib).join("os.py").is_file() {
+        return Err(format!(
+            "'{home}' is not a Python {PYTHON_VERSION} installation or virtualenv (no {stdlib}/os.py, no pyvenv.cfg)"
+        ));
+    }
+    Ok(())
+}
+
+/// The Python version oxwsgi links against (major.minor).
+pub const PYTHON_VERSION: &str = "3.11";

@@ -1,0 +1,68 @@
+//! Generates Rust bindings for Apache httpd 2.4 and APR from the installed headers, and compiles
+//! the small C shim (include/shim.h, src/shim.c) for what bindgen cannot express.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn query(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run `{cmd}` ({e}): install the apache2-dev package (apt-get install apache2-dev)")
+    });
+    assert!(out.status.success(), "`{cmd} {}` failed", args.join(" "));
+    String::from_utf8(out.stdout).expect("utf-8 output").trim().to_string()
+}
+
+fn main() {
+    let apxs = env::var("APXS").unwrap_or_else(|_| "apxs".into());
+    let apr_config = env::var("APR_CONFIG").unwrap_or_else(|_| "apr-1-config".into());
+    let mut includes: Vec<String> = vec![query(&apxs, &["-q", "INCLUDEDIR"])];
+    for flag in query(&apr_config, &["--includes"]).split_whitespace() {
+        if let Some(dir) = flag.strip_prefix("-I") {
+            includes.push(dir.to_string());
+        }
+    }
+    let cppflags = query(&apr_config, &["--cppflags"]);
+    let defines: Vec<&str> = cppflags.split_whitespace().filter(|f| f.starts_with("-D")).collect();
+
+    println!("cargo:rerun-if-changed=include/wrapper.h");
+    println!("cargo:rerun-if-changed=include/shim.h");
+    println!("cargo:rerun-if-changed=src/shim.c");
+    println!("cargo:rerun-if-env-changed=APXS");
+    println!("cargo:rerun-if-env-changed=APR_CONFIG");
+
+    let mut shim = cc::Build::new();
+    shim.file("src/shim.c").include("include").warnings(true);
+    for dir in &includes {
+        shim.include(dir);
+    }
+    for d in &defines {
+        let d = &d[2..];
+        match d.split_once('=') {
+            Some((k, v)) => shim.define(k, Some(v)),
+            None => shim.define(d, None),
+        };
+    }
+    shim.compile("oxwsgi_shim");
+
+    let mut builder = bindgen::Builder::default()
+        .header("include/wrapper.h")
+        .clang_arg("-Iinclude")
+        .allowlist_function("ap_.*|apr_.*|oxwsgi_.*|unixd_.*")
+        .allowlist_type("request_rec|server_rec|conn_rec|module|command_rec|cmd_parms|process_rec|ap_.*|apr_.*")
+        .allowlist_var("AP_.*|APR_.*|OK|DECLINED|DONE|HTTP_.*|M_.*|MODULE_MAGIC_.*|OR_.*|RSRC_CONF|ACCESS_CONF|REQUEST_.*|APLOG_.*|NOT_IN_.*|GLOBAL_ONLY|APEXIT_.*|ap_server_conf|ap_unixd_config|ap_my_generation|ap_scoreboard_image")
+        .blocklist_function("ap_log_.*error_|ap_log_perror_|apr_.*printf.*|ap_.*printf.*|ap_log_data_|ap_log_cserror_|ap_log_cerror_")
+        .derive_default(true)
+        .layout_tests(false)
+        .generate_comments(false)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
+    for dir in &includes {
+        builder = builder.clang_arg(format!("-I{dir}"));
+    }
+    for d in &defines {
+        builder = builder.clang_arg(*d);
+    }
+    let bindings = builder.generate().expect("bindgen failed on include/wrapper.h");
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("apache_bindings.rs");
+    bindings.write_to_file(out).expect("write bindings");
+}

@@ -1,0 +1,398 @@
+//! The directive table and the per-server / per-directory configuration it fills.
+//!
+//! Parsing is done by the pure `crate::config` module; this file only moves values between
+//! Apache's command callbacks and plain Rust structs that live in Apache's configuration pools.
+
+use super::ffi;
+use super::util::{cstr, module_config, pool_box};
+use crate::appgroup::GroupSpec;
+use crate::config::{self, DaemonProcess, MountOptions};
+use crate::routing::MountTable;
+use std::ffi::{c_void, CStr, CString};
+use std::os::raw::c_char;
+use std::ptr;
+
+/// Where a directive was written, for errors found after parsing (e.g. an undefined group).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub file: String,
+    pub line: u32,
+}
+
+/// A mount from `WSGIScriptAlias` or `WSGIScriptAliasMatch`.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub target: String,
+    pub options: MountOptions,
+    pub application_group: Option<GroupSpec>,
+    pub origin: Origin,
+}
+
+#[derive(Clone)]
+pub struct RegexMount {
+    pub regex: *mut ffi::ap_regex_t,
+    pub mount: Mount,
+}
+
+/// Per-server (main server or virtual host) configuration.
+#[derive(Default)]
+pub struct ServerConf {
+    pub mounts: MountTable<Mount>,
+    pub regex_mounts: Vec<RegexMount>,
+    pub daemons: Vec<(DaemonProcess, Origin)>,
+    pub restrict_unknown_hosts: Option<bool>,
+    // Process-wide settings; only meaningful on the main server.
+    pub python_home: Option<(String, Origin)>,
+    pub python_path: Vec<String>,
+    pub restrict_embedded: Option<bool>,
+    pub restrict_signal: Option<bool>,
+    pub socket_prefix: Option<String>,
+    /// Process groups named by directives in this server, checked once all are defined.
+    pub group_references: Vec<(String, Origin)>,
+}
+
+/// Per-directory configuration (also the server's defaults, from directives outside sections).
+#[derive(Debug, Default, Clone)]
+pub struct DirConf {
+    pub application_group: Option<GroupSpec>,
+    pub process_group: Option<String>,
+    pub callable_object: Option<String>,
+    pub pass_authorization: Option<bool>,
+    pub script_reloading: Option<bool>,
+    pub chunked_request: Option<bool>,
+}
+
+impl DirConf {
+    fn merged(base: &DirConf, new: &DirConf) -> DirConf {
+        DirConf {
+            application_group: new.application_group.clone().or_else(|| base.application_group.clone()),
+            process_group: new.process_group.clone().or_else(|| base.process_group.clone()),
+            callable_object: new.callable_object.clone().or_else(|| base.callable_object.clone()),
+            pass_authorization: new.pass_authorization.or(base.pass_authorization),
+            script_reloading: new.script_reloading.or(base.script_reloading),
+            chunked_request: new.chunked_request.or(base.chunked_request),
+        }
+    }
+}
+
+pub unsafe extern "C" fn create_server_config(p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> *mut c_void {
+    pool_box(p, ServerConf::default()) as *mut c_void
+}
+
+/// A virtual host sees its own mounts first, then the main server's (as mod_alias does).
+pub unsafe extern "C" fn merge_server_config(p: *mut ffi::apr_pool_t, base: *mut c_void, new: *mut c_void) -> *mut c_void {
+    let (base, new) = (&*(base as *const ServerConf), &*(new as *const ServerConf));
+    let mut merged = ServerConf::default();
+    for table in [&new.mounts, &base.mounts] {
+        for (prefix, m) in table.iter() {
+            let _ = merged.mounts.insert(prefix, m.clone());
+        }
+    }
+    merged.regex_mounts = new.regex_mounts.iter().chain(&base.regex_mounts).cloned().collect();
+    merged.daemons = new.daemons.clone();
+    merged.restrict_unknown_hosts = new.restrict_unknown_hosts.or(base.restrict_unknown_hosts);
+    merged.group_references = new.group_references.clone();
+    pool_box(p, merged) as *mut c_void
+}
+
+pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
+    pool_box(p, DirConf::default()) as *mut c_void
+}
+
+pub unsafe extern "C" fn merge_dir_config(p: *mut ffi::apr_pool_t, base: *mut c_void, new: *mut c_void) -> *mut c_void {
+    let merged = DirConf::merged(&*(base as *const DirConf), &*(new as *const DirConf));
+    pool_box(p, merged) as *mut c_void
+}
+
+pub fn server_conf<'a>(s: *const ffi::server_rec) -> &'a ServerConf {
+    unsafe { &*module_config::<ServerConf>((*s).module_config) }
+}
+
+pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
+    static EMPTY: DirConf = DirConf {
+        application_group: None,
+        process_group: None,
+        callable_object: None,
+        pass_authorization: None,
+        script_reloading: None,
+        chunked_request: None,
+    };
+    let p = module_config::<DirConf>(unsafe { (*r).per_dir_config });
+    if p.is_null() {
+        &EMPTY
+    } else {
+        unsafe { &*p }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directive callbacks. Each returns null on success or an error string Apache shows with the
+// file and line.
+
+type Result<T> = std::result::Result<T, String>;
+
+unsafe fn origin(cmd: *mut ffi::cmd_parms) -> Origin {
+    let d = (*cmd).directive;
+    if d.is_null() {
+        return Origin::default();
+    }
+    Origin { file: cstr((*d).filename).unwrap_or("(unknown)").to_string(), line: (*d).line_num as u32 }
+}
+
+unsafe fn directive_name(cmd: *mut ffi::cmd_parms) -> &'static str {
+    cstr((*(*cmd).cmd).name).unwrap_or("WSGI")
+}
+
+unsafe fn server_conf_mut<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConf {
+    &mut *module_config::<ServerConf>((*(*cmd).server).module_config)
+}
+
+unsafe fn global_only(cmd: *mut ffi::cmd_parms) -> Result<()> {
+    let err = ffi::ap_check_cmd_context(cmd, ffi::GLOBAL_ONLY as u32);
+    if err.is_null() {
+        Ok(())
+    } else {
+        Err(cstr(err).unwrap_or("directive not allowed here").to_string())
+    }
+}
+
+/// Turns a Rust result into what Apache expects: null, or an error string in the config pool.
+unsafe fn answer(cmd: *mut ffi::cmd_parms, r: Result<()>) -> *const c_char {
+    match r {
+        Ok(()) => ptr::null(),
+        Err(msg) => {
+            let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+            ffi::apr_pstrdup((*cmd).pool, c.as_ptr())
+        }
+    }
+}
+
+unsafe fn args<'a>(a: *const c_char) -> &'a str {
+    cstr(a).unwrap_or("")
+}
+
+fn one_word(directive: &str, raw: &str) -> Result<String> {
+    let words = config::split_args(raw).map_err(|e| e.to_string())?;
+    match words.as_slice() {
+        [w] => Ok(w.clone()),
+        _ => Err(format!("{directive} takes exactly one argument")),
+    }
+}
+
+fn group_spec(directive: &str, value: &str) -> Result<GroupSpec> {
+    GroupSpec::parse(value).map_err(|e| format!("{directive}: {e}"))
+}
+
+unsafe extern "C" fn cmd_script_alias(cmd: *mut ffi::cmd_parms, _m: *mut c_void, a: *const c_char) -> *const c_char {
+    let r = (|| {
+        let name = directive_name(cmd);
+        let alias = config::parse_script_alias(name, args(a)).map_err(|e| e.to_string())?;
+        let application_group =
+            alias.options.application_group.as_deref().map(|v| group_spec(name, v)).transpose()?;
+        let origin = origin(cmd);
+        let conf = server_conf_mut(cmd);
+        if let Some(g) = &alias.options.process_group {
+            conf.group_references.push((g.clone(), origin.clone()));
+        }
+        let mount = Mount { target: alias.target, options: alias.options, application_group, origin };
+        if name.ends_with("Match") {
+            let re = CString::new(alias.url_path.clone()).map_err(|_| "regex contains NUL".to_string())?;
+            let regex = ffi::ap_pregcomp((*cmd).pool, re.as_ptr(), 0);
+            if regex.is_null() {
+                return Err(format!("{name}: invalid regular expression '{}'", alias.url_path));
+            }
+            conf.regex_mounts.push(RegexMount { regex, mount });
+            Ok(())
+        } else {
+            conf.mounts
+                .insert(&alias.url_path, mount)
+                .map_err(|prefix| format!("{name}: URL path '{}' is already mounted (as '{prefix}')", alias.url_path))
+        }
+    })();
+    answer(cmd, r)
+}
+
+unsafe extern "C" fn cmd_daemon_process(cmd: *mut ffi::cmd_parms, _m: *mut c_void, a: *const c_char) -> *const c_char {
+    let r = (|| {
+        let (daemon, warnings) = config::parse_daemon_process(args(a)).map_err(|e| e.to_string())?;
+        for w in warnings {
+            super::util::log_server((*cmd).server, super::util::LOG_WARNING, &w);
+        }
+        let origin = origin(cmd);
+        // Names are process-wide: a second definition anywhere is an error.
+        let mut names = DAEMON_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, first)) = names.iter().find(|(n, _)| *n == daemon.name) {
+            return Err(format!(
+                "WSGIDaemonProcess: name '{}' is already defined at {}:{}",
+                daemon.name, first.file, first.line
+            ));
+        }
+        names.push((daemon.name.clone(), origin.clone()));
+        server_conf_mut(cmd).daemons.push((daemon, origin));
+        Ok(())
+    })();
+    answer(cmd, r)
+}
+
+/// Daemon group names defined while reading the configuration; cleared before each read.
+pub static DAEMON_NAMES: std::sync::Mutex<Vec<(String, Origin)>> = std::sync::Mutex::new(Vec::new());
+
+macro_rules! dir_setter {
+    ($fn_name:ident, |$conf:ident, $name:ident, $raw:ident| $body:expr) => {
+        unsafe extern "C" fn $fn_name(cmd: *mut ffi::cmd_parms, m: *mut c_void, a: *const c_char) -> *const c_char {
+            let r = (|| -> Result<()> {
+                let $conf = &mut *(m as *mut DirConf);
+                let $name = directive_name(cmd);
+                let $raw = args(a);
+                $body
+            })();
+            answer(cmd, r)
+        }
+    };
+}
+
+dir_setter!(cmd_application_group, |conf, name, raw| {
+    conf.application_group = Some(group_spec(name, &one_word(name, raw)?)?);
+    Ok(())
+});
+unsafe extern "C" fn cmd_process_group(cmd: *mut ffi::cmd_parms, m: *mut c_void, a: *const c_char) -> *const c_char {
+    let r = (|| -> Result<()> {
+        let name = directive_name(cmd);
+        let group = one_word(name, args(a))?;
+        if !group.is_empty() && group != "%{GLOBAL}" {
+            server_conf_mut(cmd).group_references.push((group.clone(), origin(cmd)));
+        }
+        (*(m as *mut DirConf)).process_group = Some(if group == "%{GLOBAL}" { String::new() } else { group });
+        Ok(())
+    })();
+    answer(cmd, r)
+}
+dir_setter!(cmd_callable_object, |conf, name, raw| {
+    conf.callable_object = Some(one_word(name, raw)?);
+    Ok(())
+});
+dir_setter!(cmd_pass_authorization, |conf, name, raw| {
+    conf.pass_authorization = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+dir_setter!(cmd_script_reloading, |conf, name, raw| {
+    conf.script_reloading = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+dir_setter!(cmd_chunked_request, |conf, name, raw| {
+    conf.chunked_request = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+
+macro_rules! server_setter {
+    ($fn_name:ident, global = $global:expr, |$conf:ident, $cmd:ident, $name:ident, $raw:ident| $body:expr) => {
+        unsafe extern "C" fn $fn_name($cmd: *mut ffi::cmd_parms, _m: *mut c_void, a: *const c_char) -> *const c_char {
+            let r = (|| -> Result<()> {
+                if $global {
+                    global_only($cmd)?;
+                }
+                let $conf = server_conf_mut($cmd);
+                let $name = directive_name($cmd);
+                let $raw = args(a);
+                $body
+            })();
+            answer($cmd, r)
+        }
+    };
+}
+
+server_setter!(cmd_python_home, global = true, |conf, cmd, name, raw| {
+    let home = one_word(name, raw)?;
+    crate::config::check_python_home(&home).map_err(|e| format!("{name}: {e}"))?;
+    conf.python_home = Some((home, origin(cmd)));
+    Ok(())
+});
+server_setter!(cmd_python_path, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.python_path = one_word(name, raw)?.split(':').filter(|p| !p.is_empty()).map(String::from).collect();
+    Ok(())
+});
+server_setter!(cmd_restrict_embedded, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.restrict_embedded = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+server_setter!(cmd_restrict_signal, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.restrict_signal = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+server_setter!(cmd_socket_prefix, global = true, |conf, cmd, name, raw| {
+    let prefix = one_word(name, raw)?;
+    let resolved = ffi::ap_server_root_relative((*cmd).pool, CString::new(prefix.clone()).unwrap_or_default().as_ptr());
+    conf.socket_prefix = Some(cstr(resolved).unwrap_or(&prefix).to_string());
+    Ok(())
+});
+server_setter!(cmd_restrict_unknown_hosts, global = false, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.restrict_unknown_hosts = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+
+/// mod_wsgi directives that oxwsgi accepts so existing configurations keep working, but that
+/// have no effect (each logs a warning naming itself).
+unsafe extern "C" fn cmd_accepted(cmd: *mut ffi::cmd_parms, _m: *mut c_void, _a: *const c_char) -> *const c_char {
+    super::util::log_server(
+        (*cmd).server,
+        super::util::LOG_WARNING,
+        &format!("{} is accepted for mod_wsgi compatibility but has no effect in oxwsgi; ignored", directive_name(cmd)),
+    );
+    ptr::null()
+}
+
+type RawFn = unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
+
+const fn directive(name: &'static CStr, f: RawFn, how: u32, help: &'static CStr) -> ffi::command_rec {
+    ffi::command_rec {
+        name: name.as_ptr(),
+        func: ffi::cmd_func { raw_args: Some(f) },
+        cmd_data: ptr::null_mut(),
+        req_override: how as i32,
+        args_how: ffi::cmd_how_RAW_ARGS,
+        errmsg: help.as_ptr(),
+    }
+}
+
+const SERVER: u32 = ffi::RSRC_CONF;
+const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
+
+/// Directive names and what they do; docs/configuration.md is checked against this list.
+pub static mut COMMANDS: [ffi::command_rec; 24] = [
+    directive(c"WSGIScriptAlias", cmd_script_alias, SERVER, c"URL-PATH FILE-OR-DIR [options]: mount a WSGI application"),
+    directive(c"WSGIScriptAliasMatch", cmd_script_alias, SERVER, c"REGEX FILE-OR-DIR [options]: mount by regular expression"),
+    directive(c"WSGIDaemonProcess", cmd_daemon_process, SERVER, c"NAME [options]: define a daemon process group"),
+    directive(c"WSGIApplicationGroup", cmd_application_group, DIR_HTACCESS, c"the Python interpreter (application group) to use"),
+    directive(c"WSGIProcessGroup", cmd_process_group, DIR_HTACCESS, c"the daemon process group to delegate requests to"),
+    directive(c"WSGICallableObject", cmd_callable_object, DIR_HTACCESS, c"name of the WSGI callable in the script (default 'application')"),
+    directive(c"WSGIPassAuthorization", cmd_pass_authorization, DIR_HTACCESS, c"On|Off: pass the Authorization header as HTTP_AUTHORIZATION"),
+    directive(c"WSGIScriptReloading", cmd_script_reloading, DIR_HTACCESS, c"On|Off: reload a changed WSGI script"),
+    directive(c"WSGIChunkedRequest", cmd_chunked_request, DIR_HTACCESS, c"On|Off: accept chunked request bodies"),
+    directive(c"WSGIPythonHome", cmd_python_home, SERVER, c"Python prefix or virtualenv"),
+    directive(c"WSGIPythonPath", cmd_python_path, SERVER, c"':'-separated site directories for sys.path"),
+    directive(c"WSGIRestrictEmbedded", cmd_restrict_embedded, SERVER, c"On|Off: refuse embedded-mode requests"),
+    directive(c"WSGIRestrictSignal", cmd_restrict_signal, SERVER, c"On|Off: ignore signal.signal() in embedded mode"),
+    directive(c"WSGISocketPrefix", cmd_socket_prefix, SERVER, c"path prefix of daemon sockets"),
+    directive(c"WSGIRestrictUnknownHosts", cmd_restrict_unknown_hosts, SERVER, c"On|Off: refuse requests for host names no virtual host declares"),
+    directive(c"WSGIPythonOptimize", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGILazyInitialization", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIRestrictStdin", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIRestrictStdout", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIAcceptMutex", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIApplicationGroupDefault", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIVerboseDebugging", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIDestroyInterpreter", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    // Terminator.
+    ffi::command_rec {
+        name: ptr::null(),
+        func: ffi::cmd_func { raw_args: None },
+        cmd_data: ptr::null_mut(),
+        req_override: 0,
+        args_how: 0,
+        errmsg: ptr::null(),
+    },
+];

@@ -1,0 +1,80 @@
+//! Hook registration and the process-level hooks: configuration checks and Python start-up.
+
+use super::conf::{server_conf, DAEMON_NAMES};
+use super::ffi;
+use super::request;
+use super::util::{self, log_server};
+use crate::python::interp::{self, RuntimeConfig};
+use std::ptr;
+
+pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
+    // mod_alias first, so `Alias /static ...` beside `WSGIScriptAlias / ...` serves static files.
+    // Apache keeps these pointers for the life of the hook table: static storage.
+    static mut PRE_TRANSLATE: [*const std::os::raw::c_char; 2] = [c"mod_alias.c".as_ptr(), ptr::null()];
+    static mut SUCC_TRANSLATE: [*const std::os::raw::c_char; 3] =
+        [c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), ptr::null()];
+    let middle = ffi::APR_HOOK_MIDDLE as i32;
+    ffi::ap_hook_pre_config(Some(pre_config), ptr::null(), ptr::null(), middle);
+    ffi::ap_hook_check_config(Some(check_config), ptr::null(), ptr::null(), middle);
+    ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), middle);
+    ffi::ap_hook_translate_name(Some(request::translate_name), ptr::addr_of!(PRE_TRANSLATE) as *const _, ptr::addr_of!(SUCC_TRANSLATE) as *const _, middle);
+    ffi::ap_hook_handler(Some(request::handler), ptr::null(), ptr::null(), middle);
+}
+
+unsafe extern "C" fn pre_config(_p: *mut ffi::apr_pool_t, _plog: *mut ffi::apr_pool_t, _ptemp: *mut ffi::apr_pool_t) -> i32 {
+    DAEMON_NAMES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    ffi::OK as i32
+}
+
+/// Runs after the whole configuration is read (also for `apachectl configtest`): every process
+/// group that a directive names must be defined by some WSGIDaemonProcess.
+unsafe extern "C" fn check_config(
+    _p: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+) -> i32 {
+    let names = DAEMON_NAMES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut ok = true;
+    let mut server = s;
+    while !server.is_null() {
+        for (group, origin) in &server_conf(server).group_references {
+            if !names.iter().any(|(n, _)| n == group) {
+                log_server(
+                    s,
+                    util::LOG_EMERG,
+                    &format!(
+                        "Syntax error on line {} of {}: process group '{group}' is not defined by any WSGIDaemonProcess directive",
+                        origin.line, origin.file
+                    ),
+                );
+                ok = false;
+            }
+        }
+        server = (*server).next;
+    }
+    if ok {
+        ffi::OK as i32
+    } else {
+        ffi::HTTP_INTERNAL_SERVER_ERROR as i32
+    }
+}
+
+fn apache_log(level: u8, msg: &str) {
+    log_server(ptr::null(), level, msg);
+}
+
+/// Python starts in each child, never in Apache's parent (which reloads this module on restart).
+unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+    let conf = server_conf(s);
+    crate::python::set_server_log(apache_log);
+    let config = RuntimeConfig {
+        python_home: conf.python_home.as_ref().map(|(h, _)| h.clone()),
+        python_path: conf.python_path.clone(),
+        process_group: String::new(),
+        restrict_signal: conf.restrict_signal.unwrap_or(true),
+    };
+    if let Err(e) = interp::initialize(config) {
+        log_server(s, util::LOG_ERR, &format!("oxwsgi: {e}"));
+    }
+}

@@ -1,0 +1,429 @@
+//! Embedded mode: mapping a URL to a WSGI script (translate_name), the content handler, and the
+//! [`Backend`] that writes a WSGI response into Apache's output filters.
+
+use super::conf::{dir_conf, server_conf, Mount};
+use super::ffi;
+use super::util::{self, cbytes, cstr, log_request, pool_box, pstr, set_module_config, table_entries, table_get};
+use crate::appgroup::{self, GroupSpec, NamingContext};
+use crate::python::interp;
+use crate::python::wsgi::{self, Backend, BodyError, Outcome, Request};
+use crate::routing::split_first_segment;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+use std::os::raw::c_char;
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const HANDLER_NAME: &[u8] = b"wsgi-script";
+
+/// What translate_name decided for a request, kept in its request_config.
+pub struct Route {
+    pub mount: *const Mount,
+    pub script: String,
+    pub script_name: String,
+    pub path_info: String,
+}
+
+/// translate_name: the longest WSGIScriptAlias mount (or a WSGIScriptAliasMatch) for the URI.
+pub unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> i32 {
+    let Some(uri) = cstr((*r).uri) else { return ffi::DECLINED };
+    if !uri.starts_with('/') {
+        return ffi::DECLINED;
+    }
+    let conf = server_conf((*r).server);
+    let route = match_regex(r, conf, uri).or_else(|| {
+        let m = conf.mounts.resolve(uri)?;
+        let mount = m.payload;
+        let target = std::path::Path::new(&mount.target);
+        if target.is_dir() {
+            // A directory target: the next path segment names the script file.
+            let (segment, rest) = split_first_segment(&m.path_info)?;
+            Some(Route {
+                mount,
+                script: target.join(segment).to_string_lossy().into_owned(),
+                script_name: format!("{}/{segment}", m.script_name),
+                path_info: rest.to_string(),
+            })
+        } else {
+            Some(Route { mount, script: mount.target.clone(), script_name: m.script_name, path_info: m.path_info })
+        }
+    });
+    let Some(route) = route else { return ffi::DECLINED };
+    let pool = (*r).pool;
+    (*r).filename = pstr(pool, route.script.as_bytes());
+    (*r).path_info = pstr(pool, route.path_info.as_bytes());
+    (*r).handler = pstr(pool, HANDLER_NAME);
+    set_module_config((*r).request_config, pool_box(pool, route));
+    ffi::OK as i32
+}
+
+unsafe fn match_regex(r: *mut ffi::request_rec, conf: &super::conf::ServerConf, uri: &str) -> Option<Route> {
+    const N: usize = 10;
+    for rm in &conf.regex_mounts {
+        let mut m: [ffi::ap_regmatch_t; N] = std::mem::zeroed();
+        if ffi::ap_regexec(rm.regex, (*r).uri, N, m.as_mut_ptr(), 0) != 0 {
+            continue;
+        }
+        let target = CString::new(rm.mount.target.clone()).ok()?;
+        let script = cstr(ffi::ap_pregsub((*r).pool, target.as_ptr(), (*r).uri, N, m.as_mut_ptr()))?.to_string();
+        let end = m[0].rm_eo.max(0) as usize;
+        return Some(Route {
+            mount: &rm.mount,
+            script,
+            script_name: uri[..end].trim_end_matches('/').to_string(),
+            path_info: uri[end..].to_string(),
+        });
+    }
+    None
+}
+
+fn mpm_query(what: u32) -> i32 {
+    let mut v = 0;
+    unsafe { ffi::ap_mpm_query(what as i32, &mut v) };
+    v
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The content handler for `wsgi-script`.
+pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> i32 {
+    let h = cbytes((*r).handler);
+    if h != HANDLER_NAME && h != b"application/x-httpd-wsgi" {
+        return ffi::DECLINED;
+    }
+    match std::panic::catch_unwind(|| handle(r)) {
+        Ok(status) => status,
+        Err(_) => {
+            log_request(r, util::LOG_ERR, "oxwsgi: internal error (panic) while handling the request");
+            ffi::HTTP_INTERNAL_SERVER_ERROR as i32
+        }
+    }
+}
+
+unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
+    let route = util::module_config::<Route>((*r).request_config);
+    let route = route.as_ref();
+    let mount = route.map(|rt| &*rt.mount);
+    let dir = dir_conf(r);
+    let script = cstr((*r).filename).unwrap_or("").to_string();
+
+    let process_group = mount
+        .and_then(|m| m.options.process_group.clone())
+        .or_else(|| dir.process_group.clone())
+        .unwrap_or_default();
+    if !process_group.is_empty() {
+        log_request(
+            r,
+            util::LOG_ERR,
+            &format!("oxwsgi: request for '{script}' is delegated to daemon process group '{process_group}', which is not running"),
+        );
+        return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
+    }
+    let main = server_conf(ffi::ap_server_conf);
+    if main.restrict_embedded == Some(true) {
+        log_request(
+            r,
+            util::LOG_ERR,
+            &format!("oxwsgi: embedded mode is disabled (WSGIRestrictEmbedded On); refusing '{script}'"),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+    }
+    if (*r).finfo.filetype != ffi::apr_filetype_e_APR_REG {
+        log_request(r, util::LOG_ERR, &format!("oxwsgi: Target WSGI script not found or unable to stat: {script}"));
+        return ffi::HTTP_NOT_FOUND as i32;
+    }
+    // A chunked body has no CONTENT_LENGTH: apps that trust it would see an empty body.
+    let chunked = table_get((*r).headers_in, c"Transfer-Encoding").is_some();
+    if chunked && dir.chunked_request != Some(true) {
+        log_request(r, util::LOG_INFO, "oxwsgi: chunked request body refused (WSGIChunkedRequest Off): 411");
+        return ffi::HTTP_LENGTH_REQUIRED as i32;
+    }
+    let content_length = if chunked {
+        None
+    } else {
+        match table_get((*r).headers_in, c"Content-Length").map(|v| v.trim().parse::<u64>()) {
+            None => Some(0),
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => return ffi::HTTP_BAD_REQUEST as i32,
+        }
+    };
+
+    let (script_name, path_info) = match route {
+        Some(rt) => (rt.script_name.clone(), rt.path_info.clone()),
+        None => {
+            // AddHandler/SetHandler: SCRIPT_NAME is the URI without its PATH_INFO.
+            let uri = cstr((*r).uri).unwrap_or("");
+            let pi = cstr((*r).path_info).unwrap_or("");
+            (uri[..uri.len().saturating_sub(pi.len())].to_string(), pi.to_string())
+        }
+    };
+    let callable = mount
+        .and_then(|m| m.options.callable_object.clone())
+        .or_else(|| dir.callable_object.clone())
+        .unwrap_or_else(|| "application".to_string());
+    let pass_auth = mount.and_then(|m| m.options.pass_authorization).or(dir.pass_authorization).unwrap_or(false);
+    let spec = mount
+        .and_then(|m| m.application_group.clone())
+        .or_else(|| dir.application_group.clone())
+        .unwrap_or(GroupSpec::Resource);
+
+    ffi::ap_add_common_vars(r);
+    ffi::ap_add_cgi_vars(r);
+    let env = (*r).subprocess_env;
+    let server_name = cstr((*(*r).server).server_hostname).unwrap_or("localhost");
+    let port = local_port(r);
+    let group = appgroup::resolve(&spec, &NamingContext { server_name, port, script_name: &script_name }, |name| {
+        let c = CString::new(name).ok()?;
+        table_get(env, &c).map(String::from).or_else(|| std::env::var(name).ok())
+    });
+
+    // The CGI variables, with SCRIPT_NAME/PATH_INFO from the route and Authorization as configured.
+    let mut cgi: Vec<(&[u8], &[u8])> = Vec::with_capacity(48);
+    for (k, v) in table_entries(env) {
+        match k {
+            b"SCRIPT_NAME" | b"PATH_INFO" | b"HTTP_AUTHORIZATION" | b"PATH_TRANSLATED" => {}
+            _ => cgi.push((k, v)),
+        }
+    }
+    let auth = table_get((*r).headers_in, c"Authorization");
+    if let (true, Some(a)) = (pass_auth, auth) {
+        cgi.push((b"HTTP_AUTHORIZATION", a.as_bytes()));
+    }
+    cgi.push((b"SCRIPT_NAME", script_name.as_bytes()));
+    cgi.push((b"PATH_INFO", path_info.as_bytes()));
+    let request_id = match cstr((*r).log_id) {
+        Some(id) => id.to_string(),
+        None => format!("{:x}-{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)),
+    };
+    let reload = dir.script_reloading.unwrap_or(true);
+    let start = format!("{}", (*r).request_time);
+    let port_text = port.to_string();
+    let listener_host = cstr((*(*r).connection).local_ip).unwrap_or("").to_string();
+    let extras: [(&[u8], &[u8]); 12] = [
+        (b"mod_wsgi.process_group", b""),
+        (b"mod_wsgi.application_group", group.as_bytes()),
+        (b"mod_wsgi.callable_object", callable.as_bytes()),
+        (b"mod_wsgi.request_handler", b"wsgi-script"),
+        (b"mod_wsgi.handler_script", b""),
+        (b"mod_wsgi.script_reloading", if reload { b"1" } else { b"0" }),
+        (b"mod_wsgi.listener_host", listener_host.as_bytes()),
+        (b"mod_wsgi.listener_port", port_text.as_bytes()),
+        (b"mod_wsgi.request_start", start.as_bytes()),
+        (b"mod_wsgi.request_id", request_id.as_bytes()),
+        (b"mod_wsgi.script_name", script_name.as_bytes()),
+        (b"mod_wsgi.path_info", path_info.as_bytes()),
+    ];
+    cgi.extend_from_slice(&extras);
+
+    if !interp::is_initialized() {
+        log_request(r, util::LOG_ERR, "oxwsgi: Python is not available in this process (see the start-up errors above)");
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+    }
+    let interp = match interp::interpreter(&group) {
+        Ok(i) => i,
+        Err(e) => {
+            log_request(r, util::LOG_ERR, &format!("oxwsgi: {e}"));
+            return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+        }
+    };
+    let request = Request {
+        script: std::path::Path::new(&script),
+        mtime: (*r).finfo.mtime,
+        reload,
+        callable: &callable,
+        cgi: &cgi,
+        https: table_get(env, c"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on")),
+        multithread: mpm_query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as i32,
+        multiprocess: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS) > 1,
+        content_length,
+    };
+    let mut backend = ApacheBackend::new(r);
+    let outcome = {
+        let at = interp.attach();
+        wsgi::run(&at, &request, &mut backend)
+    };
+    match outcome {
+        Outcome::Done => ffi::OK as i32,
+        Outcome::Failed(status) => status as i32,
+        Outcome::Aborted => ffi::OK as i32,
+    }
+}
+
+/// The port the connection arrived on (never the one a client puts in its Host header).
+unsafe fn local_port(r: *const ffi::request_rec) -> u16 {
+    let addr = (*(*r).connection).local_addr;
+    if addr.is_null() {
+        0
+    } else {
+        (*addr).port
+    }
+}
+
+/// Embedded mode's [`Backend`]: Apache's input and output filter chains of one request.
+pub struct ApacheBackend {
+    r: *mut ffi::request_rec,
+    out: *mut ffi::apr_bucket_brigade,
+    input: *mut ffi::apr_bucket_brigade,
+    buffered: usize,
+    input_eos: bool,
+}
+
+impl ApacheBackend {
+    unsafe fn new(r: *mut ffi::request_rec) -> ApacheBackend {
+        let c = (*r).connection;
+        ApacheBackend {
+            r,
+            out: ffi::apr_brigade_create((*r).pool, (*c).bucket_alloc),
+            input: ptr::null_mut(),
+            buffered: 0,
+            input_eos: false,
+        }
+    }
+
+    unsafe fn pass(&mut self) -> io::Result<()> {
+        let rv = ffi::ap_pass_brigade((*self.r).output_filters, self.out);
+        ffi::apr_brigade_cleanup(self.out as *mut _);
+        self.buffered = 0;
+        if rv != 0 || (*(*self.r).connection).aborted != 0 {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client connection closed"));
+        }
+        Ok(())
+    }
+}
+
+impl Backend for ApacheBackend {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
+        if self.input_eos || buf.is_empty() {
+            return Ok(0);
+        }
+        unsafe {
+            let r = self.r;
+            if self.input.is_null() {
+                self.input = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
+            }
+            loop {
+                let rv = ffi::ap_get_brigade(
+                    (*r).input_filters,
+                    self.input,
+                    ffi::ap_input_mode_t_AP_MODE_READBYTES,
+                    ffi::apr_read_type_e_APR_BLOCK_READ,
+                    buf.len() as i64,
+                );
+                if rv != 0 {
+                    ffi::apr_brigade_cleanup(self.input as *mut _);
+                    let mut status = ffi::ap_map_http_request_error(rv, ffi::HTTP_BAD_REQUEST as i32);
+                    if !(400..600).contains(&status) {
+                        status = ffi::HTTP_BAD_REQUEST as i32;
+                    }
+                    return Err(BodyError { status: status as u16, message: format!("client sent a malformed or incomplete body (APR status {rv})") });
+                }
+                let mut n = 0usize;
+                let mut b = ffi::oxwsgi_brigade_first(self.input);
+                while b != ffi::oxwsgi_brigade_sentinel(self.input) {
+                    let mut err = 0;
+                    if ffi::oxwsgi_bucket_is_eos(b) != 0 {
+                        self.input_eos = true;
+                        break;
+                    }
+                    if ffi::oxwsgi_bucket_is_error(b, &mut err) != 0 {
+                        ffi::apr_brigade_cleanup(self.input as *mut _);
+                        return Err(BodyError { status: err as u16, message: "error while reading the request body".into() });
+                    }
+                    let mut data: *const c_char = ptr::null();
+                    let mut len: usize = 0;
+                    let rv = ffi::oxwsgi_bucket_read(b, &mut data, &mut len, 1);
+                    if rv != 0 {
+                        ffi::apr_brigade_cleanup(self.input as *mut _);
+                        return Err(BodyError { status: 400, message: format!("request body read failed (APR status {rv})") });
+                    }
+                    let take = len.min(buf.len() - n);
+                    ptr::copy_nonoverlapping(data as *const u8, buf.as_mut_ptr().add(n), take);
+                    n += take;
+                    b = ffi::oxwsgi_bucket_next(b);
+                }
+                ffi::apr_brigade_cleanup(self.input as *mut _);
+                if n > 0 || self.input_eos {
+                    return Ok(n);
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+        unsafe {
+            let r = self.r;
+            let pool = (*r).pool;
+            (*r).status = status as i32;
+            (*r).status_line = pstr(pool, status_line.as_bytes());
+            for (name, value) in headers {
+                if name.eq_ignore_ascii_case(b"content-type") {
+                    ffi::ap_set_content_type(r, pstr(pool, value));
+                } else {
+                    ffi::apr_table_addn((*r).headers_out, pstr(pool, name), pstr(pool, value));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        unsafe {
+            ffi::apr_brigade_write(self.out, None, ptr::null_mut(), data.as_ptr() as *const c_char, data.len());
+        }
+        self.buffered += data.len();
+    }
+
+    fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        unsafe {
+            let c = (*self.r).connection;
+            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
+            self.pass()
+        }
+    }
+
+    fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+        unsafe {
+            // Our own descriptor for the file, owned by the request pool: the application may
+            // close its file object as soon as we return, before Apache has sent the bytes.
+            let path = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
+            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
+            let rv = ffi::apr_file_open(
+                &mut file,
+                path.as_ptr(),
+                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
+                0,
+                (*self.r).pool,
+            );
+            if rv != 0 {
+                return Err(io::Error::other(format!("cannot reopen file for sending (APR status {rv})")));
+            }
+            ffi::apr_brigade_insert_file(self.out, file, offset as i64, len as i64, (*self.r).pool);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        unsafe {
+            let c = (*self.r).connection;
+            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_eos_create((*c).bucket_alloc));
+            self.pass()
+        }
+    }
+
+    fn abort(&mut self) {
+        unsafe {
+            let c = (*self.r).connection;
+            (*c).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+            (*c).aborted = 1;
+        }
+    }
+
+    fn log(&mut self, level: u8, msg: &str) {
+        log_request(self.r, level, msg);
+    }
+}

@@ -1,0 +1,91 @@
+//! Thin safe helpers over Apache/APR: logging, pools, tables, strings.
+
+use super::ffi;
+use std::ffi::{c_void, CStr, CString};
+use std::os::raw::c_char;
+
+/// Apache log levels (APLOG_*).
+pub const LOG_EMERG: u8 = 0;
+pub const LOG_ERR: u8 = 3;
+pub const LOG_WARNING: u8 = 4;
+pub const LOG_INFO: u8 = 6;
+
+fn module_index() -> i32 {
+    unsafe { (*std::ptr::addr_of!(crate::wsgi_module)).module_index }
+}
+
+fn c_message(msg: &str) -> CString {
+    CString::new(msg.replace('\0', "\\0")).unwrap_or_default()
+}
+
+/// One line to the error log, attributed to a request.
+pub fn log_request(r: *const ffi::request_rec, level: u8, msg: &str) {
+    let m = c_message(msg);
+    unsafe { ffi::oxwsgi_log_rerror(c"mod_oxwsgi".as_ptr(), 0, module_index(), level as i32, 0, r, m.as_ptr()) }
+}
+
+/// One line to the error log of a server (null: the main server).
+pub fn log_server(s: *const ffi::server_rec, level: u8, msg: &str) {
+    let m = c_message(msg);
+    let s = if s.is_null() { unsafe { ffi::ap_server_conf as *const _ } } else { s };
+    unsafe { ffi::oxwsgi_log_error(c"mod_oxwsgi".as_ptr(), 0, module_index(), level as i32, 0, s, m.as_ptr()) }
+}
+
+/// Moves `value` into memory owned by `pool`: it is dropped when the pool is cleared.
+pub fn pool_box<T>(pool: *mut ffi::apr_pool_t, value: T) -> *mut T {
+    unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> ffi::apr_status_t {
+        drop(Box::from_raw(data as *mut T));
+        0
+    }
+    let p = Box::into_raw(Box::new(value));
+    unsafe { ffi::apr_pool_cleanup_register(pool, p as *const c_void, Some(drop_box::<T>), Some(ffi::apr_pool_cleanup_null)) };
+    p
+}
+
+/// A NUL-terminated copy of `bytes` in `pool`.
+pub fn pstr(pool: *mut ffi::apr_pool_t, bytes: &[u8]) -> *mut c_char {
+    unsafe { ffi::apr_pstrmemdup(pool, bytes.as_ptr() as *const c_char, bytes.len()) }
+}
+
+/// A C string as a Rust &str (lossy for non-UTF-8 is not wanted: None instead). Null -> None.
+pub fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        None
+    } else {
+        unsafe { CStr::from_ptr(p) }.to_str().ok()
+    }
+}
+
+pub fn cbytes<'a>(p: *const c_char) -> &'a [u8] {
+    if p.is_null() {
+        b""
+    } else {
+        unsafe { CStr::from_ptr(p) }.to_bytes()
+    }
+}
+
+/// Every (key, value) of an APR table, in order.
+pub fn table_entries<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    let arr = unsafe { ffi::apr_table_elts(t) };
+    let (elts, n) = unsafe { ((*arr).elts as *const ffi::apr_table_entry_t, (*arr).nelts as usize) };
+    (0..n).filter_map(move |i| {
+        let e = unsafe { &*elts.add(i) };
+        (!e.key.is_null()).then(|| (cbytes(e.key), cbytes(e.val)))
+    })
+}
+
+pub fn table_get<'a>(t: *const ffi::apr_table_t, key: &CStr) -> Option<&'a str> {
+    cstr(unsafe { ffi::apr_table_get(t, key.as_ptr()) })
+}
+
+/// A module's slot in a config vector (per-server, per-dir or per-request).
+pub fn module_config<T>(vector: *mut ffi::ap_conf_vector_t) -> *mut T {
+    if vector.is_null() {
+        return std::ptr::null_mut();
+    }
+    unsafe { *(vector as *mut *mut c_void).add(module_index() as usize) as *mut T }
+}
+
+pub fn set_module_config<T>(vector: *mut ffi::ap_conf_vector_t, value: *mut T) {
+    unsafe { *(vector as *mut *mut c_void).add(module_index() as usize) = value as *mut c_void }
+}

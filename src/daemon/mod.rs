@@ -1,0 +1,2 @@
+//! Daemon mode.
+pub mod protocol;

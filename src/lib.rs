@@ -1,0 +1,46 @@
+//! oxwsgi: an Apache httpd 2.4 module that hosts Python WSGI applications.
+//!
+//! Data flows one way: Apache hook -> request view -> route -> interpreter -> WSGI adapter ->
+//! Apache output. The pure layers (`config`, `routing`, `appgroup`, `daemon::protocol`) know
+//! nothing of Apache or Python, so unit tests cover them without a server. Everything that
+//! calls into Apache is in `apache` and is left out of unit-test builds (Apache's symbols exist
+//! only inside the httpd process).
+
+pub mod appgroup;
+pub mod config;
+pub mod daemon;
+pub mod python;
+pub mod routing;
+
+#[cfg(not(test))]
+pub mod apache;
+
+#[cfg(not(test))]
+pub use module::wsgi_module;
+
+#[cfg(not(test))]
+mod module {
+    use crate::apache::{conf, ffi, hooks};
+    use std::ptr;
+
+    /// The module record Apache finds with `LoadModule wsgi_module ...`. Its name is mod_wsgi's,
+    /// so `<IfModule mod_wsgi.c>` sections keep working. Apache writes into it (index, links).
+    #[no_mangle]
+    pub static mut wsgi_module: ffi::module = ffi::module {
+        version: ffi::MODULE_MAGIC_NUMBER_MAJOR as i32,
+        minor_version: ffi::MODULE_MAGIC_NUMBER_MINOR as i32,
+        module_index: -1,
+        name: c"mod_wsgi.c".as_ptr(),
+        dynamic_load_handle: ptr::null_mut(),
+        next: ptr::null_mut(),
+        magic: ffi::MODULE_MAGIC_COOKIE as u64,
+        rewrite_args: None,
+        create_dir_config: Some(conf::create_dir_config),
+        merge_dir_config: Some(conf::merge_dir_config),
+        create_server_config: Some(conf::create_server_config),
+        merge_server_config: Some(conf::merge_server_config),
+        cmds: ptr::addr_of!(conf::COMMANDS) as *const ffi::command_rec,
+        register_hooks: Some(hooks::register_hooks),
+        flags: ffi::AP_MODULE_FLAG_NONE as i32,
+    };
+}

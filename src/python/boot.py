@@ -1,0 +1,272 @@
+"""oxwsgi's support code, executed once in every Python interpreter it creates.
+
+The hot path (environ, start_response, the response loop) is native; what lives here is the
+Python-facing surface whose speed does not matter much: the wsgi.input and log stream classes,
+wsgi.file_wrapper, script loading, and the per-interpreter setup (the `mod_wsgi` module,
+sys.stdout/sys.stderr, os.environ isolation).
+
+Before this runs, the native side puts `_log(ctx, level, text)` and `_read(ctx, size)` into the
+module's globals; `ctx` is a per-request capsule (None outside a request).
+"""
+
+import sys
+import os
+import threading
+import types
+
+LOG_ERR = 3
+LOG_INFO = 6
+
+
+class LogStream:
+    """A text stream that writes each complete line to Apache's error log.
+
+    Used for sys.stdout and sys.stderr of every interpreter, and for wsgi.errors of a request
+    (then the lines are attributed to that request)."""
+
+    encoding = 'utf-8'
+    errors = 'backslashreplace'
+    newlines = None
+    line_buffering = True
+
+    def __init__(self, ctx=None, level=LOG_ERR, name='<wsgi.errors>'):
+        self._ctx = ctx
+        self._level = level
+        self._buf = ''
+        self.name = name
+
+    @property
+    def closed(self):
+        return False
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError('write() argument must be str, not %s' % type(s).__name__)
+        if '\n' not in s:
+            self._buf += s
+            return len(s)
+        lines = (self._buf + s).split('\n')
+        self._buf = lines.pop()
+        for line in lines:
+            _log(self._ctx, self._level, line)
+        return len(s)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if self._buf:
+            buf, self._buf = self._buf, ''
+            _log(self._ctx, self._level, buf)
+
+    def close(self):
+        self.flush()
+
+    def isatty(self):
+        return False
+
+    def readable(self):
+        return False
+
+    def seekable(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        import io
+        raise io.UnsupportedOperation('Apache error log stream has no file descriptor')
+
+
+class Input:
+    """wsgi.input: the request body, never read past its end."""
+
+    __slots__ = ('_ctx', '_buf')
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+        self._buf = b''
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            data = self._buf + _read(self._ctx, -1)
+            self._buf = b''
+            return data
+        if len(self._buf) >= size:
+            data, self._buf = self._buf[:size], self._buf[size:]
+            return data
+        data = self._buf
+        self._buf = b''
+        return data + _read(self._ctx, size - len(data))
+
+    def readline(self, size=-1):
+        if size is None:
+            size = -1
+        while True:
+            end = self._buf.find(b'\n') + 1
+            if end == 0 and 0 <= size <= len(self._buf):
+                end = size
+            elif end and 0 <= size < end:
+                end = size
+            if end:
+                line, self._buf = self._buf[:end], self._buf[end:]
+                return line
+            more = _read(self._ctx, 8192)
+            if not more:
+                line, self._buf = self._buf, b''
+                return line
+            self._buf += more
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self):
+        pass
+
+
+class FileWrapper:
+    """wsgi.file_wrapper. The server sends a real file with Apache's file buckets (sendfile);
+    any other file-like object is read in blocks through iteration."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, 'close'):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+
+_load_lock = threading.RLock()
+_scripts = {}
+
+
+def module_name(path):
+    import hashlib
+    return '_mod_wsgi_' + hashlib.md5(path.encode('utf-8', 'surrogateescape')).hexdigest()
+
+
+def load_script(path, mtime, reload):
+    """The module for a WSGI script file, executed once and again when its mtime changes."""
+    entry = _scripts.get(path)
+    if entry is not None and (not reload or entry[0] == mtime):
+        return entry[1]
+    with _load_lock:
+        entry = _scripts.get(path)
+        if entry is not None and (not reload or entry[0] == mtime):
+            return entry[1]
+        name = module_name(path)
+        module = types.ModuleType(name)
+        module.__file__ = path
+        with open(path, 'rb') as f:
+            source = f.read()
+        code = compile(source, path, 'exec', dont_inherit=True)
+        old = sys.modules.get(name)
+        sys.modules[name] = module
+        try:
+            exec(code, module.__dict__)
+        except BaseException:
+            if old is not None:
+                sys.modules[name] = old
+            else:
+                sys.modules.pop(name, None)
+            raise
+        _scripts[path] = (mtime, module)
+        return module
+
+
+def format_exception(exc):
+    import traceback
+    return ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def setup(process_group, application_group, version, environ_snapshot, restrict_signal):
+    """Per-interpreter setup, called once right after this module is executed."""
+    sys.stdout = LogStream(None, LOG_ERR, '<stdout>')
+    sys.stderr = LogStream(None, LOG_ERR, '<stderr>')
+    sys.argv = ['mod_wsgi']
+
+    mod = types.ModuleType('mod_wsgi')
+    mod.version = version
+    mod.process_group = process_group
+    mod.application_group = application_group
+    mod.oxwsgi = True
+    sys.modules['mod_wsgi'] = mod
+
+    if environ_snapshot is not None:
+        isolate_environ(environ_snapshot)
+    if restrict_signal:
+        restrict_signals(application_group)
+
+
+def isolate_environ(snapshot):
+    """Give this interpreter its own os.environ, starting from `snapshot` (the process environment
+    as it was before any application ran). Writes stay in this interpreter: os.putenv and
+    os.unsetenv no longer touch the process environment that other interpreters are built from,
+    and subprocess hands children this interpreter's os.environ."""
+
+    def putenv(key, value):
+        pass
+
+    def unsetenv(key):
+        pass
+
+    os.putenv = putenv
+    os.unsetenv = unsetenv
+    data = os.environ._data
+    data.clear()
+    for key, value in snapshot.items():
+        data[os.environ.encodekey(key)] = os.environ.encodevalue(value)
+
+    import subprocess
+    popen_init = subprocess.Popen.__init__
+
+    def __init__(self, *args, **kwargs):
+        if len(args) <= 10 and kwargs.get('env') is None:
+            kwargs['env'] = dict(os.environ)
+        popen_init(self, *args, **kwargs)
+
+    subprocess.Popen.__init__ = __init__
+
+
+def restrict_signals(application_group):
+    import signal
+    real_signal = signal.signal
+
+    def guarded(signum, handler):
+        sys.stderr.write(
+            "mod_wsgi: Callback registration for signal %s ignored (application group %r): "
+            "signals belong to Apache in embedded mode (WSGIRestrictSignal On).\n"
+            % (signum, application_group))
+        sys.stderr.flush()
+        return signal.getsignal(signum)
+
+    guarded.__wrapped__ = real_signal
+    signal.signal = guarded

@@ -1,0 +1,346 @@
+//! The Python runtime of one process: start-up, the registry of interpreters (one per
+//! application group) and the thread states of each worker thread.
+//!
+//! Rules that keep many worker threads and many interpreters free of deadlock:
+//! - each interpreter is created once, under the registry lock, by the first thread that needs it;
+//! - each (thread, interpreter) pair has its own `PyThreadState`, made once and kept;
+//! - a thread never waits for the registry lock while it holds the GIL (lookups happen before
+//!   the GIL is taken, creation takes the GIL only inside the lock).
+
+use super::obj::{self, Obj, PyResult};
+use super::native;
+use pyo3::ffi;
+use std::cell::{RefCell, UnsafeCell};
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The emulated mod_wsgi API level, reported as `mod_wsgi.version`.
+pub const MOD_WSGI_VERSION: (i64, i64, i64) = (4, 9, 4);
+
+const BOOT_SOURCE: &str = include_str!("boot.py");
+
+/// How this process's Python is set up; fixed at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// `WSGIPythonHome` / `python-home`: a prefix or a virtualenv.
+    pub python_home: Option<String>,
+    /// `WSGIPythonPath` / `python-path`: site directories put in front of sys.path.
+    pub python_path: Vec<String>,
+    /// `''` in embedded mode, the daemon group's name in daemon mode.
+    pub process_group: String,
+    /// `WSGIRestrictSignal`: apps may not install signal handlers (embedded mode).
+    pub restrict_signal: bool,
+}
+
+struct Runtime {
+    config: RuntimeConfig,
+    /// The process environment as it was before any application ran.
+    environ: Vec<(String, String)>,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static REGISTRY: Mutex<Option<HashMap<String, Arc<Interp>>>> = Mutex::new(None);
+
+thread_local! {
+    /// This thread's thread state for each interpreter, keyed by interpreter address.
+    static THREAD_STATES: RefCell<HashMap<usize, *mut ffi::PyThreadState>> = RefCell::new(HashMap::new());
+}
+
+/// One Python interpreter (an application group) and what oxwsgi keeps for it.
+pub struct Interp {
+    pub name: String,
+    state: *mut ffi::PyInterpreterState,
+    data: UnsafeCell<Option<InterpData>>,
+}
+
+// The raw pointers are only used with the GIL held by a thread state of this interpreter.
+unsafe impl Send for Interp {}
+unsafe impl Sync for Interp {}
+
+/// Per-interpreter Python objects. Only touched with the interpreter's GIL held.
+pub struct InterpData {
+    pub input_cls: Obj,
+    pub log_cls: Obj,
+    pub file_wrapper_cls: Obj,
+    pub load_script: Obj,
+    pub format_exception: Obj,
+    pub wsgi_version: Obj,
+    pub mod_wsgi_version: Obj,
+    pub true_: Obj,
+    pub false_: Obj,
+    /// (script path, callable name) -> (mtime, the callable)
+    pub apps: HashMap<(PathBuf, String), (i64, Obj)>,
+}
+
+/// Starts Python in this process. Call once, in the process that will run applications (an
+/// Apache child or a daemon process), never in Apache's parent.
+pub fn initialize(config: RuntimeConfig) -> Result<(), String> {
+    if RUNTIME.get().is_some() {
+        return Ok(());
+    }
+    let environ = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    unsafe { start_python(config.python_home.as_deref())? };
+    let _ = RUNTIME.set(Runtime { config, environ });
+    // The main interpreter ('%{GLOBAL}') is first-class: set it up like any other.
+    let main = Arc::new(Interp {
+        name: String::new(),
+        state: unsafe { ffi::PyInterpreterState_Main() },
+        data: UnsafeCell::new(None),
+    });
+    let setup = unsafe { setup_interpreter(&main) };
+    let tstate = unsafe { ffi::PyEval_SaveThread() };
+    remember_thread_state(&main, tstate);
+    setup?;
+    REGISTRY.lock().unwrap().get_or_insert_with(HashMap::new).insert(String::new(), main);
+    Ok(())
+}
+
+pub fn is_initialized() -> bool {
+    RUNTIME.get().is_some()
+}
+
+/// Py_InitializeFromConfig with Apache-friendly settings. A virtualenv home is found by Python's
+/// own start-up through pyvenv.cfg next to its "executable" (so sys.prefix is the venv and the
+/// base install provides the standard library); any other home is used as PYTHONHOME.
+unsafe fn start_python(home: Option<&str>) -> Result<(), String> {
+    let mut config: ffi::PyConfig = std::mem::zeroed();
+    ffi::PyConfig_InitPythonConfig(&mut config);
+    // Signals belong to Apache; Python must not install handlers.
+    config.install_signal_handlers = 0;
+    config.parse_argv = 0;
+    let cfg: *mut ffi::PyConfig = &mut config;
+    if let Some(home) = home {
+        if PathBuf::from(home).join("pyvenv.cfg").exists() {
+            set_config(cfg, std::ptr::addr_of_mut!((*cfg).program_name), &format!("{home}/bin/python"))?;
+        } else {
+            set_config(cfg, std::ptr::addr_of_mut!((*cfg).home), home)?;
+        }
+    }
+    let status = ffi::Py_InitializeFromConfig(&config);
+    ffi::PyConfig_Clear(&mut config);
+    if ffi::PyStatus_Exception(status) != 0 {
+        let msg = if status.err_msg.is_null() {
+            "unknown error".to_string()
+        } else {
+            CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+        };
+        return Err(format!("Python failed to start: {msg}"));
+    }
+    Ok(())
+}
+
+unsafe fn set_config(cfg: *mut ffi::PyConfig, field: *mut *mut libc::wchar_t, value: &str) -> Result<(), String> {
+    let c = CString::new(value).map_err(|_| format!("invalid path {value:?}"))?;
+    if ffi::PyStatus_Exception(ffi::PyConfig_SetBytesString(cfg, field, c.as_ptr())) != 0 {
+        return Err(format!("cannot use {value:?} in Python's configuration"));
+    }
+    Ok(())
+}
+
+fn remember_thread_state(interp: &Interp, tstate: *mut ffi::PyThreadState) {
+    THREAD_STATES.with(|m| m.borrow_mut().insert(interp.state as usize, tstate));
+}
+
+fn thread_state(interp: &Interp) -> *mut ffi::PyThreadState {
+    THREAD_STATES.with(|m| {
+        *m.borrow_mut()
+            .entry(interp.state as usize)
+            .or_insert_with(|| unsafe { ffi::PyThreadState_New(interp.state) })
+    })
+}
+
+/// The interpreter for an application group, created on first use.
+pub fn interpreter(name: &str) -> Result<Arc<Interp>, String> {
+    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let map = registry.as_mut().ok_or("Python is not initialized in this process")?;
+    if let Some(interp) = map.get(name) {
+        return Ok(interp.clone());
+    }
+    let main = map.get("").cloned().ok_or("main interpreter missing")?;
+    unsafe {
+        ffi::PyEval_RestoreThread(thread_state(&main));
+        let tstate = ffi::Py_NewInterpreter();
+        if tstate.is_null() {
+            ffi::PyErr_Clear();
+            ffi::PyEval_SaveThread();
+            return Err(format!("cannot create Python sub-interpreter for application group '{name}'"));
+        }
+        let interp = Arc::new(Interp {
+            name: name.to_string(),
+            state: ffi::PyThreadState_GetInterpreter(tstate),
+            data: UnsafeCell::new(None),
+        });
+        let setup = setup_interpreter(&interp);
+        remember_thread_state(&interp, tstate);
+        ffi::PyEval_SaveThread();
+        setup?;
+        map.insert(name.to_string(), interp.clone());
+        Ok(interp)
+    }
+}
+
+/// The GIL, held by this thread's thread state for one interpreter. Released on drop.
+pub struct Attached<'a> {
+    pub interp: &'a Interp,
+    tstate: *mut ffi::PyThreadState,
+}
+
+impl Interp {
+    /// Takes the GIL with this thread's thread state for this interpreter.
+    pub fn attach(&self) -> Attached<'_> {
+        let tstate = thread_state(self);
+        unsafe { ffi::PyEval_RestoreThread(tstate) };
+        Attached { interp: self, tstate }
+    }
+}
+
+impl Attached<'_> {
+    /// The interpreter's Python objects.
+    #[allow(clippy::mut_from_ref)]
+    pub fn data(&self) -> &mut InterpData {
+        // Safe: the GIL of this interpreter is held for as long as `self` lives, and the data
+        // was set when the interpreter was created.
+        unsafe { (*self.interp.data.get()).as_mut().expect("interpreter set up") }
+    }
+
+    /// Runs `f` with the GIL released (for blocking I/O).
+    pub fn unlocked<R>(&self, f: impl FnOnce() -> R) -> R {
+        let ts = unsafe { ffi::PyEval_SaveThread() };
+        debug_assert_eq!(ts, self.tstate);
+        let r = f();
+        unsafe { ffi::PyEval_RestoreThread(ts) };
+        r
+    }
+
+    /// The callable `name` of the WSGI script at `path`, (re)loaded when `reload` is set and
+    /// its mtime changed.
+    pub fn application(&self, path: &std::path::Path, mtime: i64, reload: bool, name: &str) -> Result<Obj, LoadError> {
+        let data = self.data();
+        let key = (path.to_path_buf(), name.to_string());
+        if let Some((seen, app)) = data.apps.get(&key) {
+            if !reload || *seen == mtime {
+                return Ok(app.clone());
+            }
+        }
+        let module = (|| {
+            let p = obj::text(&path.to_string_lossy())?;
+            data.load_script.call(&[&p, &obj::int(mtime)?, &obj::boolean(reload)])
+        })()
+        .map_err(|_| LoadError::Exception(obj::take_error()))?;
+        let cname = CString::new(name).map_err(|_| LoadError::NoCallable)?;
+        let app = module.getattr(&cname).map_err(|_| {
+            unsafe { ffi::PyErr_Clear() };
+            LoadError::NoCallable
+        })?;
+        data.apps.insert(key, (mtime, app.clone()));
+        Ok(app)
+    }
+
+    /// The traceback of an exception, as Python prints it.
+    pub fn format_exception(&self, exc: &Obj) -> String {
+        match self.data().format_exception.call1(exc) {
+            Ok(s) => s.as_str().unwrap_or("").to_string(),
+            Err(_) => {
+                unsafe { ffi::PyErr_Clear() };
+                format!("{}: {}", exc.type_name(), exc.display())
+            }
+        }
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        unsafe { ffi::PyEval_SaveThread() };
+    }
+}
+
+pub enum LoadError {
+    /// The script raised while loading (or could not be read); the exception if one was set.
+    Exception(Option<Obj>),
+    /// The script has no attribute with the callable's name.
+    NoCallable,
+}
+
+/// Runs oxwsgi's support module in a freshly created interpreter (GIL held, its thread state
+/// current) and records its objects.
+unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
+    let rt = RUNTIME.get().expect("runtime");
+    let result: PyResult<InterpData> = (|| {
+        add_python_path(&rt.config.python_path)?;
+        let module = Obj::owned(ffi::PyModule_New(c"_oxwsgi".as_ptr()))?;
+        let globals = Obj::borrowed(ffi::PyModule_GetDict(module.as_ptr()));
+        obj::dict_set_str(&globals, c"__builtins__", &Obj::borrowed(ffi::PyEval_GetBuiltins()))?;
+        native::install(&globals)?;
+        let modules = Obj::borrowed(ffi::PyImport_GetModuleDict());
+        obj::dict_set_str(&modules, c"_oxwsgi", &module)?;
+        let src = CString::new(BOOT_SOURCE).expect("no NUL in boot.py");
+        let code = Obj::owned(ffi::Py_CompileString(src.as_ptr(), c"<oxwsgi boot.py>".as_ptr(), ffi::Py_file_input))?;
+        Obj::owned(ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()))?;
+
+        let get = |name: &CStr| module.getattr(name);
+        let (a, b, c) = MOD_WSGI_VERSION;
+        let mod_wsgi_version = obj::tuple(&[&obj::int(a)?, &obj::int(b)?, &obj::int(c)?])?;
+        let environ = obj::dict()?;
+        for (k, v) in &rt.environ {
+            obj::dict_set(&environ, &obj::text(k)?, &obj::text(v)?)?;
+        }
+        get(c"setup")?.call(&[
+            &obj::text(&rt.config.process_group)?,
+            &obj::text(&interp.name)?,
+            &mod_wsgi_version,
+            &environ,
+            &obj::boolean(rt.config.restrict_signal),
+        ])?;
+        Ok(InterpData {
+            input_cls: get(c"Input")?,
+            log_cls: get(c"LogStream")?,
+            file_wrapper_cls: get(c"FileWrapper")?,
+            load_script: get(c"load_script")?,
+            format_exception: get(c"format_exception")?,
+            wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
+            mod_wsgi_version,
+            true_: obj::boolean(true),
+            false_: obj::boolean(false),
+            apps: HashMap::new(),
+        })
+    })();
+    match result {
+        Ok(data) => {
+            *interp.data.get() = Some(data);
+            Ok(())
+        }
+        Err(_) => {
+            let msg = obj::take_error().map(|e| format!("{}: {}", e.type_name(), e.display())).unwrap_or_default();
+            Err(format!("cannot set up Python interpreter '{}': {msg}", interp.name))
+        }
+    }
+}
+
+/// `WSGIPythonPath`: each directory is added with site.addsitedir (so .pth files work) and the
+/// new entries are moved in front of sys.path.
+unsafe fn add_python_path(paths: &[String]) -> PyResult<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let site = Obj::owned(ffi::PyImport_ImportModule(c"site".as_ptr()))?;
+    let sys = Obj::owned(ffi::PyImport_ImportModule(c"sys".as_ptr()))?;
+    let sys_path = sys.getattr(c"path")?;
+    let before = ffi::PyList_Size(sys_path.as_ptr());
+    let addsitedir = site.getattr(c"addsitedir")?;
+    for p in paths {
+        addsitedir.call1(&obj::text(p)?)?;
+    }
+    // Rotate the added tail to the front: sys.path[:] = sys.path[before:] + sys.path[:before]
+    let after = ffi::PyList_Size(sys_path.as_ptr());
+    let head = Obj::owned(ffi::PyList_GetSlice(sys_path.as_ptr(), 0, before))?;
+    let tail = Obj::owned(ffi::PyList_GetSlice(sys_path.as_ptr(), before, after))?;
+    let joined = Obj::owned(ffi::PySequence_Concat(tail.as_ptr(), head.as_ptr()))?;
+    if ffi::PyList_SetSlice(sys_path.as_ptr(), 0, after, joined.as_ptr()) != 0 {
+        return Err(obj::PyErrSet);
+    }
+    Ok(())
+}

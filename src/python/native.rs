@@ -1,0 +1,220 @@
+//! Native functions Python calls: `_log` and `_read` (used by boot.py's classes), and the
+//! per-request `start_response` and `write` callables.
+//!
+//! Per-interpreter safety: no static type objects. Functions are `PyCFunction`s made from static
+//! method tables (plain C data, as CPython's own builtins are) in each interpreter; per-request
+//! state reaches them through a capsule whose pointer is cleared when the request ends, so a
+//! callable kept by an application after its request raises instead of touching freed memory.
+
+use super::obj::{self, raise, Obj, PyResult};
+use super::wsgi::RequestState;
+use pyo3::ffi;
+use std::cell::Cell;
+use std::ptr;
+use std::sync::OnceLock;
+
+const CAPSULE_NAME: &std::ffi::CStr = c"oxwsgi.request";
+
+/// Where lines that belong to no request go (sys.stdout/sys.stderr outside a request).
+/// Set once by the host (Apache's error log); stderr otherwise.
+static SERVER_LOG: OnceLock<fn(u8, &str)> = OnceLock::new();
+
+pub fn set_server_log(f: fn(u8, &str)) {
+    let _ = SERVER_LOG.set(f);
+}
+
+pub fn server_log(level: u8, msg: &str) {
+    match SERVER_LOG.get() {
+        Some(f) => f(level, msg),
+        None => eprintln!("{msg}"),
+    }
+}
+
+/// The capsule's payload: the live request, or null once it has ended.
+pub struct Slot {
+    state: Cell<*mut RequestState>,
+    thread: libc::pthread_t,
+}
+
+/// A capsule naming one request. `close()` it when the request ends.
+pub struct RequestCapsule {
+    pub capsule: Obj,
+    slot: *const Slot,
+}
+
+impl RequestCapsule {
+    pub fn new(state: *mut RequestState) -> PyResult<RequestCapsule> {
+        let slot = Box::into_raw(Box::new(Slot { state: Cell::new(state), thread: unsafe { libc::pthread_self() } }));
+        let capsule = unsafe { Obj::owned(ffi::PyCapsule_New(slot.cast(), CAPSULE_NAME.as_ptr(), Some(free_slot))) };
+        match capsule {
+            Ok(capsule) => Ok(RequestCapsule { capsule, slot }),
+            Err(e) => {
+                drop(unsafe { Box::from_raw(slot) });
+                Err(e)
+            }
+        }
+    }
+
+    /// Detaches the request: later calls through this capsule raise.
+    pub fn close(&self) {
+        unsafe { (*self.slot).state.set(ptr::null_mut()) };
+    }
+
+    /// A `PyCFunction` bound to this request.
+    pub fn function(&self, def: *mut ffi::PyMethodDef) -> PyResult<Obj> {
+        unsafe { Obj::owned(ffi::PyCFunction_NewEx(def, self.capsule.as_ptr(), ptr::null_mut())) }
+    }
+}
+
+unsafe extern "C" fn free_slot(capsule: *mut ffi::PyObject) {
+    let p = ffi::PyCapsule_GetPointer(capsule, CAPSULE_NAME.as_ptr());
+    if !p.is_null() {
+        drop(Box::from_raw(p as *mut Slot));
+    } else {
+        ffi::PyErr_Clear();
+    }
+}
+
+/// The live request behind a capsule, if it is still running and this is its thread.
+unsafe fn request<'a>(capsule: *mut ffi::PyObject) -> Option<&'a mut RequestState> {
+    if capsule.is_null() || ffi::PyCapsule_IsValid(capsule, CAPSULE_NAME.as_ptr()) == 0 {
+        return None;
+    }
+    let slot = &*(ffi::PyCapsule_GetPointer(capsule, CAPSULE_NAME.as_ptr()) as *const Slot);
+    let state = slot.state.get();
+    if state.is_null() || libc::pthread_equal(slot.thread, libc::pthread_self()) == 0 {
+        return None;
+    }
+    Some(&mut *state)
+}
+
+macro_rules! method {
+    ($name:literal, $f:ident, $doc:literal) => {
+        ffi::PyMethodDef {
+            ml_name: $name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: $f },
+            ml_flags: ffi::METH_FASTCALL,
+            ml_doc: $doc.as_ptr(),
+        }
+    };
+}
+
+static mut LOG_DEF: ffi::PyMethodDef = method!(c"_log", native_log, c"_log(ctx, level, text): one line to Apache's error log");
+static mut READ_DEF: ffi::PyMethodDef = method!(c"_read", native_read, c"_read(ctx, size): request body bytes");
+pub static mut START_RESPONSE_DEF: ffi::PyMethodDef =
+    method!(c"start_response", native_start_response, c"start_response(status, response_headers, exc_info=None)");
+pub static mut WRITE_DEF: ffi::PyMethodDef = method!(c"write", native_write, c"write(data): send bytes to the client");
+
+/// Puts `_log` and `_read` into a module's globals.
+pub fn install(globals: &Obj) -> PyResult<()> {
+    unsafe {
+        let log = Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(LOG_DEF), ptr::null_mut(), ptr::null_mut()))?;
+        let read = Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(READ_DEF), ptr::null_mut(), ptr::null_mut()))?;
+        obj::dict_set_str(globals, c"_log", &log)?;
+        obj::dict_set_str(globals, c"_read", &read)?;
+    }
+    Ok(())
+}
+
+unsafe fn args<'a>(args: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t) -> &'a [*mut ffi::PyObject] {
+    if n <= 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(args, n as usize)
+    }
+}
+
+fn wrong_args(name: &str, want: &str) -> *mut ffi::PyObject {
+    raise(unsafe { ffi::PyExc_TypeError }, &format!("{name}() takes {want}"))
+}
+
+unsafe extern "C" fn native_log(
+    _slf: *mut ffi::PyObject,
+    argv: *mut *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let a = args(argv, n);
+    if a.len() != 3 {
+        return wrong_args("_log", "3 arguments");
+    }
+    let level = ffi::PyLong_AsLong(a[1]);
+    if level == -1 && !ffi::PyErr_Occurred().is_null() {
+        return ptr::null_mut();
+    }
+    let text = Obj::borrowed(a[2]);
+    let Some(msg) = text.as_str().map(str::to_string).or_else(|| Some(text.display())) else {
+        return ptr::null_mut();
+    };
+    let level = level.clamp(0, 7) as u8;
+    match request(a[0]) {
+        Some(req) => req.log(level, &msg),
+        None => server_log(level, &msg),
+    }
+    obj::none().into_ptr()
+}
+
+unsafe extern "C" fn native_read(
+    _slf: *mut ffi::PyObject,
+    argv: *mut *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let a = args(argv, n);
+    if a.len() != 2 {
+        return wrong_args("_read", "2 arguments");
+    }
+    let size = ffi::PyLong_AsLongLong(a[1]);
+    if size == -1 && !ffi::PyErr_Occurred().is_null() {
+        return ptr::null_mut();
+    }
+    let Some(req) = request(a[0]) else {
+        return raise(ffi::PyExc_OSError, "wsgi.input used outside its request");
+    };
+    match req.read_input(if size < 0 { None } else { Some(size as u64) }) {
+        Ok(data) => obj::bytes(&data).map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
+        Err(msg) => raise(ffi::PyExc_OSError, &msg),
+    }
+}
+
+unsafe extern "C" fn native_start_response(
+    slf: *mut ffi::PyObject,
+    argv: *mut *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let a = args(argv, n);
+    if a.len() != 2 && a.len() != 3 {
+        return wrong_args("start_response", "2 or 3 arguments (status, response_headers, exc_info=None)");
+    }
+    let Some(req) = request(slf) else {
+        return raise(ffi::PyExc_RuntimeError, "start_response() called outside its request");
+    };
+    let exc_info = a.get(2).copied().filter(|p| *p != ffi::Py_None());
+    match req.start_response(&Obj::borrowed(a[0]), &Obj::borrowed(a[1]), exc_info.map(|p| Obj::borrowed(p))) {
+        Ok(()) => req.write_callable().map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
+        Err(()) => ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn native_write(
+    slf: *mut ffi::PyObject,
+    argv: *mut *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let a = args(argv, n);
+    if a.len() != 1 {
+        return wrong_args("write", "exactly one argument");
+    }
+    let Some(req) = request(slf) else {
+        return raise(ffi::PyExc_RuntimeError, "write() called outside its request");
+    };
+    let data = Obj::borrowed(a[0]);
+    let Some(bytes) = data.as_bytes() else {
+        return raise(
+            ffi::PyExc_TypeError,
+            &format!("write() argument must be bytes, not {}", data.type_name()),
+        );
+    };
+    match req.write_from_app(bytes) {
+        Ok(()) => obj::none().into_ptr(),
+        Err(()) => ptr::null_mut(),
+    }
+}

@@ -1,0 +1,246 @@
+//! A tiny owned-reference wrapper over `pyo3::ffi`.
+//!
+//! pyo3's safe API assumes one interpreter per process (its GIL guard, reference pool and type
+//! objects are process-wide), so inside sub-interpreters we use the raw C API. `Obj` is the one
+//! piece of safety we add: a strong reference that is released exactly once. Every `Obj` lives
+//! only while its interpreter's thread state is current (the GIL is held); nothing here is `Send`.
+
+use pyo3::ffi;
+use std::ffi::CStr;
+use std::os::raw::c_char;
+use std::ptr::NonNull;
+
+/// A strong reference to a Python object, released on drop. Only create, use and drop it with
+/// the GIL held by the interpreter that owns the object.
+pub struct Obj(NonNull<ffi::PyObject>);
+
+/// A Python exception was raised and is set as the current error of the thread state.
+#[derive(Debug)]
+pub struct PyErrSet;
+
+pub type PyResult<T> = Result<T, PyErrSet>;
+
+impl Obj {
+    /// Takes ownership of a new reference; a null pointer means an exception is set.
+    ///
+    /// # Safety
+    /// `ptr` must be a new (owned) reference or null, and the GIL must be held.
+    pub unsafe fn owned(ptr: *mut ffi::PyObject) -> PyResult<Obj> {
+        NonNull::new(ptr).map(Obj).ok_or(PyErrSet)
+    }
+
+    /// Takes a new strong reference to a borrowed pointer.
+    ///
+    /// # Safety
+    /// `ptr` must be a valid, non-null object pointer and the GIL must be held.
+    pub unsafe fn borrowed(ptr: *mut ffi::PyObject) -> Obj {
+        ffi::Py_IncRef(ptr);
+        Obj(NonNull::new_unchecked(ptr))
+    }
+
+    pub fn as_ptr(&self) -> *mut ffi::PyObject {
+        self.0.as_ptr()
+    }
+
+    /// Gives up ownership without releasing the reference (for APIs that steal one).
+    pub fn into_ptr(self) -> *mut ffi::PyObject {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    pub fn getattr(&self, name: &CStr) -> PyResult<Obj> {
+        unsafe { Obj::owned(ffi::PyObject_GetAttrString(self.as_ptr(), name.as_ptr())) }
+    }
+
+    pub fn call0(&self) -> PyResult<Obj> {
+        unsafe { Obj::owned(ffi::PyObject_CallNoArgs(self.as_ptr())) }
+    }
+
+    pub fn call1(&self, a: &Obj) -> PyResult<Obj> {
+        unsafe { Obj::owned(ffi::PyObject_CallOneArg(self.as_ptr(), a.as_ptr())) }
+    }
+
+    pub fn call(&self, args: &[&Obj]) -> PyResult<Obj> {
+        let tuple = tuple(args)?;
+        unsafe { Obj::owned(ffi::PyObject_Call(self.as_ptr(), tuple.as_ptr(), std::ptr::null_mut())) }
+    }
+
+    pub fn is_none(&self) -> bool {
+        unsafe { self.as_ptr() == ffi::Py_None() }
+    }
+
+    /// The bytes of a `bytes` object, or None for any other type.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        unsafe {
+            if ffi::PyBytes_Check(self.as_ptr()) == 0 {
+                return None;
+            }
+            let mut data: *mut c_char = std::ptr::null_mut();
+            let mut len: ffi::Py_ssize_t = 0;
+            if ffi::PyBytes_AsStringAndSize(self.as_ptr(), &mut data, &mut len) != 0 {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            Some(std::slice::from_raw_parts(data as *const u8, len as usize))
+        }
+    }
+
+    /// The UTF-8 text of a `str` object, or None for any other type (or lone surrogates).
+    pub fn as_str(&self) -> Option<&str> {
+        unsafe {
+            if ffi::PyUnicode_Check(self.as_ptr()) == 0 {
+                return None;
+            }
+            let mut len: ffi::Py_ssize_t = 0;
+            let p = ffi::PyUnicode_AsUTF8AndSize(self.as_ptr(), &mut len);
+            if p.is_null() {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            std::str::from_utf8(std::slice::from_raw_parts(p as *const u8, len as usize)).ok()
+        }
+    }
+
+    /// `str(self)` as a Rust string, for messages. Never fails.
+    pub fn display(&self) -> String {
+        unsafe {
+            match Obj::owned(ffi::PyObject_Str(self.as_ptr())) {
+                Ok(s) => s.as_str().unwrap_or("<unprintable>").to_string(),
+                Err(_) => {
+                    ffi::PyErr_Clear();
+                    "<unprintable>".to_string()
+                }
+            }
+        }
+    }
+
+    pub fn type_name(&self) -> String {
+        unsafe {
+            let t = ffi::Py_TYPE(self.as_ptr());
+            CStr::from_ptr((*t).tp_name).to_string_lossy().into_owned()
+        }
+    }
+}
+
+impl Clone for Obj {
+    fn clone(&self) -> Obj {
+        unsafe { Obj::borrowed(self.as_ptr()) }
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        unsafe { ffi::Py_DecRef(self.0.as_ptr()) }
+    }
+}
+
+/// `str` decoded from latin-1 bytes, as PEP 3333 wants for every environ value.
+pub fn latin1(bytes: &[u8]) -> PyResult<Obj> {
+    unsafe {
+        Obj::owned(ffi::PyUnicode_DecodeLatin1(
+            bytes.as_ptr() as *const c_char,
+            bytes.len() as ffi::Py_ssize_t,
+            std::ptr::null(),
+        ))
+    }
+}
+
+pub fn text(s: &str) -> PyResult<Obj> {
+    unsafe { Obj::owned(ffi::PyUnicode_FromStringAndSize(s.as_ptr() as *const c_char, s.len() as ffi::Py_ssize_t)) }
+}
+
+pub fn bytes(b: &[u8]) -> PyResult<Obj> {
+    unsafe { Obj::owned(ffi::PyBytes_FromStringAndSize(b.as_ptr() as *const c_char, b.len() as ffi::Py_ssize_t)) }
+}
+
+pub fn int(v: i64) -> PyResult<Obj> {
+    unsafe { Obj::owned(ffi::PyLong_FromLongLong(v)) }
+}
+
+pub fn boolean(v: bool) -> Obj {
+    unsafe { Obj::borrowed(if v { ffi::Py_True() } else { ffi::Py_False() }) }
+}
+
+pub fn none() -> Obj {
+    unsafe { Obj::borrowed(ffi::Py_None()) }
+}
+
+pub fn tuple(items: &[&Obj]) -> PyResult<Obj> {
+    unsafe {
+        let t = Obj::owned(ffi::PyTuple_New(items.len() as ffi::Py_ssize_t))?;
+        for (i, item) in items.iter().enumerate() {
+            // PyTuple_SetItem steals a reference.
+            ffi::PyTuple_SetItem(t.as_ptr(), i as ffi::Py_ssize_t, (*item).clone().into_ptr());
+        }
+        Ok(t)
+    }
+}
+
+pub fn dict() -> PyResult<Obj> {
+    unsafe { Obj::owned(ffi::PyDict_New()) }
+}
+
+pub fn dict_set(d: &Obj, key: &Obj, value: &Obj) -> PyResult<()> {
+    unsafe {
+        if ffi::PyDict_SetItem(d.as_ptr(), key.as_ptr(), value.as_ptr()) == 0 {
+            Ok(())
+        } else {
+            Err(PyErrSet)
+        }
+    }
+}
+
+pub fn dict_set_str(d: &Obj, key: &CStr, value: &Obj) -> PyResult<()> {
+    unsafe {
+        if ffi::PyDict_SetItemString(d.as_ptr(), key.as_ptr(), value.as_ptr()) == 0 {
+            Ok(())
+        } else {
+            Err(PyErrSet)
+        }
+    }
+}
+
+/// Raises `exc` (e.g. `ffi::PyExc_ValueError`) with a message; returns null for C callers.
+pub fn raise(exc: *mut ffi::PyObject, msg: &str) -> *mut ffi::PyObject {
+    let msg = std::ffi::CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    unsafe { ffi::PyErr_SetString(exc, msg.as_ptr()) };
+    std::ptr::null_mut()
+}
+
+/// The currently raised exception, taken out of the thread state (None if none is set).
+pub fn take_error() -> Option<Obj> {
+    unsafe {
+        let mut t = std::ptr::null_mut();
+        let mut v = std::ptr::null_mut();
+        let mut tb = std::ptr::null_mut();
+        ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+        if t.is_null() {
+            return None;
+        }
+        ffi::PyErr_NormalizeException(&mut t, &mut v, &mut tb);
+        if !tb.is_null() && !v.is_null() {
+            ffi::PyException_SetTraceback(v, tb);
+        }
+        ffi::Py_DecRef(t);
+        if !tb.is_null() {
+            ffi::Py_DecRef(tb);
+        }
+        Obj::owned(v).ok()
+    }
+}
+
+/// Puts an exception object back as the current error.
+pub fn restore_error(exc: Obj) {
+    unsafe {
+        let t = ffi::Py_TYPE(exc.as_ptr()) as *mut ffi::PyObject;
+        ffi::Py_IncRef(t);
+        let tb = ffi::PyException_GetTraceback(exc.as_ptr());
+        ffi::PyErr_Restore(t, exc.into_ptr(), tb);
+    }
+}
+
+/// Whether `exc` is an instance of the exception class `cls`.
+pub fn error_is(exc: &Obj, cls: *mut ffi::PyObject) -> bool {
+    unsafe { ffi::PyErr_GivenExceptionMatches(exc.as_ptr(), cls) != 0 }
+}

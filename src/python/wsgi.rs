@@ -1,0 +1,683 @@
+//! The WSGI adapter (PEP 3333): environ, start_response, write, the response loop, close.
+//!
+//! It talks to the client only through [`Backend`], so embedded mode (Apache's brigades) and
+//! daemon mode (the wire protocol) run exactly the same adapter and answer byte for byte alike.
+
+use super::interp::{Attached, LoadError};
+use super::native::{RequestCapsule, START_RESPONSE_DEF, WRITE_DEF};
+use super::obj::{self, raise, Obj, PyErrSet, PyResult};
+use pyo3::ffi;
+use std::io;
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::ptr;
+
+pub const LOG_ERR: u8 = 3;
+pub const LOG_WARNING: u8 = 4;
+pub const LOG_INFO: u8 = 6;
+
+/// Output buffered before it is pushed to the client even when more is immediately available.
+const FLUSH_THRESHOLD: usize = 256 * 1024;
+/// Largest single read from the client when the application asks for everything.
+const READ_CHUNK: u64 = 64 * 1024;
+
+/// Where a request's input comes from and its response goes.
+///
+/// Methods marked "GIL held" are called while Python is locked and must not block; the others
+/// are called with the GIL released.
+pub trait Backend {
+    /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body.
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError>;
+    /// The response head (GIL held). Called once, before any body bytes.
+    fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String>;
+    /// Buffers body bytes (GIL held).
+    fn write(&mut self, data: &[u8]);
+    /// Bytes buffered by `write` and not yet flushed.
+    fn buffered(&self) -> usize;
+    /// Pushes buffered output towards the client. An error means the client is gone.
+    fn flush(&mut self) -> io::Result<()>;
+    /// Sends `len` bytes of the open file `fd` from `offset`. The caller may close `fd` as soon
+    /// as this returns.
+    fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()>;
+    /// Completes the response.
+    fn finish(&mut self) -> io::Result<()>;
+    /// The response cannot be completed: drop the connection so the client sees the failure.
+    fn abort(&mut self);
+    /// One line to the error log, attributed to this request (GIL held).
+    fn log(&mut self, level: u8, msg: &str);
+}
+
+#[derive(Debug, Clone)]
+pub struct BodyError {
+    /// The HTTP status that describes the failure (400 malformed, 408 timeout, 413 too large).
+    pub status: u16,
+    pub message: String,
+}
+
+/// What the host needs to know to run one request.
+pub struct Request<'a> {
+    pub script: &'a Path,
+    pub mtime: i64,
+    pub reload: bool,
+    pub callable: &'a str,
+    /// CGI variables and `mod_wsgi.*` string keys, as bytes (decoded as latin-1).
+    pub cgi: &'a [(&'a [u8], &'a [u8])],
+    pub https: bool,
+    pub multithread: bool,
+    pub multiprocess: bool,
+    /// The declared request body length; None for a chunked body read to its end.
+    pub content_length: Option<u64>,
+}
+
+/// How a request ended, for the host.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response was sent.
+    Done,
+    /// Nothing was sent: the host answers with this status.
+    Failed(u16),
+    /// The response was cut short; the connection is being dropped.
+    Aborted,
+}
+
+/// Runs the WSGI application of `req` on this thread (GIL held through `at`).
+pub fn run(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'static)) -> Outcome {
+    let script = req.script.display().to_string();
+    let app = match at.application(req.script, req.mtime, req.reload, req.callable) {
+        Ok(app) => app,
+        Err(LoadError::Exception(exc)) => {
+            backend.log(LOG_ERR, &format!("{}: Failed to exec Python script file '{script}'.", who(at)));
+            log_exception(at, backend, &script, exc);
+            return Outcome::Failed(500);
+        }
+        Err(LoadError::NoCallable) => {
+            backend.log(
+                LOG_ERR,
+                &format!("{}: Target WSGI script '{script}' does not contain WSGI application '{}'.", who(at), req.callable),
+            );
+            return Outcome::Failed(500);
+        }
+    };
+
+    let mut state = RequestState::new(backend, req.content_length);
+    let outcome = match RequestCapsule::new(&mut state) {
+        Ok(capsule) => {
+            state.capsule = Some(capsule.capsule.clone());
+            let outcome = state.call(at, req, &app, &capsule, &script);
+            capsule.close();
+            outcome
+        }
+        Err(PyErrSet) => {
+            log_exception(at, state.backend(), &script, obj::take_error());
+            Outcome::Failed(500)
+        }
+    };
+    outcome
+}
+
+fn who(at: &Attached) -> String {
+    format!("oxwsgi (pid={}, application='{}')", std::process::id(), at.interp.name)
+}
+
+fn log_exception(at: &Attached, backend: &mut dyn Backend, script: &str, exc: Option<Obj>) {
+    backend.log(LOG_ERR, &format!("{}: Exception occurred processing WSGI script '{script}'.", who(at)));
+    let Some(exc) = exc else { return };
+    for line in at.format_exception(&exc).lines() {
+        backend.log(LOG_ERR, line);
+    }
+    // pyo3-built extensions (cryptography, bcrypt, pydantic-core) refuse sub-interpreters.
+    let text = exc.display();
+    if !at.interp.name.is_empty() && (text.contains("subinterpreter") || text.contains("sub-interpreter")) {
+        backend.log(
+            LOG_ERR,
+            &format!(
+                "{}: an extension module in this application does not support Python sub-interpreters; \
+                 run the application in the main interpreter with 'WSGIApplicationGroup %{{GLOBAL}}' \
+                 (or application-group=%{{GLOBAL}} on its WSGIScriptAlias).",
+                who(at)
+            ),
+        );
+    }
+}
+
+/// Runs `f` with the current thread state's GIL released.
+pub fn without_gil<R>(f: impl FnOnce() -> R) -> R {
+    let ts = unsafe { ffi::PyEval_SaveThread() };
+    let r = f();
+    unsafe { ffi::PyEval_RestoreThread(ts) };
+    r
+}
+
+/// One request's response state, reached from Python through the request capsule.
+pub struct RequestState {
+    backend: *mut (dyn Backend + 'static),
+    capsule: Option<Obj>,
+    write_fn: Option<Obj>,
+    status: Option<(u16, String)>,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    headers_sent: bool,
+    content_length: Option<u64>,
+    written: u64,
+    input_remaining: Option<u64>,
+    input_done: bool,
+    input_error: Option<BodyError>,
+    client_gone: bool,
+}
+
+enum Step {
+    Continue,
+    Stop,
+}
+
+impl RequestState {
+    fn new(backend: &mut (dyn Backend + 'static), content_length: Option<u64>) -> RequestState {
+        RequestState {
+            backend,
+            capsule: None,
+            write_fn: None,
+            status: None,
+            headers: Vec::new(),
+            headers_sent: false,
+            content_length: None,
+            written: 0,
+            input_remaining: content_length,
+            input_done: content_length == Some(0),
+            input_error: None,
+            client_gone: false,
+        }
+    }
+
+    fn backend(&mut self) -> &mut (dyn Backend + 'static) {
+        // The backend outlives the request state: both live for the duration of `run`.
+        unsafe { &mut *self.backend }
+    }
+
+    pub fn log(&mut self, level: u8, msg: &str) {
+        self.backend().log(level, msg);
+    }
+
+    fn call(&mut self, at: &Attached, req: &Request, app: &Obj, capsule: &RequestCapsule, script: &str) -> Outcome {
+        let data = at.data();
+        let environ = match build_environ(at, req, capsule) {
+            Ok(e) => e,
+            Err(_) => {
+                log_exception(at, self.backend(), script, obj::take_error());
+                return Outcome::Failed(500);
+            }
+        };
+        let errors = unsafe { ffi::PyDict_GetItemString(environ.as_ptr(), c"wsgi.errors".as_ptr()) };
+        let errors = (!errors.is_null()).then(|| unsafe { Obj::borrowed(errors) });
+
+        let start_response = match capsule.function(ptr::addr_of_mut!(START_RESPONSE_DEF)) {
+            Ok(f) => f,
+            Err(_) => return Outcome::Failed(500),
+        };
+        let mut failure: Option<Option<Obj>> = None;
+        match app.call(&[&environ, &start_response]) {
+            Err(_) => failure = Some(obj::take_error()),
+            Ok(iterable) => {
+                if let Err(PyErrSet) = self.consume(data.file_wrapper_cls.as_ptr(), &iterable) {
+                    failure = Some(obj::take_error());
+                }
+                // close() exactly once, on every path.
+                if unsafe { ffi::PyObject_HasAttrString(iterable.as_ptr(), c"close".as_ptr()) } != 0 {
+                    if let Err(PyErrSet) = iterable.getattr(c"close").and_then(|c| c.call0()) {
+                        let exc = obj::take_error();
+                        if failure.is_none() {
+                            failure = Some(exc);
+                        } else {
+                            log_exception(at, self.backend(), script, exc);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(errors) = errors {
+            if errors.getattr(c"flush").and_then(|f| f.call0()).is_err() {
+                unsafe { ffi::PyErr_Clear() };
+            }
+        }
+        if let Some(exc) = failure {
+            return self.fail(at, script, exc);
+        }
+        if self.client_gone {
+            return self.client_gone_outcome();
+        }
+        if self.status.is_none() {
+            self.log(LOG_ERR, &format!("{}: start_response() was not called by WSGI script '{script}'.", who(at)));
+            return Outcome::Failed(500);
+        }
+        if !self.headers_sent {
+            if let Err(msg) = self.send_headers() {
+                self.log(LOG_ERR, &msg);
+                return Outcome::Failed(500);
+            }
+        }
+        let backend = self.backend();
+        if without_gil(|| backend.finish()).is_err() {
+            return self.client_gone_outcome();
+        }
+        if let Some(cl) = self.content_length {
+            if self.written < cl {
+                self.log(
+                    LOG_ERR,
+                    &format!(
+                        "{}: WSGI script '{script}' declared Content-Length {cl} but sent {} bytes; closing the connection.",
+                        who(at),
+                        self.written
+                    ),
+                );
+                self.backend().abort();
+                return Outcome::Aborted;
+            }
+        }
+        Outcome::Done
+    }
+
+    fn client_gone_outcome(&mut self) -> Outcome {
+        self.log(LOG_INFO, "oxwsgi: client closed the connection before the response was complete");
+        self.backend().abort();
+        Outcome::Aborted
+    }
+
+    fn fail(&mut self, at: &Attached, script: &str, exc: Option<Obj>) -> Outcome {
+        if self.client_gone {
+            return self.client_gone_outcome();
+        }
+        if let (false, Some(err)) = (self.headers_sent, self.input_error.clone()) {
+            self.log(
+                LOG_INFO,
+                &format!("{}: request body could not be read ({}); answering {}", who(at), err.message, err.status),
+            );
+            return Outcome::Failed(err.status);
+        }
+        log_exception(at, self.backend(), script, exc);
+        if self.headers_sent {
+            self.backend().abort();
+            Outcome::Aborted
+        } else {
+            Outcome::Failed(500)
+        }
+    }
+
+    /// Sends the body of `iterable`.
+    fn consume(&mut self, file_wrapper_cls: *mut ffi::PyObject, iterable: &Obj) -> PyResult<()> {
+        unsafe {
+            if ffi::Py_TYPE(iterable.as_ptr()) as *mut ffi::PyObject == file_wrapper_cls && self.try_send_file(iterable)? {
+                return Ok(());
+            }
+            let listlike = ffi::PyList_CheckExact(iterable.as_ptr()) != 0 || ffi::PyTuple_CheckExact(iterable.as_ptr()) != 0;
+            let iter = Obj::owned(ffi::PyObject_GetIter(iterable.as_ptr()))?;
+            loop {
+                let item = ffi::PyIter_Next(iter.as_ptr());
+                if item.is_null() {
+                    return if ffi::PyErr_Occurred().is_null() { Ok(()) } else { Err(PyErrSet) };
+                }
+                let item = Obj::owned(item)?;
+                let Some(bytes) = item.as_bytes() else {
+                    raise(
+                        ffi::PyExc_TypeError,
+                        &format!("sequence of byte string values expected, value of type {} found", item.type_name()),
+                    );
+                    return Err(PyErrSet);
+                };
+                if bytes.is_empty() {
+                    continue;
+                }
+                match self.write_body(bytes, !listlike)? {
+                    Step::Continue => {}
+                    Step::Stop => return Ok(()),
+                }
+            }
+        }
+    }
+
+    /// wsgi.file_wrapper over a real file: hand the descriptor to the backend (sendfile).
+    /// Ok(false) when the object is not a regular file; the caller then iterates it.
+    fn try_send_file(&mut self, wrapper: &Obj) -> PyResult<bool> {
+        let filelike = wrapper.getattr(c"filelike")?;
+        let fd = match filelike.getattr(c"fileno").and_then(|f| f.call0()) {
+            Ok(fd) => unsafe { ffi::PyLong_AsLong(fd.as_ptr()) },
+            Err(_) => {
+                unsafe { ffi::PyErr_Clear() };
+                return Ok(false);
+            }
+        };
+        if fd < 0 {
+            unsafe { ffi::PyErr_Clear() };
+            return Ok(false);
+        }
+        let fd = fd as RawFd;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+            return Ok(false);
+        }
+        // The logical position (a buffered reader may have read ahead of the descriptor).
+        let pos = match filelike.getattr(c"tell").and_then(|f| f.call0()) {
+            Ok(p) => unsafe { ffi::PyLong_AsLongLong(p.as_ptr()) },
+            Err(_) => {
+                unsafe { ffi::PyErr_Clear() };
+                unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) }
+            }
+        };
+        if pos < 0 {
+            unsafe { ffi::PyErr_Clear() };
+            return Ok(false);
+        }
+        self.require_started()?;
+        let size = st.st_size as u64;
+        let mut len = size.saturating_sub(pos as u64);
+        if let Some(cl) = self.content_length {
+            len = len.min(cl.saturating_sub(self.written));
+        }
+        if len == 0 {
+            return Ok(true);
+        }
+        self.ensure_headers()?;
+        let backend = self.backend();
+        match without_gil(|| backend.send_file(fd, pos as u64, len)) {
+            Ok(()) => self.written += len,
+            Err(_) => self.client_gone = true,
+        }
+        Ok(true)
+    }
+
+    fn require_started(&self) -> PyResult<()> {
+        if self.status.is_none() {
+            raise(unsafe { ffi::PyExc_AssertionError }, "response body produced before start_response() was called");
+            return Err(PyErrSet);
+        }
+        Ok(())
+    }
+
+    fn ensure_headers(&mut self) -> PyResult<()> {
+        if !self.headers_sent {
+            if let Err(msg) = self.send_headers() {
+                raise(unsafe { ffi::PyExc_ValueError }, &msg);
+                return Err(PyErrSet);
+            }
+        }
+        Ok(())
+    }
+
+    fn send_headers(&mut self) -> Result<(), String> {
+        let (code, line) = self.status.clone().ok_or("start_response() was not called")?;
+        let headers = std::mem::take(&mut self.headers);
+        self.headers_sent = true;
+        self.backend().start(code, &line, &headers)
+    }
+
+    /// Body bytes from the iterable or write(): clipped to Content-Length, then buffered or
+    /// flushed. Stop when the client is gone or the declared length is complete.
+    fn write_body(&mut self, data: &[u8], flush: bool) -> PyResult<Step> {
+        self.require_started()?;
+        self.ensure_headers()?;
+        let data = match self.content_length {
+            Some(cl) => &data[..data.len().min(cl.saturating_sub(self.written) as usize)],
+            None => data,
+        };
+        self.written += data.len() as u64;
+        let backend = self.backend();
+        backend.write(data);
+        if flush || backend.buffered() >= FLUSH_THRESHOLD {
+            if without_gil(|| backend.flush()).is_err() {
+                self.client_gone = true;
+                return Ok(Step::Stop);
+            }
+        }
+        if self.content_length.is_some_and(|cl| self.written >= cl) {
+            return Ok(Step::Stop);
+        }
+        Ok(Step::Continue)
+    }
+
+    /// The `write()` callable returned by start_response.
+    pub fn write_callable(&mut self) -> PyResult<Obj> {
+        if let Some(w) = &self.write_fn {
+            return Ok(w.clone());
+        }
+        let capsule = self.capsule.clone().ok_or(PyErrSet)?;
+        let w = unsafe { Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(WRITE_DEF), capsule.as_ptr(), ptr::null_mut()))? };
+        self.write_fn = Some(w.clone());
+        Ok(w)
+    }
+
+    pub fn write_from_app(&mut self, data: &[u8]) -> Result<(), ()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.client_gone {
+            raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
+            return Err(());
+        }
+        self.write_body(data, true).map_err(|_| ())?;
+        if self.client_gone {
+            raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
+            return Err(());
+        }
+        Ok(())
+    }
+
+    pub fn start_response(&mut self, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> Result<(), ()> {
+        let fail = |exc: *mut ffi::PyObject, msg: String| {
+            raise(exc, &msg);
+        };
+        // (Each early return below leaves the exception set for the caller.)
+        match (&exc_info, self.status.is_some()) {
+            (Some(info), _) if self.headers_sent => {
+                // PEP 3333: re-raise when the headers have already gone out.
+                unsafe {
+                    if ffi::PyTuple_Check(info.as_ptr()) != 0 && ffi::PyTuple_Size(info.as_ptr()) == 3 {
+                        let value = ffi::PyTuple_GetItem(info.as_ptr(), 1);
+                        if !value.is_null() && value != ffi::Py_None() {
+                            obj::restore_error(Obj::borrowed(value));
+                            return Err(());
+                        }
+                    }
+                }
+                fail(unsafe { ffi::PyExc_RuntimeError }, "start_response() called with exc_info after headers were sent".into());
+                return Err(());
+            }
+            (None, true) => {
+                fail(unsafe { ffi::PyExc_RuntimeError }, "headers have already been set: start_response() called twice without exc_info".into());
+                return Err(());
+            }
+            _ => {}
+        }
+        let Some(status_text) = status.as_str() else {
+            fail(unsafe { ffi::PyExc_TypeError }, format!("status must be str, not {}", status.type_name()));
+            return Err(());
+        };
+        let code = match parse_status(status_text) {
+            Ok(code) => code,
+            Err(msg) => {
+                fail(unsafe { ffi::PyExc_ValueError }, msg);
+                return Err(());
+            }
+        };
+        if unsafe { ffi::PyList_Check(headers.as_ptr()) } == 0 {
+            fail(unsafe { ffi::PyExc_TypeError }, format!("response headers must be a list, not {}", headers.type_name()));
+            return Err(());
+        }
+        let n = unsafe { ffi::PyList_Size(headers.as_ptr()) };
+        let mut parsed = Vec::with_capacity(n as usize);
+        let mut content_length = None;
+        for i in 0..n {
+            let item = unsafe { Obj::borrowed(ffi::PyList_GetItem(headers.as_ptr(), i)) };
+            let pair = unsafe {
+                if ffi::PyTuple_Check(item.as_ptr()) == 0 || ffi::PyTuple_Size(item.as_ptr()) != 2 {
+                    fail(ffi::PyExc_TypeError, format!("response header must be a (name, value) tuple, not {}", item.display()));
+                    return Err(());
+                }
+                (Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 0)), Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 1)))
+            };
+            let (Some(name), Some(value)) = (pair.0.as_str(), pair.1.as_str()) else {
+                fail(
+                    unsafe { ffi::PyExc_TypeError },
+                    format!("response header name and value must be str, not {} and {}", pair.0.type_name(), pair.1.type_name()),
+                );
+                return Err(());
+            };
+            let (name, value) = match validate_header(name, value) {
+                Ok(nv) => nv,
+                Err(msg) => {
+                    fail(unsafe { ffi::PyExc_ValueError }, msg);
+                    return Err(());
+                }
+            };
+            if name.eq_ignore_ascii_case(b"content-length") {
+                match std::str::from_utf8(&value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                    Some(v) => content_length = Some(v),
+                    None => {
+                        fail(unsafe { ffi::PyExc_ValueError }, format!("invalid Content-Length value {:?}", String::from_utf8_lossy(&value)));
+                        return Err(());
+                    }
+                }
+            }
+            parsed.push((name, value));
+        }
+        self.status = Some((code, status_text.to_string()));
+        self.headers = parsed;
+        self.content_length = content_length;
+        Ok(())
+    }
+
+    /// Request body for wsgi.input: `size` bytes at most (None: to the end). Never past the body.
+    pub fn read_input(&mut self, size: Option<u64>) -> Result<Vec<u8>, String> {
+        if let Some(err) = &self.input_error {
+            return Err(format!("request body read error: {}", err.message));
+        }
+        let mut want = size.unwrap_or(u64::MAX);
+        if let Some(rem) = self.input_remaining {
+            want = want.min(rem);
+        }
+        if self.input_done || want == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out: Vec<u8> = Vec::with_capacity(want.min(READ_CHUNK) as usize);
+        let backend = self.backend();
+        let result = without_gil(|| {
+            while (out.len() as u64) < want {
+                let room = (want - out.len() as u64).min(READ_CHUNK) as usize;
+                let start = out.len();
+                out.resize(start + room, 0);
+                match backend.read_body(&mut out[start..]) {
+                    Ok(0) => {
+                        out.truncate(start);
+                        return Ok(true);
+                    }
+                    Ok(n) => out.truncate(start + n),
+                    Err(e) => {
+                        out.truncate(start);
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(false)
+        });
+        if let Some(rem) = self.input_remaining.as_mut() {
+            *rem -= out.len() as u64;
+        }
+        match result {
+            Ok(eof) => {
+                if eof || self.input_remaining == Some(0) {
+                    self.input_done = true;
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                let msg = format!("request body read error: {}", e.message);
+                self.input_error = Some(e);
+                Err(msg)
+            }
+        }
+    }
+}
+
+/// "NNN Reason": three digits, a space, a reason without control characters.
+pub fn parse_status(s: &str) -> Result<u16, String> {
+    let b = s.as_bytes();
+    let ok = b.len() >= 5
+        && b[..3].iter().all(u8::is_ascii_digit)
+        && b[0] != b'0'
+        && b[3] == b' '
+        && s.chars().all(|c| (c as u32) <= 0xff && !c.is_control());
+    if !ok {
+        return Err(format!("invalid status {s:?}: want three digits, a space and a reason, e.g. '200 OK'"));
+    }
+    Ok(s[..3].parse().expect("digits"))
+}
+
+/// A header name must be an RFC 9110 token; a value latin-1 text with no control characters
+/// (tab allowed). CR or LF anywhere is refused, so no header can be injected.
+pub fn validate_header(name: &str, value: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    const TCHAR: &[u8] = b"!#$%&'*+-.^_`|~";
+    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || TCHAR.contains(&c)) {
+        return Err(format!("invalid response header name {name:?}"));
+    }
+    let mut v = Vec::with_capacity(value.len());
+    for c in value.chars() {
+        let c = c as u32;
+        if c > 0xff {
+            return Err(format!("response header {name:?} has a value that is not latin-1: {value:?}"));
+        }
+        if (c < 0x20 && c != 0x09) || c == 0x7f {
+            return Err(format!("response header {name:?} has a control character (CR, LF or other) in its value {value:?}"));
+        }
+        v.push(c as u8);
+    }
+    Ok((name.as_bytes().to_vec(), v))
+}
+
+fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<Obj> {
+    let data = at.data();
+    let env = obj::dict()?;
+    for (k, v) in req.cgi {
+        obj::dict_set(&env, &obj::latin1(k)?, &obj::latin1(v)?)?;
+    }
+    let set = |k: &std::ffi::CStr, v: &Obj| obj::dict_set_str(&env, k, v);
+    set(c"wsgi.version", &data.wsgi_version)?;
+    set(c"wsgi.url_scheme", &obj::text(if req.https { "https" } else { "http" })?)?;
+    set(c"wsgi.input", &data.input_cls.call1(&capsule.capsule)?)?;
+    set(
+        c"wsgi.errors",
+        &data.log_cls.call(&[&capsule.capsule, &obj::int(LOG_ERR as i64)?, &obj::text("<wsgi.errors>")?])?,
+    )?;
+    set(c"wsgi.multithread", if req.multithread { &data.true_ } else { &data.false_ })?;
+    set(c"wsgi.multiprocess", if req.multiprocess { &data.true_ } else { &data.false_ })?;
+    set(c"wsgi.run_once", &data.false_)?;
+    set(c"wsgi.input_terminated", &data.true_)?;
+    set(c"wsgi.file_wrapper", &data.file_wrapper_cls)?;
+    set(c"mod_wsgi.version", &data.mod_wsgi_version)?;
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status("200 OK"), Ok(200));
+        assert_eq!(parse_status("404 Not Found"), Ok(404));
+        assert!(parse_status("200").is_err());
+        assert!(parse_status("200 ").is_err());
+        assert!(parse_status("20 OK").is_err());
+        assert!(parse_status("200OK").is_err());
+        assert!(parse_status("200 OK\r\nX: y").is_err());
+        assert!(parse_status("abc OK").is_err());
+    }
+
+    #[test]
+    fn header_validation() {
+        assert!(validate_header("Set-Cookie", "a=1; Path=/").is_ok());
+        assert_eq!(validate_header("X", "caf\u{e9}").unwrap().1, b"caf\xe9");
+        assert!(validate_header("X", "a\r\nInjected: 1").is_err());
+        assert!(validate_header("X", "a\nb").is_err());
+        assert!(validate_header("X-A\r\nB", "v").is_err());
+        assert!(validate_header("Bad Name", "v").is_err());
+        assert!(validate_header("", "v").is_err());
+        assert!(validate_header("X", "\u{20ac}").is_err());
+        assert!(validate_header("X", "tab\tok").is_ok());
+    }
+}
