@@ -4,7 +4,6 @@ use super::conf::{server_conf, DAEMON_NAMES};
 use super::ffi;
 use super::request;
 use super::util::{self, log_server};
-use crate::python::interp::{self, RuntimeConfig};
 use std::ptr;
 
 pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
@@ -16,6 +15,7 @@ pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
     let middle = ffi::APR_HOOK_MIDDLE as i32;
     ffi::ap_hook_pre_config(Some(pre_config), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_check_config(Some(check_config), ptr::null(), ptr::null(), middle);
+    ffi::ap_hook_post_config(Some(crate::daemon::supervisor::post_config), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_translate_name(Some(request::translate_name), ptr::addr_of!(PRE_TRANSLATE) as *const _, ptr::addr_of!(SUCC_TRANSLATE) as *const _, middle);
     ffi::ap_hook_handler(Some(request::handler), ptr::null(), ptr::null(), middle);
@@ -64,17 +64,8 @@ fn apache_log(level: u8, msg: &str) {
     log_server(ptr::null(), level, msg);
 }
 
-/// Python starts in each child, never in Apache's parent (which reloads this module on restart).
-unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
-    let conf = server_conf(s);
+/// Python is not started here: it starts on a child's first embedded-mode request (see
+/// request::ensure_python), never in Apache's parent (which reloads this module on restart).
+unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {
     crate::python::set_server_log(apache_log);
-    let config = RuntimeConfig {
-        python_home: conf.python_home.as_ref().map(|(h, _)| h.clone()),
-        python_path: conf.python_path.clone(),
-        process_group: String::new(),
-        restrict_signal: conf.restrict_signal.unwrap_or(true),
-    };
-    if let Err(e) = interp::initialize(config) {
-        log_server(s, util::LOG_ERR, &format!("oxwsgi: {e}"));
-    }
 }

@@ -112,16 +112,8 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         .and_then(|m| m.options.process_group.clone())
         .or_else(|| dir.process_group.clone())
         .unwrap_or_default();
-    if !process_group.is_empty() {
-        log_request(
-            r,
-            util::LOG_ERR,
-            &format!("oxwsgi: request for '{script}' is delegated to daemon process group '{process_group}', which is not running"),
-        );
-        return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
-    }
     let main = server_conf(ffi::ap_server_conf);
-    if main.restrict_embedded == Some(true) {
+    if process_group.is_empty() && main.restrict_embedded == Some(true) {
         log_request(
             r,
             util::LOG_ERR,
@@ -201,7 +193,7 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     let port_text = port.to_string();
     let listener_host = cstr((*(*r).connection).local_ip).unwrap_or("").to_string();
     let extras: [(&[u8], &[u8]); 12] = [
-        (b"mod_wsgi.process_group", b""),
+        (b"mod_wsgi.process_group", process_group.as_bytes()),
         (b"mod_wsgi.application_group", group.as_bytes()),
         (b"mod_wsgi.callable_object", callable.as_bytes()),
         (b"mod_wsgi.request_handler", b"wsgi-script"),
@@ -216,6 +208,10 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     ];
     cgi.extend_from_slice(&extras);
 
+    if !process_group.is_empty() {
+        return crate::daemon::client::handle(r, &process_group, &cgi, content_length);
+    }
+    ensure_python();
     if !interp::is_initialized() {
         log_request(r, util::LOG_ERR, "oxwsgi: Python is not available in this process (see the start-up errors above)");
         return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
@@ -250,6 +246,24 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     }
 }
 
+/// Python starts in an Apache child on its first embedded-mode request, so children that only
+/// pass requests to daemon processes never carry an interpreter.
+fn ensure_python() {
+    static START: std::sync::Once = std::sync::Once::new();
+    START.call_once(|| {
+        let conf = server_conf(unsafe { ffi::ap_server_conf });
+        let config = interp::RuntimeConfig {
+            python_home: conf.python_home.as_ref().map(|(h, _)| h.clone()),
+            python_path: conf.python_path.clone(),
+            process_group: String::new(),
+            restrict_signal: conf.restrict_signal.unwrap_or(true),
+        };
+        if let Err(e) = interp::initialize(config) {
+            util::log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: {e}"));
+        }
+    });
+}
+
 /// The port the connection arrived on (never the one a client puts in its Host header).
 unsafe fn local_port(r: *const ffi::request_rec) -> u16 {
     let addr = (*(*r).connection).local_addr;
@@ -263,6 +277,8 @@ unsafe fn local_port(r: *const ffi::request_rec) -> u16 {
 /// Embedded mode's [`Backend`]: Apache's input and output filter chains of one request.
 pub struct ApacheBackend {
     r: *mut ffi::request_rec,
+    /// The response head has been handed to Apache.
+    pub started: bool,
     out: *mut ffi::apr_bucket_brigade,
     input: *mut ffi::apr_bucket_brigade,
     buffered: usize,
@@ -270,10 +286,11 @@ pub struct ApacheBackend {
 }
 
 impl ApacheBackend {
-    unsafe fn new(r: *mut ffi::request_rec) -> ApacheBackend {
+    pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheBackend {
         let c = (*r).connection;
         ApacheBackend {
             r,
+            started: false,
             out: ffi::apr_brigade_create((*r).pool, (*c).bucket_alloc),
             input: ptr::null_mut(),
             buffered: 0,
@@ -354,6 +371,7 @@ impl Backend for ApacheBackend {
         unsafe {
             let r = self.r;
             let pool = (*r).pool;
+            self.started = true;
             (*r).status = status as i32;
             (*r).status_line = pstr(pool, status_line.as_bytes());
             for (name, value) in headers {

@@ -1,0 +1,669 @@
+//! A daemon process: forked from Apache's parent, it drops privileges, starts Python, and serves
+//! requests that Apache's children send over the group's UNIX socket, with the same WSGI adapter
+//! as embedded mode.
+//!
+//! Threads: the main thread accepts (only while a worker is idle, so busy processes leave
+//! connections in the shared backlog for idle ones); `threads` workers run requests; a monitor
+//! enforces request-timeout, maximum-requests, inactivity-timeout, restart-interval and parent
+//! death; a signal thread turns SIGTERM/SIGINT/SIGHUP/SIGUSR1 into an orderly stop.
+
+use super::protocol::{self, Frame, FrameReader, MAX_DATA, MAX_HELLO_PAYLOAD, PROTOCOL_VERSION};
+use super::supervisor::Group;
+use crate::apache::util::{self, log_server};
+use crate::python::interp::{self, RuntimeConfig};
+use crate::python::obj::{self, Obj};
+use crate::python::wsgi::{self, Backend, BodyError, Outcome, Request};
+use pyo3::ffi as py;
+use std::collections::{HashMap, VecDeque};
+use std::ffi::CString;
+use std::io::{self, Write};
+use std::os::fd::{BorrowedFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Runs a daemon process; never returns.
+pub fn run(group: &Group, index: usize) -> ! {
+    let parent = unsafe { libc::getppid() };
+    unsafe { prepare_process(group, index) };
+    crate::python::set_server_log(|level, msg| log_server(ptr::null(), level, msg));
+    let spec = &group.spec;
+    let config = RuntimeConfig {
+        python_home: spec.python_home.clone(),
+        python_path: spec.python_path.clone(),
+        process_group: spec.name.clone(),
+        restrict_signal: false,
+    };
+    if let Err(e) = interp::initialize(config) {
+        log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: daemon process of group '{}': {e}", spec.name));
+        std::thread::sleep(Duration::from_secs(1));
+        unsafe { libc::_exit(1) };
+    }
+    let shared = Arc::new(Shared {
+        group: Group {
+            spec: spec.clone(),
+            socket_path: group.socket_path.clone(),
+            listener: group.listener,
+            secret: group.secret,
+            uid: group.uid,
+            gid: group.gid,
+            user_name: group.user_name.clone(),
+        },
+        index,
+        parent,
+        started: Instant::now(),
+        stop: AtomicBool::new(false),
+        deadline: Mutex::new(None),
+        slots: Mutex::new(Slots { idle: spec.threads as usize, queue: VecDeque::new() }),
+        slots_cv: Condvar::new(),
+        active: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+        served: AtomicU64::new(0),
+        last_activity: Mutex::new(Instant::now()),
+    });
+    for _ in 0..spec.threads {
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || worker(&s))
+            .expect("spawn worker thread");
+    }
+    {
+        let s = shared.clone();
+        std::thread::spawn(move || monitor(&s));
+        let s = shared.clone();
+        std::thread::spawn(move || signals(&s));
+    }
+    log_server(
+        ptr::null(),
+        util::LOG_INFO,
+        &format!("oxwsgi: daemon process {index} of group '{}' ready (pid {}, {} threads)", spec.name, std::process::id(), spec.threads),
+    );
+    accept_loop(&shared);
+    // Wait for the workers to finish (the monitor exits the process at the deadline).
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        if shared.active.lock().unwrap().is_empty() && shared.slots.lock().unwrap().queue.is_empty() {
+            unsafe { libc::_exit(0) };
+        }
+    }
+}
+
+struct Slots {
+    idle: usize,
+    queue: VecDeque<UnixStream>,
+}
+
+struct Shared {
+    group: Group,
+    index: usize,
+    parent: i32,
+    started: Instant,
+    stop: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+    slots: Mutex<Slots>,
+    slots_cv: Condvar,
+    active: Mutex<HashMap<u64, Active>>,
+    next_id: AtomicU64,
+    served: AtomicU64,
+    last_activity: Mutex<Instant>,
+}
+
+struct Active {
+    started: Instant,
+    uri: String,
+    writer: Arc<Writer>,
+    timed_out: bool,
+}
+
+impl Shared {
+    /// Stop accepting; exit once in-flight requests are done, or at `grace` from now.
+    fn begin_stop(&self, grace: Duration, why: &str) {
+        let mut deadline = self.deadline.lock().unwrap();
+        let at = Instant::now() + grace;
+        if deadline.is_none_or(|d| at < d) {
+            *deadline = Some(at);
+        }
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            log_server(
+                ptr::null(),
+                util::LOG_INFO,
+                &format!("oxwsgi: daemon process {} of group '{}' (pid {}) stopping: {why}", self.index, self.group.spec.name, std::process::id()),
+            );
+        }
+        self.slots_cv.notify_all();
+    }
+
+    fn graceful(&self) -> Duration {
+        self.group.spec.graceful_timeout.unwrap_or(self.group.spec.shutdown_timeout)
+    }
+}
+
+/// Resets what the process inherited from Apache's parent and becomes the configured user.
+unsafe fn prepare_process(group: &Group, index: usize) {
+    // Signals: defaults everywhere, SIGPIPE ignored; the stop signals are handled by a thread.
+    for sig in 1..32 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+        libc::sigaddset(&mut set, sig);
+    }
+    libc::pthread_sigmask(libc::SIG_SETMASK, &set, ptr::null_mut());
+    // Apache's listening sockets belong to Apache.
+    crate::apache::ffi::ap_close_listeners();
+    // Other groups' sockets are not ours either.
+    for g in super::supervisor::GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        if g.listener != group.listener {
+            libc::close(g.listener);
+        }
+    }
+    let spec = &group.spec;
+    set_title(&spec.title().unwrap_or_else(|| format!("(wsgi:{})", spec.name)));
+    if let Some(mask) = spec.umask {
+        libc::umask(mask as libc::mode_t);
+    }
+    if let Some(lang) = &spec.lang {
+        std::env::set_var("LANG", lang);
+    }
+    if let Some(locale) = &spec.locale {
+        std::env::set_var("LC_ALL", locale);
+        if let Ok(c) = CString::new(locale.as_str()) {
+            libc::setlocale(libc::LC_ALL, c.as_ptr());
+        }
+    }
+    // Become the group's user (never root: checked when the group was set up).
+    if libc::geteuid() == 0 {
+        let user = CString::new(group.user_name.as_str()).unwrap_or_default();
+        if libc::setgid(group.gid) != 0
+            || libc::initgroups(user.as_ptr(), group.gid) != 0
+            || libc::setuid(group.uid) != 0
+        {
+            log_server(ptr::null(), util::LOG_EMERG, &format!("oxwsgi: daemon group '{}': cannot switch to uid {} gid {}", spec.name, group.uid, group.gid));
+            libc::_exit(1);
+        }
+    }
+    // Changing credentials clears the parent-death signal: set it now.
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    let home = spec.home.clone().or_else(|| {
+        let pw = libc::getpwuid(group.uid);
+        (!pw.is_null()).then(|| util::cstr((*pw).pw_dir).unwrap_or("/").to_string())
+    });
+    if let Some(home) = home {
+        let _ = std::env::set_current_dir(&home);
+        std::env::set_var("HOME", &home);
+    }
+    std::env::set_var("USER", &group.user_name);
+}
+
+/// Shows `title` as this process's command line in ps: the kernel reports the memory that held
+/// the original argv, so it is overwritten in place (its length is what /proc says it is).
+unsafe fn set_title(title: &str) {
+    let process = (*crate::apache::ffi::ap_server_conf).process;
+    let room = std::fs::read("/proc/self/cmdline").map(|c| c.len()).unwrap_or(0);
+    if process.is_null() || (*process).argc < 1 || room == 0 {
+        return;
+    }
+    let start = *(*process).argv as *mut u8;
+    let bytes = title.as_bytes();
+    ptr::write_bytes(start, 0, room);
+    ptr::copy_nonoverlapping(bytes.as_ptr(), start, bytes.len().min(room - 1));
+    if let Ok(c) = CString::new(&bytes[..bytes.len().min(15)]) {
+        libc::prctl(libc::PR_SET_NAME, c.as_ptr());
+    }
+}
+
+fn accept_loop(shared: &Shared) {
+    let listener = shared.group.listener;
+    unsafe {
+        // All daemons of the group poll before accepting; a non-blocking accept lets a process
+        // that lost the race go back to waiting.
+        let flags = libc::fcntl(listener, libc::F_GETFL);
+        libc::fcntl(listener, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    while !shared.stop.load(Ordering::SeqCst) {
+        {
+            // Accept only when a worker is free for the connection.
+            let mut slots = shared.slots.lock().unwrap();
+            while slots.idle <= slots.queue.len() && !shared.stop.load(Ordering::SeqCst) {
+                slots = shared.slots_cv.wait_timeout(slots, Duration::from_millis(200)).unwrap().0;
+            }
+        }
+        let mut pfd = libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 };
+        if unsafe { libc::poll(&mut pfd, 1, 200) } <= 0 {
+            continue;
+        }
+        let fd = unsafe { libc::accept4(listener, ptr::null_mut(), ptr::null_mut(), libc::SOCK_CLOEXEC) };
+        if fd < 0 {
+            continue;
+        }
+        let stream = unsafe { UnixStream::from_raw_fd(fd) };
+        let mut slots = shared.slots.lock().unwrap();
+        slots.queue.push_back(stream);
+        shared.slots_cv.notify_all();
+    }
+}
+
+fn worker(shared: &Arc<Shared>) {
+    loop {
+        let stream = {
+            let mut slots = shared.slots.lock().unwrap();
+            loop {
+                if let Some(s) = slots.queue.pop_front() {
+                    slots.idle -= 1;
+                    break s;
+                }
+                if shared.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                slots = shared.slots_cv.wait_timeout(slots, Duration::from_millis(500)).unwrap().0;
+            }
+        };
+        serve_connection(shared, stream);
+        let mut slots = shared.slots.lock().unwrap();
+        slots.idle += 1;
+        shared.slots_cv.notify_all();
+    }
+}
+
+/// The write half of a connection, shared with the monitor so it can answer a request that
+/// ran past request-timeout.
+struct Writer {
+    state: Mutex<WriterState>,
+}
+
+struct WriterState {
+    stream: UnixStream,
+    started: bool,
+    taken_over: bool,
+}
+
+impl Writer {
+    fn write(&self, bytes: &[u8], starts: bool) -> io::Result<()> {
+        let mut st = self.state.lock().unwrap();
+        if st.taken_over {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "request was answered by the request-timeout monitor"));
+        }
+        st.stream.write_all(bytes)?;
+        st.started |= starts;
+        Ok(())
+    }
+}
+
+fn serve_connection(shared: &Arc<Shared>, stream: UnixStream) {
+    let timeout = Some(shared.group.spec.socket_timeout);
+    let _ = stream.set_read_timeout(timeout);
+    let _ = stream.set_write_timeout(timeout);
+    let Ok(read_half) = stream.try_clone() else { return };
+    let writer = Arc::new(Writer { state: Mutex::new(WriterState { stream, started: false, taken_over: false }) });
+    let mut reader = FrameReader::new(read_half);
+    match reader.read_frame_limited(MAX_HELLO_PAYLOAD) {
+        Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && protocol::secrets_equal(&secret, &shared.group.secret) => {}
+        Ok(Frame::Hello { .. }) => {
+            let _ = send(&writer, &Frame::hello_reject("wrong protocol version or secret"), false);
+            log_server(ptr::null(), util::LOG_WARNING, "oxwsgi: daemon refused a connection that did not come from its own Apache");
+            return;
+        }
+        _ => return,
+    }
+    let mut out = Vec::with_capacity(8192);
+    let _ = protocol::encode_frame(&Frame::HelloOk, &mut out);
+    loop {
+        let frame = match reader.read_frame() {
+            Ok(f) => f,
+            Err(_) => return,
+        };
+        let Frame::Request { environ, body_length, eager_body } = frame else { return };
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let uri = lookup(&environ, b"REQUEST_URI").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+        shared.active.lock().unwrap().insert(id, Active { started: Instant::now(), uri, writer: writer.clone(), timed_out: false });
+        *shared.last_activity.lock().unwrap() = Instant::now();
+        let mut backend = DaemonBackend {
+            writer: writer.clone(),
+            reader,
+            out: std::mem::take(&mut out),
+            buffered: 0,
+            starts: false,
+            pending: Vec::new(),
+            pending_pos: 0,
+            body_done: body_length == Some(0),
+            body_error: None,
+        };
+        let keep = handle_request(shared, &environ, body_length, eager_body, &mut backend);
+        reader = backend.reader;
+        out = backend.out;
+        out.clear();
+        shared.active.lock().unwrap().remove(&id);
+        *shared.last_activity.lock().unwrap() = Instant::now();
+        shared.served.fetch_add(1, Ordering::SeqCst);
+        if !keep {
+            return;
+        }
+    }
+}
+
+fn send(writer: &Writer, frame: &Frame, starts: bool) -> io::Result<()> {
+    let mut buf = Vec::new();
+    protocol::encode_frame(frame, &mut buf).map_err(io::Error::other)?;
+    writer.write(&buf, starts)
+}
+
+fn lookup<'a>(environ: &'a [(Vec<u8>, Vec<u8>)], key: &[u8]) -> Option<&'a [u8]> {
+    environ.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// Runs one request; false when the connection cannot carry another one.
+fn handle_request(
+    shared: &Shared,
+    environ: &[(Vec<u8>, Vec<u8>)],
+    body_length: Option<u64>,
+    eager_body: bool,
+    backend: &mut DaemonBackend,
+) -> bool {
+    let spec = &shared.group.spec;
+    if eager_body && !backend.receive_body() {
+        return false;
+    }
+    let text = |k: &[u8]| lookup(environ, k).and_then(|v| std::str::from_utf8(v).ok());
+    if let (Some(limit), Some(start)) = (spec.queue_timeout, text(b"mod_wsgi.request_start").and_then(|v| v.parse::<i64>().ok())) {
+        let waited = Duration::from_micros((now_micros() - start).max(0) as u64);
+        if waited > limit {
+            backend.log(util::LOG_ERR, &format!(
+                "oxwsgi: request waited {:.1}s for daemon group '{}' (queue-timeout {}s): 503",
+                waited.as_secs_f64(), spec.name, limit.as_secs()));
+            return backend.send_error(503, "queue-timeout exceeded");
+        }
+    }
+    let script = text(b"SCRIPT_FILENAME").unwrap_or("").to_string();
+    let mtime = match std::fs::metadata(&script) {
+        Ok(m) => {
+            use std::os::unix::fs::MetadataExt;
+            m.mtime() * 1_000_000 + m.mtime_nsec() / 1000
+        }
+        Err(e) => {
+            backend.log(util::LOG_ERR, &format!("oxwsgi: Target WSGI script '{script}' cannot be read by daemon group '{}': {e}", spec.name));
+            return backend.send_error(404, "script not found");
+        }
+    };
+    let group = text(b"mod_wsgi.application_group").unwrap_or("").to_string();
+    let callable = text(b"mod_wsgi.callable_object").unwrap_or("application").to_string();
+    let cgi: Vec<(&[u8], &[u8])> = environ.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    let interp = match interp::interpreter(&group) {
+        Ok(i) => i,
+        Err(e) => {
+            backend.log(util::LOG_ERR, &format!("oxwsgi: {e}"));
+            return backend.send_error(500, "cannot create interpreter");
+        }
+    };
+    let request = Request {
+        script: Path::new(&script),
+        mtime,
+        reload: text(b"mod_wsgi.script_reloading") != Some("0"),
+        callable: &callable,
+        cgi: &cgi,
+        https: text(b"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on")),
+        multithread: spec.threads > 1,
+        multiprocess: spec.multiprocess,
+        content_length: body_length,
+    };
+    let outcome = {
+        let at = interp.attach();
+        wsgi::run(&at, &request, backend)
+    };
+    match outcome {
+        Outcome::Done => true,
+        Outcome::Failed(status) => backend.send_error(status, "request failed"),
+        Outcome::Aborted => false,
+    }
+}
+
+/// Daemon mode's [`Backend`]: frames to and from Apache over the group's socket.
+struct DaemonBackend {
+    writer: Arc<Writer>,
+    reader: FrameReader<UnixStream>,
+    out: Vec<u8>,
+    buffered: usize,
+    /// `out` holds the START frame.
+    starts: bool,
+    pending: Vec<u8>,
+    pending_pos: usize,
+    body_done: bool,
+    body_error: Option<BodyError>,
+}
+
+impl DaemonBackend {
+    /// Reads Apache's reply to an (implicit or explicit) READ. False if the connection broke.
+    fn receive_body(&mut self) -> bool {
+        match self.reader.read_frame() {
+            Ok(Frame::Body(data)) => {
+                self.pending = data;
+                self.pending_pos = 0;
+                true
+            }
+            Ok(Frame::BodyEnd) => {
+                self.body_done = true;
+                true
+            }
+            Ok(Frame::BodyError { status }) => {
+                self.body_error = Some(BodyError { status, message: "the client's request body could not be read".into() });
+                true
+            }
+            _ => {
+                self.body_error = Some(BodyError { status: 400, message: "connection to Apache broken while reading the body".into() });
+                false
+            }
+        }
+    }
+
+    fn send_error(&mut self, status: u16, message: &str) -> bool {
+        let _ = protocol::encode_frame(&Frame::error(status.clamp(400, 599), message), &mut self.out);
+        self.flush().is_ok()
+    }
+}
+
+impl Backend for DaemonBackend {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
+        loop {
+            if self.pending_pos < self.pending.len() {
+                let n = buf.len().min(self.pending.len() - self.pending_pos);
+                buf[..n].copy_from_slice(&self.pending[self.pending_pos..self.pending_pos + n]);
+                self.pending_pos += n;
+                return Ok(n);
+            }
+            if let Some(e) = &self.body_error {
+                return Err(e.clone());
+            }
+            if self.body_done || buf.is_empty() {
+                return Ok(0);
+            }
+            let max = buf.len().min(MAX_DATA) as u32;
+            let _ = protocol::encode_frame(&Frame::Read { max }, &mut self.out);
+            if self.flush().is_err() || !self.receive_body() {
+                return Err(self.body_error.clone().unwrap_or(BodyError { status: 400, message: "connection to Apache broken".into() }));
+            }
+        }
+    }
+
+    fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+        let reason = status_line.get(4..).unwrap_or("").as_bytes().to_vec();
+        protocol::encode_frame(&Frame::Start { status, reason, headers: headers.to_vec() }, &mut self.out).map_err(|e| e.to_string())?;
+        self.starts = true;
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        for chunk in data.chunks(MAX_DATA) {
+            let _ = protocol::encode_frame(&Frame::Data(chunk.to_vec()), &mut self.out);
+        }
+        self.buffered += data.len();
+    }
+
+    fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let r = if self.out.is_empty() { Ok(()) } else { self.writer.write(&self.out, self.starts) };
+        self.out.clear();
+        self.buffered = 0;
+        r
+    }
+
+    fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+        self.flush()?;
+        let st = self.writer.state.lock().unwrap();
+        if st.taken_over {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "taken over"));
+        }
+        let file = unsafe { BorrowedFd::borrow_raw(fd) };
+        protocol::send_frame_with_fd(&st.stream, &Frame::SendFile { offset, length: len }, file).map_err(io::Error::other)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        let _ = protocol::encode_frame(&Frame::End, &mut self.out);
+        self.flush()
+    }
+
+    fn abort(&mut self) {
+        let _ = protocol::encode_frame(&Frame::abort("the application failed after the response started"), &mut self.out);
+        let _ = self.flush();
+    }
+
+    fn log(&mut self, level: u8, msg: &str) {
+        log_server(ptr::null(), level, msg);
+    }
+}
+
+fn signals(shared: &Shared) {
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+            libc::sigaddset(&mut set, sig);
+        }
+    }
+    loop {
+        let mut sig = 0;
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            continue;
+        }
+        if sig == libc::SIGUSR1 {
+            shared.begin_stop(shared.graceful(), "graceful restart requested");
+        } else {
+            shared.begin_stop(shared.group.spec.shutdown_timeout, "Apache is stopping or restarting");
+        }
+    }
+}
+
+fn monitor(shared: &Shared) {
+    let spec = &shared.group.spec;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if unsafe { libc::getppid() } != shared.parent {
+            log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: daemon group '{}': Apache's parent is gone; exiting", spec.name));
+            unsafe { libc::_exit(0) };
+        }
+        if let Some(limit) = spec.request_timeout {
+            check_request_timeouts(shared, limit);
+        }
+        let served = shared.served.load(Ordering::SeqCst);
+        if spec.maximum_requests > 0 && served >= spec.maximum_requests {
+            shared.begin_stop(shared.graceful(), &format!("maximum-requests ({}) reached", spec.maximum_requests));
+        }
+        if let Some(t) = spec.restart_interval {
+            if shared.started.elapsed() >= t {
+                shared.begin_stop(shared.graceful(), &format!("restart-interval ({}s) reached", t.as_secs()));
+            }
+        }
+        if let Some(t) = spec.inactivity_timeout {
+            let idle = shared.active.lock().unwrap().is_empty();
+            if idle && shared.last_activity.lock().unwrap().elapsed() >= t {
+                shared.begin_stop(Duration::ZERO, &format!("inactivity-timeout ({}s) reached", t.as_secs()));
+            }
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            let done = {
+                let active = shared.active.lock().unwrap();
+                active.values().all(|a| a.timed_out) && shared.slots.lock().unwrap().queue.is_empty()
+            };
+            let late = shared.deadline.lock().unwrap().is_some_and(|d| Instant::now() >= d);
+            if done || late {
+                if late && !done {
+                    log_server(ptr::null(), util::LOG_WARNING, &format!(
+                        "oxwsgi: daemon group '{}': requests still running at the shutdown deadline; exiting anyway", spec.name));
+                }
+                unsafe { libc::_exit(0) };
+            }
+        }
+    }
+}
+
+/// A request past request-timeout is answered 504 (or aborted if its response had started),
+/// every thread's Python stack is logged, and the process restarts.
+fn check_request_timeouts(shared: &Shared, limit: Duration) {
+    let mut overdue = Vec::new();
+    {
+        let mut active = shared.active.lock().unwrap();
+        for a in active.values_mut() {
+            if !a.timed_out && a.started.elapsed() > limit {
+                a.timed_out = true;
+                overdue.push((a.uri.clone(), a.writer.clone(), a.started.elapsed()));
+            }
+        }
+    }
+    if overdue.is_empty() {
+        return;
+    }
+    let spec = &shared.group.spec;
+    for (uri, writer, ran) in &overdue {
+        log_server(ptr::null(), util::LOG_ERR, &format!(
+            "oxwsgi: request-timeout ({}s) exceeded by request '{uri}' after {:.1}s in daemon process {} of group '{}' (pid {}); answering 504 and restarting the process",
+            limit.as_secs(), ran.as_secs_f64(), shared.index, spec.name, std::process::id()));
+        let mut st = writer.state.lock().unwrap();
+        let frame = if st.started { Frame::abort("request-timeout") } else { Frame::error(504, "request-timeout exceeded") };
+        let mut buf = Vec::new();
+        let _ = protocol::encode_frame(&frame, &mut buf);
+        let _ = st.stream.write_all(&buf);
+        let _ = st.stream.shutdown(std::net::Shutdown::Write);
+        st.taken_over = true;
+    }
+    for line in python_stacks().lines() {
+        log_server(ptr::null(), util::LOG_ERR, line);
+    }
+    shared.begin_stop(shared.graceful().min(Duration::from_secs(5)), "request-timeout exceeded");
+}
+
+/// Every thread's Python stack, as text (taken in the main interpreter).
+fn python_stacks() -> String {
+    const CODE: &str = "def _oxwsgi_stacks():\n    import sys, threading, traceback\n    names = {t.ident: t.name for t in threading.enumerate()}\n    out = []\n    for ident, frame in sys._current_frames().items():\n        out.append('Python stack of thread %s (%s):' % (ident, names.get(ident, 'request thread')))\n        out.extend(l.rstrip() for l in traceback.format_stack(frame))\n    return '\\n'.join(out)\n";
+    let Ok(main) = interp::interpreter("") else { return String::new() };
+    let _at = main.attach();
+    unsafe {
+        let result = (|| {
+            let globals = obj::dict()?;
+            obj::dict_set_str(&globals, c"__builtins__", &Obj::borrowed(py::PyEval_GetBuiltins()))?;
+            let src = CString::new(CODE).expect("no NUL");
+            Obj::owned(py::PyRun_String(src.as_ptr(), py::Py_file_input, globals.as_ptr(), globals.as_ptr()))?;
+            let f = Obj::borrowed(py::PyDict_GetItemString(globals.as_ptr(), c"_oxwsgi_stacks".as_ptr()));
+            f.call0()
+        })();
+        match result {
+            Ok(text) => text.as_str().unwrap_or("").to_string(),
+            Err(_) => {
+                py::PyErr_Clear();
+                String::from("(Python stacks unavailable)")
+            }
+        }
+    }
+}

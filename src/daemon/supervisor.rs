@@ -1,0 +1,341 @@
+//! Apache's parent process side of daemon mode: one listening socket per process group, the
+//! daemon processes forked from the parent, and their supervision through APR's "other child"
+//! registry (the MPM tells us when one dies; we start a new one at once).
+//!
+//! Each group's listening socket is created once per Apache parent and kept across graceful
+//! restarts (it is remembered in the process pool, which outlives module reloads). Old daemons
+//! stop accepting and finish what they have; the new generation accepts from the same backlog,
+//! so no connection is refused while daemons are replaced.
+
+use crate::apache::conf::server_conf;
+use crate::apache::ffi;
+use crate::apache::util::{self, log_server};
+use crate::config::DaemonProcess;
+use std::ffi::{c_void, CStr, CString};
+use std::os::fd::RawFd;
+use std::ptr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A daemon process group as the children and daemons of this generation see it.
+#[derive(Debug)]
+pub struct Group {
+    pub spec: DaemonProcess,
+    pub socket_path: String,
+    pub listener: RawFd,
+    pub secret: [u8; 16],
+    pub uid: u32,
+    pub gid: u32,
+    pub user_name: String,
+}
+
+/// The groups of the current configuration. Set in the parent by post_config before Apache
+/// forks its children, so every child and daemon inherits it.
+pub static GROUPS: Mutex<Vec<Arc<Group>>> = Mutex::new(Vec::new());
+
+pub fn find_group(name: &str) -> Option<Arc<Group>> {
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|g| g.spec.name == name).cloned()
+}
+
+/// One supervised daemon process.
+struct Slot {
+    group: Arc<Group>,
+    index: usize,
+    proc_: ffi::apr_proc_t,
+    started: Instant,
+    pool: *mut ffi::apr_pool_t,
+    /// Set before we unregister the slot ourselves, so the UNREGISTER callback that APR makes
+    /// during unregistration leaves the slot alone.
+    detached: bool,
+}
+
+/// Daemons told to stop in this generation; waited for when Apache itself exits.
+static STOPPING: Mutex<Vec<(i32, Duration)>> = Mutex::new(Vec::new());
+
+fn state(what: u32) -> i32 {
+    unsafe { ffi::ap_state_query(what as i32) }
+}
+
+/// post_config: create the sockets and start the daemon processes of every group.
+pub unsafe extern "C" fn post_config(
+    pconf: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+) -> i32 {
+    // Apache reads its configuration twice at start-up; only the second pass runs servers.
+    if state(ffi::AP_SQ_MAIN_STATE) == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as i32
+        || state(ffi::AP_SQ_RUN_MODE) != ffi::AP_SQ_RM_NORMAL as i32
+    {
+        return ffi::OK as i32;
+    }
+    let mut specs: Vec<DaemonProcess> = Vec::new();
+    let mut server = s;
+    while !server.is_null() {
+        for (d, _) in &server_conf(server).daemons {
+            if !specs.iter().any(|x| x.name == d.name) {
+                specs.push(d.clone());
+            }
+        }
+        server = (*server).next;
+    }
+    STOPPING.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    apr_cleanup(pconf, ptr::null_mut(), on_config_destroyed);
+    if specs.is_empty() {
+        GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        return ffi::OK as i32;
+    }
+    let process_pool = (*(*s).process).pool;
+    let secret = persistent_secret(process_pool);
+    let prefix = match &server_conf(s).socket_prefix {
+        Some(p) => p.clone(),
+        None => util::cstr(ffi::ap_runtime_dir_relative(pconf, c"wsgi".as_ptr())).unwrap_or("/tmp/wsgi").to_string(),
+    };
+    let mut groups = Vec::new();
+    for spec in specs {
+        let (uid, gid, user_name) = match credentials(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                log_server(s, util::LOG_EMERG, &format!("WSGIDaemonProcess {}: {e}", spec.name));
+                return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+            }
+        };
+        let socket_path = format!("{prefix}.{}.{}.sock", std::process::id(), spec.name);
+        let owner = match &spec.socket_user {
+            Some(u) => match lookup_user(u) {
+                Some((uid, _)) => uid,
+                None => {
+                    log_server(s, util::LOG_EMERG, &format!("WSGIDaemonProcess {}: unknown socket-user '{u}'", spec.name));
+                    return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+                }
+            },
+            None => ffi::ap_unixd_config.user_id,
+        };
+        let listener = match persistent_listener(process_pool, &spec.name, &socket_path, spec.listen_backlog, owner) {
+            Ok(fd) => fd,
+            Err(e) => {
+                log_server(s, util::LOG_EMERG, &format!("WSGIDaemonProcess {}: cannot listen on {socket_path}: {e}", spec.name));
+                return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+            }
+        };
+        groups.push(Arc::new(Group { spec, socket_path, listener, secret, uid, gid, user_name }));
+    }
+    *GROUPS.lock().unwrap_or_else(|e| e.into_inner()) = groups.clone();
+    for group in &groups {
+        for index in 0..group.spec.processes as usize {
+            spawn(pconf, group.clone(), index);
+        }
+    }
+    ffi::OK as i32
+}
+
+unsafe fn apr_cleanup(pool: *mut ffi::apr_pool_t, data: *mut c_void, f: unsafe extern "C" fn(*mut c_void) -> ffi::apr_status_t) {
+    ffi::apr_pool_cleanup_register(pool, data, Some(f), Some(ffi::apr_pool_cleanup_null));
+}
+
+/// The configuration is going away (restart or exit). Daemons of this generation were told to
+/// stop as their registrations were dropped; on exit, wait for them (bounded) and remove the
+/// sockets.
+unsafe extern "C" fn on_config_destroyed(_data: *mut c_void) -> ffi::apr_status_t {
+    let exiting = state(ffi::AP_SQ_MAIN_STATE) == ffi::AP_SQ_MS_EXITING as i32;
+    if !exiting {
+        return 0;
+    }
+    let stopping: Vec<(i32, Duration)> = std::mem::take(&mut *STOPPING.lock().unwrap_or_else(|e| e.into_inner()));
+    let deadline = Instant::now() + stopping.iter().map(|(_, t)| *t).max().unwrap_or_default() + Duration::from_millis(500);
+    let mut alive: Vec<i32> = stopping.iter().map(|(p, _)| *p).collect();
+    while !alive.is_empty() && Instant::now() < deadline {
+        alive.retain(|&pid| libc::waitpid(pid, ptr::null_mut(), libc::WNOHANG) == 0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in alive {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, ptr::null_mut(), 0);
+    }
+    for g in GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        libc::close(g.listener);
+        let _ = std::fs::remove_file(&g.socket_path);
+    }
+    0
+}
+
+unsafe fn spawn(pconf: *mut ffi::apr_pool_t, group: Arc<Group>, index: usize) {
+    let pid = libc::fork();
+    if pid < 0 {
+        log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: cannot fork daemon process for group '{}'", group.spec.name));
+        return;
+    }
+    if pid == 0 {
+        super::server::run(&group, index);
+    }
+    log_server(
+        ptr::null(),
+        util::LOG_INFO,
+        &format!("oxwsgi: started daemon process {index} of group '{}' (pid {pid})", group.spec.name),
+    );
+    let slot = Box::into_raw(Box::new(Slot {
+        group,
+        index,
+        proc_: ffi::apr_proc_t { pid, in_: ptr::null_mut(), out: ptr::null_mut(), err: ptr::null_mut() },
+        started: Instant::now(),
+        pool: pconf,
+        detached: false,
+    }));
+    ffi::apr_proc_other_child_register(&mut (*slot).proc_, Some(maintenance), slot as *mut c_void, ptr::null_mut(), pconf);
+}
+
+/// Called by the MPM (through APR) about one daemon process.
+unsafe extern "C" fn maintenance(reason: i32, data: *mut c_void, status: i32) {
+    let slot = data as *mut Slot;
+    if (*slot).detached {
+        return;
+    }
+    let group = Arc::clone(&(&*slot).group);
+    let (name, pid, index) = (group.spec.name.clone(), (*slot).proc_.pid, (*slot).index);
+    match reason as u32 {
+        ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
+            let how = if reason as u32 == ffi::APR_OC_REASON_LOST {
+                "was lost".to_string()
+            } else if libc::WIFSIGNALED(status) {
+                format!("was killed by signal {}", libc::WTERMSIG(status))
+            } else {
+                format!("exited with status {}", libc::WEXITSTATUS(status))
+            };
+            let clean = reason as u32 == ffi::APR_OC_REASON_DEATH && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+            log_server(
+                ptr::null(),
+                if clean { util::LOG_INFO } else { util::LOG_ERR },
+                &format!(
+                    "oxwsgi: daemon process {index} of group '{name}' (pid {pid}) {how} after {:.1}s; starting a new one",
+                    (*slot).started.elapsed().as_secs_f64()
+                ),
+            );
+            (*slot).detached = true;
+            ffi::apr_proc_other_child_unregister(data);
+            let slot = Box::from_raw(slot);
+            spawn(slot.pool, slot.group.clone(), index);
+        }
+        ffi::APR_OC_REASON_RESTART | ffi::APR_OC_REASON_UNREGISTER => {
+            // Apache restarts or stops: this generation's daemons finish what they have and exit.
+            libc::kill(pid, libc::SIGTERM);
+            STOPPING.lock().unwrap_or_else(|e| e.into_inner()).push((pid, group.spec.shutdown_timeout));
+            (*slot).detached = true;
+            if reason as u32 == ffi::APR_OC_REASON_RESTART {
+                ffi::apr_proc_other_child_unregister(data);
+            }
+            drop(Box::from_raw(slot));
+        }
+        _ => {}
+    }
+}
+
+/// 16 random bytes shared by Apache's children and the daemons, stable for the life of the
+/// Apache parent (so daemons of an older generation still accept its children).
+unsafe fn persistent_secret(pool: *mut ffi::apr_pool_t) -> [u8; 16] {
+    const KEY: &CStr = c"oxwsgi-daemon-secret";
+    let mut data: *mut c_void = ptr::null_mut();
+    ffi::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool);
+    if data.is_null() {
+        data = ffi::apr_palloc(pool, 16);
+        let mut buf = [0u8; 16];
+        if ffi::apr_generate_random_bytes(buf.as_mut_ptr(), 16) != 0 {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+            buf.copy_from_slice(&(t ^ ((std::process::id() as u128) << 64)).to_le_bytes());
+        }
+        ptr::copy_nonoverlapping(buf.as_ptr(), data as *mut u8, 16);
+        ffi::apr_pool_userdata_set(data, KEY.as_ptr(), None, pool);
+    }
+    let mut out = [0u8; 16];
+    ptr::copy_nonoverlapping(data as *const u8, out.as_mut_ptr(), 16);
+    out
+}
+
+/// The listening socket of a group, created once per Apache parent and reused by every
+/// generation (its descriptor is remembered in the process pool).
+unsafe fn persistent_listener(pool: *mut ffi::apr_pool_t, name: &str, path: &str, backlog: u32, owner: u32) -> std::io::Result<RawFd> {
+    let key = CString::new(format!("oxwsgi-listener-{name}")).expect("no NUL");
+    let mut data: *mut c_void = ptr::null_mut();
+    ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), pool);
+    if !data.is_null() {
+        let fd = *(data as *const i32);
+        if fd >= 0 && libc::fcntl(fd, libc::F_GETFD) >= 0 && std::path::Path::new(path).exists() {
+            return Ok(fd);
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut addr: libc::sockaddr_un = std::mem::zeroed();
+    addr.sun_family = libc::AF_UNIX as u16;
+    if path.len() >= addr.sun_path.len() {
+        libc::close(fd);
+        return Err(std::io::Error::other("socket path too long; set a shorter WSGISocketPrefix"));
+    }
+    for (i, b) in path.bytes().enumerate() {
+        addr.sun_path[i] = b as libc::c_char;
+    }
+    let fail = |fd| {
+        let e = std::io::Error::last_os_error();
+        libc::close(fd);
+        Err(e)
+    };
+    // Only Apache's user may connect: the socket is created 0600 and owned by it.
+    let old = libc::umask(0o177);
+    let r = libc::bind(fd, &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_un>() as u32);
+    libc::umask(old);
+    if r != 0 {
+        return fail(fd);
+    }
+    let cpath = CString::new(path).expect("no NUL");
+    if libc::chown(cpath.as_ptr(), owner, u32::MAX) != 0 || libc::listen(fd, backlog.max(1) as i32) != 0 {
+        return fail(fd);
+    }
+    let slot = ffi::apr_palloc(pool, std::mem::size_of::<i32>()) as *mut i32;
+    *slot = fd;
+    ffi::apr_pool_userdata_set(slot as *const c_void, key.as_ptr(), None, pool);
+    Ok(fd)
+}
+
+fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    if let Some(id) = name.strip_prefix('#').and_then(|n| n.parse().ok()) {
+        return Some((id, id));
+    }
+    let c = CString::new(name).ok()?;
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    (!pw.is_null()).then(|| unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+fn lookup_group(name: &str) -> Option<u32> {
+    if let Some(id) = name.strip_prefix('#').and_then(|n| n.parse().ok()) {
+        return Some(id);
+    }
+    let c = CString::new(name).ok()?;
+    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+    (!gr.is_null()).then(|| unsafe { (*gr).gr_gid })
+}
+
+/// The user and group a group's daemons run as: its user=/group= options, else Apache's.
+unsafe fn credentials(spec: &DaemonProcess) -> Result<(u32, u32, String), String> {
+    let (uid, user_gid, user_name) = match &spec.user {
+        Some(u) => {
+            let (uid, gid) = lookup_user(u).ok_or_else(|| format!("unknown user '{u}'"))?;
+            (uid, gid, u.clone())
+        }
+        None => (
+            ffi::ap_unixd_config.user_id,
+            ffi::ap_unixd_config.group_id,
+            util::cstr(ffi::ap_unixd_config.user_name).unwrap_or("www-data").to_string(),
+        ),
+    };
+    let gid = match (&spec.group, &spec.user) {
+        (Some(g), _) => lookup_group(g).ok_or_else(|| format!("unknown group '{g}'"))?,
+        (None, Some(_)) => user_gid,
+        (None, None) => ffi::ap_unixd_config.group_id,
+    };
+    if uid == 0 || gid == 0 {
+        return Err("daemon processes may not run as root (set User/Group or user=/group=)".to_string());
+    }
+    Ok((uid, gid, user_name))
+}
