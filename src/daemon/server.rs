@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Runs a daemon process; never returns.
 pub fn run(group: &Group, index: usize) -> ! {
     let parent = unsafe { libc::getppid() };
-    unsafe { prepare_process(group, index) };
+    unsafe { prepare_process(group) };
     crate::python::set_server_log(|level, msg| log_server(ptr::null(), level, msg));
     let spec = &group.spec;
     let config = RuntimeConfig {
@@ -143,7 +143,7 @@ impl Shared {
 }
 
 /// Resets what the process inherited from Apache's parent and becomes the configured user.
-unsafe fn prepare_process(group: &Group, index: usize) {
+unsafe fn prepare_process(group: &Group) {
     // Signals: defaults everywhere, SIGPIPE ignored; the stop signals are handled by a thread.
     for sig in 1..32 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
