@@ -235,10 +235,7 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         content_length,
     };
     let mut backend = ApacheBackend::new(r);
-    let outcome = {
-        let at = interp.attach();
-        wsgi::run(&at, &request, &mut backend)
-    };
+    let outcome = wsgi::run(&interp, &request, &mut backend);
     match outcome {
         Outcome::Done => ffi::OK as i32,
         Outcome::Failed(status) => status as i32,

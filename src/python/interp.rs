@@ -155,6 +155,20 @@ fn thread_state(interp: &Interp) -> *mut ffi::PyThreadState {
 
 /// The interpreter for an application group, created on first use.
 pub fn interpreter(name: &str) -> Result<Arc<Interp>, String> {
+    // Interpreters are never destroyed, so each thread may remember the ones it has used and
+    // skip the registry lock on the request path.
+    thread_local! {
+        static SEEN: RefCell<HashMap<String, Arc<Interp>>> = RefCell::new(HashMap::new());
+    }
+    if let Some(interp) = SEEN.with(|m| m.borrow().get(name).cloned()) {
+        return Ok(interp);
+    }
+    let interp = lookup_or_create(name)?;
+    SEEN.with(|m| m.borrow_mut().insert(name.to_string(), interp.clone()));
+    Ok(interp)
+}
+
+fn lookup_or_create(name: &str) -> Result<Arc<Interp>, String> {
     let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let map = registry.as_mut().ok_or("Python is not initialized in this process")?;
     if let Some(interp) = map.get(name) {

@@ -3,7 +3,7 @@
 //! It talks to the client only through [`Backend`], so embedded mode (Apache's brigades) and
 //! daemon mode (the wire protocol) run exactly the same adapter and answer byte for byte alike.
 
-use super::interp::{Attached, LoadError};
+use super::interp::{Attached, Interp, LoadError};
 use super::native::{RequestCapsule, START_RESPONSE_DEF, WRITE_DEF};
 use super::obj::{self, raise, Obj, PyErrSet, PyResult};
 use pyo3::ffi;
@@ -80,39 +80,72 @@ pub enum Outcome {
     Aborted,
 }
 
-/// Runs the WSGI application of `req` on this thread (GIL held through `at`).
-pub fn run(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'static)) -> Outcome {
+/// Runs the WSGI application of `req` on this thread. Takes the interpreter's GIL once; the
+/// last push of the response to the client happens after it is released.
+pub fn run(interp: &Interp, req: &Request, backend: &mut (dyn Backend + 'static)) -> Outcome {
+    let pending = {
+        let at = interp.attach();
+        run_attached(&at, req, backend)
+    };
+    match pending {
+        Pending::Done(outcome) => outcome,
+        Pending::Finish { short } => {
+            if backend.finish().is_err() {
+                backend.log(LOG_INFO, "oxwsgi: client closed the connection before the response was complete");
+                backend.abort();
+                return Outcome::Aborted;
+            }
+            match short {
+                Some(msg) => {
+                    backend.log(LOG_ERR, &msg);
+                    backend.abort();
+                    Outcome::Aborted
+                }
+                None => Outcome::Done,
+            }
+        }
+    }
+}
+
+/// What is left to do once Python is released.
+enum Pending {
+    Done(Outcome),
+    /// Call `finish()`; `short` is the error to log (and the connection to drop) when the body
+    /// was shorter than its declared Content-Length.
+    Finish { short: Option<String> },
+}
+
+fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'static)) -> Pending {
     let script = req.script.display().to_string();
     let app = match at.application(req.script, req.mtime, req.reload, req.callable) {
         Ok(app) => app,
         Err(LoadError::Exception(exc)) => {
             backend.log(LOG_ERR, &format!("{}: Failed to exec Python script file '{script}'.", who(at)));
             log_exception(at, backend, &script, exc);
-            return Outcome::Failed(500);
+            return Pending::Done(Outcome::Failed(500));
         }
         Err(LoadError::NoCallable) => {
             backend.log(
                 LOG_ERR,
                 &format!("{}: Target WSGI script '{script}' does not contain WSGI application '{}'.", who(at), req.callable),
             );
-            return Outcome::Failed(500);
+            return Pending::Done(Outcome::Failed(500));
         }
     };
 
     let mut state = RequestState::new(backend, req.content_length);
-    let outcome = match RequestCapsule::new(&mut state) {
+    match RequestCapsule::new(&mut state) {
         Ok(capsule) => {
             state.capsule = Some(capsule.capsule.clone());
-            let outcome = state.call(at, req, &app, &capsule, &script);
+            let pending = state.call(at, req, &app, &capsule, &script);
             capsule.close();
-            outcome
+            pending
         }
         Err(PyErrSet) => {
             log_exception(at, state.backend(), &script, obj::take_error());
-            Outcome::Failed(500)
+            Pending::Done(Outcome::Failed(500))
         }
-    };
-    outcome
+    }
 }
 
 fn who(at: &Attached) -> String {
@@ -196,13 +229,13 @@ impl RequestState {
         self.backend().log(level, msg);
     }
 
-    fn call(&mut self, at: &Attached, req: &Request, app: &Obj, capsule: &RequestCapsule, script: &str) -> Outcome {
+    fn call(&mut self, at: &Attached, req: &Request, app: &Obj, capsule: &RequestCapsule, script: &str) -> Pending {
         let data = at.data();
         let environ = match build_environ(at, req, capsule) {
             Ok(e) => e,
             Err(_) => {
                 log_exception(at, self.backend(), script, obj::take_error());
-                return Outcome::Failed(500);
+                return Pending::Done(Outcome::Failed(500));
             }
         };
         let errors = unsafe { ffi::PyDict_GetItemString(environ.as_ptr(), c"wsgi.errors".as_ptr()) };
@@ -210,7 +243,7 @@ impl RequestState {
 
         let start_response = match capsule.function(ptr::addr_of_mut!(START_RESPONSE_DEF)) {
             Ok(f) => f,
-            Err(_) => return Outcome::Failed(500),
+            Err(_) => return Pending::Done(Outcome::Failed(500)),
         };
         let mut failure: Option<Option<Obj>> = None;
         match app.call(&[&environ, &start_response]) {
@@ -238,40 +271,29 @@ impl RequestState {
             }
         }
         if let Some(exc) = failure {
-            return self.fail(at, script, exc);
+            return Pending::Done(self.fail(at, script, exc));
         }
         if self.client_gone {
-            return self.client_gone_outcome();
+            return Pending::Done(self.client_gone_outcome());
         }
         if self.status.is_none() {
             self.log(LOG_ERR, &format!("{}: start_response() was not called by WSGI script '{script}'.", who(at)));
-            return Outcome::Failed(500);
+            return Pending::Done(Outcome::Failed(500));
         }
         if !self.headers_sent {
             if let Err(msg) = self.send_headers() {
                 self.log(LOG_ERR, &msg);
-                return Outcome::Failed(500);
+                return Pending::Done(Outcome::Failed(500));
             }
         }
-        let backend = self.backend();
-        if without_gil(|| backend.finish()).is_err() {
-            return self.client_gone_outcome();
-        }
-        if let Some(cl) = self.content_length {
-            if self.written < cl {
-                self.log(
-                    LOG_ERR,
-                    &format!(
-                        "{}: WSGI script '{script}' declared Content-Length {cl} but sent {} bytes; closing the connection.",
-                        who(at),
-                        self.written
-                    ),
-                );
-                self.backend().abort();
-                return Outcome::Aborted;
-            }
-        }
-        Outcome::Done
+        let short = self.content_length.filter(|&cl| self.written < cl).map(|cl| {
+            format!(
+                "{}: WSGI script '{script}' declared Content-Length {cl} but sent {} bytes; closing the connection.",
+                who(at),
+                self.written
+            )
+        });
+        Pending::Finish { short }
     }
 
     fn client_gone_outcome(&mut self) -> Outcome {
