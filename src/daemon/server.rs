@@ -417,10 +417,7 @@ fn handle_request(
         multiprocess: spec.multiprocess,
         content_length: body_length,
     };
-    let outcome = {
-        let at = interp.attach();
-        wsgi::run(&at, &request, backend)
-    };
+    let outcome = wsgi::run(&interp, &request, backend);
     match outcome {
         Outcome::Done => true,
         Outcome::Failed(status) => backend.send_error(status, "request failed"),
