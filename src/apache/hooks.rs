@@ -19,6 +19,7 @@ pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
     ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_translate_name(Some(request::translate_name), ptr::addr_of!(PRE_TRANSLATE) as *const _, ptr::addr_of!(SUCC_TRANSLATE) as *const _, middle);
     ffi::ap_hook_handler(Some(request::handler), ptr::null(), ptr::null(), middle);
+    ffi::ap_hook_fixups(Some(super::vhost::fixups), ptr::null(), ptr::null(), ffi::APR_HOOK_LAST as i32);
 }
 
 unsafe extern "C" fn pre_config(_p: *mut ffi::apr_pool_t, _plog: *mut ffi::apr_pool_t, _ptemp: *mut ffi::apr_pool_t) -> i32 {

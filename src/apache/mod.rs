@@ -5,3 +5,4 @@ pub mod ffi;
 pub mod hooks;
 pub mod request;
 pub mod util;
+pub mod vhost;

@@ -227,33 +227,98 @@ def setup(process_group, application_group, version, environ_snapshot, restrict_
 
 
 def isolate_environ(snapshot):
-    """Give this interpreter its own os.environ, starting from `snapshot` (the process environment
-    as it was before any application ran). Writes stay in this interpreter: os.putenv and
-    os.unsetenv no longer touch the process environment that other interpreters are built from,
-    and subprocess hands children this interpreter's os.environ."""
+    """Give this interpreter its own process environment, starting from `snapshot` (the process
+    environment as it was before any application ran).
+
+    In CPython every interpreter builds os.environ from the C `environ` when it starts, and
+    `os.environ[k] = v`, `setdefault`, `del`, `os.putenv` and `os.unsetenv` write through to it:
+    that is how one application's `os.environ.setdefault('DJANGO_SETTINGS_MODULE', ...)` reaches
+    the next interpreter created. Here the writes go to a per-interpreter emulation of the C
+    environment instead (`os.putenv`/`os.unsetenv` are rebound; os.environ looks them up at call
+    time), the real one is never written, and os.environ is refilled from the snapshot.
+
+    Child processes see this interpreter's environment, as they would see the C environment of
+    a process of its own: subprocess (and so os.popen, asyncio's subprocesses, ...), os.system,
+    and os.exec*/os.spawn* without an explicit environment. Not covered: code that execs or
+    spawns from C without passing an environment, and os.fork() children that exec from C;
+    they inherit the real process environment (the snapshot plus anything C code set).
+    """
+    fsencode = os.fsencode
+    # This interpreter's C environment: bytes -> bytes, like os.environ._data on POSIX.
+    cenv = {}
+    for key, value in snapshot.items():
+        cenv[fsencode(key)] = fsencode(value)
+
+    def check_key(key):
+        key = fsencode(key)
+        if not key or b'=' in key:
+            raise ValueError('illegal environment variable name')
+        if b'\0' in key:
+            raise ValueError('embedded null byte')
+        return key
 
     def putenv(key, value):
-        pass
+        key = check_key(key)
+        value = fsencode(value)
+        if b'\0' in value:
+            raise ValueError('embedded null byte')
+        cenv[key] = value
 
     def unsetenv(key):
-        pass
+        cenv.pop(check_key(key), None)
 
+    putenv.__doc__ = 'Change or add an environment variable (of this application group only).'
+    unsetenv.__doc__ = 'Delete an environment variable (of this application group only).'
     os.putenv = putenv
     os.unsetenv = unsetenv
     data = os.environ._data
     data.clear()
-    for key, value in snapshot.items():
-        data[os.environ.encodekey(key)] = os.environ.encodevalue(value)
+    data.update(cenv)
+
+    def child_environ():
+        return dict(cenv)
+
+    global process_environ
+    process_environ = child_environ
 
     import subprocess
     popen_init = subprocess.Popen.__init__
+    # Popen(args, bufsize, executable, stdin, stdout, stderr, preexec_fn, close_fds, shell, cwd, env, ...)
+    env_position = 10
 
     def __init__(self, *args, **kwargs):
-        if len(args) <= 10 and kwargs.get('env') is None:
-            kwargs['env'] = dict(os.environ)
+        if len(args) > env_position:
+            if args[env_position] is None:
+                args = args[:env_position] + (child_environ(),) + args[env_position + 1:]
+        elif kwargs.get('env') is None:
+            kwargs['env'] = child_environ()
         popen_init(self, *args, **kwargs)
 
+    __init__.__wrapped__ = popen_init
     subprocess.Popen.__init__ = __init__
+
+    def system(command):
+        """Execute the command in a subshell (with this application group's environment)."""
+        import subprocess
+        code = subprocess.call(command, shell=True)
+        # os.system returns a wait status: the exit code in the high byte, or the signal.
+        return -code if code < 0 else (code & 0xff) << 8
+
+    real_execv = os.execv
+
+    def execv(path, argv):
+        """Execute a new program, replacing the current process (with this group's environment)."""
+        os.execve(path, argv, child_environ())
+
+    execv.__wrapped__ = real_execv
+    system.__wrapped__ = os.system
+    os.system = system
+    os.execv = execv
+
+
+def process_environ():
+    """The environment a child process of this interpreter gets (set by isolate_environ)."""
+    return dict(os.environ)
 
 
 def restrict_signals(application_group):
@@ -261,10 +326,11 @@ def restrict_signals(application_group):
     real_signal = signal.signal
 
     def guarded(signum, handler):
+        caller = sys._getframe(1)
         sys.stderr.write(
-            "mod_wsgi: Callback registration for signal %s ignored (application group %r): "
-            "signals belong to Apache in embedded mode (WSGIRestrictSignal On).\n"
-            % (signum, application_group))
+            "mod_wsgi (pid=%d): Callback registration for signal %s ignored: application group %r, "
+            "called from %s line %d. Signals belong to Apache in embedded mode (WSGIRestrictSignal On).\n"
+            % (os.getpid(), signum, application_group, caller.f_code.co_filename, caller.f_lineno))
         sys.stderr.flush()
         return signal.getsignal(signum)
 
