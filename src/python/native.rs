@@ -100,7 +100,12 @@ macro_rules! method {
 }
 
 static mut LOG_DEF: ffi::PyMethodDef = method!(c"_log", native_log, c"_log(ctx, level, text): one line to Apache's error log");
-static mut READ_DEF: ffi::PyMethodDef = method!(c"_read", native_read, c"_read(ctx, size): request body bytes");
+static mut READ_DEF: ffi::PyMethodDef = method!(
+    c"_read",
+    native_read,
+    c"_read(ctx, size, partial=False): request body bytes; `size` of them (fewer only at the end of \
+the body), or with `partial` as soon as at least one byte is available"
+);
 pub static mut START_RESPONSE_DEF: ffi::PyMethodDef =
     method!(c"start_response", native_start_response, c"start_response(status, response_headers, exc_info=None)");
 pub static mut WRITE_DEF: ffi::PyMethodDef = method!(c"write", native_write, c"write(data): send bytes to the client");
@@ -159,17 +164,24 @@ unsafe extern "C" fn native_read(
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
     let a = args(argv, n);
-    if a.len() != 2 {
-        return wrong_args("_read", "2 arguments");
+    if a.len() != 2 && a.len() != 3 {
+        return wrong_args("_read", "2 or 3 arguments (ctx, size, partial=False)");
     }
     let size = ffi::PyLong_AsLongLong(a[1]);
     if size == -1 && !ffi::PyErr_Occurred().is_null() {
         return ptr::null_mut();
     }
+    let partial = match a.get(2) {
+        None => false,
+        Some(&p) => match ffi::PyObject_IsTrue(p) {
+            -1 => return ptr::null_mut(),
+            v => v == 1,
+        },
+    };
     let Some(req) = request(a[0]) else {
         return raise(ffi::PyExc_OSError, "wsgi.input used outside its request");
     };
-    match req.read_input(if size < 0 { None } else { Some(size as u64) }) {
+    match req.read_input(if size < 0 { None } else { Some(size as u64) }, partial) {
         Ok(data) => obj::bytes(&data).map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
         Err(msg) => raise(ffi::PyExc_OSError, &msg),
     }

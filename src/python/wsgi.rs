@@ -89,20 +89,23 @@ pub fn run(interp: &Interp, req: &Request, backend: &mut (dyn Backend + 'static)
     };
     match pending {
         Pending::Done(outcome) => outcome,
-        Pending::Finish { short } => {
+        Pending::Finish { short: Some(msg) } => {
+            // Shorter than its declared Content-Length: push out what there is (Apache may hold
+            // it in its output filters until the end of the request, and dropping the connection
+            // discards that), then drop the connection instead of ending the response, so the
+            // client sees EOF rather than waiting for the missing bytes.
+            let _ = backend.flush();
+            backend.log(LOG_ERR, &msg);
+            backend.abort();
+            Outcome::Aborted
+        }
+        Pending::Finish { short: None } => {
             if backend.finish().is_err() {
                 backend.log(LOG_INFO, "oxwsgi: client closed the connection before the response was complete");
                 backend.abort();
                 return Outcome::Aborted;
             }
-            match short {
-                Some(msg) => {
-                    backend.log(LOG_ERR, &msg);
-                    backend.abort();
-                    Outcome::Aborted
-                }
-                None => Outcome::Done,
-            }
+            Outcome::Done
         }
     }
 }
@@ -315,6 +318,11 @@ impl RequestState {
         }
         log_exception(at, self.backend(), script, exc);
         if self.headers_sent {
+            // What the application produced before failing still reaches the client (it may be
+            // buffered, and dropping the connection would discard it); then the connection is
+            // dropped without ending the response, so it cannot pass for a complete one.
+            let backend = self.backend();
+            let _ = without_gil(|| backend.flush());
             self.backend().abort();
             Outcome::Aborted
         } else {
@@ -565,7 +573,9 @@ impl RequestState {
     }
 
     /// Request body for wsgi.input: `size` bytes at most (None: to the end). Never past the body.
-    pub fn read_input(&mut self, size: Option<u64>) -> Result<Vec<u8>, String> {
+    /// Fewer than `size` only at the end of the body, unless `partial`: then whatever the first
+    /// read that returns data brings (a line reader must not wait for bytes after its line).
+    pub fn read_input(&mut self, size: Option<u64>, partial: bool) -> Result<Vec<u8>, String> {
         if let Some(err) = &self.input_error {
             return Err(format!("request body read error: {}", err.message));
         }
@@ -588,7 +598,12 @@ impl RequestState {
                         out.truncate(start);
                         return Ok(true);
                     }
-                    Ok(n) => out.truncate(start + n),
+                    Ok(n) => {
+                        out.truncate(start + n);
+                        if partial {
+                            break;
+                        }
+                    }
                     Err(e) => {
                         out.truncate(start);
                         return Err(e);
