@@ -128,7 +128,10 @@ unsafe fn start_python(home: Option<&str>) -> Result<(), String> {
         } else {
             CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
         };
-        return Err(format!("Python failed to start: {msg}"));
+        return Err(match home {
+            Some(home) => format!("Python failed to start with Python home '{home}' (WSGIPythonHome / python-home): {msg}"),
+            None => format!("Python failed to start: {msg}"),
+        });
     }
     Ok(())
 }
