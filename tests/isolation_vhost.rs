@@ -153,3 +153,28 @@ fn a_single_site_is_unaffected() {
     apache.request(b"GET /app HTTP/1.0\r\n\r\n").assert_status(200);
     assert!(!apache.error_log().contains("refusing"), "{}", apache.error_log());
 }
+
+#[test]
+fn the_virtualhost_address_itself_is_a_declared_name() {
+    // Apache's own matching also accepts the literal address of a <VirtualHost> line as the Host:
+    // that is a real match, not the fallback, so it is not refused.
+    let apache = Apache::builder()
+        .app("isolation/site_a.wsgi", SITE_A)
+        .app("isolation/site_b.wsgi", SITE_B)
+        .config(
+            "<VirtualHost 127.0.0.1:{PORT}>\n\
+             ServerName a.test\n\
+             WSGIScriptAlias /app {APPS}/isolation/site_a.wsgi\n\
+             </VirtualHost>\n\
+             <VirtualHost 127.0.0.1:{PORT}>\n\
+             ServerName b.test\n\
+             WSGIScriptAlias /app {APPS}/isolation/site_b.wsgi\n\
+             </VirtualHost>",
+        )
+        .start();
+    let r = get_host(&apache, "127.0.0.1", "/app");
+    r.assert_status(200);
+    assert_eq!(r.text(), "site-a");
+    assert_eq!(get_host(&apache, "b.test", "/app").text(), "site-b");
+    get_host(&apache, "localhost", "/app").assert_status(403);
+}

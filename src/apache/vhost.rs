@@ -39,6 +39,9 @@ struct Scan {
 
 /// fixups: 403 for a request that only reached this virtual host by Apache's default-vhost
 /// fallback, when it would run a WSGI application.
+///
+/// # Safety
+/// Called by Apache with a live request.
 pub unsafe extern "C" fn fixups(r: *mut ffi::request_rec) -> c_int {
     let h = cbytes((*r).handler);
     if h != HANDLER_NAME && h != b"application/x-httpd-wsgi" {
@@ -101,7 +104,7 @@ unsafe fn declares(s: *const ffi::server_rec, host: &CStr, port: ffi::apr_port_t
     if same((*s).server_hostname) {
         return true;
     }
-    if array_strings((*s).names).any(|n| same(n)) {
+    if array_strings((*s).names).any(same) {
         return true;
     }
     if array_strings((*s).wild_names).any(|n| ffi::ap_strcasecmp_match(host.as_ptr(), n) == 0) {
