@@ -260,3 +260,52 @@ fn input_readline_returns_an_available_line() {
     let all = String::from_utf8_lossy(&[got, rest].concat()).into_owned();
     assert!(all.contains("b'line2\\n'") && all.contains("b'rest....'"), "{all}");
 }
+
+/// `Expect: 100-continue`: the interim response goes out when the application starts reading
+/// the body, so a client that waits for it is not stuck.
+#[test]
+fn expect_100_continue() {
+    let apache = input_apache();
+    let mut s = std::net::TcpStream::connect(apache.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"POST /in?read HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match std::io::Read::read(&mut s, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&got).into_owned();
+    assert!(head.starts_with("HTTP/1.1 100 Continue\r\n"), "no 100 Continue: {head:?}");
+    std::io::Write::write_all(&mut s, b"hello").unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut rest).unwrap();
+    let rest = String::from_utf8_lossy(&rest).into_owned();
+    assert!(rest.contains("200 OK") && rest.ends_with("b'hello'\n"), "{rest}");
+}
+
+/// The client stops sending in the middle of the declared body: the read fails in the app
+/// (promptly, not after Apache's 30 s Timeout), a 400 answers it, and the server carries on.
+#[test]
+fn truncated_request_body() {
+    let apache = input_apache();
+    let mut c = apache.connect();
+    c.write_raw(b"POST /in?read HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-this").unwrap();
+    c.shutdown_write();
+    let t = Instant::now();
+    match c.try_request_raw(b"") {
+        Ok(r) => assert!(r.status == 400, "{}\n{}", r.raw_head, r.text()),
+        Err(e) => panic!("no response to a truncated body ({e})"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    let r = apache.post("/in?read", "text/plain", b"next");
+    r.assert_status(200);
+    assert_eq!(r.text(), "b'next'\n");
+    assert!(!apache.error_log().contains("Traceback"), "{}", apache.log_tail(20));
+}

@@ -23,6 +23,8 @@ fn errors_apache() -> Apache {
         .config("WSGIScriptAlias /syntax {APPS}/syntax.wsgi")
         .config("WSGIScriptAlias /import-error {APPS}/import_error.wsgi")
         .config("WSGIScriptAlias / {APPS}/errors.wsgi")
+        // One child process: /stash and /use-stash must meet in the same interpreter.
+        .config("MaxRequestWorkers 8")
         .start()
 }
 
@@ -226,6 +228,16 @@ fn start_response_protocol() {
     assert!(r.complete);
     assert_eq!(r.text(), "from-write-1,from-write-2,from-iterable-1,from-iterable-2");
 
+    // start_response may be called lazily, from the iterable's first step.
+    let r = apache.get("/lazy-start");
+    r.assert_status(202);
+    assert_eq!(r.header("X-Lazy"), Some("1"));
+    assert_eq!(r.text(), "lazy-body");
+    let r = apache.get("/lazy-start-empty");
+    r.assert_status(204);
+    assert_eq!(r.header("X-Lazy"), Some("2"));
+    assert!(r.body.is_empty());
+
     // Never calling start_response is an error.
     let r = apache.get("/no-start-response");
     assert_clean_500(&r);
@@ -256,5 +268,25 @@ fn non_bytes_body_items() {
     // Returning None is not an iterable.
     assert_clean_500(&apache.get("/none"));
     assert_logged(&apache, "TypeError: 'NoneType' object is not iterable");
+    apache.get("/hello").assert_status(200);
+}
+
+/// Request objects kept past their request, or used from another thread, raise instead of
+/// touching a finished (or another thread's) request.
+#[test]
+fn request_objects_outside_their_request() {
+    let apache = errors_apache();
+    apache.get("/stash").assert_status(200);
+    let r = apache.get("/use-stash");
+    r.assert_status(200);
+    assert_eq!(
+        r.text(),
+        "input.read OSError\ninput.readline OSError\nwrite RuntimeError\nstart_response RuntimeError\nerrors.write ok\n"
+    );
+    // The stale wsgi.errors still logs (as a server message).
+    assert_logged(&apache, "stale-errors-line");
+    let r = apache.get("/thread-write");
+    r.assert_status(200);
+    assert_eq!(r.text(), "other thread: RuntimeError\n");
     apache.get("/hello").assert_status(200);
 }

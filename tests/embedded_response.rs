@@ -280,3 +280,26 @@ fn wsgiref_validator_is_satisfied() {
         assert!(!log.contains(bad), "{bad} in the error log:\n{log}");
     }
 }
+
+#[test]
+fn application_status_and_body_are_sent_as_given() {
+    let apache = response_apache();
+    for (status, reason) in [(201, "Created"), (404, "Not Found"), (418, "I'm a teapot"), (500, "Internal Server Error"), (503, "Try Later")] {
+        let r = apache.get(&format!("/status?{status}%20{}", reason.replace(' ', "%20")));
+        r.assert_status(status);
+        assert_eq!(r.reason, reason, "{}", r.raw_head);
+        assert_eq!(r.header("X-Status"), Some(status.to_string().as_str()));
+        // The application's body, not Apache's error page.
+        assert_eq!(r.text(), format!("app body for {status}%20{}\n", reason.replace(' ', "%20")));
+    }
+    // No body where HTTP allows none, even though the application returned one.
+    let mut c = apache.connect();
+    for status in ["204%20No%20Content", "304%20Not%20Modified"] {
+        let r = c.get(&format!("/status?{status}"));
+        r.assert_status(status[..3].parse().unwrap());
+        assert!(r.body.is_empty());
+    }
+    let r = c.get("/cookies");
+    r.assert_status(200);
+    assert_eq!(r.text(), "cookies\n");
+}

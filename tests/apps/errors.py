@@ -4,6 +4,9 @@ import logging
 import sys
 
 
+_stash = []
+
+
 def ok(start_response, body=b'ok\n', status='200 OK'):
     start_response(status, [('Content-Type', 'text/plain')])
     return [body]
@@ -111,6 +114,19 @@ def application(environ, start_response):
         write(b'from-write-1,')
         write(b'from-write-2,')
         return [b'from-iterable-1,', b'from-iterable-2']
+    if path == '/lazy-start':
+        # start_response called from inside the iterable, on the first next().
+        def gen():
+            start_response('202 Accepted', [('Content-Type', 'text/plain'), ('X-Lazy', '1')])
+            yield b'lazy-'
+            yield b'body'
+        return gen()
+    if path == '/lazy-start-empty':
+        def gen():
+            start_response('204 No Content', [('X-Lazy', '2')])
+            return
+            yield
+        return gen()
     if path == '/no-start-response':
         return [b'body without start_response\n']
     if path == '/str-item':
@@ -126,6 +142,40 @@ def application(environ, start_response):
     if path == '/str-item-later-list':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'bytes-first-', 'then a str']
+    if path == '/stash':
+        # Keep the request's objects past its end (a bug in an app; must not crash Apache).
+        write = start_response('200 OK', [('Content-Type', 'text/plain')])
+        _stash[:] = [environ['wsgi.input'], write, start_response, environ['wsgi.errors']]
+        return [b'stashed\n']
+    if path == '/use-stash':
+        inp, write, old_start_response, errors = _stash
+        results = []
+        for name, call in [('input.read', lambda: inp.read()),
+                           ('input.readline', lambda: inp.readline()),
+                           ('write', lambda: write(b'late')),
+                           ('start_response', lambda: old_start_response('200 OK', [])),
+                           ('errors.write', lambda: errors.write('stale-errors-line\n'))]:
+            try:
+                call()
+                results.append('%s ok' % name)
+            except Exception as e:
+                results.append('%s %s' % (name, type(e).__name__))
+        return ok(start_response, ('\n'.join(results) + '\n').encode())
+    if path == '/thread-write':
+        import threading
+        write = start_response('200 OK', [('Content-Type', 'text/plain')])
+        seen = []
+
+        def other():
+            try:
+                write(b'from another thread')
+                seen.append('ok')
+            except Exception as e:
+                seen.append(type(e).__name__)
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        return [('other thread: %s\n' % seen[0]).encode()]
     if path == '/none':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return None

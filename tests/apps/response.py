@@ -139,5 +139,10 @@ def application(environ, start_response):
         start_response('200 OK', text + [('X-Custom', 'gen')])
         return Body('head-gen-' + environ['REQUEST_METHOD'], b'abc', 3)
 
+    if path == '/status':
+        # The application's own status line and body, whatever the status.
+        start_response(q.replace('%20', ' '), text + [('X-Status', q[:3])])
+        return [b'app body for ' + q.encode() + b'\n']
+
     start_response('404 Not Found', text)
     return [b'no such test endpoint\n']
