@@ -396,7 +396,6 @@ fn pyo3_extension_in_a_second_sub_interpreter_suggests_global() {
 }
 
 #[test]
-#[ignore = "needs: src/python/wsgi.rs log_exception to look for 'subinterpreter' in the formatted traceback (chained exceptions), not only in the exception's own message"]
 fn pyo3_hint_also_for_a_chained_import_error() {
     let venv = venv::venv().display().to_string();
     let apache = Apache::builder()

@@ -158,11 +158,12 @@ fn who(at: &Attached) -> String {
 fn log_exception(at: &Attached, backend: &mut dyn Backend, script: &str, exc: Option<Obj>) {
     backend.log(LOG_ERR, &format!("{}: Exception occurred processing WSGI script '{script}'.", who(at)));
     let Some(exc) = exc else { return };
-    for line in at.format_exception(&exc).lines() {
+    let text = at.format_exception(&exc);
+    for line in text.lines() {
         backend.log(LOG_ERR, line);
     }
-    // pyo3-built extensions (cryptography, bcrypt, pydantic-core) refuse sub-interpreters.
-    let text = exc.display();
+    // pyo3-built extensions (cryptography, bcrypt, pydantic-core) refuse sub-interpreters. The
+    // traceback includes chained exceptions (an ImportError wrapped by the application).
     if !at.interp.name.is_empty() && (text.contains("subinterpreter") || text.contains("sub-interpreter")) {
         backend.log(
             LOG_ERR,
