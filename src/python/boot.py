@@ -169,8 +169,12 @@ _scripts = {}
 
 
 def module_name(path):
-    import hashlib
-    return '_mod_wsgi_' + hashlib.md5(path.encode('utf-8', 'surrogateescape')).hexdigest()
+    """mod_wsgi's name for a script's module. `_md5` avoids loading OpenSSL through hashlib."""
+    try:
+        from _md5 import md5
+    except ImportError:
+        from hashlib import md5
+    return '_mod_wsgi_' + md5(path.encode('utf-8', 'surrogateescape')).hexdigest()
 
 
 def load_script(path, mtime, reload):
@@ -281,21 +285,20 @@ def isolate_environ(snapshot):
     global process_environ
     process_environ = child_environ
 
-    import subprocess
-    popen_init = subprocess.Popen.__init__
-    # Popen(args, bufsize, executable, stdin, stdout, stderr, preexec_fn, close_fds, shell, cwd, env, ...)
-    env_position = 10
+    # subprocess execs through _posixsubprocess.fork_exec; with env=None the child would inherit
+    # the real C environment. Hand it this group's instead. (Patching this small C module rather
+    # than subprocess.Popen keeps subprocess, and what it imports, out of memory until an
+    # application imports it.)
+    import _posixsubprocess
+    real_fork_exec = _posixsubprocess.fork_exec
 
-    def __init__(self, *args, **kwargs):
-        if len(args) > env_position:
-            if args[env_position] is None:
-                args = args[:env_position] + (child_environ(),) + args[env_position + 1:]
-        elif kwargs.get('env') is None:
-            kwargs['env'] = child_environ()
-        popen_init(self, *args, **kwargs)
+    def fork_exec(args, executable_list, close_fds, pass_fds, cwd, env, *rest):
+        if env is None:
+            env = [key + b'=' + value for key, value in cenv.items()]
+        return real_fork_exec(args, executable_list, close_fds, pass_fds, cwd, env, *rest)
 
-    __init__.__wrapped__ = popen_init
-    subprocess.Popen.__init__ = __init__
+    fork_exec.__wrapped__ = real_fork_exec
+    _posixsubprocess.fork_exec = fork_exec
 
     def system(command):
         """Execute the command in a subshell (with this application group's environment)."""
