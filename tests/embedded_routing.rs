@@ -71,6 +71,7 @@ fn directory_target_and_alias_match() {
         .app("m2.wsgi", format!("{ENV_APP}\nWHO = 'm2'\n"))
         .config("WSGIScriptAlias /dir {APPS}/dir/")
         .config("WSGIScriptAliasMatch ^/m/([^/]+) {APPS}/$1.wsgi")
+        .config("WSGIScriptAlias /missing {APPS}/missing.wsgi")
         .start();
     let apps = apache.apps.display().to_string();
 
@@ -98,6 +99,15 @@ fn directory_target_and_alias_match() {
     assert_eq!(get(&rep, "SCRIPT_NAME"), "'/m/m2'");
     assert_eq!(get(&rep, "PATH_INFO"), "''");
     apache.get("/m/nosuch").assert_status(404);
+
+    // A mount whose script does not exist: 404, and the log says which file.
+    apache.get("/missing/x").assert_status(404);
+    let missing = format!("{apps}/missing.wsgi");
+    assert!(
+        apache.wait_for_log(&format!("Target WSGI script not found or unable to stat: {missing}"), std::time::Duration::from_secs(5)),
+        "{}",
+        apache.log_tail(10)
+    );
 }
 
 /// A process group nobody defines: `apache2 -t` fails, naming the file and line.
