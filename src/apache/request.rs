@@ -401,6 +401,18 @@ impl Backend for ApacheBackend {
         }
     }
 
+    fn write_now(&mut self, data: &[u8]) -> io::Result<()> {
+        unsafe {
+            // A transient bucket points at the caller's memory; the FLUSH bucket makes Apache
+            // write it out (or copy it, in a filter that sets data aside) before pass returns.
+            let c = (*self.r).connection;
+            let b = ffi::apr_bucket_transient_create(data.as_ptr() as *const c_char, data.len(), (*c).bucket_alloc);
+            ffi::oxwsgi_brigade_append(self.out, b);
+            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
+            self.pass()
+        }
+    }
+
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
         unsafe {
             // Our own descriptor for the file, owned by the request pool: the application may

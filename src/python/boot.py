@@ -11,7 +11,7 @@ module's globals; `ctx` is a per-request capsule (None outside a request).
 
 import sys
 import os
-import threading
+import _thread
 import types
 
 LOG_ERR = 3
@@ -164,7 +164,7 @@ class FileWrapper:
         raise StopIteration
 
 
-_load_lock = threading.RLock()
+_load_lock = _thread.RLock()
 _scripts = {}
 
 

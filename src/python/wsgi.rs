@@ -18,6 +18,8 @@ pub const LOG_INFO: u8 = 6;
 
 /// Output buffered before it is pushed to the client even when more is immediately available.
 const FLUSH_THRESHOLD: usize = 256 * 1024;
+/// Blocks at least this large are sent at once rather than copied into the output buffer.
+const DIRECT_WRITE: usize = 64 * 1024;
 /// Largest single read from the client when the application asks for everything.
 const READ_CHUNK: u64 = 64 * 1024;
 
@@ -36,6 +38,12 @@ pub trait Backend {
     fn buffered(&self) -> usize;
     /// Pushes buffered output towards the client. An error means the client is gone.
     fn flush(&mut self) -> io::Result<()>;
+    /// Sends buffered output and then `data`, keeping no reference to `data` after returning
+    /// (so an implementation may send it without copying).
+    fn write_now(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write(data);
+        self.flush()
+    }
     /// Sends `len` bytes of the open file `fd` from `offset`. The caller may close `fd` as soon
     /// as this returns.
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()>;
@@ -449,7 +457,16 @@ impl RequestState {
         };
         self.written += data.len() as u64;
         let backend = self.backend();
-        backend.write(data);
+        if data.len() >= DIRECT_WRITE {
+            // A large block goes out straight from the Python object's memory (kept alive by
+            // the caller), without the copy that buffering makes.
+            if without_gil(|| backend.write_now(data)).is_err() {
+                self.client_gone = true;
+                return Ok(Step::Stop);
+            }
+        } else {
+            backend.write(data);
+        }
         if flush || backend.buffered() >= FLUSH_THRESHOLD {
             if without_gil(|| backend.flush()).is_err() {
                 self.client_gone = true;
