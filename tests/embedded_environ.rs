@@ -218,7 +218,6 @@ fn chunked_request_bodies() {
 }
 
 #[test]
-#[ignore = "BUG (src/python/boot.py Input.readline): readline(0) returns the rest of the body instead of b''"]
 fn input_readline_zero() {
     let apache = input_apache();
     assert_eq!(ops(&apache, "readline:0,read", b"line1\nline2"), ["b''", "b'line1\\nline2'"]);
@@ -229,7 +228,6 @@ fn input_readline_zero() {
 /// A line that has arrived is returned at once, even though more of the body is still to come
 /// (a streaming upload, or a client that waits for an answer before sending more).
 #[test]
-#[ignore = "BUG (src/python/boot.py Input.readline): readline() waits for 8192 bytes (or the end of the body) instead of returning the line it already has"]
 fn input_readline_returns_an_available_line() {
     let apache = input_apache();
     let mut c = apache.connect();

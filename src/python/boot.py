@@ -104,6 +104,8 @@ class Input:
     def readline(self, size=-1):
         if size is None:
             size = -1
+        if size == 0:
+            return b''
         while True:
             end = self._buf.find(b'\n') + 1
             if end == 0 and 0 <= size <= len(self._buf):
@@ -113,7 +115,8 @@ class Input:
             if end:
                 line, self._buf = self._buf[:end], self._buf[end:]
                 return line
-            more = _read(self._ctx, 8192)
+            # partial=True: a line that has arrived is returned without waiting for more.
+            more = _read(self._ctx, 8192, True)
             if not more:
                 line, self._buf = self._buf, b''
                 return line
