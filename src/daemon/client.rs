@@ -138,9 +138,15 @@ unsafe fn relay(
                 }
             }
             Frame::Data(data) => {
-                backend.write(&data);
-                // Push to the client whenever the daemon has nothing more queued right now.
-                if reader.buffered().is_empty() && backend.flush().is_err() {
+                // A large block goes out from the frame's own buffer, without another copy.
+                let sent = if data.len() >= 64 * 1024 {
+                    backend.write_now(&data)
+                } else {
+                    backend.write(&data);
+                    // Push to the client whenever the daemon has nothing more queued right now.
+                    if reader.buffered().is_empty() { backend.flush() } else { Ok(()) }
+                };
+                if sent.is_err() {
                     backend.abort();
                     return Ok(ffi::OK as i32);
                 }

@@ -737,6 +737,15 @@ pub fn write_frame<W: Write + ?Sized>(w: &mut W, frame: &Frame) -> Result<(), Pr
     }
 }
 
+/// Appends `bytes` to `out` as DATA frames of at most [`MAX_DATA`] bytes each (one copy, no
+/// intermediate frame). Empty input appends nothing.
+pub fn encode_data(bytes: &[u8], out: &mut Vec<u8>) {
+    for chunk in bytes.chunks(MAX_DATA) {
+        out.extend_from_slice(&header_bytes(FrameType::Data, chunk.len()));
+        out.extend_from_slice(chunk);
+    }
+}
+
 /// Writes `bytes` as DATA frames of at most [`MAX_DATA`] bytes each, without copying.
 /// Empty input writes nothing.
 pub fn write_data<W: Write + ?Sized>(w: &mut W, bytes: &[u8]) -> Result<(), ProtocolError> {
@@ -1085,6 +1094,23 @@ pub fn secrets_equal(a: &[u8; SECRET_LEN], b: &[u8; SECRET_LEN]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn encode_data_matches_encode_frame() {
+        for len in [1usize, 10, super::MAX_DATA, super::MAX_DATA + 1, 2 * super::MAX_DATA + 7] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut direct = Vec::new();
+            super::encode_data(&bytes, &mut direct);
+            let mut framed = Vec::new();
+            for chunk in bytes.chunks(super::MAX_DATA) {
+                super::encode_frame(&super::Frame::Data(chunk.to_vec()), &mut framed).unwrap();
+            }
+            assert_eq!(direct, framed, "len {len}");
+        }
+        let mut empty = Vec::new();
+        super::encode_data(&[], &mut empty);
+        assert!(empty.is_empty());
+    }
+
     use super::*;
     use std::os::unix::net::UnixStream;
 
