@@ -148,7 +148,7 @@ unsafe fn server_conf_mut<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConf {
 }
 
 unsafe fn global_only(cmd: *mut ffi::cmd_parms) -> Result<()> {
-    let err = ffi::ap_check_cmd_context(cmd, ffi::GLOBAL_ONLY as u32);
+    let err = ffi::ap_check_cmd_context(cmd, ffi::GLOBAL_ONLY);
     if err.is_null() {
         Ok(())
     } else {
@@ -362,7 +362,7 @@ const SERVER: u32 = ffi::RSRC_CONF;
 const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 24] = [
+pub static mut COMMANDS: [ffi::command_rec; 23] = [
     directive(c"WSGIScriptAlias", cmd_script_alias, SERVER, c"URL-PATH FILE-OR-DIR [options]: mount a WSGI application"),
     directive(c"WSGIScriptAliasMatch", cmd_script_alias, SERVER, c"REGEX FILE-OR-DIR [options]: mount by regular expression"),
     directive(c"WSGIDaemonProcess", cmd_daemon_process, SERVER, c"NAME [options]: define a daemon process group"),
@@ -383,7 +383,6 @@ pub static mut COMMANDS: [ffi::command_rec; 24] = [
     directive(c"WSGIRestrictStdin", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIRestrictStdout", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIAcceptMutex", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGIApplicationGroupDefault", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIVerboseDebugging", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIDestroyInterpreter", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     // Terminator.

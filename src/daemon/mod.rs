@@ -4,9 +4,14 @@
 
 pub mod protocol;
 
+// The Apache-facing functions below take Apache's own pointers (see `crate::apache`).
+
 #[cfg(not(test))]
+#[allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
 pub mod client;
 #[cfg(not(test))]
+#[allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
 pub mod server;
 #[cfg(not(test))]
+#[allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
 pub mod supervisor;

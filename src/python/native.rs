@@ -202,7 +202,7 @@ unsafe extern "C" fn native_start_response(
     let exc_info = a.get(2).copied().filter(|p| *p != ffi::Py_None());
     match req.start_response(&Obj::borrowed(a[0]), &Obj::borrowed(a[1]), exc_info.map(|p| Obj::borrowed(p))) {
         Ok(()) => req.write_callable().map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
-        Err(()) => ptr::null_mut(),
+        Err(_) => ptr::null_mut(),
     }
 }
 
@@ -227,6 +227,6 @@ unsafe extern "C" fn native_write(
     };
     match req.write_from_app(bytes) {
         Ok(()) => obj::none().into_ptr(),
-        Err(()) => ptr::null_mut(),
+        Err(_) => ptr::null_mut(),
     }
 }

@@ -202,6 +202,8 @@ pub fn dict_set_str(d: &Obj, key: &CStr, value: &Obj) -> PyResult<()> {
 }
 
 /// Raises `exc` (e.g. `ffi::PyExc_ValueError`) with a message; returns null for C callers.
+/// `exc` is always one of CPython's exception classes, valid for the life of the process.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn raise(exc: *mut ffi::PyObject, msg: &str) -> *mut ffi::PyObject {
     let msg = std::ffi::CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     unsafe { ffi::PyErr_SetString(exc, msg.as_ptr()) };
@@ -238,9 +240,4 @@ pub fn restore_error(exc: Obj) {
         let tb = ffi::PyException_GetTraceback(exc.as_ptr());
         ffi::PyErr_Restore(t, exc.into_ptr(), tb);
     }
-}
-
-/// Whether `exc` is an instance of the exception class `cls`.
-pub fn error_is(exc: &Obj, cls: *mut ffi::PyObject) -> bool {
-    unsafe { ffi::PyErr_GivenExceptionMatches(exc.as_ptr(), cls) != 0 }
 }

@@ -467,11 +467,9 @@ impl RequestState {
         } else {
             backend.write(data);
         }
-        if flush || backend.buffered() >= FLUSH_THRESHOLD {
-            if without_gil(|| backend.flush()).is_err() {
-                self.client_gone = true;
-                return Ok(Step::Stop);
-            }
+        if (flush || backend.buffered() >= FLUSH_THRESHOLD) && without_gil(|| backend.flush()).is_err() {
+            self.client_gone = true;
+            return Ok(Step::Stop);
         }
         if self.content_length.is_some_and(|cl| self.written >= cl) {
             return Ok(Step::Stop);
@@ -490,23 +488,23 @@ impl RequestState {
         Ok(w)
     }
 
-    pub fn write_from_app(&mut self, data: &[u8]) -> Result<(), ()> {
+    pub fn write_from_app(&mut self, data: &[u8]) -> PyResult<()> {
         if data.is_empty() {
             return Ok(());
         }
         if self.client_gone {
             raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
-            return Err(());
+            return Err(PyErrSet);
         }
-        self.write_body(data, true).map_err(|_| ())?;
+        self.write_body(data, true).map(|_| ())?;
         if self.client_gone {
             raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
-            return Err(());
+            return Err(PyErrSet);
         }
         Ok(())
     }
 
-    pub fn start_response(&mut self, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> Result<(), ()> {
+    pub fn start_response(&mut self, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> PyResult<()> {
         let fail = |exc: *mut ffi::PyObject, msg: String| {
             raise(exc, &msg);
         };
@@ -519,33 +517,33 @@ impl RequestState {
                         let value = ffi::PyTuple_GetItem(info.as_ptr(), 1);
                         if !value.is_null() && value != ffi::Py_None() {
                             obj::restore_error(Obj::borrowed(value));
-                            return Err(());
+                            return Err(PyErrSet);
                         }
                     }
                 }
                 fail(unsafe { ffi::PyExc_RuntimeError }, "start_response() called with exc_info after headers were sent".into());
-                return Err(());
+                return Err(PyErrSet);
             }
             (None, true) => {
                 fail(unsafe { ffi::PyExc_RuntimeError }, "headers have already been set: start_response() called twice without exc_info".into());
-                return Err(());
+                return Err(PyErrSet);
             }
             _ => {}
         }
         let Some(status_text) = status.as_str() else {
             fail(unsafe { ffi::PyExc_TypeError }, format!("status must be str, not {}", status.type_name()));
-            return Err(());
+            return Err(PyErrSet);
         };
         let code = match parse_status(status_text) {
             Ok(code) => code,
             Err(msg) => {
                 fail(unsafe { ffi::PyExc_ValueError }, msg);
-                return Err(());
+                return Err(PyErrSet);
             }
         };
         if unsafe { ffi::PyList_Check(headers.as_ptr()) } == 0 {
             fail(unsafe { ffi::PyExc_TypeError }, format!("response headers must be a list, not {}", headers.type_name()));
-            return Err(());
+            return Err(PyErrSet);
         }
         let n = unsafe { ffi::PyList_Size(headers.as_ptr()) };
         let mut parsed = Vec::with_capacity(n as usize);
@@ -555,7 +553,7 @@ impl RequestState {
             let pair = unsafe {
                 if ffi::PyTuple_Check(item.as_ptr()) == 0 || ffi::PyTuple_Size(item.as_ptr()) != 2 {
                     fail(ffi::PyExc_TypeError, format!("response header must be a (name, value) tuple, not {}", item.display()));
-                    return Err(());
+                    return Err(PyErrSet);
                 }
                 (Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 0)), Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 1)))
             };
@@ -564,13 +562,13 @@ impl RequestState {
                     unsafe { ffi::PyExc_TypeError },
                     format!("response header name and value must be str, not {} and {}", pair.0.type_name(), pair.1.type_name()),
                 );
-                return Err(());
+                return Err(PyErrSet);
             };
             let (name, value) = match validate_header(name, value) {
                 Ok(nv) => nv,
                 Err(msg) => {
                     fail(unsafe { ffi::PyExc_ValueError }, msg);
-                    return Err(());
+                    return Err(PyErrSet);
                 }
             };
             if name.eq_ignore_ascii_case(b"content-length") {
@@ -578,7 +576,7 @@ impl RequestState {
                     Some(v) => content_length = Some(v),
                     None => {
                         fail(unsafe { ffi::PyExc_ValueError }, format!("invalid Content-Length value {:?}", String::from_utf8_lossy(&value)));
-                        return Err(());
+                        return Err(PyErrSet);
                     }
                 }
             }
