@@ -26,20 +26,20 @@ const LOAD_TEMPLATE: &str = include_str!("../../../conf/oxwsgi.load");
 /// conf/oxwsgi.conf.
 const CONF_TEMPLATE: &str = include_str!("../../../conf/oxwsgi.conf");
 
-/// The candidates, in the order they are tried: next to this executable (target/<profile>/ when
-/// run from a cargo build), the checkout's target/release and target/debug, then
-/// `$OXWSGI_MODULE`.
+/// The candidates, in the order they are tried: `$OXWSGI_MODULE` (an explicit choice wins), next
+/// to this executable (target/<profile>/ when run from a cargo build), then the checkout's
+/// target/release and target/debug.
 pub fn module_candidates() -> Vec<PathBuf> {
     let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("OXWSGI_MODULE").filter(|p| !p.is_empty()) {
+        out.push(PathBuf::from(p));
+    }
     if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
         out.push(dir.join(MODULE_FILE));
     }
     let manifest = Path::new(MANIFEST_DIR);
     out.push(manifest.join("target/release").join(MODULE_FILE));
     out.push(manifest.join("target/debug").join(MODULE_FILE));
-    if let Some(p) = std::env::var_os("OXWSGI_MODULE").filter(|p| !p.is_empty()) {
-        out.push(PathBuf::from(p));
-    }
     out
 }
 
