@@ -56,8 +56,9 @@ pub fn run(group: &Group, index: usize) -> ! {
         parent,
         started: Instant::now(),
         stop: AtomicBool::new(false),
+        drain: AtomicBool::new(false),
         deadline: Mutex::new(None),
-        slots: Mutex::new(Slots { idle: spec.threads as usize, queue: VecDeque::new() }),
+        slots: Mutex::new(Slots { idle: spec.threads as usize, queue: VecDeque::new(), accepting: true }),
         slots_cv: Condvar::new(),
         active: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
@@ -83,10 +84,15 @@ pub fn run(group: &Group, index: usize) -> ! {
         &format!("oxwsgi: daemon process {index} of group '{}' ready (pid {}, {} threads)", spec.name, std::process::id(), spec.threads),
     );
     accept_loop(&shared);
+    {
+        let mut slots = shared.slots.lock().unwrap();
+        slots.accepting = false;
+        shared.slots_cv.notify_all();
+    }
     // Wait for the workers to finish (the monitor exits the process at the deadline).
     loop {
         std::thread::sleep(Duration::from_millis(20));
-        if shared.active.lock().unwrap().is_empty() && shared.slots.lock().unwrap().queue.is_empty() {
+        if shared.finished() {
             unsafe { libc::_exit(0) };
         }
     }
@@ -95,6 +101,8 @@ pub fn run(group: &Group, index: usize) -> ! {
 struct Slots {
     idle: usize,
     queue: VecDeque<UnixStream>,
+    /// The accept loop may still queue connections; workers wait for it before they leave.
+    accepting: bool,
 }
 
 struct Shared {
@@ -103,6 +111,10 @@ struct Shared {
     parent: i32,
     started: Instant,
     stop: AtomicBool,
+    /// Stopping because Apache stops or fully restarts: its children may already have sent
+    /// requests that no new daemon will take before they are gone, so keep accepting until
+    /// nothing is left (or the deadline).
+    drain: AtomicBool,
     deadline: Mutex<Option<Instant>>,
     slots: Mutex<Slots>,
     slots_cv: Condvar,
@@ -124,7 +136,7 @@ impl Shared {
     fn begin_stop(&self, grace: Duration, why: &str) {
         let mut deadline = self.deadline.lock().unwrap();
         let at = Instant::now() + grace;
-        if deadline.is_none_or(|d| at < d) {
+        if deadline.map_or(true, |d| at < d) {
             *deadline = Some(at);
         }
         if !self.stop.swap(true, Ordering::SeqCst) {
@@ -135,6 +147,45 @@ impl Shared {
             );
         }
         self.slots_cv.notify_all();
+    }
+
+    /// Nothing left to do but requests that request-timeout gave up on: no connection waits
+    /// for a worker and every busy worker is on a timed-out request. (Counting busy workers,
+    /// not just registered requests, covers a connection a worker has taken but not read yet.)
+    fn finished(&self) -> bool {
+        let active = self.active.lock().unwrap();
+        let abandoned = active.values().filter(|a| a.timed_out).count();
+        let slots = self.slots.lock().unwrap();
+        let busy = (self.group.spec.threads as usize).saturating_sub(slots.idle);
+        if !slots.queue.is_empty() || busy > abandoned {
+            return false;
+        }
+        // Draining: nothing may wait in the backlog either (the accept loop holds the lock
+        // while it moves a connection from there to the queue).
+        !(self.drain.load(Ordering::SeqCst) && slots.accepting && listener_ready(self.group.listener, 0))
+    }
+
+    /// Does the accept loop take new connections?
+    fn accepts(&self) -> bool {
+        !self.stop.load(Ordering::SeqCst) || self.drain.load(Ordering::SeqCst)
+    }
+
+    /// Stop once every request Apache has sent is answered: see `drain`.
+    fn begin_drain(&self, grace: Duration, why: &str) {
+        self.drain.store(true, Ordering::SeqCst);
+        self.begin_stop(grace, why);
+    }
+
+    /// Counts a finished request; true when that reaches maximum-requests (the process then
+    /// stops accepting and leaves once the requests it has are done).
+    fn count_request(&self) -> bool {
+        let served = self.served.fetch_add(1, Ordering::SeqCst) + 1;
+        let max = self.group.spec.maximum_requests;
+        if max > 0 && served >= max {
+            self.begin_stop(self.graceful(), &format!("maximum-requests ({max}) reached"));
+            return true;
+        }
+        false
     }
 
     fn graceful(&self) -> Duration {
@@ -166,7 +217,10 @@ unsafe fn prepare_process(group: &Group) {
         }
     }
     let spec = &group.spec;
-    set_title(&spec.title().unwrap_or_else(|| format!("(wsgi:{})", spec.name)));
+    // As in mod_wsgi: without display-name the daemon keeps the Apache parent's name.
+    if let Some(title) = spec.title() {
+        set_title(&title);
+    }
     if let Some(mask) = spec.umask {
         libc::umask(mask as libc::mode_t);
     }
@@ -228,27 +282,44 @@ fn accept_loop(shared: &Shared) {
         let flags = libc::fcntl(listener, libc::F_GETFL);
         libc::fcntl(listener, libc::F_SETFL, flags | libc::O_NONBLOCK);
     }
-    while !shared.stop.load(Ordering::SeqCst) {
+    let max = shared.group.spec.maximum_requests;
+    let mut accepted: u64 = 0;
+    while shared.accepts() {
+        if max > 0 && accepted >= max {
+            // Every connection carries at least one request: the rest are for the next process.
+            break;
+        }
         {
             // Accept only when a worker is free for the connection.
             let mut slots = shared.slots.lock().unwrap();
-            while slots.idle <= slots.queue.len() && !shared.stop.load(Ordering::SeqCst) {
+            while slots.idle <= slots.queue.len() && shared.accepts() {
                 slots = shared.slots_cv.wait_timeout(slots, Duration::from_millis(200)).unwrap().0;
             }
         }
-        let mut pfd = libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 };
-        if unsafe { libc::poll(&mut pfd, 1, 200) } <= 0 {
+        if !listener_ready(listener, 200) {
             continue;
+        }
+        // Accepted and queued under the lock, so `finished` always finds a connection either
+        // in the backlog or in the queue.
+        let mut slots = shared.slots.lock().unwrap();
+        // Told to stop while polling: leave the connection to the group's other processes.
+        if !shared.accepts() {
+            break;
         }
         let fd = unsafe { libc::accept4(listener, ptr::null_mut(), ptr::null_mut(), libc::SOCK_CLOEXEC) };
         if fd < 0 {
             continue;
         }
-        let stream = unsafe { UnixStream::from_raw_fd(fd) };
-        let mut slots = shared.slots.lock().unwrap();
-        slots.queue.push_back(stream);
+        accepted += 1;
+        slots.queue.push_back(unsafe { UnixStream::from_raw_fd(fd) });
         shared.slots_cv.notify_all();
     }
+}
+
+/// Is a connection waiting on the group's socket (within `wait_ms`)?
+fn listener_ready(listener: RawFd, wait_ms: i32) -> bool {
+    let mut pfd = libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 };
+    unsafe { libc::poll(&mut pfd, 1, wait_ms) > 0 }
 }
 
 fn worker(shared: &Arc<Shared>) {
@@ -260,7 +331,7 @@ fn worker(shared: &Arc<Shared>) {
                     slots.idle -= 1;
                     break s;
                 }
-                if shared.stop.load(Ordering::SeqCst) {
+                if shared.stop.load(Ordering::SeqCst) && !slots.accepting {
                     return;
                 }
                 slots = shared.slots_cv.wait_timeout(slots, Duration::from_millis(500)).unwrap().0;
@@ -281,6 +352,8 @@ struct Writer {
 
 struct WriterState {
     stream: UnixStream,
+    /// Something was written: the HELLO_OK that leads the first buffered output went out.
+    greeted: bool,
     started: bool,
     taken_over: bool,
 }
@@ -291,6 +364,7 @@ impl Writer {
         if st.taken_over {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "request was answered by the request-timeout monitor"));
         }
+        st.greeted = true;
         st.stream.write_all(bytes)?;
         st.started |= starts;
         Ok(())
@@ -302,7 +376,7 @@ fn serve_connection(shared: &Arc<Shared>, stream: UnixStream) {
     let _ = stream.set_read_timeout(timeout);
     let _ = stream.set_write_timeout(timeout);
     let Ok(read_half) = stream.try_clone() else { return };
-    let writer = Arc::new(Writer { state: Mutex::new(WriterState { stream, started: false, taken_over: false }) });
+    let writer = Arc::new(Writer { state: Mutex::new(WriterState { stream, greeted: false, started: false, taken_over: false }) });
     let mut reader = FrameReader::new(read_half);
     match reader.read_frame_limited(MAX_HELLO_PAYLOAD) {
         Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && protocol::secrets_equal(&secret, &shared.group.secret) => {}
@@ -342,8 +416,9 @@ fn serve_connection(shared: &Arc<Shared>, stream: UnixStream) {
         out.clear();
         shared.active.lock().unwrap().remove(&id);
         *shared.last_activity.lock().unwrap() = Instant::now();
-        shared.served.fetch_add(1, Ordering::SeqCst);
-        if !keep {
+        let last = shared.count_request();
+        // A stopping process takes no further request on this connection.
+        if !keep || last || shared.stop.load(Ordering::SeqCst) {
             return;
         }
     }
@@ -500,10 +575,18 @@ impl Backend for DaemonBackend {
     }
 
     fn write(&mut self, data: &[u8]) {
-        for chunk in data.chunks(MAX_DATA) {
-            let _ = protocol::encode_frame(&Frame::Data(chunk.to_vec()), &mut self.out);
-        }
+        protocol::encode_data(data, &mut self.out);
         self.buffered += data.len();
+    }
+
+    fn write_now(&mut self, data: &[u8]) -> io::Result<()> {
+        self.flush()?;
+        let mut st = self.writer.state.lock().unwrap();
+        if st.taken_over {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "taken over"));
+        }
+        st.greeted = true;
+        protocol::write_data(&mut st.stream, data).map_err(io::Error::other)
     }
 
     fn buffered(&self) -> usize {
@@ -556,9 +639,10 @@ fn signals(shared: &Shared) {
             continue;
         }
         if sig == libc::SIGUSR1 {
+            // Apache's graceful restart: the next generation takes over the socket at once.
             shared.begin_stop(shared.graceful(), "graceful restart requested");
         } else {
-            shared.begin_stop(shared.group.spec.shutdown_timeout, "Apache is stopping or restarting");
+            shared.begin_drain(shared.group.spec.shutdown_timeout, "Apache is stopping or restarting");
         }
     }
 }
@@ -574,26 +658,25 @@ fn monitor(shared: &Shared) {
         if let Some(limit) = spec.request_timeout {
             check_request_timeouts(shared, limit);
         }
-        let served = shared.served.load(Ordering::SeqCst);
-        if spec.maximum_requests > 0 && served >= spec.maximum_requests {
-            shared.begin_stop(shared.graceful(), &format!("maximum-requests ({}) reached", spec.maximum_requests));
-        }
         if let Some(t) = spec.restart_interval {
             if shared.started.elapsed() >= t {
                 shared.begin_stop(shared.graceful(), &format!("restart-interval ({}s) reached", t.as_secs()));
             }
         }
-        if let Some(t) = spec.inactivity_timeout {
-            let idle = shared.active.lock().unwrap().is_empty();
+        // Armed by the first request: a fresh process has no application memory to give back,
+        // and restarting it would only repeat its start-up every `t` while the group is idle.
+        if let (Some(t), true) = (spec.inactivity_timeout, shared.served.load(Ordering::SeqCst) > 0) {
+            let idle = {
+                let active = shared.active.lock().unwrap();
+                let slots = shared.slots.lock().unwrap();
+                active.is_empty() && slots.queue.is_empty() && slots.idle == spec.threads as usize
+            };
             if idle && shared.last_activity.lock().unwrap().elapsed() >= t {
                 shared.begin_stop(Duration::ZERO, &format!("inactivity-timeout ({}s) reached", t.as_secs()));
             }
         }
         if shared.stop.load(Ordering::SeqCst) {
-            let done = {
-                let active = shared.active.lock().unwrap();
-                active.values().all(|a| a.timed_out) && shared.slots.lock().unwrap().queue.is_empty()
-            };
+            let done = shared.finished();
             let late = shared.deadline.lock().unwrap().is_some_and(|d| Instant::now() >= d);
             if done || late {
                 if late && !done {
@@ -630,6 +713,11 @@ fn check_request_timeouts(shared: &Shared, limit: Duration) {
         let mut st = writer.state.lock().unwrap();
         let frame = if st.started { Frame::abort("request-timeout") } else { Frame::error(504, "request-timeout exceeded") };
         let mut buf = Vec::new();
+        if !st.greeted {
+            // HELLO_OK waits in the worker's output buffer until its first flush: Apache
+            // expects it before anything else.
+            let _ = protocol::encode_frame(&Frame::HelloOk, &mut buf);
+        }
         let _ = protocol::encode_frame(&frame, &mut buf);
         let _ = st.stream.write_all(&buf);
         let _ = st.stream.shutdown(std::net::Shutdown::Write);

@@ -14,6 +14,7 @@ use crate::config::DaemonProcess;
 use std::ffi::{c_void, CStr, CString};
 use std::os::fd::RawFd;
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,14 +50,74 @@ struct Slot {
     detached: bool,
 }
 
-/// Daemons told to stop in this generation; waited for when Apache itself exits.
-static STOPPING: Mutex<Vec<(i32, Duration)>> = Mutex::new(Vec::new());
+/// Supervisor state that must outlive the module: Apache unloads and reloads its modules at
+/// every restart, which resets statics. Allocated once per Apache parent and found again
+/// through the process pool (under a key naming this build's layout).
+struct Persistent {
+    /// Daemons told to stop (of any generation) that have not been seen to exit: (pid,
+    /// group, shutdown-timeout). Each new generation takes them over as "retired" other
+    /// children, so the MPM hands their deaths to us instead of warning about a "long lost
+    /// child"; when Apache exits they are waited for (bounded) like the last generation's.
+    stopping: Mutex<Vec<(i32, String, Duration)>>,
+    /// How watched daemons ended (see `exit_status`).
+    deaths: exit_status::Table,
+}
+
+impl Persistent {
+    const fn new() -> Self {
+        Persistent { stopping: Mutex::new(Vec::new()), deaths: exit_status::Table::new() }
+    }
+}
+
+static PERSISTENT: AtomicPtr<Persistent> = AtomicPtr::new(ptr::null_mut());
+/// Used only if something runs before post_config found the real one.
+static FALLBACK: Persistent = Persistent::new();
+
+fn persistent() -> &'static Persistent {
+    let p = PERSISTENT.load(Ordering::SeqCst);
+    if p.is_null() {
+        &FALLBACK
+    } else {
+        unsafe { &*p }
+    }
+}
+
+/// Finds (or, in a new Apache parent, creates) the persistent state.
+unsafe fn attach_persistent(process_pool: *mut ffi::apr_pool_t) {
+    let key = CString::new(format!(
+        "oxwsgi-supervisor-{}-{}",
+        env!("CARGO_PKG_VERSION"),
+        std::mem::size_of::<Persistent>()
+    ))
+    .expect("no NUL");
+    let mut data: *mut c_void = ptr::null_mut();
+    ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), process_pool);
+    if data.is_null() {
+        data = Box::into_raw(Box::new(Persistent::new())) as *mut c_void;
+        ffi::apr_pool_userdata_set(data, key.as_ptr(), None, process_pool);
+    }
+    PERSISTENT.store(data as *mut Persistent, Ordering::SeqCst);
+}
+
+fn stopping() -> std::sync::MutexGuard<'static, Vec<(i32, String, Duration)>> {
+    persistent().stopping.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An older generation's daemon, finishing its requests after a restart.
+struct Retired {
+    proc_: ffi::apr_proc_t,
+    group: String,
+    detached: bool,
+}
 
 fn state(what: u32) -> i32 {
     unsafe { ffi::ap_state_query(what as i32) }
 }
 
 /// post_config: create the sockets and start the daemon processes of every group.
+///
+/// # Safety
+/// Called by Apache only, in its parent process, with its configuration pool and server.
 pub unsafe extern "C" fn post_config(
     pconf: *mut ffi::apr_pool_t,
     _plog: *mut ffi::apr_pool_t,
@@ -79,8 +140,13 @@ pub unsafe extern "C" fn post_config(
         }
         server = (*server).next;
     }
-    STOPPING.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    attach_persistent((*(*s).process).pool);
     apr_cleanup(pconf, ptr::null_mut(), on_config_destroyed);
+    adopt_retired(pconf);
+    // Only where there are daemons to watch: embedded-only servers keep SIGCHLD untouched.
+    if !specs.is_empty() || !stopping().is_empty() {
+        exit_status::install();
+    }
     if specs.is_empty() {
         GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clear();
         return ffi::OK as i32;
@@ -137,13 +203,16 @@ unsafe fn apr_cleanup(pool: *mut ffi::apr_pool_t, data: *mut c_void, f: unsafe e
 /// stop as their registrations were dropped; on exit, wait for them (bounded) and remove the
 /// sockets.
 unsafe extern "C" fn on_config_destroyed(_data: *mut c_void) -> ffi::apr_status_t {
+    // The module may be unloaded and loaded again at another address: no handler may point
+    // into it meanwhile.
+    exit_status::uninstall();
     let exiting = state(ffi::AP_SQ_MAIN_STATE) == ffi::AP_SQ_MS_EXITING as i32;
     if !exiting {
         return 0;
     }
-    let stopping: Vec<(i32, Duration)> = std::mem::take(&mut *STOPPING.lock().unwrap_or_else(|e| e.into_inner()));
-    let deadline = Instant::now() + stopping.iter().map(|(_, t)| *t).max().unwrap_or_default() + Duration::from_millis(500);
-    let mut alive: Vec<i32> = stopping.iter().map(|(p, _)| *p).collect();
+    let stopping: Vec<(i32, String, Duration)> = std::mem::take(&mut *stopping());
+    let deadline = Instant::now() + stopping.iter().map(|(_, _, t)| *t).max().unwrap_or_default() + Duration::from_millis(500);
+    let mut alive: Vec<i32> = stopping.iter().map(|(p, _, _)| *p).collect();
     while !alive.is_empty() && Instant::now() < deadline {
         alive.retain(|&pid| libc::waitpid(pid, ptr::null_mut(), libc::WNOHANG) == 0);
         std::thread::sleep(Duration::from_millis(20));
@@ -168,6 +237,7 @@ unsafe fn spawn(pconf: *mut ffi::apr_pool_t, group: Arc<Group>, index: usize) {
     if pid == 0 {
         super::server::run(&group, index);
     }
+    exit_status::watch(pid);
     log_server(
         ptr::null(),
         util::LOG_INFO,
@@ -194,14 +264,19 @@ unsafe extern "C" fn maintenance(reason: i32, data: *mut c_void, status: i32) {
     let (name, pid, index) = (group.spec.name.clone(), (*slot).proc_.pid, (*slot).index);
     match reason as u32 {
         ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
-            let how = if reason as u32 == ffi::APR_OC_REASON_LOST {
-                "was lost".to_string()
-            } else if libc::WIFSIGNALED(status) {
-                format!("was killed by signal {}", libc::WTERMSIG(status))
+            // `status` is what apr_proc_wait_all_procs made of the wait status: the exit code
+            // or the signal number, without saying which. The SIGCHLD handler may have seen it.
+            let seen = exit_status::take(pid);
+            let (how, clean) = if reason as u32 == ffi::APR_OC_REASON_LOST {
+                ("was lost".to_string(), false)
             } else {
-                format!("exited with status {}", libc::WEXITSTATUS(status))
+                match seen {
+                    Some(exit_status::Ended::Exited(code)) => (format!("exited with status {code}"), code == 0),
+                    Some(exit_status::Ended::Killed(sig)) => (format!("was killed by signal {sig}"), false),
+                    Some(exit_status::Ended::Dumped(sig)) => (format!("was killed by signal {sig} (core dumped)"), false),
+                    None => (format!("ended with exit status or signal {status}"), status == 0),
+                }
             };
-            let clean = reason as u32 == ffi::APR_OC_REASON_DEATH && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
             log_server(
                 ptr::null(),
                 if clean { util::LOG_INFO } else { util::LOG_ERR },
@@ -217,13 +292,78 @@ unsafe extern "C" fn maintenance(reason: i32, data: *mut c_void, status: i32) {
         }
         ffi::APR_OC_REASON_RESTART | ffi::APR_OC_REASON_UNREGISTER => {
             // Apache restarts or stops: this generation's daemons finish what they have and exit.
-            libc::kill(pid, libc::SIGTERM);
-            STOPPING.lock().unwrap_or_else(|e| e.into_inner()).push((pid, group.spec.shutdown_timeout));
+            // (Still watched: its end is logged once the next generation has adopted it.)
+            // A graceful restart unregisters through the pool cleanup and starts the next
+            // generation at once, which takes over the socket: SIGUSR1, stop accepting. A full
+            // restart or a stop first reclaims every child (RESTART), starting nothing until
+            // Apache's children are gone, which may wait on requests already sent: SIGTERM,
+            // answer everything sent so far.
+            let graceful = reason as u32 == ffi::APR_OC_REASON_UNREGISTER
+                && state(ffi::AP_SQ_MAIN_STATE) != ffi::AP_SQ_MS_EXITING as i32;
+            libc::kill(pid, if graceful { libc::SIGUSR1 } else { libc::SIGTERM });
+            stopping().push((pid, name.clone(), group.spec.shutdown_timeout));
             (*slot).detached = true;
             if reason as u32 == ffi::APR_OC_REASON_RESTART {
                 ffi::apr_proc_other_child_unregister(data);
             }
             drop(Box::from_raw(slot));
+        }
+        _ => {}
+    }
+}
+
+/// Registers the daemons still stopping from earlier generations with this configuration's pool.
+unsafe fn adopt_retired(pconf: *mut ffi::apr_pool_t) {
+    let mut stopping = stopping();
+    stopping.retain(|(pid, _, _)| {
+        // Alive or an unreaped zombie: still ours to hear about. Gone: reaped meanwhile.
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let ours = libc::waitid(libc::P_PID, *pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0;
+        if !ours {
+            exit_status::take(*pid);
+        }
+        ours
+    });
+    for (pid, group, _) in stopping.iter() {
+        let retired = Box::into_raw(Box::new(Retired {
+            proc_: ffi::apr_proc_t { pid: *pid, in_: ptr::null_mut(), out: ptr::null_mut(), err: ptr::null_mut() },
+            group: group.clone(),
+            detached: false,
+        }));
+        ffi::apr_proc_other_child_register(&mut (*retired).proc_, Some(retired_maintenance), retired as *mut c_void, ptr::null_mut(), pconf);
+    }
+}
+
+unsafe extern "C" fn retired_maintenance(reason: i32, data: *mut c_void, _status: i32) {
+    let retired = data as *mut Retired;
+    if (*retired).detached {
+        return;
+    }
+    let pid = (*retired).proc_.pid;
+    match reason as u32 {
+        ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
+            let how = match exit_status::take(pid) {
+                Some(exit_status::Ended::Exited(code)) => format!("exited with status {code}"),
+                Some(exit_status::Ended::Killed(sig) | exit_status::Ended::Dumped(sig)) => format!("was killed by signal {sig}"),
+                None => "exited".to_string(),
+            };
+            log_server(
+                ptr::null(),
+                util::LOG_INFO,
+                &format!("oxwsgi: retired daemon process of group '{}' (pid {pid}) {how}", (*retired).group),
+            );
+            stopping().retain(|(p, _, _)| *p != pid);
+            (*retired).detached = true;
+            ffi::apr_proc_other_child_unregister(data);
+            drop(Box::from_raw(retired));
+        }
+        ffi::APR_OC_REASON_RESTART | ffi::APR_OC_REASON_UNREGISTER => {
+            // Another restart or the exit: it stays in STOPPING for the next owner.
+            (*retired).detached = true;
+            if reason as u32 == ffi::APR_OC_REASON_RESTART {
+                ffi::apr_proc_other_child_unregister(data);
+            }
+            drop(Box::from_raw(retired));
         }
         _ => {}
     }
@@ -338,4 +478,139 @@ unsafe fn credentials(spec: &DaemonProcess) -> Result<(u32, u32, String), String
         return Err("daemon processes may not run as root (set User/Group or user=/group=)".to_string());
     }
     Ok((uid, gid, user_name))
+}
+
+/// How daemon processes ended, for the log. The MPM reaps every child of Apache's parent and
+/// hands the supervisor only a number that is either an exit code or a signal number. So a
+/// SIGCHLD handler in the parent looks at each watched daemon that has ended, with
+/// `waitid(WNOWAIT)` (which leaves it for the MPM to reap), and records how it ended.
+mod exit_status {
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Ended {
+        Exited(i32),
+        Killed(i32),
+        Dumped(i32),
+    }
+
+    const SLOTS: usize = 256;
+    const EXITED: i32 = 1 << 8;
+    const KILLED: i32 = 2 << 8;
+    const DUMPED: i32 = 3 << 8;
+
+    struct Slot {
+        pid: AtomicI32,
+        how: AtomicI32,
+    }
+
+    /// Watched pids and how they ended; lives in the supervisor's persistent state.
+    pub struct Table([Slot; SLOTS]);
+
+    impl Table {
+        pub const fn new() -> Table {
+            #[allow(clippy::declare_interior_mutable_const)]
+            const EMPTY: Slot = Slot { pid: AtomicI32::new(0), how: AtomicI32::new(0) };
+            Table([EMPTY; SLOTS])
+        }
+    }
+
+    fn slots() -> &'static [Slot; SLOTS] {
+        &super::persistent().deaths.0
+    }
+
+    /// Remember `pid` (a daemon just forked). Without a free slot its end is reported vaguely.
+    pub fn watch(pid: i32) {
+        for slot in slots().iter() {
+            if slot.pid.load(Ordering::SeqCst) == pid {
+                slot.how.store(0, Ordering::SeqCst);
+                return;
+            }
+        }
+        for slot in slots().iter() {
+            if slot.pid.load(Ordering::SeqCst) == 0 {
+                slot.how.store(0, Ordering::SeqCst);
+                if slot.pid.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Forget `pid`, returning how it ended if the handler saw it.
+    pub fn take(pid: i32) -> Option<Ended> {
+        let slot = slots().iter().find(|s| s.pid.load(Ordering::SeqCst) == pid)?;
+        // Once more, in case the signal was not handled yet (harmless if already reaped).
+        peek(slot);
+        let how = slot.how.swap(0, Ordering::SeqCst);
+        slot.pid.store(0, Ordering::SeqCst);
+        match how & !0xff {
+            EXITED => Some(Ended::Exited(how & 0xff)),
+            KILLED => Some(Ended::Killed(how & 0xff)),
+            DUMPED => Some(Ended::Dumped(how & 0xff)),
+            _ => None,
+        }
+    }
+
+    /// Async-signal-safe: waitid and atomics only.
+    fn peek(slot: &Slot) {
+        let pid = slot.pid.load(Ordering::SeqCst);
+        if pid <= 0 || slot.how.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            if libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) != 0 || info.si_pid() != pid {
+                return;
+            }
+            let value = info.si_status() & 0xff;
+            let how = match info.si_code {
+                libc::CLD_EXITED => EXITED | value,
+                libc::CLD_KILLED => KILLED | value,
+                libc::CLD_DUMPED => DUMPED | value,
+                _ => return,
+            };
+            slot.how.store(how, Ordering::SeqCst);
+        }
+    }
+
+    extern "C" fn on_sigchld(_sig: libc::c_int) {
+        unsafe {
+            let errno = *libc::__errno_location();
+            for slot in slots().iter() {
+                peek(slot);
+            }
+            *libc::__errno_location() = errno;
+        }
+    }
+
+    /// Sets the SIGCHLD handler (Apache's parent leaves SIGCHLD at its default otherwise), and
+    /// looks at every watched daemon once.
+    pub fn install() {
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_sigchld as extern "C" fn(libc::c_int) as usize;
+            sa.sa_flags = libc::SA_RESTART | libc::SA_NOCLDSTOP;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut());
+        }
+        // Daemons that ended while no handler was installed (between two configurations) are
+        // still unreaped: the MPM reaps only from its main loop, after post_config.
+        on_sigchld(libc::SIGCHLD);
+    }
+
+    /// Back to the default, if the handler is ours.
+    pub fn uninstall() {
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == on_sigchld as extern "C" fn(libc::c_int) as usize
+            {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut());
+            }
+        }
+    }
 }
