@@ -223,11 +223,6 @@ fn errors_before_and_after_output() {
 /// Like embedded mode, the client should receive the head and the output produced before the
 /// failure, then see the connection cut (no terminating chunk).
 #[test]
-#[ignore = "BUG (src/daemon/client.rs, relay): on ABORT (and ERROR after START, and a lost daemon \
-            after START) the relay calls backend.abort() without flushing the DATA it has \
-            buffered (it only flushes a DATA frame when no further frame is already read), so when \
-            START, DATA and ABORT arrive together the client gets no status line at all. Fix: \
-            `let _ = backend.flush();` before each `backend.abort()` in relay()/handle()."]
 fn error_after_output_still_delivers_the_partial_output() {
     let apache = io_apache();
     let daemon = daemon_apps::daemon_pid(&apache, "/d");
@@ -243,13 +238,6 @@ fn error_after_output_still_delivers_the_partial_output() {
 /// The daemon's user may read files Apache's user cannot: the descriptor passed with SENDFILE
 /// must be used as it is, not reopened by path.
 #[test]
-#[ignore = "BUG (src/apache/request.rs, ApacheBackend::send_file): the received descriptor is \
-            reopened through /proc/self/fd/N, which checks the file's permissions again as \
-            Apache's user, so a file only the daemon's user=/group= may read fails with EACCES; \
-            client.rs then aborts silently (nothing logged, no status line). Fix: dup the \
-            descriptor (fcntl F_DUPFD_CLOEXEC), wrap it with apr_os_file_put(..., \
-            APR_FOPEN_READ|APR_FOPEN_SENDFILE_ENABLED, r->pool) and register a pool cleanup that \
-            closes it; in client.rs log the send_file error before aborting."]
 fn file_wrapper_of_a_file_only_the_daemon_user_can_read() {
     let want = payload(300_000, 9);
     let apache = Apache::builder()

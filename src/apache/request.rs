@@ -415,21 +415,27 @@ impl Backend for ApacheBackend {
 
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
         unsafe {
-            // Our own descriptor for the file, owned by the request pool: the application may
-            // close its file object as soon as we return, before Apache has sent the bytes.
-            let path = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
-            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
-            let rv = ffi::apr_file_open(
-                &mut file,
-                path.as_ptr(),
-                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
-                0,
-                (*self.r).pool,
-            );
-            if rv != 0 {
-                return Err(io::Error::other(format!("cannot reopen file for sending (APR status {rv})")));
+            // Our own descriptor for the file, closed with the request pool (which lives until
+            // the response has been written): the application may close its file object as
+            // soon as we return. A duplicate, not a reopen, so a file only a daemon's user may
+            // open can still be sent by Apache.
+            let own = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
+            if own < 0 {
+                return Err(io::Error::last_os_error());
             }
-            ffi::apr_brigade_insert_file(self.out, file, offset as i64, len as i64, (*self.r).pool);
+            unsafe extern "C" fn close_fd(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+                libc::close(data as usize as i32);
+                0
+            }
+            let pool = (*self.r).pool;
+            ffi::apr_pool_cleanup_register(pool, own as usize as *const std::ffi::c_void, Some(close_fd), Some(ffi::apr_pool_cleanup_null));
+            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
+            let mut os_fd = own;
+            let rv = ffi::apr_os_file_put(&mut file, &mut os_fd, (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32, pool);
+            if rv != 0 {
+                return Err(io::Error::other(format!("cannot hand the file to Apache (APR status {rv})")));
+            }
+            ffi::apr_brigade_insert_file(self.out, file, offset as i64, len as i64, pool);
         }
         Ok(())
     }
@@ -444,6 +450,11 @@ impl Backend for ApacheBackend {
 
     fn abort(&mut self) {
         unsafe {
+            // What was produced still reaches the client (a partial response says more than
+            // none), then the connection is dropped so it cannot pass for a complete one.
+            if ffi::oxwsgi_brigade_empty(self.out) == 0 {
+                let _ = self.flush();
+            }
             let c = (*self.r).connection;
             (*c).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
             (*c).aborted = 1;

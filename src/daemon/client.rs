@@ -155,7 +155,8 @@ unsafe fn relay(
                 let Some(fd) = reader.get_mut().fds.pop_front() else {
                     return Err(Failure::Broken("SENDFILE without a file descriptor".into()));
                 };
-                if backend.send_file(fd.as_raw_fd(), offset, length).is_err() {
+                if let Err(e) = backend.send_file(fd.as_raw_fd(), offset, length) {
+                    log_request(r, util::LOG_ERR, &format!("oxwsgi: cannot send the file passed by daemon process group '{}': {e}", group.spec.name));
                     backend.abort();
                     return Ok(ffi::OK as i32);
                 }

@@ -49,7 +49,8 @@ pub trait Backend {
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()>;
     /// Completes the response.
     fn finish(&mut self) -> io::Result<()>;
-    /// The response cannot be completed: drop the connection so the client sees the failure.
+    /// The response cannot be completed: push what is buffered, then drop the connection so
+    /// the client sees the failure.
     fn abort(&mut self);
     /// One line to the error log, attributed to this request (GIL held).
     fn log(&mut self, level: u8, msg: &str);
