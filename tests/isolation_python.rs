@@ -62,6 +62,28 @@ fn python_home_virtualenv_is_sys_prefix() {
     }
 }
 
+/// A daemon group without python-home= runs the server's WSGIPythonHome (as in mod_wsgi); one
+/// with its own python-home= runs that.
+#[test]
+fn daemon_groups_inherit_python_home_unless_they_name_one() {
+    let venv = venv::venv().display().to_string();
+    let apache = Apache::builder()
+        .app("isolation/pyinfo.wsgi", PYINFO)
+        .config(&format!(
+            "WSGIPythonHome {venv}\n\
+             WSGIDaemonProcess inherits threads=2\n\
+             WSGIDaemonProcess own threads=2 python-home=/usr\n\
+             WSGIScriptAlias /inherits {{APPS}}/isolation/pyinfo.wsgi process-group=inherits\n\
+             WSGIScriptAlias /own {{APPS}}/isolation/pyinfo.wsgi process-group=own"
+        ))
+        .start();
+    let f = fields(&apache, "/inherits");
+    assert_eq!(f["prefix"], venv, "{f:?}");
+    assert!(f["django"].starts_with("5.2"), "{f:?}");
+    let f = fields(&apache, "/own");
+    assert_eq!(f["prefix"], "/usr", "{f:?}");
+}
+
 #[test]
 fn python_home_prefix_is_sys_prefix() {
     let apache = Apache::builder()

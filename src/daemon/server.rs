@@ -31,8 +31,10 @@ pub fn run(group: &Group, index: usize) -> ! {
     unsafe { prepare_process(group) };
     crate::python::set_server_log(|level, msg| log_server(ptr::null(), level, msg));
     let spec = &group.spec;
+    // As in mod_wsgi, a group without python-home= runs the server's WSGIPythonHome.
+    let main = crate::apache::conf::server_conf(unsafe { crate::apache::ffi::ap_server_conf });
     let config = RuntimeConfig {
-        python_home: spec.python_home.clone(),
+        python_home: spec.python_home.clone().or_else(|| main.python_home.as_ref().map(|(h, _)| h.clone())),
         python_path: spec.python_path.clone(),
         process_group: spec.name.clone(),
         restrict_signal: false,
