@@ -61,6 +61,42 @@ fn maximum_requests_restarts_without_failing_a_request() {
     eprintln!("maximum-requests: 60 requests, {} pids, {:?}", pids.len(), t.elapsed());
 }
 
+/// Apache keeps connections to the daemons open across requests. A daemon that stops (here at
+/// maximum-requests) closes its idle ones; a request sent on one just then was never read, and
+/// is sent again on a new connection — so no POST fails either (and none runs twice).
+#[test]
+fn maximum_requests_with_kept_alive_connections_loses_no_post() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(
+            "WSGIDaemonProcess mr processes=2 threads=2 maximum-requests=7\n\
+             WSGIScriptAlias /mr {APPS}/app.py process-group=mr",
+        )
+        .start();
+    let addr = apache.addr();
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            thread::spawn(move || {
+                let mut client = Client::connect(addr).expect("connect");
+                let mut out = Vec::new();
+                for i in 0..20 {
+                    let body = format!("client {c} request {i}");
+                    let r = client.try_send("POST", "/mr/echo", &[("Content-Type", "text/plain")], body.as_bytes());
+                    out.push(match r {
+                        Ok(r) if r.status == 200 && r.body == body.as_bytes() => Ok(()),
+                        Ok(r) => Err(format!("{} {:?}", r.status, r.text())),
+                        Err(e) => Err(e.to_string()),
+                    });
+                }
+                out
+            })
+        })
+        .collect();
+    let failures: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).filter_map(Result::err).collect();
+    assert!(failures.is_empty(), "{} of 80 POSTs failed: {failures:#?}\n{}", failures.len(), apache.log_tail(40));
+    assert!(apache.count_in_log("maximum-requests (7) reached") >= 4, "{}", apache.log_tail(40));
+}
+
 #[test]
 fn inactivity_timeout_and_restart_interval_replace_the_process() {
     let apache = Apache::builder()

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Runs a request in daemon process group `name`; returns the handler's status.
@@ -25,37 +26,65 @@ pub unsafe fn handle(
         log_request(r, util::LOG_ERR, &format!("oxwsgi: daemon process group '{name}' is not running in this Apache"));
         return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
     };
-    let stream = match connect(&group) {
-        Ok(s) => s,
-        Err(e) => {
-            log_request(r, util::LOG_ERR, &format!(
-                "oxwsgi: cannot connect to daemon process group '{name}' at {} within connect-timeout ({}s): {e}",
-                group.socket_path, group.spec.connect_timeout.as_secs()));
-            return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
-        }
-    };
     let mut backend = ApacheBackend::new(r);
-    match relay(r, &group, stream, cgi, content_length, &mut backend) {
-        Ok(status) => status,
-        Err(failure) => {
-            let (status, what) = match &failure {
-                Failure::Timeout => (ffi::HTTP_GATEWAY_TIME_OUT, "timed out (socket-timeout) waiting for".to_string()),
-                Failure::Broken(e) => (ffi::HTTP_BAD_GATEWAY, format!("lost the connection ({e}) to")),
-            };
-            log_request(r, util::LOG_ERR, &format!("oxwsgi: {what} daemon process group '{name}' while serving '{}'", util::cstr((*r).uri).unwrap_or("")));
-            if backend.started {
-                backend.abort();
-                ffi::OK as i32
-            } else {
-                status as i32
-            }
+    // The REQUEST, with the first piece of the body when one is expected; kept so that it can be
+    // sent again on a fresh connection if a reused one turns out to be gone.
+    let expects_continue = util::table_get((*r).headers_in, c"Expect").is_some();
+    let eager_body = content_length != Some(0) && !expects_continue;
+    let mut request = Vec::with_capacity(4096);
+    let environ = cgi.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    let _ = protocol::encode_frame(&Frame::Request { environ, body_length: content_length, eager_body }, &mut request);
+    if eager_body {
+        if let Err(f) = body_reply(&mut backend, EAGER_BODY_MAX, &mut request) {
+            return fail(r, name, &mut backend, f);
         }
+    }
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let conn = match take_pooled(name) {
+            Some(c) => c,
+            None => match connect(&group) {
+                Ok(c) => c,
+                Err(e) => {
+                    log_request(r, util::LOG_ERR, &format!(
+                        "oxwsgi: cannot connect to daemon process group '{name}' at {} within connect-timeout ({}s): {e}",
+                        group.socket_path, group.spec.connect_timeout.as_secs()));
+                    return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
+                }
+            },
+        };
+        match relay(r, &group, conn, &request, &mut backend) {
+            Ok(status) => return status,
+            // A kept-alive connection the daemon closed without reading this request (it was
+            // stopping): the request never ran, so it goes again on a new connection.
+            Err(Failure::Unused) if attempts < 3 => continue,
+            Err(f) => return fail(r, name, &mut backend, f),
+        }
+    }
+}
+
+unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend, failure: Failure) -> i32 {
+    let (status, what) = match &failure {
+        Failure::Timeout => (ffi::HTTP_GATEWAY_TIME_OUT, "timed out (socket-timeout) waiting for".to_string()),
+        Failure::Broken(e) => (ffi::HTTP_BAD_GATEWAY, format!("lost the connection ({e}) to")),
+        Failure::Unused => (ffi::HTTP_BAD_GATEWAY, "lost a kept-alive connection to".to_string()),
+    };
+    log_request(r, util::LOG_ERR, &format!("oxwsgi: {what} daemon process group '{name}' while serving '{}'", util::cstr((*r).uri).unwrap_or("")));
+    if backend.started {
+        backend.abort();
+        ffi::OK as i32
+    } else {
+        status as i32
     }
 }
 
 enum Failure {
     Timeout,
     Broken(String),
+    /// A reused connection that the daemon closed without reading the request: the write
+    /// failed (EPIPE) or the read reported the unread request (ECONNRESET).
+    Unused,
 }
 
 impl From<protocol::ProtocolError> for Failure {
@@ -73,63 +102,123 @@ impl From<io::Error> for Failure {
     }
 }
 
+/// A connection to a daemon group, new or kept from an earlier request.
+struct Conn {
+    group: String,
+    writer: UnixStream,
+    reader: FrameReader<FdReader>,
+    fresh: bool,
+    idle_since: Instant,
+}
+
+/// Idle connections of this Apache child, by group. A daemon that stops closes its idle
+/// connections; the first use of such a connection fails in a way that proves the request was
+/// not read (see `Failure::Unused`), and it is sent again on a new connection.
+static POOL: Mutex<Vec<Conn>> = Mutex::new(Vec::new());
+const POOL_MAX_PER_GROUP: usize = 64;
+/// Connections idle longer than this are closed rather than reused.
+const REUSE_WITHIN: Duration = Duration::from_secs(10);
+
+fn take_pooled(group: &str) -> Option<Conn> {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    while let Some(i) = pool.iter().rposition(|c| c.group == group) {
+        let conn = pool.swap_remove(i);
+        // The daemon never writes to an idle connection: anything readable means it closed it.
+        let mut pfd = libc::pollfd { fd: conn.writer.as_raw_fd(), events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
+        let closed = unsafe { libc::poll(&mut pfd, 1, 0) } != 0;
+        if conn.idle_since.elapsed() < REUSE_WITHIN && !closed && conn.reader.buffered().is_empty() {
+            return Some(conn);
+        }
+    }
+    None
+}
+
+fn put_back(mut conn: Conn) {
+    conn.fresh = false;
+    conn.idle_since = Instant::now();
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.iter().filter(|c| c.group == conn.group).count() < POOL_MAX_PER_GROUP {
+        pool.push(conn);
+    }
+}
+
 /// Connects to the group's socket, retrying while its daemons (re)start, up to connect-timeout.
-fn connect(group: &Group) -> io::Result<UnixStream> {
+fn connect(group: &Group) -> io::Result<Conn> {
     let deadline = Instant::now() + group.spec.connect_timeout;
     let mut pause = Duration::from_millis(5);
-    loop {
+    let stream = loop {
         match UnixStream::connect(&group.socket_path) {
-            Ok(s) => return Ok(s),
+            Ok(s) => break s,
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(200));
             }
         }
-    }
-}
-
-unsafe fn relay(
-    r: *mut ffi::request_rec,
-    group: &Group,
-    stream: UnixStream,
-    cgi: &[(&[u8], &[u8])],
-    content_length: Option<u64>,
-    backend: &mut ApacheBackend,
-) -> Result<i32, Failure> {
+    };
     let timeout = Some(group.spec.socket_timeout);
     stream.set_read_timeout(timeout)?;
     stream.set_write_timeout(timeout)?;
-    let mut writer = stream.try_clone()?;
+    let writer = stream.try_clone()?;
+    Ok(Conn {
+        group: group.spec.name.clone(),
+        writer,
+        reader: FrameReader::new(FdReader { fd: stream.as_raw_fd(), fds: VecDeque::new(), _stream: stream }),
+        fresh: true,
+        idle_since: Instant::now(),
+    })
+}
 
-    // HELLO and REQUEST go out together (the daemon checks HELLO before reading on), with the
-    // first piece of the body when one is expected.
-    let expects_continue = util::table_get((*r).headers_in, c"Expect").is_some();
-    let eager_body = content_length != Some(0) && !expects_continue;
-    let mut out = Vec::with_capacity(4096);
-    protocol::encode_frame(&Frame::Hello { version: PROTOCOL_VERSION, secret: group.secret }, &mut out)?;
-    let environ = cgi.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
-    protocol::encode_frame(&Frame::Request { environ, body_length: content_length, eager_body }, &mut out)?;
-    if eager_body {
-        body_reply(backend, EAGER_BODY_MAX, &mut out)?;
-    }
-    writer.write_all(&out)?;
-
-    let mut reader = FrameReader::new(FdReader { fd: stream.as_raw_fd(), fds: VecDeque::new(), _stream: stream });
-    match reader.read_frame()? {
-        Frame::HelloOk => {}
-        Frame::HelloReject { message, .. } => {
-            log_request(r, util::LOG_ERR, &format!("oxwsgi: daemon process group '{}' refused the connection: {message}", group.spec.name));
-            return Ok(ffi::HTTP_INTERNAL_SERVER_ERROR as i32);
+/// Sends `request` on `conn` (after HELLO on a new connection) and relays the answer.
+unsafe fn relay(r: *mut ffi::request_rec, group: &Group, mut conn: Conn, request: &[u8], backend: &mut ApacheBackend) -> Result<i32, Failure> {
+    let reused = !conn.fresh;
+    // Only a reused connection can have been closed by its daemon while idle; ECONNRESET and
+    // EPIPE before any answer say the daemon never read what was sent.
+    let unused = |e: io::Error| {
+        if reused && matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) {
+            Failure::Unused
+        } else {
+            e.into()
         }
-        other => return Err(Failure::Broken(format!("unexpected {} frame", other.frame_type()))),
+    };
+    let mut out = Vec::new();
+    let sent = if conn.fresh {
+        // HELLO and REQUEST in one write: the daemon checks HELLO, then reads on.
+        out.reserve(64 + request.len());
+        protocol::encode_frame(&Frame::Hello { version: PROTOCOL_VERSION, secret: group.secret }, &mut out)?;
+        out.extend_from_slice(request);
+        conn.writer.write_all(&out)
+    } else {
+        conn.writer.write_all(request)
+    };
+    if let Err(e) = sent {
+        return Err(unused(e));
+    }
+    let first = conn.reader.read_frame().map_err(|e| match e {
+        protocol::ProtocolError::Io(io) => unused(io),
+        other => other.into(),
+    })?;
+    let mut next = Some(first);
+    if conn.fresh {
+        match next.take().expect("first frame") {
+            Frame::HelloOk => {}
+            Frame::HelloReject { message, .. } => {
+                log_request(r, util::LOG_ERR, &format!("oxwsgi: daemon process group '{}' refused the connection: {message}", group.spec.name));
+                return Ok(ffi::HTTP_INTERNAL_SERVER_ERROR as i32);
+            }
+            other => return Err(Failure::Broken(format!("unexpected {} frame", other.frame_type()))),
+        }
     }
     loop {
-        match reader.read_frame()? {
+        let frame = match next.take() {
+            Some(f) => f,
+            None => conn.reader.read_frame()?,
+        };
+        match frame {
             Frame::Read { max } => {
                 out.clear();
                 body_reply(backend, max as usize, &mut out)?;
-                writer.write_all(&out)?;
+                conn.writer.write_all(&out)?;
             }
             Frame::Start { status, reason, headers } => {
                 let line = format!("{status} {}", String::from_utf8_lossy(&reason));
@@ -144,7 +233,7 @@ unsafe fn relay(
                 } else {
                     backend.write(&data);
                     // Push to the client whenever the daemon has nothing more queued right now.
-                    if reader.buffered().is_empty() { backend.flush() } else { Ok(()) }
+                    if conn.reader.buffered().is_empty() { backend.flush() } else { Ok(()) }
                 };
                 if sent.is_err() {
                     backend.abort();
@@ -152,7 +241,7 @@ unsafe fn relay(
                 }
             }
             Frame::SendFile { offset, length } => {
-                let Some(fd) = reader.get_mut().fds.pop_front() else {
+                let Some(fd) = conn.reader.get_mut().fds.pop_front() else {
                     return Err(Failure::Broken("SENDFILE without a file descriptor".into()));
                 };
                 if let Err(e) = backend.send_file(fd.as_raw_fd(), offset, length) {
@@ -161,9 +250,12 @@ unsafe fn relay(
                     return Ok(ffi::OK as i32);
                 }
             }
-            Frame::End => {
+            Frame::End | Frame::EndClose => {
+                let reusable = matches!(frame, Frame::End) && conn.reader.get_ref().fds.is_empty();
                 if backend.finish().is_err() {
                     backend.abort();
+                } else if reusable {
+                    put_back(conn);
                 }
                 return Ok(ffi::OK as i32);
             }

@@ -38,7 +38,7 @@ pub const MAX_PAIRS: usize = 65_536;
 pub const EAGER_BODY_MAX: usize = 64 << 10;
 
 /// Read-ahead buffer size of [`FrameReader`]; its buffer shrinks back to this after a big frame.
-const READ_AHEAD: usize = 64 << 10;
+const READ_AHEAD: usize = 16 << 10;
 
 /// Frame type byte. Bit 7 set: sent by the daemon; clear: sent by Apache. 0x00 is never valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,11 +58,12 @@ pub enum FrameType {
     End = 0x87,
     Abort = 0x88,
     Error = 0x89,
+    EndClose = 0x8a,
 }
 
 impl FrameType {
     /// Every frame type, in type-byte order.
-    pub const ALL: [FrameType; 14] = [
+    pub const ALL: [FrameType; 15] = [
         FrameType::Hello,
         FrameType::Request,
         FrameType::Body,
@@ -77,6 +78,7 @@ impl FrameType {
         FrameType::End,
         FrameType::Abort,
         FrameType::Error,
+        FrameType::EndClose,
     ];
 
     /// The frame type for a type byte, or `None` if the byte is not a frame type.
@@ -96,6 +98,7 @@ impl FrameType {
             0x87 => FrameType::End,
             0x88 => FrameType::Abort,
             0x89 => FrameType::Error,
+            0x8a => FrameType::EndClose,
             _ => return None,
         })
     }
@@ -109,7 +112,7 @@ impl FrameType {
     pub const fn payload_range(self) -> (usize, usize) {
         match self {
             FrameType::Hello => (1, MAX_HELLO_PAYLOAD),
-            FrameType::HelloOk | FrameType::BodyEnd | FrameType::End => (0, 0),
+            FrameType::HelloOk | FrameType::BodyEnd | FrameType::End | FrameType::EndClose => (0, 0),
             FrameType::HelloReject => (1, 1 + MAX_MESSAGE),
             FrameType::Request => (1 + 8 + 4, MAX_HEAD_PAYLOAD),
             FrameType::Read => (4, 4),
@@ -139,6 +142,7 @@ impl FrameType {
             FrameType::End => "END",
             FrameType::Abort => "ABORT",
             FrameType::Error => "ERROR",
+            FrameType::EndClose => "END_CLOSE",
         }
     }
 }
@@ -191,6 +195,9 @@ pub enum Frame {
     SendFile { offset: u64, length: u64 },
     /// Daemon -> Apache: the response is complete.
     End,
+    /// Daemon -> Apache: the response is complete and the daemon closes this connection (it is
+    /// stopping): do not use the connection for another request.
+    EndClose,
     /// Daemon -> Apache: the application failed after START; Apache drops the client connection.
     Abort { message: String },
     /// Daemon -> Apache: the request failed before START; Apache answers with `status`
@@ -214,6 +221,7 @@ impl Frame {
             Frame::Data(_) => FrameType::Data,
             Frame::SendFile { .. } => FrameType::SendFile,
             Frame::End => FrameType::End,
+            Frame::EndClose => FrameType::EndClose,
             Frame::Abort { .. } => FrameType::Abort,
             Frame::Error { .. } => FrameType::Error,
         }
@@ -424,6 +432,7 @@ pub fn decode_payload(frame_type: FrameType, payload: &[u8]) -> Result<Frame, Pr
             length: c.u64()?,
         },
         FrameType::End => Frame::End,
+        FrameType::EndClose => Frame::EndClose,
         FrameType::Abort => Frame::Abort {
             message: c.rest_utf8()?,
         },
@@ -610,7 +619,7 @@ fn pairs_len(pairs: &[(Vec<u8>, Vec<u8>)]) -> usize {
 fn payload_len(frame: &Frame) -> usize {
     match frame {
         Frame::Hello { .. } => 1 + SECRET_LEN,
-        Frame::HelloOk | Frame::BodyEnd | Frame::End => 0,
+        Frame::HelloOk | Frame::BodyEnd | Frame::End | Frame::EndClose => 0,
         Frame::HelloReject { message, .. } => message.len().saturating_add(1),
         Frame::Request { environ, .. } => pairs_len(environ).saturating_add(1 + 8),
         Frame::Read { .. } => 4,
@@ -672,7 +681,7 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolErro
             out.push(*version);
             out.extend_from_slice(secret);
         }
-        Frame::HelloOk | Frame::BodyEnd | Frame::End => {}
+        Frame::HelloOk | Frame::BodyEnd | Frame::End | Frame::EndClose => {}
         Frame::HelloReject { version, message } => {
             out.push(*version);
             out.extend_from_slice(message.as_bytes());
@@ -1232,7 +1241,7 @@ mod tests {
 
     /// A random valid frame. `max_bulk` bounds BODY/DATA sizes.
     fn random_frame(rng: &mut Rng, max_bulk: usize) -> Frame {
-        match rng.below(14) {
+        match rng.below(15) {
             0 => Frame::Hello {
                 version: PROTOCOL_VERSION,
                 secret: rng.array(),
@@ -1272,6 +1281,7 @@ mod tests {
                 Frame::SendFile { offset, length }
             }
             11 => Frame::End,
+            14 => Frame::EndClose,
             12 => Frame::Abort {
                 message: rng.text(256),
             },

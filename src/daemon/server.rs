@@ -2,10 +2,18 @@
 //! requests that Apache's children send over the group's UNIX socket, with the same WSGI adapter
 //! as embedded mode.
 //!
-//! Threads: the main thread accepts (only while a worker is idle, so busy processes leave
-//! connections in the shared backlog for idle ones); `threads` workers run requests; a monitor
+//! Threads: `threads` workers wait on one epoll set holding the group's listening socket and
+//! every idle connection (each armed one-shot, so an event goes to exactly one worker). A worker
+//! that gets a connection serves one request on it and hands it back to the set, so Apache can
+//! keep connections open across requests without pinning a thread, and a busy process (no
+//! worker waiting) leaves new connections in the shared backlog for an idle one. A monitor
 //! enforces request-timeout, maximum-requests, inactivity-timeout, restart-interval and parent
 //! death; a signal thread turns SIGTERM/SIGINT/SIGHUP/SIGUSR1 into an orderly stop.
+//!
+//! Stopping: a stopping process ends each response with END_CLOSE and closes its idle
+//! connections at once. A request Apache had already written into one of them is then unread,
+//! so Apache's read fails with ECONNRESET (or its write with EPIPE) before any answer, which
+//! tells it the request never ran and may be sent again on a new connection.
 
 use super::protocol::{self, Frame, FrameReader, MAX_DATA, MAX_HELLO_PAYLOAD, PROTOCOL_VERSION};
 use super::supervisor::Group;
@@ -14,16 +22,19 @@ use crate::python::interp::{self, RuntimeConfig};
 use crate::python::obj::{self, Obj};
 use crate::python::wsgi::{self, Backend, BodyError, Outcome, Request};
 use pyo3::ffi as py;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::io::{self, Write};
-use std::os::fd::{BorrowedFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The epoll token of the listening socket (connections use their Box address).
+const LISTENER: u64 = u64::MAX;
 
 /// Runs a daemon process; never returns.
 pub fn run(group: &Group, index: usize) -> ! {
@@ -44,6 +55,17 @@ pub fn run(group: &Group, index: usize) -> ! {
         std::thread::sleep(Duration::from_secs(1));
         unsafe { libc::_exit(1) };
     }
+    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epoll < 0 {
+        log_server(ptr::null(), util::LOG_ERR, "oxwsgi: daemon process cannot create its epoll set");
+        unsafe { libc::_exit(1) };
+    }
+    unsafe {
+        // Every daemon of the group waits for the shared socket; a non-blocking accept lets the
+        // ones that lose the race go back to waiting.
+        let flags = libc::fcntl(group.listener, libc::F_GETFL);
+        libc::fcntl(group.listener, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
     let shared = Arc::new(Shared {
         group: Group {
             spec: spec.clone(),
@@ -57,16 +79,20 @@ pub fn run(group: &Group, index: usize) -> ! {
         index,
         parent,
         started: Instant::now(),
+        epoll,
         stop: AtomicBool::new(false),
+        accept_while_stopping: AtomicBool::new(false),
         drain: AtomicBool::new(false),
         deadline: Mutex::new(None),
-        slots: Mutex::new(Slots { idle: spec.threads as usize, queue: VecDeque::new(), accepting: true }),
-        slots_cv: Condvar::new(),
+        busy: AtomicUsize::new(0),
+        events: AtomicU64::new(0),
+        idle: Mutex::new(HashSet::new()),
         active: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         served: AtomicU64::new(0),
         last_activity: Mutex::new(Instant::now()),
     });
+    shared.arm(libc::EPOLL_CTL_ADD, group.listener, LISTENER);
     for _ in 0..spec.threads {
         let s = shared.clone();
         std::thread::Builder::new()
@@ -76,8 +102,6 @@ pub fn run(group: &Group, index: usize) -> ! {
     }
     {
         let s = shared.clone();
-        std::thread::spawn(move || monitor(&s));
-        let s = shared.clone();
         std::thread::spawn(move || signals(&s));
     }
     log_server(
@@ -85,26 +109,7 @@ pub fn run(group: &Group, index: usize) -> ! {
         util::LOG_INFO,
         &format!("oxwsgi: daemon process {index} of group '{}' ready (pid {}, {} threads)", spec.name, std::process::id(), spec.threads),
     );
-    accept_loop(&shared);
-    {
-        let mut slots = shared.slots.lock().unwrap();
-        slots.accepting = false;
-        shared.slots_cv.notify_all();
-    }
-    // Wait for the workers to finish (the monitor exits the process at the deadline).
-    loop {
-        std::thread::sleep(Duration::from_millis(20));
-        if shared.finished() {
-            unsafe { libc::_exit(0) };
-        }
-    }
-}
-
-struct Slots {
-    idle: usize,
-    queue: VecDeque<UnixStream>,
-    /// The accept loop may still queue connections; workers wait for it before they leave.
-    accepting: bool,
+    monitor(&shared);
 }
 
 struct Shared {
@@ -112,14 +117,24 @@ struct Shared {
     index: usize,
     parent: i32,
     started: Instant,
+    epoll: RawFd,
     stop: AtomicBool,
+    /// While stopping, new connections are still accepted (a self-initiated restart, whose
+    /// replacement starts only when this process is gone, or a drain).
+    accept_while_stopping: AtomicBool,
     /// Stopping because Apache stops or fully restarts: its children may already have sent
-    /// requests that no new daemon will take before they are gone, so keep accepting until
-    /// nothing is left (or the deadline).
+    /// requests that no new daemon will take before they are gone, so the backlog must be
+    /// empty before this process leaves.
     drain: AtomicBool,
     deadline: Mutex<Option<Instant>>,
-    slots: Mutex<Slots>,
-    slots_cv: Condvar,
+    /// Workers handling an event (accepting or serving a request).
+    busy: AtomicUsize,
+    /// Events taken by workers, ever (lets the monitor see one being taken).
+    events: AtomicU64,
+    /// Tokens of the connections armed in the epoll set, waiting for Apache's next request.
+    /// Whoever removes a token owns that connection: a worker that got its event, or a stop
+    /// that closes idle connections.
+    idle: Mutex<HashSet<u64>>,
     active: Mutex<HashMap<u64, Active>>,
     next_id: AtomicU64,
     served: AtomicU64,
@@ -133,13 +148,54 @@ struct Active {
     timed_out: bool,
 }
 
+/// How a stop was asked for, which decides whether new connections are still taken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StopKind {
+    /// Apache's graceful restart: the next generation takes the socket at once.
+    Graceful,
+    /// Apache stops or fully restarts: answer everything its children have sent.
+    Drain,
+    /// maximum-requests, restart-interval, inactivity-timeout: the replacement starts when this
+    /// process is gone, so keep answering until then.
+    Replace,
+    /// request-timeout: the process may be wedged.
+    Abandon,
+}
+
 impl Shared {
-    /// Stop accepting; exit once in-flight requests are done, or at `grace` from now.
-    fn begin_stop(&self, grace: Duration, why: &str) {
-        let mut deadline = self.deadline.lock().unwrap();
-        let at = Instant::now() + grace;
-        if deadline.map_or(true, |d| at < d) {
-            *deadline = Some(at);
+    /// Arms `fd` (one-shot) in the epoll set with `token`.
+    fn arm(&self, op: i32, fd: RawFd, token: u64) -> bool {
+        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32, u64: token };
+        unsafe { libc::epoll_ctl(self.epoll, op, fd, &mut ev) == 0 }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn accepts(&self) -> bool {
+        !self.stopping() || self.accept_while_stopping.load(Ordering::SeqCst)
+    }
+
+    /// Begins an orderly stop; the process leaves once in-flight requests are done and no
+    /// connection Apache may still reuse is open, or at `grace` from now.
+    fn begin_stop(&self, kind: StopKind, grace: Duration, why: &str) {
+        let now = Instant::now();
+        {
+            let mut deadline = self.deadline.lock().unwrap();
+            let at = now + grace;
+            if deadline.map_or(true, |d| at < d) {
+                *deadline = Some(at);
+            }
+        }
+        match kind {
+            StopKind::Drain => {
+                self.drain.store(true, Ordering::SeqCst);
+                self.accept_while_stopping.store(true, Ordering::SeqCst);
+            }
+            StopKind::Graceful | StopKind::Replace | StopKind::Abandon => {
+                self.accept_while_stopping.store(false, Ordering::SeqCst)
+            }
         }
         if !self.stop.swap(true, Ordering::SeqCst) {
             log_server(
@@ -148,46 +204,53 @@ impl Shared {
                 &format!("oxwsgi: daemon process {} of group '{}' (pid {}) stopping: {why}", self.index, self.group.spec.name, std::process::id()),
             );
         }
-        self.slots_cv.notify_all();
+        self.close_idle();
     }
 
-    /// Nothing left to do but requests that request-timeout gave up on: no connection waits
-    /// for a worker and every busy worker is on a timed-out request. (Counting busy workers,
-    /// not just registered requests, covers a connection a worker has taken but not read yet.)
+    /// Closes every connection waiting for Apache's next request (see the module docs).
+    fn close_idle(&self) {
+        let tokens: Vec<u64> = self.idle.lock().unwrap().drain().collect();
+        for token in tokens {
+            // Safe: the token was removed from `idle` here, so no worker will use it.
+            let conn = unsafe { Box::from_raw(token as *mut Conn) };
+            self.forget(conn);
+        }
+    }
+
+    /// Takes a connection out of the epoll set and closes it.
+    fn forget(&self, conn: Box<Conn>) {
+        let fd = conn.writer.state.lock().unwrap().stream.as_raw_fd();
+        if conn.registered {
+            unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, ptr::null_mut()) };
+        }
+    }
+
+    /// Only requests that request-timeout gave up on are left and (when draining) nothing
+    /// waits in the backlog.
     fn finished(&self) -> bool {
-        let active = self.active.lock().unwrap();
-        let abandoned = active.values().filter(|a| a.timed_out).count();
-        let slots = self.slots.lock().unwrap();
-        let busy = (self.group.spec.threads as usize).saturating_sub(slots.idle);
-        if !slots.queue.is_empty() || busy > abandoned {
+        let quiet = || {
+            let abandoned = self.active.lock().unwrap().values().filter(|a| a.timed_out).count();
+            self.busy.load(Ordering::SeqCst) <= abandoned
+        };
+        let events = self.events.load(Ordering::SeqCst);
+        if !quiet() {
             return false;
         }
-        // Draining: nothing may wait in the backlog either (the accept loop holds the lock
-        // while it moves a connection from there to the queue).
-        !(self.drain.load(Ordering::SeqCst) && slots.accepting && listener_ready(self.group.listener, 0))
+        if self.drain.load(Ordering::SeqCst) && listener_ready(self.group.listener, 0) {
+            return false;
+        }
+        // A worker may have taken an event an instant ago without counting itself busy yet.
+        std::thread::sleep(Duration::from_millis(20));
+        quiet() && self.events.load(Ordering::SeqCst) == events
     }
 
-    /// Does the accept loop take new connections?
-    fn accepts(&self) -> bool {
-        !self.stop.load(Ordering::SeqCst) || self.drain.load(Ordering::SeqCst)
-    }
-
-    /// Stop once every request Apache has sent is answered: see `drain`.
-    fn begin_drain(&self, grace: Duration, why: &str) {
-        self.drain.store(true, Ordering::SeqCst);
-        self.begin_stop(grace, why);
-    }
-
-    /// Counts a finished request; true when that reaches maximum-requests (the process then
-    /// stops accepting and leaves once the requests it has are done).
-    fn count_request(&self) -> bool {
+    /// Counts a finished request; at maximum-requests the process begins to stop.
+    fn count_request(&self) {
         let served = self.served.fetch_add(1, Ordering::SeqCst) + 1;
         let max = self.group.spec.maximum_requests;
         if max > 0 && served >= max {
-            self.begin_stop(self.graceful(), &format!("maximum-requests ({max}) reached"));
-            return true;
+            self.begin_stop(StopKind::Replace, self.graceful(), &format!("maximum-requests ({max}) reached"));
         }
-        false
     }
 
     fn graceful(&self) -> Duration {
@@ -276,48 +339,6 @@ unsafe fn set_title(title: &str) {
     }
 }
 
-fn accept_loop(shared: &Shared) {
-    let listener = shared.group.listener;
-    unsafe {
-        // All daemons of the group poll before accepting; a non-blocking accept lets a process
-        // that lost the race go back to waiting.
-        let flags = libc::fcntl(listener, libc::F_GETFL);
-        libc::fcntl(listener, libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-    let max = shared.group.spec.maximum_requests;
-    let mut accepted: u64 = 0;
-    while shared.accepts() {
-        if max > 0 && accepted >= max {
-            // Every connection carries at least one request: the rest are for the next process.
-            break;
-        }
-        {
-            // Accept only when a worker is free for the connection.
-            let mut slots = shared.slots.lock().unwrap();
-            while slots.idle <= slots.queue.len() && shared.accepts() {
-                slots = shared.slots_cv.wait_timeout(slots, Duration::from_millis(200)).unwrap().0;
-            }
-        }
-        if !listener_ready(listener, 200) {
-            continue;
-        }
-        // Accepted and queued under the lock, so `finished` always finds a connection either
-        // in the backlog or in the queue.
-        let mut slots = shared.slots.lock().unwrap();
-        // Told to stop while polling: leave the connection to the group's other processes.
-        if !shared.accepts() {
-            break;
-        }
-        let fd = unsafe { libc::accept4(listener, ptr::null_mut(), ptr::null_mut(), libc::SOCK_CLOEXEC) };
-        if fd < 0 {
-            continue;
-        }
-        accepted += 1;
-        slots.queue.push_back(unsafe { UnixStream::from_raw_fd(fd) });
-        shared.slots_cv.notify_all();
-    }
-}
-
 /// Is a connection waiting on the group's socket (within `wait_ms`)?
 fn listener_ready(listener: RawFd, wait_ms: i32) -> bool {
     let mut pfd = libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 };
@@ -325,25 +346,81 @@ fn listener_ready(listener: RawFd, wait_ms: i32) -> bool {
 }
 
 fn worker(shared: &Arc<Shared>) {
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
     loop {
-        let stream = {
-            let mut slots = shared.slots.lock().unwrap();
-            loop {
-                if let Some(s) = slots.queue.pop_front() {
-                    slots.idle -= 1;
-                    break s;
-                }
-                if shared.stop.load(Ordering::SeqCst) && !slots.accepting {
-                    return;
-                }
-                slots = shared.slots_cv.wait_timeout(slots, Duration::from_millis(500)).unwrap().0;
+        if unsafe { libc::epoll_wait(shared.epoll, &mut ev, 1, 250) } != 1 {
+            continue;
+        }
+        shared.busy.fetch_add(1, Ordering::SeqCst);
+        shared.events.fetch_add(1, Ordering::SeqCst);
+        let token = ev.u64;
+        if token == LISTENER {
+            let fd = if shared.accepts() {
+                unsafe { libc::accept4(shared.group.listener, ptr::null_mut(), ptr::null_mut(), libc::SOCK_CLOEXEC) }
+            } else {
+                -1
+            };
+            // Let another idle worker take the next connection while this one serves.
+            if shared.accepts() {
+                shared.arm(libc::EPOLL_CTL_MOD, shared.group.listener, LISTENER);
             }
-        };
-        serve_connection(shared, stream);
-        let mut slots = shared.slots.lock().unwrap();
-        slots.idle += 1;
-        shared.slots_cv.notify_all();
+            if fd >= 0 {
+                serve(shared, Box::new(Conn::new(unsafe { UnixStream::from_raw_fd(fd) }, shared)));
+            }
+        } else if shared.idle.lock().unwrap().remove(&token) {
+            // Safe: the token is the address of a Box<Conn> leaked when it was armed, and it was
+            // still in `idle`, so this worker now owns it (one-shot arming gives each event to
+            // one worker; a stop that closed the connection would have removed the token).
+            serve(shared, unsafe { Box::from_raw(token as *mut Conn) });
+        }
+        shared.busy.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// One connection from an Apache child.
+struct Conn {
+    writer: Arc<Writer>,
+    /// Lent to the request's backend while a request runs.
+    reader: Option<FrameReader<UnixStream>>,
+    out: Vec<u8>,
+    greeted: bool,
+    registered: bool,
+}
+
+impl Conn {
+    fn new(stream: UnixStream, shared: &Shared) -> Conn {
+        let timeout = Some(shared.group.spec.socket_timeout);
+        let _ = stream.set_read_timeout(timeout);
+        let _ = stream.set_write_timeout(timeout);
+        let read_half = stream.try_clone().expect("dup a connected socket");
+        Conn {
+            writer: Arc::new(Writer { state: Mutex::new(WriterState { stream, greeted: false, started: false, taken_over: false }) }),
+            reader: Some(FrameReader::new(read_half)),
+            out: Vec::with_capacity(4096),
+            greeted: false,
+            registered: false,
+        }
+    }
+}
+
+/// Serves one request on `conn`, then hands the connection back to the epoll set (or closes it).
+fn serve(shared: &Arc<Shared>, mut conn: Box<Conn>) {
+    let fd = conn.writer.state.lock().unwrap().stream.as_raw_fd();
+    if serve_one(shared, &mut conn) && !shared.stopping() {
+        let op = if conn.registered { libc::EPOLL_CTL_MOD } else { libc::EPOLL_CTL_ADD };
+        conn.registered = true;
+        let token = Box::into_raw(conn) as u64;
+        // In `idle` before it is armed, so its event finds it there.
+        shared.idle.lock().unwrap().insert(token);
+        if shared.arm(op, fd, token) {
+            return;
+        }
+        if !shared.idle.lock().unwrap().remove(&token) {
+            return;
+        }
+        conn = unsafe { Box::from_raw(token as *mut Conn) };
+    }
+    shared.forget(conn);
 }
 
 /// The write half of a connection, shared with the monitor so it can answer a request that
@@ -373,57 +450,51 @@ impl Writer {
     }
 }
 
-fn serve_connection(shared: &Arc<Shared>, stream: UnixStream) {
-    let timeout = Some(shared.group.spec.socket_timeout);
-    let _ = stream.set_read_timeout(timeout);
-    let _ = stream.set_write_timeout(timeout);
-    let Ok(read_half) = stream.try_clone() else { return };
-    let writer = Arc::new(Writer { state: Mutex::new(WriterState { stream, greeted: false, started: false, taken_over: false }) });
-    let mut reader = FrameReader::new(read_half);
-    match reader.read_frame_limited(MAX_HELLO_PAYLOAD) {
-        Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && protocol::secrets_equal(&secret, &shared.group.secret) => {}
-        Ok(Frame::Hello { .. }) => {
-            let _ = send(&writer, &Frame::hello_reject("wrong protocol version or secret"), false);
-            log_server(ptr::null(), util::LOG_WARNING, "oxwsgi: daemon refused a connection that did not come from its own Apache");
-            return;
+/// Reads and answers one request (after the HELLO on a new connection). True when the
+/// connection may carry another request.
+fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
+    let Some(mut reader) = conn.reader.take() else { return false };
+    if !conn.greeted {
+        match reader.read_frame_limited(MAX_HELLO_PAYLOAD) {
+            Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && protocol::secrets_equal(&secret, &shared.group.secret) => {}
+            Ok(Frame::Hello { .. }) => {
+                let _ = send(&conn.writer, &Frame::hello_reject("wrong protocol version or secret"), false);
+                log_server(ptr::null(), util::LOG_WARNING, "oxwsgi: daemon refused a connection that did not come from its own Apache");
+                return false;
+            }
+            _ => return false,
         }
-        _ => return,
+        conn.greeted = true;
+        let _ = protocol::encode_frame(&Frame::HelloOk, &mut conn.out);
     }
-    let mut out = Vec::with_capacity(8192);
-    let _ = protocol::encode_frame(&Frame::HelloOk, &mut out);
-    loop {
-        let frame = match reader.read_frame() {
-            Ok(f) => f,
-            Err(_) => return,
-        };
-        let Frame::Request { environ, body_length, eager_body } = frame else { return };
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let uri = lookup(&environ, b"REQUEST_URI").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
-        shared.active.lock().unwrap().insert(id, Active { started: Instant::now(), uri, writer: writer.clone(), timed_out: false });
-        *shared.last_activity.lock().unwrap() = Instant::now();
-        let mut backend = DaemonBackend {
-            writer: writer.clone(),
-            reader,
-            out: std::mem::take(&mut out),
-            buffered: 0,
-            starts: false,
-            pending: Vec::new(),
-            pending_pos: 0,
-            body_done: body_length == Some(0),
-            body_error: None,
-        };
-        let keep = handle_request(shared, &environ, body_length, eager_body, &mut backend);
-        reader = backend.reader;
-        out = backend.out;
-        out.clear();
-        shared.active.lock().unwrap().remove(&id);
-        *shared.last_activity.lock().unwrap() = Instant::now();
-        let last = shared.count_request();
-        // A stopping process takes no further request on this connection.
-        if !keep || last || shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-    }
+    let Ok(Frame::Request { environ, body_length, eager_body }) = reader.read_frame() else { return false };
+    conn.writer.state.lock().unwrap().started = false;
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let uri = lookup(&environ, b"REQUEST_URI").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+    shared.active.lock().unwrap().insert(id, Active { started: Instant::now(), uri, writer: conn.writer.clone(), timed_out: false });
+    *shared.last_activity.lock().unwrap() = Instant::now();
+    let mut backend = DaemonBackend {
+        shared: shared.clone(),
+        writer: conn.writer.clone(),
+        reader,
+        out: std::mem::take(&mut conn.out),
+        buffered: 0,
+        starts: false,
+        pending: Vec::new(),
+        pending_pos: 0,
+        body_done: body_length == Some(0),
+        body_error: None,
+        reusable: false,
+    };
+    handle_request(shared, &environ, body_length, eager_body, &mut backend);
+    let keep = backend.reusable;
+    conn.reader = Some(backend.reader);
+    conn.out = backend.out;
+    conn.out.clear();
+    shared.active.lock().unwrap().remove(&id);
+    *shared.last_activity.lock().unwrap() = Instant::now();
+    shared.count_request();
+    keep
 }
 
 fn send(writer: &Writer, frame: &Frame, starts: bool) -> io::Result<()> {
@@ -504,6 +575,7 @@ fn handle_request(
 
 /// Daemon mode's [`Backend`]: frames to and from Apache over the group's socket.
 struct DaemonBackend {
+    shared: Arc<Shared>,
     writer: Arc<Writer>,
     reader: FrameReader<UnixStream>,
     out: Vec<u8>,
@@ -514,6 +586,8 @@ struct DaemonBackend {
     pending_pos: usize,
     body_done: bool,
     body_error: Option<BodyError>,
+    /// The response ended with END: Apache may send another request on this connection.
+    reusable: bool,
 }
 
 impl DaemonBackend {
@@ -613,8 +687,12 @@ impl Backend for DaemonBackend {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        let _ = protocol::encode_frame(&Frame::End, &mut self.out);
-        self.flush()
+        // A stopping process ends the connection with the response (END_CLOSE).
+        let reusable = !self.shared.stopping();
+        let _ = protocol::encode_frame(if reusable { &Frame::End } else { &Frame::EndClose }, &mut self.out);
+        self.flush()?;
+        self.reusable = reusable;
+        Ok(())
     }
 
     fn abort(&mut self) {
@@ -642,14 +720,14 @@ fn signals(shared: &Shared) {
         }
         if sig == libc::SIGUSR1 {
             // Apache's graceful restart: the next generation takes over the socket at once.
-            shared.begin_stop(shared.graceful(), "graceful restart requested");
+            shared.begin_stop(StopKind::Graceful, shared.graceful(), "graceful restart requested");
         } else {
-            shared.begin_drain(shared.group.spec.shutdown_timeout, "Apache is stopping or restarting");
+            shared.begin_stop(StopKind::Drain, shared.group.spec.shutdown_timeout, "Apache is stopping or restarting");
         }
     }
 }
 
-fn monitor(shared: &Shared) {
+fn monitor(shared: &Shared) -> ! {
     let spec = &shared.group.spec;
     loop {
         std::thread::sleep(Duration::from_millis(100));
@@ -662,7 +740,7 @@ fn monitor(shared: &Shared) {
         }
         if let Some(t) = spec.restart_interval {
             if shared.started.elapsed() >= t {
-                shared.begin_stop(shared.graceful(), &format!("restart-interval ({}s) reached", t.as_secs()));
+                shared.begin_stop(StopKind::Replace, shared.graceful(), &format!("restart-interval ({}s) reached", t.as_secs()));
             }
         }
         // Armed by the first request: a fresh process has no application memory to give back,
@@ -670,14 +748,14 @@ fn monitor(shared: &Shared) {
         if let (Some(t), true) = (spec.inactivity_timeout, shared.served.load(Ordering::SeqCst) > 0) {
             let idle = {
                 let active = shared.active.lock().unwrap();
-                let slots = shared.slots.lock().unwrap();
-                active.is_empty() && slots.queue.is_empty() && slots.idle == spec.threads as usize
+                active.is_empty() && shared.busy.load(Ordering::SeqCst) == 0
             };
             if idle && shared.last_activity.lock().unwrap().elapsed() >= t {
-                shared.begin_stop(Duration::ZERO, &format!("inactivity-timeout ({}s) reached", t.as_secs()));
+                shared.begin_stop(StopKind::Replace, Duration::ZERO, &format!("inactivity-timeout ({}s) reached", t.as_secs()));
             }
         }
         if shared.stop.load(Ordering::SeqCst) {
+            shared.close_idle();
             let done = shared.finished();
             let late = shared.deadline.lock().unwrap().is_some_and(|d| Instant::now() >= d);
             if done || late {
@@ -728,7 +806,7 @@ fn check_request_timeouts(shared: &Shared, limit: Duration) {
     for line in python_stacks().lines() {
         log_server(ptr::null(), util::LOG_ERR, line);
     }
-    shared.begin_stop(shared.graceful().min(Duration::from_secs(5)), "request-timeout exceeded");
+    shared.begin_stop(StopKind::Abandon, shared.graceful().min(Duration::from_secs(5)), "request-timeout exceeded");
 }
 
 /// Every thread's Python stack, as text (taken in the main interpreter).
