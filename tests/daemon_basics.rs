@@ -109,12 +109,18 @@ fn environ_matches_embedded_mode_except_the_process_group() {
     let mut daemon = get("/mode-daemon");
     let mut embedded = normalize(get("/mode-embedded"));
     // Values that differ between any two requests.
-    for key in ["REMOTE_PORT", "mod_wsgi.request_start", "mod_wsgi.request_id", "UNIQUE_ID"] {
+    for key in ["REMOTE_PORT", "mod_wsgi.request_start", "mod_wsgi.script_start", "mod_wsgi.request_id", "UNIQUE_ID",
+                "mod_wsgi.thread_id", "mod_wsgi.thread_requests", "mod_wsgi.total_requests"] {
         if daemon.contains_key(key) || embedded.contains_key(key) {
             assert!(daemon.contains_key(key) && embedded.contains_key(key), "{key} in only one mode");
             daemon.remove(key);
             embedded.remove(key);
         }
+    }
+    // What only a daemon knows (as mod_wsgi has them).
+    for key in ["mod_wsgi.queue_start", "mod_wsgi.daemon_start", "mod_wsgi.daemon_connects", "mod_wsgi.daemon_restarts"] {
+        assert!(daemon.remove(key).is_some(), "{key} missing in daemon mode");
+        assert!(!embedded.contains_key(key), "{key} in embedded mode");
     }
     assert_eq!(daemon.remove("mod_wsgi.process_group").as_deref(), Some("'grp'"));
     assert_eq!(embedded.remove("mod_wsgi.process_group").as_deref(), Some("''"));

@@ -15,6 +15,7 @@ pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
     let middle = ffi::APR_HOOK_MIDDLE as i32;
     ffi::ap_hook_pre_config(Some(pre_config), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_check_config(Some(check_config), ptr::null(), ptr::null(), middle);
+    ffi::ap_hook_post_config(Some(add_version), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_post_config(Some(crate::daemon::supervisor::post_config), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_translate_name(Some(request::translate_name), ptr::addr_of!(PRE_TRANSLATE) as *const _, ptr::addr_of!(SUCC_TRANSLATE) as *const _, middle);
@@ -59,6 +60,20 @@ unsafe extern "C" fn check_config(
     } else {
         ffi::HTTP_INTERNAL_SERVER_ERROR as i32
     }
+}
+
+/// "oxwsgi/VERSION Python/X.Y" in Apache's version string (shown with `ServerTokens Full`), as
+/// mod_wsgi adds its own.
+unsafe extern "C" fn add_version(
+    pconf: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+    _s: *mut ffi::server_rec,
+) -> i32 {
+    let component = std::ffi::CString::new(format!("oxwsgi/{} Python/{}", env!("CARGO_PKG_VERSION"), crate::config::PYTHON_VERSION))
+        .expect("no NUL");
+    ffi::ap_add_version_component(pconf, component.as_ptr());
+    ffi::OK as i32
 }
 
 fn apache_log(level: u8, msg: &str) {

@@ -160,8 +160,9 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         .or_else(|| dir.application_group.clone())
         .unwrap_or(GroupSpec::Resource);
 
+    // Apache's common CGI variables; the request-line ones are set here rather than with
+    // ap_add_cgi_vars, which runs a whole sub-request per request to compute PATH_TRANSLATED.
     ffi::ap_add_common_vars(r);
-    ffi::ap_add_cgi_vars(r);
     let env = (*r).subprocess_env;
     let server_name = cstr((*(*r).server).server_hostname).unwrap_or("localhost");
     let port = local_port(r);
@@ -170,11 +171,13 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         table_get(env, &c).map(String::from).or_else(|| std::env::var(name).ok())
     });
 
-    // The CGI variables, with SCRIPT_NAME/PATH_INFO from the route and Authorization as configured.
+    // The CGI variables as mod_wsgi passes them: SCRIPT_NAME/PATH_INFO from the route,
+    // Authorization only as configured, no PATH (Apache's own), HTTPS turned into url_scheme.
+    let https = table_get(env, c"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on"));
     let mut cgi: Vec<(&[u8], &[u8])> = Vec::with_capacity(48);
     for (k, v) in table_entries(env) {
         match k {
-            b"SCRIPT_NAME" | b"PATH_INFO" | b"HTTP_AUTHORIZATION" | b"PATH_TRANSLATED" => {}
+            b"SCRIPT_NAME" | b"PATH_INFO" | b"HTTP_AUTHORIZATION" | b"PATH_TRANSLATED" | b"PATH" | b"HTTPS" => {}
             _ => cgi.push((k, v)),
         }
     }
@@ -182,8 +185,17 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     if let (true, Some(a)) = (pass_auth, auth) {
         cgi.push((b"HTTP_AUTHORIZATION", a.as_bytes()));
     }
+    let path_translated = format!("{script}{path_info}");
+    cgi.push((b"GATEWAY_INTERFACE", b"CGI/1.1"));
+    cgi.push((b"SERVER_PROTOCOL", cbytes((*r).protocol)));
+    cgi.push((b"REQUEST_METHOD", cbytes((*r).method)));
+    cgi.push((b"QUERY_STRING", cbytes((*r).args)));
+    cgi.push((b"REQUEST_URI", original_uri(r)));
     cgi.push((b"SCRIPT_NAME", script_name.as_bytes()));
     cgi.push((b"PATH_INFO", path_info.as_bytes()));
+    if !path_info.is_empty() {
+        cgi.push((b"PATH_TRANSLATED", path_translated.as_bytes()));
+    }
     let request_id = match cstr((*r).log_id) {
         Some(id) => id.to_string(),
         None => format!("{:x}-{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)),
@@ -192,7 +204,10 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     let start = format!("{}", (*r).request_time);
     let port_text = port.to_string();
     let listener_host = cstr((*(*r).connection).local_ip).unwrap_or("").to_string();
-    let extras: [(&[u8], &[u8]); 12] = [
+    let extras: [(&[u8], &[u8]); 15] = [
+        (b"mod_wsgi.enable_sendfile", b"0"),
+        (b"mod_wsgi.ignore_activity", b"0"),
+        (b"mod_wsgi.script_start", start.as_bytes()),
         (b"mod_wsgi.process_group", process_group.as_bytes()),
         (b"mod_wsgi.application_group", group.as_bytes()),
         (b"mod_wsgi.callable_object", callable.as_bytes()),
@@ -209,6 +224,9 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     cgi.extend_from_slice(&extras);
 
     if !process_group.is_empty() {
+        if https {
+            cgi.push((b"HTTPS", b"on"));
+        }
         return crate::daemon::client::handle(r, &process_group, &cgi, content_length);
     }
     ensure_python();
@@ -229,10 +247,11 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         reload,
         callable: &callable,
         cgi: &cgi,
-        https: table_get(env, c"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on")),
+        https,
         multithread: mpm_query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as i32,
         multiprocess: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS) > 1,
         content_length,
+        head: (*r).header_only != 0,
     };
     let mut backend = ApacheBackend::new(r);
     let outcome = wsgi::run(&interp, &request, &mut backend);
@@ -241,6 +260,15 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         Outcome::Failed(status) => status as i32,
         Outcome::Aborted => ffi::OK as i32,
     }
+}
+
+/// The URI of the request line (as ap_add_cgi_vars gives REQUEST_URI: the original request's,
+/// also after an internal redirect).
+unsafe fn original_uri<'a>(r: *const ffi::request_rec) -> &'a [u8] {
+    let line = cbytes((*r).the_request);
+    let mut words = line.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
+    words.next();
+    words.next().unwrap_or(b"")
 }
 
 /// Python starts in an Apache child on its first embedded-mode request, so children that only
@@ -254,6 +282,8 @@ fn ensure_python() {
             python_path: conf.python_path.clone(),
             process_group: String::new(),
             restrict_signal: conf.restrict_signal.unwrap_or(true),
+            threads_per_process: mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as i64,
+            maximum_processes: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1) as i64,
         };
         if let Err(e) = interp::initialize(config) {
             util::log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: {e}"));

@@ -32,7 +32,8 @@ pub unsafe fn handle(
     let expects_continue = util::table_get((*r).headers_in, c"Expect").is_some();
     let eager_body = content_length != Some(0) && !expects_continue;
     let mut request = Vec::with_capacity(4096);
-    let environ = cgi.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    let mut environ: Vec<(Vec<u8>, Vec<u8>)> = cgi.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    environ.push((b"mod_wsgi.queue_start".to_vec(), micros_now().to_string().into_bytes()));
     let _ = protocol::encode_frame(&Frame::Request { environ, body_length: content_length, eager_body }, &mut request);
     if eager_body {
         if let Err(f) = body_reply(&mut backend, EAGER_BODY_MAX, &mut request) {
@@ -62,6 +63,10 @@ pub unsafe fn handle(
             Err(f) => return fail(r, name, &mut backend, f),
         }
     }
+}
+
+fn micros_now() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
 }
 
 unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend, failure: Failure) -> i32 {

@@ -49,6 +49,8 @@ pub fn run(group: &Group, index: usize) -> ! {
         python_path: spec.python_path.clone(),
         process_group: spec.name.clone(),
         restrict_signal: false,
+        threads_per_process: spec.threads as i64,
+        maximum_processes: spec.processes as i64,
     };
     if let Err(e) = interp::initialize(config) {
         log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: daemon process of group '{}': {e}", spec.name));
@@ -311,15 +313,17 @@ unsafe fn prepare_process(group: &Group) {
     }
     // Changing credentials clears the parent-death signal: set it now.
     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-    let home = spec.home.clone().or_else(|| {
-        let pw = libc::getpwuid(group.uid);
-        (!pw.is_null()).then(|| util::cstr((*pw).pw_dir).unwrap_or("/").to_string())
-    });
-    if let Some(home) = home {
-        let _ = std::env::set_current_dir(&home);
-        std::env::set_var("HOME", &home);
+    // As in mod_wsgi: HOME is the user's home directory; the working directory changes only
+    // when home= says so.
+    let pw = libc::getpwuid(group.uid);
+    if !pw.is_null() {
+        if let Some(dir) = util::cstr((*pw).pw_dir) {
+            std::env::set_var("HOME", dir);
+        }
     }
-    std::env::set_var("USER", &group.user_name);
+    if let Some(home) = &spec.home {
+        let _ = std::env::set_current_dir(home);
+    }
 }
 
 /// Shows `title` as this process's command line in ps: the kernel reports the memory that held
@@ -546,7 +550,15 @@ fn handle_request(
     };
     let group = text(b"mod_wsgi.application_group").unwrap_or("").to_string();
     let callable = text(b"mod_wsgi.callable_object").unwrap_or("application").to_string();
-    let cgi: Vec<(&[u8], &[u8])> = environ.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    let daemon_start = now_micros().to_string();
+    // HTTPS travels from Apache only to become wsgi.url_scheme, as in embedded mode.
+    let mut cgi: Vec<(&[u8], &[u8])> =
+        environ.iter().filter(|(k, _)| k != b"HTTPS").map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    cgi.extend_from_slice(&[
+        (b"mod_wsgi.daemon_start", daemon_start.as_bytes()),
+        (b"mod_wsgi.daemon_connects", b"1"),
+        (b"mod_wsgi.daemon_restarts", b"0"),
+    ]);
     let interp = match interp::interpreter(&group) {
         Ok(i) => i,
         Err(e) => {
@@ -564,6 +576,7 @@ fn handle_request(
         multithread: spec.threads > 1,
         multiprocess: spec.multiprocess,
         content_length: body_length,
+        head: text(b"REQUEST_METHOD") == Some("HEAD"),
     };
     let outcome = wsgi::run(&interp, &request, backend);
     match outcome {

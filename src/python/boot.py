@@ -192,6 +192,14 @@ def load_script(path, mtime, reload):
         name = module_name(path)
         module = types.ModuleType(name)
         module.__file__ = path
+        # As an imported module has them (pickle, inspect, linecache and importlib use them).
+        from importlib.machinery import SourceFileLoader
+        from importlib.util import spec_from_file_location
+        loader = SourceFileLoader(name, path)
+        module.__loader__ = loader
+        module.__spec__ = spec_from_file_location(name, path, loader=loader)
+        module.__cached__ = module.__spec__.cached
+        module.__mtime__ = mtime
         with open(path, 'rb') as f:
             source = f.read()
         code = compile(source, path, 'exec', dont_inherit=True)
@@ -214,16 +222,110 @@ def format_exception(exc):
     return ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-def setup(process_group, application_group, version, environ_snapshot, restrict_signal):
+class _LogRaw:
+    """The binary end of sys.stdout/sys.stderr: each complete line goes to Apache's error log
+    (a partial line when flushed; oxwsgi flushes both streams at the end of every request)."""
+
+    def __init__(self, name, level):
+        self.name = name
+        self._level = level
+        self._buf = b''
+
+    def write(self, b):
+        data = self._buf + bytes(b)
+        *lines, self._buf = data.split(b'\n')
+        for line in lines:
+            _log(None, self._level, line.decode('utf-8', 'replace'))
+        return len(b)
+
+    def flush(self):
+        if self._buf:
+            buf, self._buf = self._buf, b''
+            _log(None, self._level, buf.decode('utf-8', 'replace'))
+
+    def fileno(self):
+        raise OSError('Apache error log stream has no file descriptor')
+
+    closed = False
+
+    def close(self):
+        self.flush()
+
+    def readable(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def isatty(self):
+        return False
+
+
+def _log_stream(name, level):
+    """A real text stream (like mod_wsgi's: .buffer, reconfigure(), ...) over `_LogRaw`."""
+    import io
+    raw = _RawAdapter(_LogRaw(name, level))
+    return io.TextIOWrapper(raw, encoding='utf-8', errors='replace', line_buffering=True, write_through=True)
+
+
+def _raw_adapter():
+    import io
+
+    class RawAdapter(io.RawIOBase):
+        def __init__(self, target):
+            self._target = target
+            self.name = target.name
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            return self._target.write(b)
+
+        def flush(self):
+            # Line buffering flushes after every newline; a partial line stays until the end
+            # of the request (flush_std_streams).
+            pass
+
+        def fileno(self):
+            return self._target.fileno()
+
+    return RawAdapter
+
+
+def _RawAdapter(target):
+    return _raw_adapter()(target)
+
+
+def flush_std_streams():
+    """End of a request: what print() left without a newline reaches the log too."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+            target = getattr(getattr(stream, 'buffer', None), '_target', None)
+            if isinstance(target, _LogRaw):
+                target.flush()
+        except Exception:
+            pass
+
+
+def setup(process_group, application_group, version, environ_snapshot, restrict_signal,
+          threads_per_process, maximum_processes):
     """Per-interpreter setup, called once right after this module is executed."""
-    sys.stdout = LogStream(None, LOG_ERR, '<stdout>')
-    sys.stderr = LogStream(None, LOG_ERR, '<stderr>')
+    sys.stdout = _log_stream('<stdout>', LOG_ERR)
+    sys.stderr = _log_stream('<stderr>', LOG_ERR)
     sys.argv = ['mod_wsgi']
 
     mod = types.ModuleType('mod_wsgi')
     mod.version = version
     mod.process_group = process_group
     mod.application_group = application_group
+    mod.threads_per_process = threads_per_process
+    mod.maximum_processes = maximum_processes
+    mod.FileWrapper = FileWrapper
     mod.oxwsgi = True
     sys.modules['mod_wsgi'] = mod
 

@@ -16,6 +16,24 @@ use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// The Apache httpd version the module was built against (from ap_release.h, via build.rs).
+pub const APACHE_VERSION: (i64, i64, i64) = (
+    parse_i64(env!("OXWSGI_AP_MAJOR")),
+    parse_i64(env!("OXWSGI_AP_MINOR")),
+    parse_i64(env!("OXWSGI_AP_PATCH")),
+);
+
+const fn parse_i64(s: &str) -> i64 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut v = 0;
+    while i < b.len() {
+        v = v * 10 + (b[i] - b'0') as i64;
+        i += 1;
+    }
+    v
+}
+
 /// The emulated mod_wsgi API level, reported as `mod_wsgi.version`.
 pub const MOD_WSGI_VERSION: (i64, i64, i64) = (4, 9, 4);
 
@@ -32,6 +50,9 @@ pub struct RuntimeConfig {
     pub process_group: String,
     /// `WSGIRestrictSignal`: apps may not install signal handlers (embedded mode).
     pub restrict_signal: bool,
+    /// `mod_wsgi.threads_per_process` and `mod_wsgi.maximum_processes`.
+    pub threads_per_process: i64,
+    pub maximum_processes: i64,
 }
 
 struct Runtime {
@@ -66,8 +87,11 @@ pub struct InterpData {
     pub file_wrapper_cls: Obj,
     pub load_script: Obj,
     pub format_exception: Obj,
+    pub flush_std_streams: Obj,
     pub wsgi_version: Obj,
     pub mod_wsgi_version: Obj,
+    /// `apache.version`: the httpd this module was built against.
+    pub apache_version: Obj,
     pub true_: Obj,
     pub false_: Obj,
     /// (script path, callable name) -> (mtime, the callable)
@@ -311,6 +335,8 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             &mod_wsgi_version,
             &environ,
             &obj::boolean(rt.config.restrict_signal),
+            &obj::int(rt.config.threads_per_process)?,
+            &obj::int(rt.config.maximum_processes)?,
         ])?;
         Ok(InterpData {
             input_cls: get(c"Input")?,
@@ -318,8 +344,10 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             file_wrapper_cls: get(c"FileWrapper")?,
             load_script: get(c"load_script")?,
             format_exception: get(c"format_exception")?,
+            flush_std_streams: get(c"flush_std_streams")?,
             wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
             mod_wsgi_version,
+            apache_version: obj::tuple(&[&obj::int(APACHE_VERSION.0)?, &obj::int(APACHE_VERSION.1)?, &obj::int(APACHE_VERSION.2)?])?,
             true_: obj::boolean(true),
             false_: obj::boolean(false),
             apps: HashMap::new(),

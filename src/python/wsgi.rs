@@ -11,6 +11,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const LOG_ERR: u8 = 3;
 pub const LOG_WARNING: u8 = 4;
@@ -76,6 +77,8 @@ pub struct Request<'a> {
     pub multiprocess: bool,
     /// The declared request body length; None for a chunked body read to its end.
     pub content_length: Option<u64>,
+    /// A HEAD request: the response has no body, whatever its Content-Length says.
+    pub head: bool,
 }
 
 /// How a request ended, for the host.
@@ -151,6 +154,9 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
             state.capsule = Some(capsule.capsule.clone());
             let pending = state.call(at, req, &app, &capsule, &script);
             capsule.close();
+            if at.data().flush_std_streams.call0().is_err() {
+                unsafe { ffi::PyErr_Clear() };
+            }
             pending
         }
         Err(PyErrSet) => {
@@ -160,8 +166,10 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
     }
 }
 
-fn who(at: &Attached) -> String {
-    format!("oxwsgi (pid={}, application='{}')", std::process::id(), at.interp.name)
+/// The prefix of error-log lines about an application, mod_wsgi's, so log watchers that match
+/// `mod_wsgi (pid=` keep working.
+fn who(_at: &Attached) -> String {
+    format!("mod_wsgi (pid={})", std::process::id())
 }
 
 fn log_exception(at: &Attached, backend: &mut dyn Backend, script: &str, exc: Option<Obj>) {
@@ -299,7 +307,10 @@ impl RequestState {
                 return Pending::Done(Outcome::Failed(500));
             }
         }
-        let short = self.content_length.filter(|&cl| self.written < cl).map(|cl| {
+        // A HEAD answer, and a status that has no body (1xx, 204, 304), may declare the
+        // Content-Length of the body it does not send.
+        let bodiless = req.head || matches!(self.status.as_ref().map(|s| s.0), Some(100..=199 | 204 | 304));
+        let short = self.content_length.filter(|&cl| self.written < cl && !bodiless).map(|cl| {
             format!(
                 "{}: WSGI script '{script}' declared Content-Length {cl} but sent {} bytes; closing the connection.",
                 who(at),
@@ -703,7 +714,25 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
     set(c"wsgi.input_terminated", &data.true_)?;
     set(c"wsgi.file_wrapper", &data.file_wrapper_cls)?;
     set(c"mod_wsgi.version", &data.mod_wsgi_version)?;
+    set(c"apache.version", &data.apache_version)?;
+    // mod_wsgi's per-thread and per-process request counters.
+    let (thread_id, thread_requests) = THREAD_COUNTS.with(|c| {
+        let (id, n) = c.get();
+        let id = if id == 0 { NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed) } else { id };
+        c.set((id, n + 1));
+        (id, n + 1)
+    });
+    set(c"mod_wsgi.thread_id", &obj::int(thread_id as i64)?)?;
+    set(c"mod_wsgi.thread_requests", &obj::int(thread_requests as i64)?)?;
+    set(c"mod_wsgi.total_requests", &obj::int(TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed) as i64 + 1)?)?;
     Ok(env)
+}
+
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+static TOTAL_REQUESTS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// (mod_wsgi.thread_id, requests this thread has run)
+    static THREAD_COUNTS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 #[cfg(test)]

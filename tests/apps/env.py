@@ -15,11 +15,12 @@ def _report(environ, start_response, callable_name):
     out = {'@callable': callable_name, '@pid': __import__('os').getpid()}
     for k, v in environ.items():
         out[k] = v
-    out['@all_str'] = all(isinstance(v, str) for k, v in environ.items()
-                          if not k.startswith(('wsgi.', 'mod_wsgi.version')))
+    # Not str, as in mod_wsgi: the wsgi.* objects, two version tuples and three counters.
+    typed = ('wsgi.', 'mod_wsgi.version', 'apache.version', 'mod_wsgi.thread_id',
+             'mod_wsgi.thread_requests', 'mod_wsgi.total_requests')
+    out['@all_str'] = all(isinstance(v, str) for k, v in environ.items() if not k.startswith(typed))
     out['@non_str'] = sorted(k for k, v in environ.items()
-                             if not isinstance(v, str) and not k.startswith('wsgi.')
-                             and k != 'mod_wsgi.version')
+                             if not isinstance(v, str) and not k.startswith(typed))
     out['@file_wrapper'] = callable(environ.get('wsgi.file_wrapper'))
     import mod_wsgi
     out['@mod_wsgi.version'] = mod_wsgi.version
