@@ -268,3 +268,42 @@ fn daemon_user_root_is_never_used() {
     let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
     assert!(!groups.split_whitespace().skip(1).any(|g| g == "0"), "supplementary root group: {groups}");
 }
+
+/// Choosing a daemon group chooses the user a script runs as: a group defined in one virtual
+/// host cannot serve another, and `.htaccess` cannot name a group at all.
+#[test]
+fn daemon_groups_serve_only_their_own_virtual_host() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .app("tenant/app.wsgi", APP)
+        .apache_module("mime")
+        .config(
+            "<VirtualHost 127.0.0.1:{PORT}>\n\
+             ServerName victim.test\n\
+             WSGIDaemonProcess victim threads=2\n\
+             WSGIScriptAlias /v {APPS}/app.py process-group=victim\n\
+             </VirtualHost>\n\
+             <VirtualHost 127.0.0.1:{PORT}>\n\
+             ServerName tenant.test\n\
+             WSGIScriptAlias /steal {APPS}/app.py process-group=victim\n\
+             Alias /t {APPS}/tenant\n\
+             <Directory {APPS}/tenant>\n\
+             AllowOverride FileInfo\n\
+             Options +ExecCGI\n\
+             </Directory>\n\
+             </VirtualHost>",
+        )
+        .file("apps/tenant/.htaccess", "AddHandler wsgi-script .wsgi\nWSGIProcessGroup victim\n")
+        .start();
+    let get = |host: &str, path: &str| apache.send("GET", path, &[("Host", host)], b"");
+    // The owner reaches its group.
+    let r = get("victim.test", "/v/facts");
+    r.assert_status(200);
+    assert!(r.text().contains("group=victim"), "{}", r.text());
+    // Another virtual host naming it is refused, with a log line that says why.
+    get("tenant.test", "/steal/facts").assert_status(500);
+    assert!(apache.wait_for_log("belongs to virtual host 'victim.test'", std::time::Duration::from_secs(5)));
+    // .htaccess may not name a group: Apache refuses the file (500, "not allowed here").
+    get("tenant.test", "/t/app.wsgi/facts").assert_status(500);
+    assert!(apache.wait_for_log("WSGIProcessGroup not allowed here", std::time::Duration::from_secs(5)), "{}", apache.log_tail(10));
+}

@@ -359,6 +359,7 @@ const fn directive(name: &'static CStr, f: RawFn, how: u32, help: &'static CStr)
 }
 
 const SERVER: u32 = ffi::RSRC_CONF;
+const DIR: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF;
 const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
@@ -367,7 +368,8 @@ pub static mut COMMANDS: [ffi::command_rec; 23] = [
     directive(c"WSGIScriptAliasMatch", cmd_script_alias, SERVER, c"REGEX FILE-OR-DIR [options]: mount by regular expression"),
     directive(c"WSGIDaemonProcess", cmd_daemon_process, SERVER, c"NAME [options]: define a daemon process group"),
     directive(c"WSGIApplicationGroup", cmd_application_group, DIR_HTACCESS, c"the Python interpreter (application group) to use"),
-    directive(c"WSGIProcessGroup", cmd_process_group, DIR_HTACCESS, c"the daemon process group to delegate requests to"),
+    // Not in .htaccess: choosing a daemon group chooses the user scripts run as.
+    directive(c"WSGIProcessGroup", cmd_process_group, DIR, c"the daemon process group to delegate requests to"),
     directive(c"WSGICallableObject", cmd_callable_object, DIR_HTACCESS, c"name of the WSGI callable in the script (default 'application')"),
     directive(c"WSGIPassAuthorization", cmd_pass_authorization, DIR_HTACCESS, c"On|Off: pass the Authorization header as HTTP_AUTHORIZATION"),
     directive(c"WSGIScriptReloading", cmd_script_reloading, DIR_HTACCESS, c"On|Off: reload a changed WSGI script"),

@@ -26,6 +26,15 @@ pub unsafe fn handle(
         log_request(r, util::LOG_ERR, &format!("oxwsgi: daemon process group '{name}' is not running in this Apache"));
         return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
     };
+    // A group defined in a virtual host serves that host only (as in mod_wsgi), so one site's
+    // configuration cannot run its scripts in another site's daemons (and as its user).
+    if let Some(host) = &group.scope {
+        if util::cstr((*(*r).server).server_hostname) != Some(host.as_str()) {
+            log_request(r, util::LOG_ERR, &format!(
+                "oxwsgi: daemon process group '{name}' belongs to virtual host '{host}' and cannot serve this one"));
+            return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+        }
+    }
     let mut backend = ApacheBackend::new(r);
     // The REQUEST, with the first piece of the body when one is expected; kept so that it can be
     // sent again on a fresh connection if a reused one turns out to be gone.

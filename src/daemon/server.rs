@@ -69,15 +69,7 @@ pub fn run(group: &Group, index: usize) -> ! {
         libc::fcntl(group.listener, libc::F_SETFL, flags | libc::O_NONBLOCK);
     }
     let shared = Arc::new(Shared {
-        group: Group {
-            spec: spec.clone(),
-            socket_path: group.socket_path.clone(),
-            listener: group.listener,
-            secret: group.secret,
-            uid: group.uid,
-            gid: group.gid,
-            user_name: group.user_name.clone(),
-        },
+        group: group.clone(),
         index,
         parent,
         started: Instant::now(),

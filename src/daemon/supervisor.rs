@@ -19,9 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A daemon process group as the children and daemons of this generation see it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Group {
     pub spec: DaemonProcess,
+    /// The ServerName of the virtual host that defines the group (only it may use the group),
+    /// or None for a group defined at server level (any host may use it), as in mod_wsgi.
+    pub scope: Option<String>,
     pub socket_path: String,
     pub listener: RawFd,
     pub secret: [u8; 16],
@@ -130,12 +133,13 @@ pub unsafe extern "C" fn post_config(
     {
         return ffi::OK as i32;
     }
-    let mut specs: Vec<DaemonProcess> = Vec::new();
+    let mut specs: Vec<(DaemonProcess, Option<String>)> = Vec::new();
     let mut server = s;
     while !server.is_null() {
+        let scope = ((*server).is_virtual != 0).then(|| util::cstr((*server).server_hostname).unwrap_or("").to_string());
         for (d, _) in &server_conf(server).daemons {
-            if !specs.iter().any(|x| x.name == d.name) {
-                specs.push(d.clone());
+            if !specs.iter().any(|(x, _)| x.name == d.name) {
+                specs.push((d.clone(), scope.clone()));
             }
         }
         server = (*server).next;
@@ -158,7 +162,7 @@ pub unsafe extern "C" fn post_config(
         None => util::cstr(ffi::ap_runtime_dir_relative(pconf, c"wsgi".as_ptr())).unwrap_or("/tmp/wsgi").to_string(),
     };
     let mut groups = Vec::new();
-    for spec in specs {
+    for (spec, scope) in specs {
         let (uid, gid, user_name) = match credentials(&spec) {
             Ok(c) => c,
             Err(e) => {
@@ -184,7 +188,7 @@ pub unsafe extern "C" fn post_config(
                 return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
             }
         };
-        groups.push(Arc::new(Group { spec, socket_path, listener, secret, uid, gid, user_name }));
+        groups.push(Arc::new(Group { spec, scope, socket_path, listener, secret, uid, gid, user_name }));
     }
     *GROUPS.lock().unwrap_or_else(|e| e.into_inner()) = groups.clone();
     for group in &groups {
