@@ -128,6 +128,40 @@ fn queue_timeout_turns_away_requests_that_waited_too_long() {
     assert!(t.elapsed() < Duration::from_secs(1));
 }
 
+/// A group whose threads are all busy and whose backlog is full turns requests away with 503
+/// after connect-timeout instead of holding Apache's threads until the daemon accepts.
+#[test]
+fn connect_timeout_holds_with_a_full_backlog() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(
+            "WSGIDaemonProcess b processes=1 threads=1 listen-backlog=1 connect-timeout=1\n\
+             WSGIScriptAlias /b {APPS}/app.py process-group=b",
+        )
+        .start();
+    daemon_pid(&apache, "/b");
+    let addr = apache.addr();
+    // Hold the only thread, then fill the backlog.
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = common::Client::connect(addr).unwrap();
+                c.set_timeout(Duration::from_secs(15));
+                let t = Instant::now();
+                let r = c.get("/b/sleep?2");
+                (r.status, t.elapsed())
+            })
+        })
+        .collect();
+    let results: Vec<(u16, Duration)> = slow.into_iter().map(|h| h.join().unwrap()).collect();
+    let refused: Vec<&(u16, Duration)> = results.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!refused.is_empty(), "some request must be turned away: {results:?}");
+    for (_, waited) in &refused {
+        assert!(*waited < Duration::from_secs(3), "503 only after connect-timeout (1 s): {results:?}");
+    }
+    assert_logged(&apache, "within connect-timeout (1s)");
+}
+
 /// The supervision does not depend on the event MPM: crash recovery, a graceful restart and a
 /// clean stop under worker and prefork too.
 #[test]

@@ -161,7 +161,7 @@ fn connect(group: &Group) -> io::Result<Conn> {
     let deadline = Instant::now() + group.spec.connect_timeout;
     let mut pause = Duration::from_millis(5);
     let stream = loop {
-        match UnixStream::connect(&group.socket_path) {
+        match connect_now(&group.socket_path) {
             Ok(s) => break s,
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => {
@@ -181,6 +181,33 @@ fn connect(group: &Group) -> io::Result<Conn> {
         fresh: true,
         idle_since: Instant::now(),
     })
+}
+
+/// One connection attempt that never waits: a blocking connect to a UNIX socket whose backlog is
+/// full sleeps until the daemon accepts, whatever connect-timeout says; non-blocking, it fails
+/// with EAGAIN and the caller's retry loop keeps the deadline.
+fn connect_now(path: &str) -> io::Result<UnixStream> {
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if path.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+    }
+    for (dst, src) in addr.sun_path.iter_mut().zip(path.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let stream = UnixStream::from_raw_fd(fd);
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        if libc::connect(fd, &addr as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    }
 }
 
 /// Sends `request` on `conn` (after HELLO on a new connection) and relays the answer.

@@ -808,10 +808,19 @@ fn check_request_timeouts(shared: &Shared, limit: Duration) {
         let _ = st.stream.shutdown(std::net::Shutdown::Write);
         st.taken_over = true;
     }
-    for line in python_stacks().lines() {
+    shared.begin_stop(StopKind::Abandon, shared.graceful().min(Duration::from_secs(5)), "request-timeout exceeded");
+    // The stacks need the GIL, which the stuck request may never give up: take them on another
+    // thread and wait a little, so the monitor itself can never hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(python_stacks());
+    });
+    let stacks = rx
+        .recv_timeout(Duration::from_secs(2))
+        .unwrap_or_else(|_| "(Python stacks unavailable: a thread holds the GIL)".to_string());
+    for line in stacks.lines() {
         log_server(ptr::null(), util::LOG_ERR, line);
     }
-    shared.begin_stop(StopKind::Abandon, shared.graceful().min(Duration::from_secs(5)), "request-timeout exceeded");
 }
 
 /// Every thread's Python stack, as text (taken in the main interpreter).
