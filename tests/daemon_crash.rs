@@ -141,9 +141,14 @@ fn connect_timeout_holds_with_a_full_backlog() {
         .start();
     daemon_pid(&apache, "/b");
     let addr = apache.addr();
-    // Hold the only thread, then fill the backlog.
-    let slow: Vec<_> = (0..4)
-        .map(|_| {
+    // Hold the only thread, then fill what can wait without connecting (the connection Apache
+    // kept from the request above) and the backlog (listen-backlog 1 admits 2): 6 requests
+    // leave at least 2 that must be turned away.
+    let slow: Vec<_> = (0..6)
+        .map(|i| {
+            if i == 1 {
+                thread::sleep(Duration::from_millis(200));
+            }
             thread::spawn(move || {
                 let mut c = common::Client::connect(addr).unwrap();
                 c.set_timeout(Duration::from_secs(15));
