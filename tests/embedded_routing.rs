@@ -71,6 +71,7 @@ fn directory_target_and_alias_match() {
         .app("m2.wsgi", format!("{ENV_APP}\nWHO = 'm2'\n"))
         .config("WSGIScriptAlias /dir {APPS}/dir/")
         .config("WSGIScriptAliasMatch ^/m/([^/]+) {APPS}/$1.wsgi")
+        .config("WSGIScriptAliasMatch ^/re/. {APPS}/m1.wsgi")
         .config("WSGIScriptAlias /missing {APPS}/missing.wsgi")
         .start();
     let apps = apache.apps.display().to_string();
@@ -99,6 +100,15 @@ fn directory_target_and_alias_match() {
     assert_eq!(get(&rep, "SCRIPT_NAME"), "'/m/m2'");
     assert_eq!(get(&rep, "PATH_INFO"), "''");
     apache.get("/m/nosuch").assert_status(404);
+
+    // A match that ends inside a multi-byte character, and a URI that is not UTF-8: routed as
+    // bytes (each arrives as latin-1), never a crash of the Apache child.
+    let rep = report(&apache.get("/re/%C3%A9"));
+    assert_eq!(get(&rep, "SCRIPT_NAME"), "'/re/\\xc3'");
+    assert_eq!(get(&rep, "PATH_INFO"), "'\\xa9'");
+    let rep = report(&apache.get("/dir/hello/%FF%FE"));
+    assert_eq!(get(&rep, "PATH_INFO"), "'/\\xff\\xfe'");
+    assert!(!apache.error_log().contains("panic"), "{}", apache.log_tail(10));
 
     // A mount whose script does not exist: 404, and the log says which file.
     apache.get("/missing/x").assert_status(404);

@@ -21,19 +21,31 @@ pub const HANDLER_NAME: &[u8] = b"wsgi-script";
 pub struct Route {
     pub mount: *const Mount,
     pub script: String,
-    pub script_name: String,
-    pub path_info: String,
+    /// SCRIPT_NAME and PATH_INFO as bytes: a URI need not be UTF-8.
+    pub script_name: Vec<u8>,
+    pub path_info: Vec<u8>,
 }
 
 /// translate_name: the longest WSGIScriptAlias mount (or a WSGIScriptAliasMatch) for the URI.
 pub unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> i32 {
-    let Some(uri) = cstr((*r).uri) else { return ffi::DECLINED };
-    if !uri.starts_with('/') {
+    util::guard("translate_name", ffi::DECLINED, || translate(r))
+}
+
+unsafe fn translate(r: *mut ffi::request_rec) -> i32 {
+    let raw = cbytes((*r).uri);
+    if !raw.starts_with(b"/") {
         return ffi::DECLINED;
     }
+    // Routing works on text; a URI that is not UTF-8 is routed as latin-1 (one char per byte),
+    // so its bytes come back exactly.
+    let (uri, latin1): (std::borrow::Cow<str>, bool) = match std::str::from_utf8(raw) {
+        Ok(s) => (s.into(), false),
+        Err(_) => (raw.iter().map(|&b| b as char).collect::<String>().into(), true),
+    };
+    let bytes = |s: &str| -> Vec<u8> { if latin1 { s.chars().map(|c| c as u8).collect() } else { s.as_bytes().to_vec() } };
     let conf = server_conf((*r).server);
-    let route = match_regex(r, conf, uri).or_else(|| {
-        let m = conf.mounts.resolve(uri)?;
+    let route = match_regex(r, conf, raw).or_else(|| {
+        let m = conf.mounts.resolve(&uri)?;
         let mount = m.payload;
         let target = std::path::Path::new(&mount.target);
         if target.is_dir() {
@@ -42,23 +54,23 @@ pub unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> i32 {
             Some(Route {
                 mount,
                 script: target.join(segment).to_string_lossy().into_owned(),
-                script_name: format!("{}/{segment}", m.script_name),
-                path_info: rest.to_string(),
+                script_name: bytes(&format!("{}/{segment}", m.script_name)),
+                path_info: bytes(rest),
             })
         } else {
-            Some(Route { mount, script: mount.target.clone(), script_name: m.script_name, path_info: m.path_info })
+            Some(Route { mount, script: mount.target.clone(), script_name: bytes(&m.script_name), path_info: bytes(&m.path_info) })
         }
     });
     let Some(route) = route else { return ffi::DECLINED };
     let pool = (*r).pool;
     (*r).filename = pstr(pool, route.script.as_bytes());
-    (*r).path_info = pstr(pool, route.path_info.as_bytes());
+    (*r).path_info = pstr(pool, &route.path_info);
     (*r).handler = pstr(pool, HANDLER_NAME);
     set_module_config((*r).request_config, pool_box(pool, route));
     ffi::OK as i32
 }
 
-unsafe fn match_regex(r: *mut ffi::request_rec, conf: &super::conf::ServerConf, uri: &str) -> Option<Route> {
+unsafe fn match_regex(r: *mut ffi::request_rec, conf: &super::conf::ServerConf, uri: &[u8]) -> Option<Route> {
     const N: usize = 10;
     for rm in &conf.regex_mounts {
         let mut m: [ffi::ap_regmatch_t; N] = std::mem::zeroed();
@@ -71,8 +83,8 @@ unsafe fn match_regex(r: *mut ffi::request_rec, conf: &super::conf::ServerConf, 
         return Some(Route {
             mount: &rm.mount,
             script,
-            script_name: uri[..end].trim_end_matches('/').to_string(),
-            path_info: uri[end..].to_string(),
+            script_name: { let mut sn = uri[..end.min(uri.len())].to_vec(); while sn.last() == Some(&b'/') { sn.pop(); } sn },
+            path_info: uri[end.min(uri.len())..].to_vec(),
         });
     }
     None
@@ -141,13 +153,13 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         }
     };
 
-    let (script_name, path_info) = match route {
+    let (script_name, path_info): (Vec<u8>, Vec<u8>) = match route {
         Some(rt) => (rt.script_name.clone(), rt.path_info.clone()),
         None => {
             // AddHandler/SetHandler: SCRIPT_NAME is the URI without its PATH_INFO.
-            let uri = cstr((*r).uri).unwrap_or("");
-            let pi = cstr((*r).path_info).unwrap_or("");
-            (uri[..uri.len().saturating_sub(pi.len())].to_string(), pi.to_string())
+            let uri = cbytes((*r).uri);
+            let pi = cbytes((*r).path_info);
+            (uri[..uri.len().saturating_sub(pi.len())].to_vec(), pi.to_vec())
         }
     };
     let callable = mount
@@ -166,7 +178,8 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     let env = (*r).subprocess_env;
     let server_name = cstr((*(*r).server).server_hostname).unwrap_or("localhost");
     let port = local_port(r);
-    let group = appgroup::resolve(&spec, &NamingContext { server_name, port, script_name: &script_name }, |name| {
+    let script_name_text = String::from_utf8_lossy(&script_name);
+    let group = appgroup::resolve(&spec, &NamingContext { server_name, port, script_name: &script_name_text }, |name| {
         let c = CString::new(name).ok()?;
         table_get(env, &c).map(String::from).or_else(|| std::env::var(name).ok())
     });
@@ -185,16 +198,16 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     if let (true, Some(a)) = (pass_auth, auth) {
         cgi.push((b"HTTP_AUTHORIZATION", a.as_bytes()));
     }
-    let path_translated = format!("{script}{path_info}");
+    let path_translated = [script.as_bytes(), &path_info].concat();
     cgi.push((b"GATEWAY_INTERFACE", b"CGI/1.1"));
     cgi.push((b"SERVER_PROTOCOL", cbytes((*r).protocol)));
     cgi.push((b"REQUEST_METHOD", cbytes((*r).method)));
     cgi.push((b"QUERY_STRING", cbytes((*r).args)));
     cgi.push((b"REQUEST_URI", original_uri(r)));
-    cgi.push((b"SCRIPT_NAME", script_name.as_bytes()));
-    cgi.push((b"PATH_INFO", path_info.as_bytes()));
+    cgi.push((b"SCRIPT_NAME", &script_name));
+    cgi.push((b"PATH_INFO", &path_info));
     if !path_info.is_empty() {
-        cgi.push((b"PATH_TRANSLATED", path_translated.as_bytes()));
+        cgi.push((b"PATH_TRANSLATED", &path_translated));
     }
     let request_id = match cstr((*r).log_id) {
         Some(id) => id.to_string(),
@@ -218,8 +231,8 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         (b"mod_wsgi.listener_port", port_text.as_bytes()),
         (b"mod_wsgi.request_start", start.as_bytes()),
         (b"mod_wsgi.request_id", request_id.as_bytes()),
-        (b"mod_wsgi.script_name", script_name.as_bytes()),
-        (b"mod_wsgi.path_info", path_info.as_bytes()),
+        (b"mod_wsgi.script_name", &script_name),
+        (b"mod_wsgi.path_info", &path_info),
     ];
     cgi.extend_from_slice(&extras);
 

@@ -89,3 +89,20 @@ pub fn module_config<T>(vector: *mut ffi::ap_conf_vector_t) -> *mut T {
 pub fn set_module_config<T>(vector: *mut ffi::ap_conf_vector_t, value: *mut T) {
     unsafe { *(vector as *mut *mut c_void).add(module_index() as usize) = value as *mut c_void }
 }
+
+/// Runs the body of a hook or callback that Apache (or Python) calls through C: a panic must
+/// not unwind into C (it would abort the whole process), so it is logged and `fallback` returned.
+pub fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = e
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| e.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log_server(std::ptr::null(), LOG_ERR, &format!("oxwsgi: internal error in {what}: {msg}"));
+            fallback
+        }
+    }
+}

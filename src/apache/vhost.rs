@@ -43,6 +43,10 @@ struct Scan {
 /// # Safety
 /// Called by Apache with a live request.
 pub unsafe extern "C" fn fixups(r: *mut ffi::request_rec) -> c_int {
+    super::util::guard("deny_unknown_hosts", ffi::DECLINED, || deny_unknown_hosts(r))
+}
+
+unsafe fn deny_unknown_hosts(r: *mut ffi::request_rec) -> c_int {
     let h = cbytes((*r).handler);
     if h != HANDLER_NAME && h != b"application/x-httpd-wsgi" {
         return ffi::DECLINED;

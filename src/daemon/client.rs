@@ -7,7 +7,7 @@ use super::supervisor::{find_group, Group};
 use crate::apache::ffi;
 use crate::apache::request::ApacheBackend;
 use crate::apache::util::{self, log_request};
-use crate::python::wsgi::Backend;
+use crate::python::wsgi::{self, Backend};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -262,6 +262,11 @@ unsafe fn relay(r: *mut ffi::request_rec, group: &Group, mut conn: Conn, request
                 conn.writer.write_all(&out)?;
             }
             Frame::Start { status, reason, headers } => {
+                // The daemon's applications could write frames themselves: Apache applies the
+                // same rules to what arrives as the adapter applies to start_response.
+                if !wsgi::reason_bytes_ok(&reason) || !headers.iter().all(|(n, v)| wsgi::header_bytes_ok(n, v)) {
+                    return Err(Failure::Broken("the daemon sent an invalid status line or header".into()));
+                }
                 let line = format!("{status} {}", String::from_utf8_lossy(&reason));
                 if let Err(e) = backend.start(status, &line, &headers) {
                     return Err(Failure::Broken(e));

@@ -207,12 +207,12 @@ impl Shared {
         for token in tokens {
             // Safe: the token was removed from `idle` here, so no worker will use it.
             let conn = unsafe { Box::from_raw(token as *mut Conn) };
-            self.forget(conn);
+            self.forget(*conn);
         }
     }
 
-    /// Takes a connection out of the epoll set and closes it.
-    fn forget(&self, conn: Box<Conn>) {
+    /// Takes a connection out of the epoll set and closes it (by dropping it).
+    fn forget(&self, conn: Conn) {
         let fd = conn.writer.state.lock().unwrap().stream.as_raw_fd();
         if conn.registered {
             unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, ptr::null_mut()) };
@@ -356,12 +356,18 @@ fn worker(shared: &Arc<Shared>) {
             } else {
                 -1
             };
+            if fd < 0 && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                // Out of descriptors: the connection stays queued; do not spin on it.
+                std::thread::sleep(Duration::from_millis(50));
+            }
             // Let another idle worker take the next connection while this one serves.
             if shared.accepts() {
                 shared.arm(libc::EPOLL_CTL_MOD, shared.group.listener, LISTENER);
             }
             if fd >= 0 {
-                serve(shared, Box::new(Conn::new(unsafe { UnixStream::from_raw_fd(fd) }, shared)));
+                if let Some(conn) = Conn::new(unsafe { UnixStream::from_raw_fd(fd) }, shared) {
+                    serve(shared, Box::new(conn));
+                }
             }
         } else if shared.idle.lock().unwrap().remove(&token) {
             // Safe: the token is the address of a Box<Conn> leaked when it was armed, and it was
@@ -384,18 +390,19 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(stream: UnixStream, shared: &Shared) -> Conn {
+    /// None when the process is out of descriptors (the connection is closed).
+    fn new(stream: UnixStream, shared: &Shared) -> Option<Conn> {
         let timeout = Some(shared.group.spec.socket_timeout);
         let _ = stream.set_read_timeout(timeout);
         let _ = stream.set_write_timeout(timeout);
-        let read_half = stream.try_clone().expect("dup a connected socket");
-        Conn {
+        let read_half = stream.try_clone().ok()?;
+        Some(Conn {
             writer: Arc::new(Writer { state: Mutex::new(WriterState { stream, greeted: false, started: false, taken_over: false }) }),
             reader: Some(FrameReader::new(read_half)),
             out: Vec::with_capacity(4096),
             greeted: false,
             registered: false,
-        }
+        })
     }
 }
 
@@ -416,7 +423,7 @@ fn serve(shared: &Arc<Shared>, mut conn: Box<Conn>) {
         }
         conn = unsafe { Box::from_raw(token as *mut Conn) };
     }
-    shared.forget(conn);
+    shared.forget(*conn);
 }
 
 /// The write half of a connection, shared with the monitor so it can answer a request that

@@ -127,6 +127,10 @@ pub unsafe extern "C" fn post_config(
     _ptemp: *mut ffi::apr_pool_t,
     s: *mut ffi::server_rec,
 ) -> i32 {
+    util::guard("post_config", ffi::HTTP_INTERNAL_SERVER_ERROR as i32, || start_groups(pconf, s))
+}
+
+unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> i32 {
     // Apache reads its configuration twice at start-up; only the second pass runs servers.
     if state(ffi::AP_SQ_MAIN_STATE) == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as i32
         || state(ffi::AP_SQ_RUN_MODE) != ffi::AP_SQ_RM_NORMAL as i32
@@ -260,6 +264,10 @@ unsafe fn spawn(pconf: *mut ffi::apr_pool_t, group: Arc<Group>, index: usize) {
 
 /// Called by the MPM (through APR) about one daemon process.
 unsafe extern "C" fn maintenance(reason: i32, data: *mut c_void, status: i32) {
+    util::guard("supervise", (), || supervise(reason, data, status))
+}
+
+unsafe fn supervise(reason: i32, data: *mut c_void, status: i32) {
     let slot = data as *mut Slot;
     if (*slot).detached {
         return;
@@ -292,6 +300,15 @@ unsafe extern "C" fn maintenance(reason: i32, data: *mut c_void, status: i32) {
             (*slot).detached = true;
             ffi::apr_proc_other_child_unregister(data);
             let slot = Box::from_raw(slot);
+            if state(ffi::AP_SQ_MAIN_STATE) == ffi::AP_SQ_MS_EXITING as i32 {
+                return;
+            }
+            // A daemon that dies as soon as it starts (a broken python-home, an application
+            // that kills its process at import) is restarted at most once a second.
+            let lived = slot.started.elapsed();
+            if lived < Duration::from_secs(1) {
+                std::thread::sleep(Duration::from_secs(1) - lived);
+            }
             spawn(slot.pool, slot.group.clone(), index);
         }
         ffi::APR_OC_REASON_RESTART | ffi::APR_OC_REASON_UNREGISTER => {

@@ -121,6 +121,12 @@ pub fn install(globals: &Obj) -> PyResult<()> {
     Ok(())
 }
 
+/// A panic must not unwind into the interpreter: it becomes a SystemError instead.
+fn py_guard(f: impl FnOnce() -> *mut ffi::PyObject) -> *mut ffi::PyObject {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| raise(unsafe { ffi::PyExc_SystemError }, "oxwsgi: internal error (see the error log)"))
+}
+
 unsafe fn args<'a>(args: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t) -> &'a [*mut ffi::PyObject] {
     if n <= 0 {
         &[]
@@ -138,6 +144,7 @@ unsafe extern "C" fn native_log(
     argv: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
+    py_guard(|| {
     let a = args(argv, n);
     if a.len() != 3 {
         return wrong_args("_log", "3 arguments");
@@ -156,6 +163,7 @@ unsafe extern "C" fn native_log(
         None => server_log(level, &msg),
     }
     obj::none().into_ptr()
+    })
 }
 
 unsafe extern "C" fn native_read(
@@ -163,6 +171,7 @@ unsafe extern "C" fn native_read(
     argv: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
+    py_guard(|| {
     let a = args(argv, n);
     if a.len() != 2 && a.len() != 3 {
         return wrong_args("_read", "2 or 3 arguments (ctx, size, partial=False)");
@@ -185,6 +194,7 @@ unsafe extern "C" fn native_read(
         Ok(data) => obj::bytes(&data).map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
         Err(msg) => raise(ffi::PyExc_OSError, &msg),
     }
+    })
 }
 
 unsafe extern "C" fn native_start_response(
@@ -192,6 +202,7 @@ unsafe extern "C" fn native_start_response(
     argv: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
+    py_guard(|| {
     let a = args(argv, n);
     if a.len() != 2 && a.len() != 3 {
         return wrong_args("start_response", "2 or 3 arguments (status, response_headers, exc_info=None)");
@@ -204,6 +215,7 @@ unsafe extern "C" fn native_start_response(
         Ok(()) => req.write_callable().map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
         Err(_) => ptr::null_mut(),
     }
+    })
 }
 
 unsafe extern "C" fn native_write(
@@ -211,6 +223,7 @@ unsafe extern "C" fn native_write(
     argv: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
+    py_guard(|| {
     let a = args(argv, n);
     if a.len() != 1 {
         return wrong_args("write", "exactly one argument");
@@ -229,4 +242,5 @@ unsafe extern "C" fn native_write(
         Ok(()) => obj::none().into_ptr(),
         Err(_) => ptr::null_mut(),
     }
+    })
 }

@@ -152,8 +152,17 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
     match RequestCapsule::new(&mut state) {
         Ok(capsule) => {
             state.capsule = Some(capsule.capsule.clone());
+            // Detach the capsule however `call` ends (a panic included): an application that
+            // kept start_response or wsgi.input must never reach this stack frame later.
+            struct Detach<'a>(&'a RequestCapsule);
+            impl Drop for Detach<'_> {
+                fn drop(&mut self) {
+                    self.0.close();
+                }
+            }
+            let detach = Detach(&capsule);
             let pending = state.call(at, req, &app, &capsule, &script);
-            capsule.close();
+            drop(detach);
             if at.data().flush_std_streams.call0().is_err() {
                 unsafe { ffi::PyErr_Clear() };
             }
@@ -676,8 +685,7 @@ pub fn parse_status(s: &str) -> Result<u16, String> {
 /// A header name must be an RFC 9110 token; a value latin-1 text with no control characters
 /// (tab allowed). CR or LF anywhere is refused, so no header can be injected.
 pub fn validate_header(name: &str, value: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
-    const TCHAR: &[u8] = b"!#$%&'*+-.^_`|~";
-    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || TCHAR.contains(&c)) {
+    if name.is_empty() || !name.bytes().all(is_tchar) {
         return Err(format!("invalid response header name {name:?}"));
     }
     let mut v = Vec::with_capacity(value.len());
@@ -692,6 +700,21 @@ pub fn validate_header(name: &str, value: &str) -> Result<(Vec<u8>, Vec<u8>), St
         v.push(c as u8);
     }
     Ok((name.as_bytes().to_vec(), v))
+}
+
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+/// The rules of [`validate_header`] for a header that arrives already encoded (from a daemon
+/// process, whose applications could write to their socket directly).
+pub fn header_bytes_ok(name: &[u8], value: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&c| is_tchar(c)) && value.iter().all(|&c| (c >= 0x20 && c != 0x7f) || c == b'\t')
+}
+
+/// The rules of [`parse_status`] for a reason phrase that arrives already encoded.
+pub fn reason_bytes_ok(reason: &[u8]) -> bool {
+    !reason.is_empty() && reason.iter().all(|&c| c >= 0x20 && c != 0x7f)
 }
 
 fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<Obj> {
@@ -762,5 +785,11 @@ mod tests {
         assert!(validate_header("", "v").is_err());
         assert!(validate_header("X", "\u{20ac}").is_err());
         assert!(validate_header("X", "tab\tok").is_ok());
+        assert!(header_bytes_ok(b"Set-Cookie", b"a=1"));
+        assert!(!header_bytes_ok(b"X", b"a\r\nInjected: 1"));
+        assert!(!header_bytes_ok(b"X Y", b"v"));
+        assert!(reason_bytes_ok(b"OK"));
+        assert!(!reason_bytes_ok(b"OK\r\nX: y"));
+        assert!(!reason_bytes_ok(b""));
     }
 }
