@@ -527,7 +527,9 @@ fn handle_request(
         return false;
     }
     let text = |k: &[u8]| lookup(environ, k).and_then(|v| std::str::from_utf8(v).ok());
-    if let (Some(limit), Some(start)) = (spec.queue_timeout, text(b"mod_wsgi.request_start").and_then(|v| v.parse::<i64>().ok())) {
+    // Measured from when Apache sent the request (not from when it arrived from the client:
+    // reading an upload is not queueing), as mod_wsgi does.
+    if let (Some(limit), Some(start)) = (spec.queue_timeout, text(b"mod_wsgi.queue_start").and_then(|v| v.parse::<i64>().ok())) {
         let waited = Duration::from_micros((now_micros() - start).max(0) as u64);
         if waited > limit {
             backend.log(util::LOG_ERR, &format!(

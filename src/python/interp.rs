@@ -63,6 +63,8 @@ struct Runtime {
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static REGISTRY: Mutex<Option<HashMap<String, Arc<Interp>>>> = Mutex::new(None);
+/// Application groups whose interpreter could not be set up, with the reason.
+static FAILED: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
 
 thread_local! {
     /// This thread's thread state for each interpreter, keyed by interpreter address.
@@ -201,6 +203,9 @@ fn lookup_or_create(name: &str) -> Result<Arc<Interp>, String> {
     if let Some(interp) = map.get(name) {
         return Ok(interp.clone());
     }
+    if let Some(e) = FAILED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|f| f.get(name)) {
+        return Err(e.clone());
+    }
     let main = map.get("").cloned().ok_or("main interpreter missing")?;
     unsafe {
         ffi::PyEval_RestoreThread(thread_state(&main));
@@ -218,7 +223,11 @@ fn lookup_or_create(name: &str) -> Result<Arc<Interp>, String> {
         let setup = setup_interpreter(&interp);
         remember_thread_state(&interp, tstate);
         ffi::PyEval_SaveThread();
-        setup?;
+        if let Err(e) = setup {
+            // Remembered, so a broken group does not create a new interpreter per request.
+            FAILED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(name.to_string(), e.clone());
+            return Err(e);
+        }
         map.insert(name.to_string(), interp.clone());
         Ok(interp)
     }
