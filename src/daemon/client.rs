@@ -40,21 +40,40 @@ pub unsafe fn handle(
     // sent again on a fresh connection if a reused one turns out to be gone.
     let expects_continue = util::table_get((*r).headers_in, c"Expect").is_some();
     let eager_body = content_length != Some(0) && !expects_continue;
-    let mut request = Vec::with_capacity(4096);
-    let mut environ: Vec<(Vec<u8>, Vec<u8>)> = cgi.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
-    environ.push((b"mod_wsgi.queue_start".to_vec(), micros_now().to_string().into_bytes()));
-    let _ = protocol::encode_frame(&Frame::Request { environ, body_length: content_length, eager_body }, &mut request);
+    let mut request = REQUEST_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    request.clear();
+    let queue_start = micros_now().to_string();
+    let mut environ: Vec<(&[u8], &[u8])> = Vec::with_capacity(cgi.len() + 1);
+    environ.extend_from_slice(cgi);
+    environ.push((b"mod_wsgi.queue_start", queue_start.as_bytes()));
+    if let Err(e) = protocol::encode_request(&environ, content_length, eager_body, &mut request) {
+        log_request(r, util::LOG_ERR, &format!("oxwsgi: request too large for daemon process group '{name}': {e}"));
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+    }
     if eager_body {
         if let Err(f) = body_reply(&mut backend, EAGER_BODY_MAX, &mut request) {
             return fail(r, name, &mut backend, f);
         }
     }
+    let status = send_request(r, name, &group, &request, &mut backend);
+    // The buffer serves this thread's next request.
+    REQUEST_BUFFER.with(|b| *b.borrow_mut() = request);
+    status
+}
+
+thread_local! {
+    static REQUEST_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends the encoded request on a kept connection or a new one, again on a new one if a kept one
+/// turns out to have been closed unread.
+unsafe fn send_request(r: *mut ffi::request_rec, name: &str, group: &Group, request: &[u8], backend: &mut ApacheBackend) -> i32 {
     let mut attempts = 0;
     loop {
         attempts += 1;
         let conn = match take_pooled(name) {
             Some(c) => c,
-            None => match connect(&group) {
+            None => match connect(group) {
                 Ok(c) => c,
                 Err(e) => {
                     log_request(r, util::LOG_ERR, &format!(
@@ -64,12 +83,12 @@ pub unsafe fn handle(
                 }
             },
         };
-        match relay(r, &group, conn, &request, &mut backend) {
+        match relay(r, group, conn, request, backend) {
             Ok(status) => return status,
             // A kept-alive connection the daemon closed without reading this request (it was
             // stopping): the request never ran, so it goes again on a new connection.
             Err(Failure::Unused) if attempts < 3 => continue,
-            Err(f) => return fail(r, name, &mut backend, f),
+            Err(f) => return fail(r, name, backend, f),
         }
     }
 }
@@ -327,16 +346,25 @@ unsafe fn relay(r: *mut ffi::request_rec, group: &Group, mut conn: Conn, request
 
 /// Reads up to `max` bytes of the client's body and encodes the reply to a READ.
 fn body_reply(backend: &mut ApacheBackend, max: usize, out: &mut Vec<u8>) -> Result<(), Failure> {
-    let mut buf = vec![0u8; max.clamp(1, protocol::MAX_DATA)];
-    let frame = match backend.read_body(&mut buf) {
-        Ok(0) => Frame::BodyEnd,
-        Ok(n) => {
-            buf.truncate(n);
-            Frame::Body(buf)
+    // Read straight into `out`, behind room for the BODY frame's header.
+    let start = out.len();
+    let max = max.clamp(1, protocol::MAX_DATA);
+    out.resize(start + protocol::HEADER_LEN + max, 0);
+    let read = backend.read_body(&mut out[start + protocol::HEADER_LEN..]);
+    match read {
+        Ok(n) if n > 0 => {
+            out.truncate(start + protocol::HEADER_LEN + n);
+            out[start..start + protocol::HEADER_LEN].copy_from_slice(&protocol::frame_header(protocol::FrameType::Body, n));
         }
-        Err(e) => Frame::BodyError { status: e.status.clamp(400, 599) },
-    };
-    protocol::encode_frame(&frame, out)?;
+        other => {
+            out.truncate(start);
+            let frame = match other {
+                Err(e) => Frame::BodyError { status: e.status.clamp(400, 599) },
+                _ => Frame::BodyEnd,
+            };
+            protocol::encode_frame(&frame, out)?;
+        }
+    }
     Ok(())
 }
 

@@ -636,6 +636,12 @@ fn payload_len(frame: &Frame) -> usize {
     }
 }
 
+/// The 5-byte header of a frame whose payload is `len` bytes (for callers that write a BODY or
+/// DATA payload in place; `len` must be in the type's range).
+pub fn frame_header(frame_type: FrameType, len: usize) -> [u8; HEADER_LEN] {
+    header_bytes(frame_type, len)
+}
+
 fn header_bytes(frame_type: FrameType, len: usize) -> [u8; HEADER_LEN] {
     // Callers have checked len <= MAX_HEAD_PAYLOAD, so it fits in a u32.
     let l = (len as u32).to_le_bytes();
@@ -744,6 +750,57 @@ pub fn write_frame<W: Write + ?Sized>(w: &mut W, frame: &Frame) -> Result<(), Pr
             Ok(())
         }
     }
+}
+
+/// Appends a REQUEST frame built from borrowed pairs: the same bytes as `encode_frame` of a
+/// `Frame::Request`, without copying every name and value into owned vectors first.
+pub fn encode_request(
+    environ: &[(&[u8], &[u8])],
+    body_length: Option<u64>,
+    eager_body: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtocolError> {
+    if environ.len() > MAX_PAIRS {
+        return Err(ProtocolError::Malformed { frame_type: FrameType::Request, reason: "too many name/value pairs" });
+    }
+    let len = environ.iter().fold(1 + 8 + 4usize, |n, (k, v)| n.saturating_add(8 + k.len() + v.len()));
+    checked_len(FrameType::Request, len)?;
+    out.reserve(HEADER_LEN + len);
+    out.extend_from_slice(&header_bytes(FrameType::Request, len));
+    let mut flags = 0;
+    if body_length.is_some() {
+        flags |= REQ_HAS_LENGTH;
+    }
+    if eager_body {
+        flags |= REQ_EAGER_BODY;
+    }
+    out.push(flags);
+    out.extend_from_slice(&body_length.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&(environ.len() as u32).to_le_bytes());
+    for (name, value) in environ {
+        put_bytes(out, name);
+        put_bytes(out, value);
+    }
+    Ok(())
+}
+
+/// Appends a START frame from borrowed parts: the same bytes as `encode_frame` of a
+/// `Frame::Start`, without cloning the headers.
+pub fn encode_start(status: u16, reason: &[u8], headers: &[(Vec<u8>, Vec<u8>)], out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    if !(100..=999).contains(&status) {
+        return Err(ProtocolError::Malformed { frame_type: FrameType::Start, reason: "status outside 100..=999" });
+    }
+    if headers.len() > MAX_PAIRS {
+        return Err(ProtocolError::Malformed { frame_type: FrameType::Start, reason: "too many name/value pairs" });
+    }
+    let len = headers.iter().fold(2 + 4 + reason.len() + 4, |n, (k, v)| n.saturating_add(8 + k.len() + v.len()));
+    checked_len(FrameType::Start, len)?;
+    out.reserve(HEADER_LEN + len);
+    out.extend_from_slice(&header_bytes(FrameType::Start, len));
+    out.extend_from_slice(&status.to_le_bytes());
+    put_bytes(out, reason);
+    put_pairs(out, headers);
+    Ok(())
 }
 
 /// Appends `bytes` to `out` as DATA frames of at most [`MAX_DATA`] bytes each (one copy, no
@@ -1103,6 +1160,33 @@ pub fn secrets_equal(a: &[u8; SECRET_LEN], b: &[u8; SECRET_LEN]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn encode_request_matches_encode_frame() {
+        let environ: Vec<(Vec<u8>, Vec<u8>)> =
+            vec![(b"REQUEST_METHOD".to_vec(), b"GET".to_vec()), (b"PATH_INFO".to_vec(), b"/caf\xc3\xa9".to_vec()), (b"E".to_vec(), vec![])];
+        for (body_length, eager_body) in [(None, false), (Some(0), false), (Some(12345), true), (None, true)] {
+            let borrowed: Vec<(&[u8], &[u8])> = environ.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+            let mut direct = Vec::new();
+            super::encode_request(&borrowed, body_length, eager_body, &mut direct).unwrap();
+            let mut framed = Vec::new();
+            super::encode_frame(&super::Frame::Request { environ: environ.clone(), body_length, eager_body }, &mut framed).unwrap();
+            assert_eq!(direct, framed);
+        }
+    }
+
+    #[test]
+    fn encode_start_matches_encode_frame() {
+        let headers = vec![(b"Set-Cookie".to_vec(), b"a=1".to_vec()), (b"Set-Cookie".to_vec(), b"b=2".to_vec())];
+        for (status, reason) in [(200u16, b"OK".to_vec()), (599, vec![]), (100, b"Continue".to_vec())] {
+            let mut direct = Vec::new();
+            super::encode_start(status, &reason, &headers, &mut direct).unwrap();
+            let mut framed = Vec::new();
+            super::encode_frame(&super::Frame::Start { status, reason, headers: headers.clone() }, &mut framed).unwrap();
+            assert_eq!(direct, framed);
+        }
+        assert!(super::encode_start(99, b"x", &headers, &mut Vec::new()).is_err());
+    }
+
     #[test]
     fn encode_data_matches_encode_frame() {
         for len in [1usize, 10, super::MAX_DATA, super::MAX_DATA + 1, 2 * super::MAX_DATA + 7] {

@@ -658,8 +658,8 @@ impl Backend for DaemonBackend {
     }
 
     fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
-        let reason = status_line.get(4..).unwrap_or("").as_bytes().to_vec();
-        protocol::encode_frame(&Frame::Start { status, reason, headers: headers.to_vec() }, &mut self.out).map_err(|e| e.to_string())?;
+        let reason = status_line.get(4..).unwrap_or("").as_bytes();
+        protocol::encode_start(status, reason, headers, &mut self.out).map_err(|e| e.to_string())?;
         self.starts = true;
         Ok(())
     }
