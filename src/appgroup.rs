@@ -30,21 +30,15 @@ impl GroupSpec {
             return Ok(GroupSpec::Literal(value.to_string()));
         };
         let Some(inner) = inner.strip_suffix('}') else {
-            return Err(format!(
-                "application group '{value}' has an unterminated %{{...}}"
-            ));
+            return Err(format!("application group '{value}' has an unterminated %{{...}}"));
         };
         match inner {
             "RESOURCE" => Ok(GroupSpec::Resource),
             "SERVER" => Ok(GroupSpec::Server),
             "GLOBAL" => Ok(GroupSpec::Global),
-            "HOST" => Err(format!(
-                "application group '{value}' is not supported by oxwsgi; use %{{SERVER}}"
-            )),
+            "HOST" => Err(format!("application group '{value}' is not supported by oxwsgi; use %{{SERVER}}")),
             _ => match inner.strip_prefix("ENV:") {
-                Some(name) if !name.is_empty() && !name.contains(['{', '}']) => {
-                    Ok(GroupSpec::Env(name.to_string()))
-                }
+                Some(name) if !name.is_empty() && !name.contains(['{', '}']) => Ok(GroupSpec::Env(name.to_string())),
                 _ => Err(format!(
                     "application group '{value}' is not one of %{{RESOURCE}}, %{{SERVER}}, \
                      %{{GLOBAL}} or %{{ENV:NAME}}"
@@ -84,11 +78,7 @@ pub fn server_key(server_name: &str, port: u16) -> String {
 ///   environment). As in mod_wsgi, a value that is itself `%{GLOBAL}`, `%{SERVER}` or
 ///   `%{RESOURCE}` is expanded (once; `%{ENV:...}` and anything else is taken literally), and an
 ///   unset variable leaves the name as the literal text `%{ENV:NAME}`.
-pub fn resolve(
-    spec: &GroupSpec,
-    ctx: &NamingContext,
-    env: impl Fn(&str) -> Option<String>,
-) -> String {
+pub fn resolve(spec: &GroupSpec, ctx: &NamingContext, env: impl Fn(&str) -> Option<String>) -> String {
     match spec {
         GroupSpec::Resource => resource_key(ctx),
         GroupSpec::Server => server_key(ctx.server_name, ctx.port),
@@ -122,11 +112,7 @@ mod tests {
     use super::*;
 
     fn ctx<'a>(server_name: &'a str, port: u16, script_name: &'a str) -> NamingContext<'a> {
-        NamingContext {
-            server_name,
-            port,
-            script_name,
-        }
+        NamingContext { server_name, port, script_name }
     }
 
     fn no_env(_: &str) -> Option<String> {
@@ -138,50 +124,24 @@ mod tests {
         assert_eq!(GroupSpec::parse("%{RESOURCE}"), Ok(GroupSpec::Resource));
         assert_eq!(GroupSpec::parse("%{SERVER}"), Ok(GroupSpec::Server));
         assert_eq!(GroupSpec::parse("%{GLOBAL}"), Ok(GroupSpec::Global));
-        assert_eq!(
-            GroupSpec::parse("%{ENV:APP_GROUP}"),
-            Ok(GroupSpec::Env("APP_GROUP".into()))
-        );
+        assert_eq!(GroupSpec::parse("%{ENV:APP_GROUP}"), Ok(GroupSpec::Env("APP_GROUP".into())));
         assert_eq!(GroupSpec::default(), GroupSpec::Resource);
     }
 
     #[test]
     fn parse_literals() {
-        for value in [
-            "myapp",
-            "",
-            "%",
-            "%RESOURCE",
-            "app%{GLOBAL}",
-            "a b",
-            "%x{y}",
-        ] {
-            assert_eq!(
-                GroupSpec::parse(value),
-                Ok(GroupSpec::Literal(value.into())),
-                "{value}"
-            );
+        for value in ["myapp", "", "%", "%RESOURCE", "app%{GLOBAL}", "a b", "%x{y}"] {
+            assert_eq!(GroupSpec::parse(value), Ok(GroupSpec::Literal(value.into())), "{value}");
         }
     }
 
     #[test]
     fn parse_rejects_malformed_substitutions() {
-        for value in [
-            "%{",
-            "%{GLOBAL",
-            "%{ENV:X",
-            "%{ENV:}",
-            "%{FOO}",
-            "%{}",
-            "%{global}",
-            "%{ENV:{X}}",
-        ] {
+        for value in ["%{", "%{GLOBAL", "%{ENV:X", "%{ENV:}", "%{FOO}", "%{}", "%{global}", "%{ENV:{X}}"] {
             let err = GroupSpec::parse(value).unwrap_err();
             assert!(err.contains(&format!("'{value}'")), "{value}: {err}");
         }
-        assert!(GroupSpec::parse("%{HOST}")
-            .unwrap_err()
-            .contains("not supported"));
+        assert!(GroupSpec::parse("%{HOST}").unwrap_err().contains("not supported"));
     }
 
     #[test]
@@ -195,19 +155,13 @@ mod tests {
     #[test]
     fn resource() {
         let r = |c| resolve(&GroupSpec::Resource, &c, no_env);
-        assert_eq!(
-            r(ctx("localhost", 8080, "/suburl")),
-            "localhost:8080|/suburl"
-        );
+        assert_eq!(r(ctx("localhost", 8080, "/suburl")), "localhost:8080|/suburl");
         assert_eq!(r(ctx("localhost", 8080, "")), "localhost:8080|");
         assert_eq!(r(ctx("example.com", 80, "/app")), "example.com|/app");
         assert_eq!(r(ctx("example.com", 443, "")), "example.com|");
         assert_eq!(r(ctx("localhost", 8080, "//a///b")), "localhost:8080|/a/b");
         // mod_wsgi lower-cases the script name (not the host).
-        assert_eq!(
-            r(ctx("Example.COM", 8080, "/SubURL")),
-            "Example.COM:8080|/suburl"
-        );
+        assert_eq!(r(ctx("Example.COM", 8080, "/SubURL")), "Example.COM:8080|/suburl");
         assert_eq!(r(ctx("h", 81, "/Café")), "h:81|/café");
     }
 
@@ -216,10 +170,7 @@ mod tests {
         let c = ctx("localhost", 8080, "/suburl");
         assert_eq!(resolve(&GroupSpec::Server, &c, no_env), "localhost:8080");
         assert_eq!(resolve(&GroupSpec::Global, &c, no_env), "");
-        assert_eq!(
-            resolve(&GroupSpec::Literal("shared".into()), &c, no_env),
-            "shared"
-        );
+        assert_eq!(resolve(&GroupSpec::Literal("shared".into()), &c, no_env), "shared");
         assert_eq!(resolve(&GroupSpec::Literal(String::new()), &c, no_env), "");
     }
 
@@ -227,16 +178,12 @@ mod tests {
     fn env_lookup() {
         let c = ctx("localhost", 8080, "/Sub");
         let spec = GroupSpec::Env("GROUP".into());
-        let with =
-            |value: &'static str| move |name: &str| (name == "GROUP").then(|| value.to_string());
+        let with = |value: &'static str| move |name: &str| (name == "GROUP").then(|| value.to_string());
         assert_eq!(resolve(&spec, &c, with("tenant-a")), "tenant-a");
         assert_eq!(resolve(&spec, &c, with("")), "");
         assert_eq!(resolve(&spec, &c, with("%{GLOBAL}")), "");
         assert_eq!(resolve(&spec, &c, with("%{SERVER}")), "localhost:8080");
-        assert_eq!(
-            resolve(&spec, &c, with("%{RESOURCE}")),
-            "localhost:8080|/sub"
-        );
+        assert_eq!(resolve(&spec, &c, with("%{RESOURCE}")), "localhost:8080|/sub");
         // No further indirection, and unknown substitutions stay as written.
         assert_eq!(resolve(&spec, &c, with("%{ENV:OTHER}")), "%{ENV:OTHER}");
         assert_eq!(resolve(&spec, &c, with("%{HOST}")), "%{HOST}");

@@ -56,9 +56,7 @@ impl<T> MountTable<T> {
         if self.mounts.iter().any(|(p, _)| *p == prefix) {
             return Err(prefix);
         }
-        let at = self
-            .mounts
-            .partition_point(|(p, _)| p.len() >= prefix.len());
+        let at = self.mounts.partition_point(|(p, _)| p.len() >= prefix.len());
         self.mounts.insert(at, (prefix, payload));
         Ok(())
     }
@@ -87,11 +85,7 @@ impl<T> MountTable<T> {
         }
         self.mounts.iter().find_map(|(prefix, payload)| {
             let end = matched_len(prefix.as_bytes(), uri.as_bytes())?;
-            Some(Match {
-                payload,
-                script_name: prefix.clone(),
-                path_info: uri[end..].to_string(),
-            })
+            Some(Match { payload, script_name: prefix.clone(), path_info: uri[end..].to_string() })
         })
     }
 }
@@ -148,15 +142,10 @@ mod tests {
     }
 
     fn route(t: &MountTable<&'static str>, uri: &str) -> Option<(&'static str, String, String)> {
-        t.resolve(uri)
-            .map(|m| (*m.payload, m.script_name, m.path_info))
+        t.resolve(uri).map(|m| (*m.payload, m.script_name, m.path_info))
     }
 
-    fn hit(
-        payload: &'static str,
-        script: &str,
-        path: &str,
-    ) -> Option<(&'static str, String, String)> {
+    fn hit(payload: &'static str, script: &str, path: &str) -> Option<(&'static str, String, String)> {
         Some((payload, script.to_string(), path.to_string()))
     }
 
@@ -186,11 +175,8 @@ mod tests {
 
     #[test]
     fn nested_mounts_in_any_order() {
-        let orders: [[&'static str; 3]; 3] = [
-            ["/a", "/a/b", "/a/b/c"],
-            ["/a/b/c", "/a", "/a/b"],
-            ["/a/b", "/a/b/c", "/a"],
-        ];
+        let orders: [[&'static str; 3]; 3] =
+            [["/a", "/a/b", "/a/b/c"], ["/a/b/c", "/a", "/a/b"], ["/a/b", "/a/b/c", "/a"]];
         for order in orders {
             let t = table(&order);
             assert_eq!(route(&t, "/a/b/c/d"), hit("/a/b/c", "/a/b/c", "/d"));
@@ -276,14 +262,7 @@ mod tests {
     fn match_struct() {
         let mut t = MountTable::new();
         t.insert("/x", 7u8).unwrap();
-        assert_eq!(
-            t.resolve("/x/y"),
-            Some(Match {
-                payload: &7u8,
-                script_name: "/x".into(),
-                path_info: "/y".into()
-            })
-        );
+        assert_eq!(t.resolve("/x/y"), Some(Match { payload: &7u8, script_name: "/x".into(), path_info: "/y".into() }));
     }
 
     #[test]

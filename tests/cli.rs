@@ -370,13 +370,7 @@ fn assert_one_line_error(out: &Output, needles: &[&str]) -> String {
 }
 
 fn configtest(conf: &Path) -> Output {
-    Command::new(HTTPD)
-        .arg("-t")
-        .arg("-f")
-        .arg(conf)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run apache2 -t")
+    Command::new(HTTPD).arg("-t").arg("-f").arg(conf).stdin(Stdio::null()).output().expect("run apache2 -t")
 }
 
 /// A minimal Apache configuration around `snippet`, in `dir`.
@@ -478,7 +472,18 @@ fn serve_daemon_mode_by_default() {
     let root_arg = server_root.path().display().to_string();
     let mut s = Serve::start(
         dir.path(),
-        &["hello.wsgi", "--processes", "2", "--threads", "2", "--server-root", &root_arg, "--url-alias", "/static", "static"],
+        &[
+            "hello.wsgi",
+            "--processes",
+            "2",
+            "--threads",
+            "2",
+            "--server-root",
+            &root_arg,
+            "--url-alias",
+            "/static",
+            "static",
+        ],
     );
     assert!(s.banner("mode:").starts_with("daemon (2 processes × 2 threads, request-timeout 60 s)"), "{}", s.output());
     assert!(
@@ -645,7 +650,14 @@ fn module_config_in_a_virtualenv_adds_python_home() {
     let setup = dir.path().join("site");
     let out = run(
         dir.path(),
-        &["serve", "hello.wsgi", "--python-home", &venv.display().to_string(), "--setup-only", &setup.display().to_string()],
+        &[
+            "serve",
+            "hello.wsgi",
+            "--python-home",
+            &venv.display().to_string(),
+            "--setup-only",
+            &setup.display().to_string(),
+        ],
         &[],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -683,7 +695,11 @@ fn install_module_into_a_destdir() {
     let module = dest.path().join("usr/lib/apache2/modules/mod_oxwsgi.so");
     // A copy of the module next to the executable (unless cargo rebuilt it meanwhile).
     if mtime() == built_at {
-        assert!(fs::read(&module).unwrap() == fs::read(&built).unwrap(), "installed module differs from {}", built.display());
+        assert!(
+            fs::read(&module).unwrap() == fs::read(&built).unwrap(),
+            "installed module differs from {}",
+            built.display()
+        );
     }
     assert_eq!(fs::metadata(&module).unwrap().permissions().mode() & 0o777, 0o644);
     let avail = dest.path().join("etc/apache2/mods-available");

@@ -158,9 +158,7 @@ fn diff_maps(
     for k in keys {
         let (t, o) = (theirs.get(k), ours.get(k));
         let same = match (t, o) {
-            (Some(t), Some(o)) if loose.contains(&k.as_str()) => {
-                t.split(' ').next() == o.split(' ').next()
-            }
+            (Some(t), Some(o)) if loose.contains(&k.as_str()) => t.split(' ').next() == o.split(' ').next(),
             (t, o) => t == o,
         };
         if !same {
@@ -201,19 +199,17 @@ fn assert_no_diffs(what: &str, diffs: &[Diff]) {
     }
     let text: Vec<String> = grouped
         .iter()
-        .map(|(d, places)| {
-            if places.is_empty() {
-                d.to_string()
-            } else {
-                format!("{d}\n      seen in: {}", places.join("; "))
-            }
-        })
+        .map(
+            |(d, places)| {
+                if places.is_empty() {
+                    d.to_string()
+                } else {
+                    format!("{d}\n      seen in: {}", places.join("; "))
+                }
+            },
+        )
         .collect();
-    panic!(
-        "{what}: oxwsgi differs from mod_wsgi 4.9.4 in {} place(s):\n  {}",
-        diffs.len(),
-        text.join("\n  ")
-    );
+    panic!("{what}: oxwsgi differs from mod_wsgi 4.9.4 in {} place(s):\n  {}", diffs.len(), text.join("\n  "));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,10 +343,8 @@ fn only(diffs: &[Diff], keys: &[&str]) -> Vec<Diff> {
 #[track_caller]
 fn assert_environ_matches(pair: &Pair, what: &str) {
     let diffs = environ_diffs(pair);
-    let unexpected: Vec<Diff> = diffs
-        .into_iter()
-        .filter(|d| !KNOWN_ENVIRON.iter().any(|(k, _)| *k == bare_key(d)))
-        .collect();
+    let unexpected: Vec<Diff> =
+        diffs.into_iter().filter(|d| !KNOWN_ENVIRON.iter().any(|(k, _)| *k == bare_key(d))).collect();
     assert_no_diffs(what, &unexpected);
 }
 
@@ -471,11 +465,8 @@ fn known_interpreter(key: &str) -> Option<&'static str> {
 fn parse_info(a: &Apache, r: &Response) -> BTreeMap<String, String> {
     r.assert_status(200);
     let text = normalise(a, &r.text());
-    let out: BTreeMap<String, String> = text
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let out: BTreeMap<String, String> =
+        text.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert!(out.contains_key("sys.argv"), "not an interpreter report:\n{text}");
     out
 }
@@ -634,7 +625,8 @@ fn summary(a: &Apache, method: &str, path: &str) -> (String, String) {
                 .headers
                 .iter()
                 .filter(|(n, _)| {
-                    !["date", "server", "content-length", "transfer-encoding"].contains(&n.to_ascii_lowercase().as_str())
+                    !["date", "server", "content-length", "transfer-encoding"]
+                        .contains(&n.to_ascii_lowercase().as_str())
                 })
                 .map(|(n, v)| format!("{n}: {v}"))
                 .collect();
@@ -672,7 +664,11 @@ fn response_diffs(compared: &Compared, mode: Mode, keep: impl Fn(&str) -> bool) 
         .iter()
         .filter(|(req, ..)| keep(req))
         .filter(|(_, t, o, ..)| t != o)
-        .map(|(req, t, o, ..)| Diff { key: format!("{req} [{mode:?}]"), theirs: Some(t.clone()), ours: Some(o.clone()) })
+        .map(|(req, t, o, ..)| Diff {
+            key: format!("{req} [{mode:?}]"),
+            theirs: Some(t.clone()),
+            ours: Some(o.clone()),
+        })
         .collect()
 }
 
@@ -724,7 +720,14 @@ fn assert_responses_match(mode: Mode) {
             .map(|(n, v)| format!("{n}: {v}"))
             .collect()
     };
-    let app_order = ["X-Order: 1", "Set-Cookie: a=1; Path=/", "X-Order: 2", "Set-Cookie: b=2", "Set-Cookie: c=3; HttpOnly", "X-Order: 3"];
+    let app_order = [
+        "X-Order: 1",
+        "Set-Cookie: a=1; Path=/",
+        "X-Order: 2",
+        "Set-Cookie: b=2",
+        "Set-Cookie: c=3; HttpOnly",
+        "X-Order: 3",
+    ];
     assert_eq!(lines(&o), app_order, "oxwsgi keeps the application's header lines and order");
     if mode == Mode::Daemon {
         assert_eq!(
@@ -877,7 +880,8 @@ fn error_log_matches_embedded() {
     let text = |ls: &[LogLine]| -> Vec<String> {
         ls.iter()
             .map(|l| {
-                let msg = l.message.split_once(": Exception occurred").map_or(l.message.clone(), |(_, m)| m.to_string());
+                let msg =
+                    l.message.split_once(": Exception occurred").map_or(l.message.clone(), |(_, m)| m.to_string());
                 format!("{} client={} {msg}", l.level, l.client.is_some())
             })
             .collect()
@@ -896,7 +900,8 @@ fn error_log_matches_embedded() {
     });
     for (who, lines) in [("mod_wsgi", &t), ("oxwsgi", &o)] {
         for msg in ["compat-import-time-stdout", "compat-import-time-stderr", "compat-stdout-x", "compat-stderr-x"] {
-            let l = lines.iter().find(|l| l.message == msg).unwrap_or_else(|| panic!("{who}: no {msg:?} line: {lines:#?}"));
+            let l =
+                lines.iter().find(|l| l.message == msg).unwrap_or_else(|| panic!("{who}: no {msg:?} line: {lines:#?}"));
             assert_eq!(l.level, "wsgi:error", "{who}: {l:?}");
         }
         let errors = lines.iter().find(|l| l.message.ends_with("compat-errors-x")).unwrap();
@@ -948,7 +953,10 @@ fn daemon_log_lines_name_the_client() {
     let Some(pair) = Pair::start(Mode::Daemon, Mpm::Prefork) else { return };
     let (t, o) = pair.both(|a| {
         a.get("/resp/raise-before").assert_status(500);
-        exception_lines(a).iter().map(|l| l.client.as_ref().map(|c| c.split(' ').next().unwrap().to_string())).collect::<Vec<_>>()
+        exception_lines(a)
+            .iter()
+            .map(|l| l.client.as_ref().map(|c| c.split(' ').next().unwrap().to_string()))
+            .collect::<Vec<_>>()
     });
     assert_eq!(o, t, "client/remote field of the exception lines");
 }
@@ -982,11 +990,17 @@ fn info_log_announces_script_loading() {
 fn error_log_exception_messages_match() {
     let Some(pair) = Pair::start(Mode::Embedded, Mpm::Prefork) else { return };
     let mut diffs = Vec::new();
-    for path in ["/no-start-response", "/bad-status", "/status-only-code", "/bad-header-type", "/newline-header", "/str-body"] {
+    for path in
+        ["/no-start-response", "/bad-status", "/status-only-code", "/bad-header-type", "/newline-header", "/str-body"]
+    {
         let (t, o) = pair.both(|a| {
             a.get(&format!("/resp{path}")).assert_status(500);
             thread::sleep(Duration::from_millis(100));
-            log_lines(a).into_iter().rev().find(|l| l.level == "wsgi:error" && l.message.contains("Error: ")).map(|l| l.message)
+            log_lines(a)
+                .into_iter()
+                .rev()
+                .find(|l| l.level == "wsgi:error" && l.message.contains("Error: "))
+                .map(|l| l.message)
         });
         if t != o {
             diffs.push(Diff { key: format!("last exception line [GET /resp{path}]"), theirs: t, ours: o });

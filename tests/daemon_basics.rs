@@ -55,7 +55,10 @@ fn requests_run_in_daemon_processes_with_the_groups_identity() {
     // The daemons Apache's parent says it started are the group's processes.
     let started = daemon_apps::started_daemons(&apache, Some("grp"));
     assert_eq!(started.len(), 2, "{}", apache.error_log());
-    assert!(children.contains(&embedded_pid), "embedded request not in an Apache child: {embedded_pid} vs {children:?}");
+    assert!(
+        children.contains(&embedded_pid),
+        "embedded request not in an Apache child: {embedded_pid} vs {children:?}"
+    );
     let served_by = daemon_apps::access_log_pids(&apache, "/mode-daemon/facts");
     assert!(!served_by.is_empty(), "{}", apache.access_log());
     for &d in &daemon_pids {
@@ -99,9 +102,7 @@ fn requests_run_in_daemon_processes_with_the_groups_identity() {
 fn environ_matches_embedded_mode_except_the_process_group() {
     let apache = identity_apache();
     let headers = [("X-Test-Header", "value 1"), ("Cookie", "k=v"), ("User-Agent", "oxwsgi-test")];
-    let get = |mount: &str| {
-        dump(&apache.send("GET", &format!("{mount}/dump/extra/path?q=1&r=%20x"), &headers, b""))
-    };
+    let get = |mount: &str| dump(&apache.send("GET", &format!("{mount}/dump/extra/path?q=1&r=%20x"), &headers, b""));
     // Same request, the same mount path apart from its name; the embedded one normalized.
     let normalize = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
         m.into_iter().map(|(k, v)| (k, v.replace("/mode-embedded", "/mode-daemon"))).collect()
@@ -109,8 +110,16 @@ fn environ_matches_embedded_mode_except_the_process_group() {
     let mut daemon = get("/mode-daemon");
     let mut embedded = normalize(get("/mode-embedded"));
     // Values that differ between any two requests.
-    for key in ["REMOTE_PORT", "mod_wsgi.request_start", "mod_wsgi.script_start", "mod_wsgi.request_id", "UNIQUE_ID",
-                "mod_wsgi.thread_id", "mod_wsgi.thread_requests", "mod_wsgi.total_requests"] {
+    for key in [
+        "REMOTE_PORT",
+        "mod_wsgi.request_start",
+        "mod_wsgi.script_start",
+        "mod_wsgi.request_id",
+        "UNIQUE_ID",
+        "mod_wsgi.thread_id",
+        "mod_wsgi.thread_requests",
+        "mod_wsgi.total_requests",
+    ] {
         if daemon.contains_key(key) || embedded.contains_key(key) {
             assert!(daemon.contains_key(key) && embedded.contains_key(key), "{key} in only one mode");
             daemon.remove(key);
@@ -118,7 +127,8 @@ fn environ_matches_embedded_mode_except_the_process_group() {
         }
     }
     // What only a daemon knows (as mod_wsgi has them).
-    for key in ["mod_wsgi.queue_start", "mod_wsgi.daemon_start", "mod_wsgi.daemon_connects", "mod_wsgi.daemon_restarts"] {
+    for key in ["mod_wsgi.queue_start", "mod_wsgi.daemon_start", "mod_wsgi.daemon_connects", "mod_wsgi.daemon_restarts"]
+    {
         assert!(daemon.remove(key).is_some(), "{key} missing in daemon mode");
         assert!(!embedded.contains_key(key), "{key} in embedded mode");
     }
@@ -247,10 +257,7 @@ fn unimplemented_option_warning_reaches_a_running_apaches_log() {
     apache.get("/w/facts").assert_status(200);
     let all = format!("{}{}", apache.stderr_log(), apache.error_log());
     assert!(all.contains("option 'memory-limit' is accepted but not implemented"), "{all}");
-    assert!(
-        all.lines().any(|l| l.contains("memory-limit") && l.contains("warn")),
-        "the line is not a warning:\n{all}"
-    );
+    assert!(all.lines().any(|l| l.contains("memory-limit") && l.contains("warn")), "the line is not a warning:\n{all}");
 }
 
 #[test]
@@ -305,5 +312,9 @@ fn daemon_groups_serve_only_their_own_virtual_host() {
     assert!(apache.wait_for_log("belongs to virtual host 'victim.test'", std::time::Duration::from_secs(5)));
     // .htaccess may not name a group: Apache refuses the file (500, "not allowed here").
     get("tenant.test", "/t/app.wsgi/facts").assert_status(500);
-    assert!(apache.wait_for_log("WSGIProcessGroup not allowed here", std::time::Duration::from_secs(5)), "{}", apache.log_tail(10));
+    assert!(
+        apache.wait_for_log("WSGIProcessGroup not allowed here", std::time::Duration::from_secs(5)),
+        "{}",
+        apache.log_tail(10)
+    );
 }

@@ -74,18 +74,12 @@ fn request_timeout_answers_504_logs_the_stack_and_restarts() {
     let r = apache.get("/slow/sleep?10");
     let took = t.elapsed();
     r.assert_status(504);
-    assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_millis(4500),
-        "504 after {took:?}"
-    );
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_millis(4500), "504 after {took:?}");
     assert_logged(&apache, "request-timeout (2s) exceeded by request '/slow/sleep?10'");
     // The Python stack of the stuck thread names the function it is stuck in.
     assert_logged(&apache, "in sleeping_function_for_timeout");
     let log = apache.error_log();
-    assert!(
-        log.lines().any(|l| l.contains("app.py") && l.contains("in sleeping_function_for_timeout")),
-        "{log}"
-    );
+    assert!(log.lines().any(|l| l.contains("app.py") && l.contains("in sleeping_function_for_timeout")), "{log}");
     // The other group is unaffected; the timed-out group comes back in a new process.
     assert_eq!(daemon_pid(&apache, "/other"), other);
     let after = daemon_pid(&apache, "/slow");

@@ -97,7 +97,8 @@ fn chunked_upload_with_wsgi_chunked_request() {
     assert!(r.body == body, "chunked upload came back different");
 
     // Without WSGIChunkedRequest (embedded mount /e has none): refused with 411.
-    let raw_e = String::from_utf8_lossy(&raw[..raw.iter().position(|&b| b == b'\n').unwrap()]).replace("/d/echo", "/e/echo");
+    let raw_e =
+        String::from_utf8_lossy(&raw[..raw.iter().position(|&b| b == b'\n').unwrap()]).replace("/d/echo", "/e/echo");
     let mut raw2 = raw_e.into_bytes();
     raw2.extend_from_slice(&raw[raw.iter().position(|&b| b == b'\n').unwrap()..]);
     apache.request(&raw2).assert_status(411);
@@ -195,7 +196,11 @@ fn errors_before_and_after_output() {
     let at = lines.iter().position(|l| l.contains(&needle)).unwrap();
     assert!(lines[at].contains(&format!("[pid {daemon}:")), "not logged by the daemon: {}", lines[at]);
     assert!(
-        lines[..at].iter().rev().take(20).any(|l| l.contains("Traceback (most recent call last):") && l.contains(&format!("[pid {daemon}:"))),
+        lines[..at]
+            .iter()
+            .rev()
+            .take(20)
+            .any(|l| l.contains("Traceback (most recent call last):") && l.contains(&format!("[pid {daemon}:"))),
         "no traceback from the daemon before {needle}:\n{}",
         apache.log_tail(30)
     );

@@ -33,9 +33,8 @@ fn maximum_requests_restarts_without_failing_a_request() {
                 let mut out = Vec::new();
                 for _ in 0..15 {
                     // A new connection each time (Connection: close), like most clients.
-                    let r = Client::connect(addr).and_then(|mut c| {
-                        c.try_send("GET", "/mr/facts", &[("Connection", "close")], b"")
-                    });
+                    let r = Client::connect(addr)
+                        .and_then(|mut c| c.try_send("GET", "/mr/facts", &[("Connection", "close")], b""));
                     out.push(r.map(|r| (r.status, r.text())).map_err(|e| e.to_string()));
                 }
                 out
@@ -136,7 +135,12 @@ fn inactivity_timeout_and_restart_interval_replace_the_process() {
 
 /// Sends requests one after another (new connection each) until `stop`; returns every outcome
 /// as (status or error, pid reported by the app).
-fn stream_requests(addr: SocketAddr, path: &'static str, stop: Arc<AtomicBool>, limit: Duration) -> thread::JoinHandle<Vec<(Result<u16, String>, Option<u32>, Instant)>> {
+fn stream_requests(
+    addr: SocketAddr,
+    path: &'static str,
+    stop: Arc<AtomicBool>,
+    limit: Duration,
+) -> thread::JoinHandle<Vec<(Result<u16, String>, Option<u32>, Instant)>> {
     thread::spawn(move || {
         let mut out = Vec::new();
         let deadline = Instant::now() + limit;
@@ -193,11 +197,8 @@ fn graceful_restart_under_load_fails_nothing_and_replaces_the_daemons() {
     );
     assert!(results.len() >= 20, "only {} requests", results.len());
     // Requests well after the first restart were served by new daemons only.
-    let late: BTreeSet<u32> = results
-        .iter()
-        .filter(|r| r.2 > graceful_done + Duration::from_millis(500))
-        .filter_map(|r| r.1)
-        .collect();
+    let late: BTreeSet<u32> =
+        results.iter().filter(|r| r.2 > graceful_done + Duration::from_millis(500)).filter_map(|r| r.1).collect();
     assert!(!late.is_empty());
     assert!(late.is_disjoint(&before), "old daemons {before:?} still served after graceful: {late:?}");
     assert!(
@@ -210,7 +211,10 @@ fn graceful_restart_under_load_fails_nothing_and_replaces_the_daemons() {
     // The parent heard of the old daemons' exits (no "long lost child" from the MPM).
     for pid in &before {
         assert!(
-            apache.wait_for_log(&format!("retired daemon process of group 'g' (pid {pid}) exited with status 0"), Duration::from_secs(3)),
+            apache.wait_for_log(
+                &format!("retired daemon process of group 'g' (pid {pid}) exited with status 0"),
+                Duration::from_secs(3)
+            ),
             "{}",
             apache.log_tail(40)
         );

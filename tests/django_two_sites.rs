@@ -159,7 +159,8 @@ fn login(apache: &Apache, mount: &str, label: &str) {
 
     let r = apache.get(&login_page);
     r.assert_status(200);
-    let csrf_cookie = cookie(&r, "csrftoken").unwrap_or_else(|| panic!("no csrftoken cookie:\n{}", r.raw_head)).to_string();
+    let csrf_cookie =
+        cookie(&r, "csrftoken").unwrap_or_else(|| panic!("no csrftoken cookie:\n{}", r.raw_head)).to_string();
     let token = csrf_token(&r.text());
 
     // Without the CSRF cookie Django refuses the POST.
@@ -173,23 +174,30 @@ fn login(apache: &Apache, mount: &str, label: &str) {
     r.assert_status(200);
     assert!(cookie(&r, "sessionid").is_none(), "{}", r.raw_head);
 
-    let body = form(&[
-        ("csrfmiddlewaretoken", &token),
-        ("username", USER),
-        ("password", PASSWORD),
-        ("next", &whoami),
-    ]);
+    let body = form(&[("csrfmiddlewaretoken", &token), ("username", USER), ("password", PASSWORD), ("next", &whoami)]);
     let r = apache.send("POST", &login_page, &[ct, ("Cookie", &csrf_cookie)], body.as_bytes());
     r.assert_status(302);
     assert_eq!(r.header("Location"), Some(whoami.as_str()), "{}", r.raw_head);
     // Each cookie on its own Set-Cookie line (a merged line loses the session in browsers).
     let set_cookies = r.headers_named("Set-Cookie");
     assert_eq!(set_cookies.len(), 2, "{}", r.raw_head);
-    assert!(set_cookies.iter().all(|c| c.matches("=").count() >= 1 && !c.contains(", sessionid=") && !c.contains(", csrftoken=")), "{set_cookies:?}");
+    assert!(
+        set_cookies
+            .iter()
+            .all(|c| c.matches("=").count() >= 1 && !c.contains(", sessionid=") && !c.contains(", csrftoken=")),
+        "{set_cookies:?}"
+    );
     let session = cookie(&r, "sessionid").unwrap_or_else(|| panic!("no sessionid cookie:\n{}", r.raw_head)).to_string();
-    let csrf_rotated = cookie(&r, "csrftoken").unwrap_or_else(|| panic!("CSRF token not rotated on login:\n{}", r.raw_head)).to_string();
+    let csrf_rotated = cookie(&r, "csrftoken")
+        .unwrap_or_else(|| panic!("CSRF token not rotated on login:\n{}", r.raw_head))
+        .to_string();
     assert_ne!(csrf_rotated, csrf_cookie);
-    assert_eq!(r.raw_head.matches("\r\nSet-Cookie: ").count() + r.raw_head.matches("\r\nset-cookie: ").count(), 2, "{}", r.raw_head);
+    assert_eq!(
+        r.raw_head.matches("\r\nSet-Cookie: ").count() + r.raw_head.matches("\r\nset-cookie: ").count(),
+        2,
+        "{}",
+        r.raw_head
+    );
 
     let cookies = format!("{session}; {csrf_rotated}");
     let f = fields(apache, &apache.send("GET", &whoami, &[("Cookie", &cookies)], b""));

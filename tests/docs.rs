@@ -252,7 +252,9 @@ fn example_configurations_pass_configtest() {
         let name = example.file_name().unwrap().to_string_lossy().into_owned();
         let text = fs::read_to_string(example).unwrap();
         assert!(text.starts_with('#'), "{name} should start with a comment saying what it shows");
-        let body = text.replace("/srv/", &format!("{}/", srv.display())).replace("/var/run/apache2/", &format!("{}/run/", srv.display()));
+        let body = text
+            .replace("/srv/", &format!("{}/", srv.display()))
+            .replace("/var/run/apache2/", &format!("{}/run/", srv.display()));
         let r = root.0.display();
         let conf = format!(
             "ServerRoot \"{r}\"\n\

@@ -11,10 +11,7 @@ use common::Apache;
 
 #[test]
 fn environ_keys_and_types() {
-    let apache = Apache::builder()
-        .app("env.wsgi", ENV_APP)
-        .config("WSGIScriptAlias /env {APPS}/env.wsgi")
-        .start();
+    let apache = Apache::builder().app("env.wsgi", ENV_APP).config("WSGIScriptAlias /env {APPS}/env.wsgi").start();
     let rep = report(&apache.send("GET", "/env/caf%C3%A9/x?a=1&b=%20", &[("X-Foo", "good")], b""));
 
     // PEP 3333: every CGI value a str; bytes of the URL decoded as latin-1.
@@ -43,12 +40,7 @@ fn environ_keys_and_types() {
     // A GET has no body: no CONTENT_LENGTH (or an empty one), never a made-up value.
     assert!(rep.get("CONTENT_LENGTH").map_or(true, |v| v == "''" || v == "'0'"), "{rep:#?}");
 
-    let rep = report(&apache.send(
-        "POST",
-        "/env",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"abc",
-    ));
+    let rep = report(&apache.send("POST", "/env", &[("Content-Type", "application/x-www-form-urlencoded")], b"abc"));
     assert_eq!(get(&rep, "REQUEST_METHOD"), "'POST'");
     assert_eq!(get(&rep, "CONTENT_LENGTH"), "'3'");
     assert_eq!(get(&rep, "CONTENT_TYPE"), "'application/x-www-form-urlencoded'");
@@ -59,10 +51,7 @@ fn environ_keys_and_types() {
 
 #[test]
 fn underscore_headers_are_dropped() {
-    let apache = Apache::builder()
-        .app("env.wsgi", ENV_APP)
-        .config("WSGIScriptAlias /env {APPS}/env.wsgi")
-        .start();
+    let apache = Apache::builder().app("env.wsgi", ENV_APP).config("WSGIScriptAlias /env {APPS}/env.wsgi").start();
     // X_Foo would become HTTP_X_FOO and could impersonate X-Foo (set by a trusted proxy).
     let rep = report(&apache.send("GET", "/env", &[("X_Foo", "evil")], b""));
     assert!(!rep.contains_key("HTTP_X_FOO"), "{rep:#?}");
@@ -121,15 +110,15 @@ fn input_read_methods() {
     let apache = input_apache();
     let body = b"line1\nline2\nlast";
     assert_eq!(ops(&apache, "read", body), ["b'line1\\nline2\\nlast'"]);
-    assert_eq!(ops(&apache, "read:3,read:3,read:0,read,read", body), [
-        "b'lin'", "b'e1\\n'", "b''", "b'line2\\nlast'", "b''"
-    ]);
-    assert_eq!(ops(&apache, "readline,readline:2,readline,readline,readline", body), [
-        "b'line1\\n'", "b'li'", "b'ne2\\n'", "b'last'", "b''"
-    ]);
-    assert_eq!(ops(&apache, "readline:100,read:2,readlines", body), [
-        "b'line1\\n'", "b'li'", "[b'ne2\\n', b'last']"
-    ]);
+    assert_eq!(
+        ops(&apache, "read:3,read:3,read:0,read,read", body),
+        ["b'lin'", "b'e1\\n'", "b''", "b'line2\\nlast'", "b''"]
+    );
+    assert_eq!(
+        ops(&apache, "readline,readline:2,readline,readline,readline", body),
+        ["b'line1\\n'", "b'li'", "b'ne2\\n'", "b'last'", "b''"]
+    );
+    assert_eq!(ops(&apache, "readline:100,read:2,readlines", body), ["b'line1\\n'", "b'li'", "[b'ne2\\n', b'last']"]);
     assert_eq!(ops(&apache, "readlines", body), ["[b'line1\\n', b'line2\\n', b'last']"]);
     assert_eq!(ops(&apache, "iter", body), ["[b'line1\\n', b'line2\\n', b'last']"]);
     assert_eq!(ops(&apache, "read:4,iter", body), ["b'line'", "[b'1\\n', b'line2\\n', b'last']"]);
@@ -155,13 +144,8 @@ fn input_never_reads_past_the_body() {
 
     // Pipelined: the next request's bytes arrive right behind the body and must be left alone.
     let mut c = apache.connect();
-    let mut raw = common::build_request(
-        "POST",
-        "/in?read:1000000,read",
-        c.host(),
-        &[("Content-Type", "text/plain")],
-        b"hello",
-    );
+    let mut raw =
+        common::build_request("POST", "/in?read:1000000,read", c.host(), &[("Content-Type", "text/plain")], b"hello");
     raw.extend(common::build_request("GET", "/in?read", c.host(), &[], b""));
     let t = Instant::now();
     c.write_raw(&raw).unwrap();
@@ -183,10 +167,8 @@ fn input_never_reads_past_the_body() {
 fn chunked_request_bodies() {
     let apache = input_apache();
     let chunked_req = |path: &str, chunks: &str| {
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}"
-        )
-        .into_bytes()
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}")
+            .into_bytes()
     };
     let good = "5\r\nhello\r\n7;ext=1\r\n, world\r\n1\r\n\n\r\n0\r\n\r\n";
 

@@ -26,11 +26,7 @@ fn serve_under(mpm: Mpm) {
     }
     let rep = report(&c.get("/env"));
     let threaded = mpm != Mpm::Prefork;
-    assert_eq!(
-        get(&rep, "wsgi.multithread"),
-        if threaded { "True" } else { "False" },
-        "{mpm:?}"
-    );
+    assert_eq!(get(&rep, "wsgi.multithread"), if threaded { "True" } else { "False" }, "{mpm:?}");
     assert_eq!(get(&rep, "wsgi.multiprocess"), "True", "{mpm:?}");
     assert_eq!(get(&rep, "wsgi.run_once"), "False");
     drop(c);

@@ -24,11 +24,7 @@ fn response_apache() -> Apache {
 
 /// The lines the app recorded in state/log.
 fn events(apache: &Apache) -> Vec<String> {
-    std::fs::read_to_string(apache.root.join("state/log"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
+    std::fs::read_to_string(apache.root.join("state/log")).unwrap_or_default().lines().map(String::from).collect()
 }
 
 fn count_events(apache: &Apache, prefix: &str) -> usize {
@@ -284,7 +280,13 @@ fn wsgiref_validator_is_satisfied() {
 #[test]
 fn application_status_and_body_are_sent_as_given() {
     let apache = response_apache();
-    for (status, reason) in [(201, "Created"), (404, "Not Found"), (418, "I'm a teapot"), (500, "Internal Server Error"), (503, "Try Later")] {
+    for (status, reason) in [
+        (201, "Created"),
+        (404, "Not Found"),
+        (418, "I'm a teapot"),
+        (500, "Internal Server Error"),
+        (503, "Try Later"),
+    ] {
         let r = apache.get(&format!("/status?{status}%20{}", reason.replace(' ', "%20")));
         r.assert_status(status);
         assert_eq!(r.reason, reason, "{}", r.raw_head);

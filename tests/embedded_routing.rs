@@ -114,7 +114,10 @@ fn directory_target_and_alias_match() {
     apache.get("/missing/x").assert_status(404);
     let missing = format!("{apps}/missing.wsgi");
     assert!(
-        apache.wait_for_log(&format!("Target WSGI script not found or unable to stat: {missing}"), std::time::Duration::from_secs(5)),
+        apache.wait_for_log(
+            &format!("Target WSGI script not found or unable to stat: {missing}"),
+            std::time::Duration::from_secs(5)
+        ),
         "{}",
         apache.log_tail(10)
     );
@@ -146,7 +149,10 @@ fn undefined_process_group_fails_config_test() {
     let run = |extra: &str| {
         std::fs::write(&conf_path, format!("{good_conf}{extra}")).unwrap();
         let out = Command::new(common::apache::HTTPD).arg("-t").arg("-f").arg(&conf_path).output().unwrap();
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
     };
 
     let (ok, text) = run(&format!("WSGIScriptAlias /a {d}/app.wsgi\n"));

@@ -187,15 +187,10 @@ fn graceful_restart_and_conf_d() {
 
 #[test]
 fn startup_failure_reports_the_error() {
-    let err = std::panic::catch_unwind(|| {
-        Apache::builder().no_wsgi_module().config("ThisIsNotADirective on").start()
-    })
-    .expect_err("start() should fail");
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap();
+    let err = std::panic::catch_unwind(|| Apache::builder().no_wsgi_module().config("ThisIsNotADirective on").start())
+        .expect_err("start() should fail");
+    let msg =
+        err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string())).unwrap();
     assert!(msg.contains("Apache exited during startup"), "{msg}");
     assert!(msg.contains("ThisIsNotADirective"), "{msg}");
     assert!(msg.contains("httpd.conf"), "{msg}");
@@ -226,11 +221,7 @@ fn dropping_while_panicking_stops_apache() {
 
 #[test]
 fn hung_parent_is_killed_with_its_whole_tree() {
-    let apache = Apache::builder()
-        .mpm(Mpm::Prefork)
-        .no_wsgi_module()
-        .stop_grace(Duration::from_millis(500))
-        .start();
+    let apache = Apache::builder().mpm(Mpm::Prefork).no_wsgi_module().stop_grace(Duration::from_millis(500)).start();
     apache.get("/").status;
     let children = apache.wait_for_children(1, Duration::from_secs(5));
     assert!(!children.is_empty());
@@ -377,8 +368,7 @@ fn client_chunked_decoding_with_extensions_and_trailers() {
 
 #[test]
 fn client_chunked_truncated() {
-    let mut c =
-        Client::connect(fake("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")).unwrap();
+    let mut c = Client::connect(fake("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")).unwrap();
     let r = c.get("/");
     assert!(r.chunked);
     assert!(!r.complete);
@@ -397,10 +387,7 @@ fn client_body_until_close() {
 
 #[test]
 fn client_timeout_mid_body_is_incomplete() {
-    let addr = fake_server(
-        vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec()],
-        Duration::from_secs(3),
-    );
+    let addr = fake_server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec()], Duration::from_secs(3));
     let mut c = Client::connect(addr).unwrap();
     c.set_timeout(Duration::from_millis(300));
     let t = Instant::now();
@@ -434,8 +421,10 @@ fn client_pipelined_responses_on_one_socket() {
          HTTP/1.1 204 No Content\r\n\r\n",
     ))
     .unwrap();
-    c.write_raw(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    c.write_raw(
+        b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
     let r1 = c.read_response(false).unwrap();
     let r2 = c.read_response(false).unwrap();
     let r3 = c.read_response(false).unwrap();

@@ -41,13 +41,7 @@ fn call(apache: &Apache, mount: &str, query: &str) -> Answer {
     if r.status != 200 {
         panic!("{mount}?{query}: {}\n{}\n{}", r.status, r.text(), apache.log_tail(40));
     }
-    Answer(
-        r.text()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
+    Answer(r.text().lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
 /// `os.environ.get(key)` in the group at `mount`.
@@ -146,10 +140,8 @@ fn child_processes_see_their_groups_environment() {
 
 #[test]
 fn request_setenv_reaches_environ_but_not_os_environ() {
-    let apache = start(
-        &["/a", "/b"],
-        "SetEnv ISO_REQUEST from-setenv\n<Location /b>\nSetEnv ISO_ONLY_B b-only\n</Location>\n",
-    );
+    let apache =
+        start(&["/a", "/b"], "SetEnv ISO_REQUEST from-setenv\n<Location /b>\nSetEnv ISO_ONLY_B b-only\n</Location>\n");
     for mount in ["/a", "/b", "/g"] {
         let r = call(&apache, mount, "op=subprocess&k=ISO_REQUEST");
         assert_eq!(r.get("environ"), "from-setenv", "{mount}");

@@ -195,7 +195,11 @@ fn python_path_directories_come_first_in_every_interpreter() {
         let f = fields(&apache, path);
         assert_eq!(f["path0"], format!("{apps}/lib1"), "{path}: {f:?}");
         assert_eq!(f["path1"], format!("{apps}/lib2"), "{path}: {f:?}");
-        assert_eq!(f["path2"], format!("{apps}/lib3"), "{path}: a .pth file in a WSGIPythonPath dir is processed: {f:?}");
+        assert_eq!(
+            f["path2"],
+            format!("{apps}/lib3"),
+            "{path}: a .pth file in a WSGIPythonPath dir is processed: {f:?}"
+        );
         assert_eq!(f["shadow"], "lib1", "{path}: {f:?}");
         assert_eq!(f["from_pth"], "lib3", "{path}: {f:?}");
     }
@@ -291,9 +295,13 @@ fn pass_authorization_by_directive_and_by_mount_option() {
         )
         .start();
     let creds = "Basic dXNlcjpwYXNz";
-    for (path, want) in
-        [("/default", "<unset>"), ("/mount-on", creds), ("/dir-on", creds), ("/dir-off", "<unset>"), ("/mount-off", "<unset>")]
-    {
+    for (path, want) in [
+        ("/default", "<unset>"),
+        ("/mount-on", creds),
+        ("/dir-on", creds),
+        ("/dir-off", "<unset>"),
+        ("/mount-off", "<unset>"),
+    ] {
         let r = apache.send("GET", path, &[("Authorization", creds)], b"");
         r.assert_status(200);
         assert_eq!(r.text(), want, "{path}");
@@ -433,9 +441,5 @@ fn pyo3_hint_also_for_a_chained_import_error() {
     assert_eq!(text(&apache, "/one"), "bcrypt-ok True");
     apache.get("/chained").assert_status(500);
     assert!(apache.wait_for_log("RuntimeError: password hashing is unavailable", Duration::from_secs(2)));
-    assert!(
-        apache.wait_for_log("'WSGIApplicationGroup %{GLOBAL}'", Duration::from_secs(2)),
-        "{}",
-        apache.log_tail(30)
-    );
+    assert!(apache.wait_for_log("'WSGIApplicationGroup %{GLOBAL}'", Duration::from_secs(2)), "{}", apache.log_tail(30));
 }

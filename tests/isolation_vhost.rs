@@ -50,7 +50,7 @@ fn unknown_host_is_refused_before_the_first_site_runs() {
     get_host(&apache, "evil.test", "/app").assert_status(403);
     get_host(&apache, "evil.test:1234", "/app").assert_status(403);
     get_host(&apache, "127.0.0.1", "/app").assert_status(403); // the main server's name is not a vhost's
-    // HTTP/1.0 without any Host header.
+                                                               // HTTP/1.0 without any Host header.
     let r = apache.request(b"GET /app HTTP/1.0\r\n\r\n");
     r.assert_status(403);
     // A WSGI script reached through AddHandler (handler set by mod_mime, not by our translate_name).

@@ -80,7 +80,11 @@ pub unsafe extern "C" fn create_server_config(p: *mut ffi::apr_pool_t, _s: *mut 
 }
 
 /// A virtual host sees its own mounts first, then the main server's (as mod_alias does).
-pub unsafe extern "C" fn merge_server_config(p: *mut ffi::apr_pool_t, base: *mut c_void, new: *mut c_void) -> *mut c_void {
+pub unsafe extern "C" fn merge_server_config(
+    p: *mut ffi::apr_pool_t,
+    base: *mut c_void,
+    new: *mut c_void,
+) -> *mut c_void {
     let (base, new) = (&*(base as *const ServerConf), &*(new as *const ServerConf));
     let mut merged = ServerConf::default();
     for table in [&new.mounts, &base.mounts] {
@@ -187,8 +191,7 @@ unsafe extern "C" fn cmd_script_alias(cmd: *mut ffi::cmd_parms, _m: *mut c_void,
     let r = (|| {
         let name = directive_name(cmd);
         let alias = config::parse_script_alias(name, args(a)).map_err(|e| e.to_string())?;
-        let application_group =
-            alias.options.application_group.as_deref().map(|v| group_spec(name, v)).transpose()?;
+        let application_group = alias.options.application_group.as_deref().map(|v| group_spec(name, v)).transpose()?;
         let origin = origin(cmd);
         let conf = server_conf_mut(cmd);
         if let Some(g) = &alias.options.process_group {
@@ -364,14 +367,39 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
 pub static mut COMMANDS: [ffi::command_rec; 23] = [
-    directive(c"WSGIScriptAlias", cmd_script_alias, SERVER, c"URL-PATH FILE-OR-DIR [options]: mount a WSGI application"),
-    directive(c"WSGIScriptAliasMatch", cmd_script_alias, SERVER, c"REGEX FILE-OR-DIR [options]: mount by regular expression"),
+    directive(
+        c"WSGIScriptAlias",
+        cmd_script_alias,
+        SERVER,
+        c"URL-PATH FILE-OR-DIR [options]: mount a WSGI application",
+    ),
+    directive(
+        c"WSGIScriptAliasMatch",
+        cmd_script_alias,
+        SERVER,
+        c"REGEX FILE-OR-DIR [options]: mount by regular expression",
+    ),
     directive(c"WSGIDaemonProcess", cmd_daemon_process, SERVER, c"NAME [options]: define a daemon process group"),
-    directive(c"WSGIApplicationGroup", cmd_application_group, DIR_HTACCESS, c"the Python interpreter (application group) to use"),
+    directive(
+        c"WSGIApplicationGroup",
+        cmd_application_group,
+        DIR_HTACCESS,
+        c"the Python interpreter (application group) to use",
+    ),
     // Not in .htaccess: choosing a daemon group chooses the user scripts run as.
     directive(c"WSGIProcessGroup", cmd_process_group, DIR, c"the daemon process group to delegate requests to"),
-    directive(c"WSGICallableObject", cmd_callable_object, DIR_HTACCESS, c"name of the WSGI callable in the script (default 'application')"),
-    directive(c"WSGIPassAuthorization", cmd_pass_authorization, DIR_HTACCESS, c"On|Off: pass the Authorization header as HTTP_AUTHORIZATION"),
+    directive(
+        c"WSGICallableObject",
+        cmd_callable_object,
+        DIR_HTACCESS,
+        c"name of the WSGI callable in the script (default 'application')",
+    ),
+    directive(
+        c"WSGIPassAuthorization",
+        cmd_pass_authorization,
+        DIR_HTACCESS,
+        c"On|Off: pass the Authorization header as HTTP_AUTHORIZATION",
+    ),
     directive(c"WSGIScriptReloading", cmd_script_reloading, DIR_HTACCESS, c"On|Off: reload a changed WSGI script"),
     directive(c"WSGIChunkedRequest", cmd_chunked_request, DIR_HTACCESS, c"On|Off: accept chunked request bodies"),
     directive(c"WSGIPythonHome", cmd_python_home, SERVER, c"Python prefix or virtualenv"),
@@ -379,7 +407,12 @@ pub static mut COMMANDS: [ffi::command_rec; 23] = [
     directive(c"WSGIRestrictEmbedded", cmd_restrict_embedded, SERVER, c"On|Off: refuse embedded-mode requests"),
     directive(c"WSGIRestrictSignal", cmd_restrict_signal, SERVER, c"On|Off: ignore signal.signal() in embedded mode"),
     directive(c"WSGISocketPrefix", cmd_socket_prefix, SERVER, c"path prefix of daemon sockets"),
-    directive(c"WSGIRestrictUnknownHosts", cmd_restrict_unknown_hosts, SERVER, c"On|Off: refuse requests for host names no virtual host declares"),
+    directive(
+        c"WSGIRestrictUnknownHosts",
+        cmd_restrict_unknown_hosts,
+        SERVER,
+        c"On|Off: refuse requests for host names no virtual host declares",
+    ),
     directive(c"WSGIPythonOptimize", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGILazyInitialization", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIRestrictStdin", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),

@@ -18,12 +18,21 @@ pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
     ffi::ap_hook_post_config(Some(add_version), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_post_config(Some(crate::daemon::supervisor::post_config), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), middle);
-    ffi::ap_hook_translate_name(Some(request::translate_name), ptr::addr_of!(PRE_TRANSLATE) as *const _, ptr::addr_of!(SUCC_TRANSLATE) as *const _, middle);
+    ffi::ap_hook_translate_name(
+        Some(request::translate_name),
+        ptr::addr_of!(PRE_TRANSLATE) as *const _,
+        ptr::addr_of!(SUCC_TRANSLATE) as *const _,
+        middle,
+    );
     ffi::ap_hook_handler(Some(request::handler), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_fixups(Some(super::vhost::fixups), ptr::null(), ptr::null(), ffi::APR_HOOK_LAST as i32);
 }
 
-unsafe extern "C" fn pre_config(_p: *mut ffi::apr_pool_t, _plog: *mut ffi::apr_pool_t, _ptemp: *mut ffi::apr_pool_t) -> i32 {
+unsafe extern "C" fn pre_config(
+    _p: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+) -> i32 {
     DAEMON_NAMES.lock().unwrap_or_else(|e| e.into_inner()).clear();
     ffi::OK as i32
 }
@@ -70,8 +79,12 @@ unsafe extern "C" fn add_version(
     _ptemp: *mut ffi::apr_pool_t,
     _s: *mut ffi::server_rec,
 ) -> i32 {
-    let component = std::ffi::CString::new(format!("oxwsgi/{} Python/{}", env!("CARGO_PKG_VERSION"), crate::config::PYTHON_VERSION))
-        .expect("no NUL");
+    let component = std::ffi::CString::new(format!(
+        "oxwsgi/{} Python/{}",
+        env!("CARGO_PKG_VERSION"),
+        crate::config::PYTHON_VERSION
+    ))
+    .expect("no NUL");
     ffi::ap_add_version_component(pconf, component.as_ptr());
     ffi::OK as i32
 }

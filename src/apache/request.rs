@@ -42,7 +42,13 @@ unsafe fn translate(r: *mut ffi::request_rec) -> i32 {
         Ok(s) => (s.into(), false),
         Err(_) => (raw.iter().map(|&b| b as char).collect::<String>().into(), true),
     };
-    let bytes = |s: &str| -> Vec<u8> { if latin1 { s.chars().map(|c| c as u8).collect() } else { s.as_bytes().to_vec() } };
+    let bytes = |s: &str| -> Vec<u8> {
+        if latin1 {
+            s.chars().map(|c| c as u8).collect()
+        } else {
+            s.as_bytes().to_vec()
+        }
+    };
     let conf = server_conf((*r).server);
     let route = match_regex(r, conf, raw).or_else(|| {
         let m = conf.mounts.resolve(&uri)?;
@@ -58,7 +64,12 @@ unsafe fn translate(r: *mut ffi::request_rec) -> i32 {
                 path_info: bytes(rest),
             })
         } else {
-            Some(Route { mount, script: mount.target.clone(), script_name: bytes(&m.script_name), path_info: bytes(&m.path_info) })
+            Some(Route {
+                mount,
+                script: mount.target.clone(),
+                script_name: bytes(&m.script_name),
+                path_info: bytes(&m.path_info),
+            })
         }
     });
     let Some(route) = route else { return ffi::DECLINED };
@@ -83,7 +94,13 @@ unsafe fn match_regex(r: *mut ffi::request_rec, conf: &super::conf::ServerConf, 
         return Some(Route {
             mount: &rm.mount,
             script,
-            script_name: { let mut sn = uri[..end.min(uri.len())].to_vec(); while sn.last() == Some(&b'/') { sn.pop(); } sn },
+            script_name: {
+                let mut sn = uri[..end.min(uri.len())].to_vec();
+                while sn.last() == Some(&b'/') {
+                    sn.pop();
+                }
+                sn
+            },
             path_info: uri[end.min(uri.len())..].to_vec(),
         });
     }
@@ -120,10 +137,8 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     let dir = dir_conf(r);
     let script = cstr((*r).filename).unwrap_or("").to_string();
 
-    let process_group = mount
-        .and_then(|m| m.options.process_group.clone())
-        .or_else(|| dir.process_group.clone())
-        .unwrap_or_default();
+    let process_group =
+        mount.and_then(|m| m.options.process_group.clone()).or_else(|| dir.process_group.clone()).unwrap_or_default();
     let main = server_conf(ffi::ap_server_conf);
     if process_group.is_empty() && main.restrict_embedded == Some(true) {
         log_request(
@@ -179,10 +194,11 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     let server_name = cstr((*(*r).server).server_hostname).unwrap_or("localhost");
     let port = local_port(r);
     let script_name_text = String::from_utf8_lossy(&script_name);
-    let group = appgroup::resolve(&spec, &NamingContext { server_name, port, script_name: &script_name_text }, |name| {
-        let c = CString::new(name).ok()?;
-        table_get(env, &c).map(String::from).or_else(|| std::env::var(name).ok())
-    });
+    let group =
+        appgroup::resolve(&spec, &NamingContext { server_name, port, script_name: &script_name_text }, |name| {
+            let c = CString::new(name).ok()?;
+            table_get(env, &c).map(String::from).or_else(|| std::env::var(name).ok())
+        });
 
     // The CGI variables as mod_wsgi passes them: SCRIPT_NAME/PATH_INFO from the route,
     // Authorization only as configured, no PATH (Apache's own), HTTPS turned into url_scheme.
@@ -244,7 +260,11 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     }
     ensure_python();
     if !interp::is_initialized() {
-        log_request(r, util::LOG_ERR, "oxwsgi: Python is not available in this process (see the start-up errors above)");
+        log_request(
+            r,
+            util::LOG_ERR,
+            "oxwsgi: Python is not available in this process (see the start-up errors above)",
+        );
         return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
     let interp = match interp::interpreter(&group) {
@@ -373,7 +393,10 @@ impl Backend for ApacheBackend {
                     if !(400..600).contains(&status) {
                         status = ffi::HTTP_BAD_REQUEST as i32;
                     }
-                    return Err(BodyError { status: status as u16, message: format!("client sent a malformed or incomplete body (APR status {rv})") });
+                    return Err(BodyError {
+                        status: status as u16,
+                        message: format!("client sent a malformed or incomplete body (APR status {rv})"),
+                    });
                 }
                 let mut n = 0usize;
                 let mut b = ffi::oxwsgi_brigade_first(self.input);
@@ -385,14 +408,20 @@ impl Backend for ApacheBackend {
                     }
                     if ffi::oxwsgi_bucket_is_error(b, &mut err) != 0 {
                         ffi::apr_brigade_cleanup(self.input as *mut _);
-                        return Err(BodyError { status: err as u16, message: "error while reading the request body".into() });
+                        return Err(BodyError {
+                            status: err as u16,
+                            message: "error while reading the request body".into(),
+                        });
                     }
                     let mut data: *const c_char = ptr::null();
                     let mut len: usize = 0;
                     let rv = ffi::oxwsgi_bucket_read(b, &mut data, &mut len, 1);
                     if rv != 0 {
                         ffi::apr_brigade_cleanup(self.input as *mut _);
-                        return Err(BodyError { status: 400, message: format!("request body read failed (APR status {rv})") });
+                        return Err(BodyError {
+                            status: 400,
+                            message: format!("request body read failed (APR status {rv})"),
+                        });
                     }
                     let take = len.min(buf.len() - n);
                     ptr::copy_nonoverlapping(data as *const u8, buf.as_mut_ptr().add(n), take);
@@ -471,10 +500,20 @@ impl Backend for ApacheBackend {
                 0
             }
             let pool = (*self.r).pool;
-            ffi::apr_pool_cleanup_register(pool, own as usize as *const std::ffi::c_void, Some(close_fd), Some(ffi::apr_pool_cleanup_null));
+            ffi::apr_pool_cleanup_register(
+                pool,
+                own as usize as *const std::ffi::c_void,
+                Some(close_fd),
+                Some(ffi::apr_pool_cleanup_null),
+            );
             let mut file: *mut ffi::apr_file_t = ptr::null_mut();
             let mut os_fd = own;
-            let rv = ffi::apr_os_file_put(&mut file, &mut os_fd, (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32, pool);
+            let rv = ffi::apr_os_file_put(
+                &mut file,
+                &mut os_fd,
+                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
+                pool,
+            );
             if rv != 0 {
                 return Err(io::Error::other(format!("cannot hand the file to Apache (APR status {rv})")));
             }

@@ -38,7 +38,9 @@ pub fn pool_box<T>(pool: *mut ffi::apr_pool_t, value: T) -> *mut T {
         0
     }
     let p = Box::into_raw(Box::new(value));
-    unsafe { ffi::apr_pool_cleanup_register(pool, p as *const c_void, Some(drop_box::<T>), Some(ffi::apr_pool_cleanup_null)) };
+    unsafe {
+        ffi::apr_pool_cleanup_register(pool, p as *const c_void, Some(drop_box::<T>), Some(ffi::apr_pool_cleanup_null))
+    };
     p
 }
 

@@ -104,7 +104,8 @@ unsafe extern "C" fn visit(baton: *mut c_void, _c: *mut ffi::conn_rec, s: *mut f
 /// Apache's `matches_aliases`, plus the `<VirtualHost>` address literal `check_hostalias` also
 /// accepts.
 unsafe fn declares(s: *const ffi::server_rec, host: &CStr, port: ffi::apr_port_t) -> bool {
-    let same = |name: *const c_char| !name.is_null() && CStr::from_ptr(name).to_bytes().eq_ignore_ascii_case(host.to_bytes());
+    let same =
+        |name: *const c_char| !name.is_null() && CStr::from_ptr(name).to_bytes().eq_ignore_ascii_case(host.to_bytes());
     if same((*s).server_hostname) {
         return true;
     }
@@ -126,7 +127,11 @@ unsafe fn declares(s: *const ffi::server_rec, host: &CStr, port: ffi::apr_port_t
 
 /// The non-null `char *` elements of an APR array (null array: none).
 unsafe fn array_strings(a: *const ffi::apr_array_header_t) -> impl Iterator<Item = *const c_char> {
-    let (elts, n) = if a.is_null() { (std::ptr::null(), 0) } else { ((*a).elts as *const *const c_char, (*a).nelts.max(0) as usize) };
+    let (elts, n) = if a.is_null() {
+        (std::ptr::null(), 0)
+    } else {
+        ((*a).elts as *const *const c_char, (*a).nelts.max(0) as usize)
+    };
     (0..n).map(move |i| *elts.add(i)).filter(|p| !p.is_null())
 }
 

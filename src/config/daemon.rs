@@ -183,29 +183,18 @@ pub fn parse_daemon_process(raw_args: &str) -> Result<(DaemonProcess, Vec<String
     while let Some((option, value)) = args.option()? {
         let implemented = DAEMON_OPTIONS_IMPLEMENTED.contains(&option.as_str());
         if !implemented && !DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED.contains(&option.as_str()) {
-            return Err(ConfigError::UnknownOption {
-                directive: DIRECTIVE.to_string(),
-                option,
-            });
+            return Err(ConfigError::UnknownOption { directive: DIRECTIVE.to_string(), option });
         }
         if value.is_empty() {
-            return Err(ConfigError::EmptyValue {
-                directive: DIRECTIVE.to_string(),
-                option,
-            });
+            return Err(ConfigError::EmptyValue { directive: DIRECTIVE.to_string(), option });
         }
         if seen.contains(&option) {
-            return Err(ConfigError::RepeatedOption {
-                directive: DIRECTIVE.to_string(),
-                option,
-            });
+            return Err(ConfigError::RepeatedOption { directive: DIRECTIVE.to_string(), option });
         }
         if implemented {
             apply(&mut daemon, &option, value)?;
         } else {
-            warnings.push(format!(
-                "{DIRECTIVE}: option '{option}' is accepted but not implemented by oxwsgi; ignored"
-            ));
+            warnings.push(format!("{DIRECTIVE}: option '{option}' is accepted but not implemented by oxwsgi; ignored"));
         }
         seen.push(option);
     }
@@ -221,16 +210,11 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
         value: value.clone(),
     };
     let number = |min: u64, max: u64, expected: &str| {
-        whole_number(&value)
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| bad(expected))
+        whole_number(&value).filter(|n| (min..=max).contains(n)).ok_or_else(|| bad(expected))
     };
     let seconds = |min: u64| {
-        let expected = if min == 0 {
-            "needs a whole number of seconds"
-        } else {
-            "needs a whole number of seconds, at least 1"
-        };
+        let expected =
+            if min == 0 { "needs a whole number of seconds" } else { "needs a whole number of seconds, at least 1" };
         number(min, MAX_SECONDS, expected).map(Duration::from_secs)
     };
     // mod_wsgi's "0 means off".
@@ -242,12 +226,8 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
             d.multiprocess = true;
         }
         "threads" => d.threads = number(1, 1000, "needs a whole number from 1 to 1000")? as u32,
-        "maximum-requests" => {
-            d.maximum_requests = number(0, u64::MAX, "needs a whole number (0 = unlimited)")?
-        }
-        "listen-backlog" => {
-            d.listen_backlog = number(0, i32::MAX as u64, "needs a whole number")? as u32
-        }
+        "maximum-requests" => d.maximum_requests = number(0, u64::MAX, "needs a whole number (0 = unlimited)")?,
+        "listen-backlog" => d.listen_backlog = number(0, i32::MAX as u64, "needs a whole number")? as u32,
         "inactivity-timeout" => d.inactivity_timeout = optional_seconds()?,
         "request-timeout" => d.request_timeout = optional_seconds()?,
         "graceful-timeout" => d.graceful_timeout = optional_seconds()?,
@@ -259,9 +239,7 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
         "socket-timeout" => d.socket_timeout = seconds(1)?,
         "umask" => {
             let octal = value.bytes().all(|b| (b'0'..=b'7').contains(&b));
-            let mask = u32::from_str_radix(&value, 8)
-                .ok()
-                .filter(|m| octal && *m <= 0o777);
+            let mask = u32::from_str_radix(&value, 8).ok().filter(|m| octal && *m <= 0o777);
             d.umask = Some(mask.ok_or_else(|| bad("needs an octal number from 0 to 0777"))?);
         }
         "user" | "group" => {
@@ -286,13 +264,7 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
             }
             d.home = Some(value);
         }
-        "python-path" => {
-            d.python_path = value
-                .split(':')
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect()
-        }
+        "python-path" => d.python_path = value.split(':').filter(|p| !p.is_empty()).map(str::to_string).collect(),
         "display-name" => d.display_name = Some(value),
         "python-home" => d.python_home = Some(value),
         "lang" => d.lang = Some(value),
@@ -395,15 +367,12 @@ mod tests {
                 "user" | "group" | "socket-user" | "display-name" | "lang" | "locale" => "x",
                 _ => "1",
             };
-            let (_, warnings) = parse_daemon_process(&format!("g {option}={value}"))
-                .unwrap_or_else(|e| panic!("{option}: {e}"));
+            let (_, warnings) =
+                parse_daemon_process(&format!("g {option}={value}")).unwrap_or_else(|e| panic!("{option}: {e}"));
             assert!(warnings.is_empty(), "{option}");
         }
         for option in DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED {
-            assert!(
-                !DAEMON_OPTIONS_IMPLEMENTED.contains(option),
-                "{option} in both lists"
-            );
+            assert!(!DAEMON_OPTIONS_IMPLEMENTED.contains(option), "{option} in both lists");
         }
     }
 
@@ -447,13 +416,7 @@ mod tests {
             err("g threads=abc"),
             "WSGIDaemonProcess: option 'threads' needs a whole number from 1 to 1000, not 'abc'"
         );
-        for raw in [
-            "threads=0",
-            "threads=1001",
-            "threads=-1",
-            "threads=+2",
-            "threads=2x",
-        ] {
+        for raw in ["threads=0", "threads=1001", "threads=-1", "threads=+2", "threads=2x"] {
             assert!(parse_daemon_process(&format!("g {raw}")).is_err(), "{raw}");
         }
         assert_eq!(
@@ -474,10 +437,7 @@ mod tests {
         assert!(parse_daemon_process("g request-timeout=99999999999").is_err());
         assert!(parse_daemon_process("g maximum-requests=-5").is_err());
         assert!(parse_daemon_process("g listen-backlog=3000000000").is_err());
-        assert_eq!(
-            parse("g maximum-requests=18446744073709551615").maximum_requests,
-            u64::MAX
-        );
+        assert_eq!(parse("g maximum-requests=18446744073709551615").maximum_requests, u64::MAX);
     }
 
     #[test]
@@ -498,14 +458,7 @@ mod tests {
 
     #[test]
     fn root_is_refused() {
-        for raw in [
-            "user=root",
-            "user=0",
-            "user=#0",
-            "group=root",
-            "group=0",
-            "group=#00",
-        ] {
+        for raw in ["user=root", "user=0", "user=#0", "group=root", "group=0", "group=#00"] {
             let msg = err(&format!("g {raw}"));
             assert!(msg.contains("never run as root"), "{raw}: {msg}");
         }
@@ -522,26 +475,19 @@ mod tests {
 
     #[test]
     fn home_must_be_absolute() {
-        assert_eq!(
-            err("g home=srv"),
-            "WSGIDaemonProcess: option 'home' needs an absolute directory path, not 'srv'"
-        );
+        assert_eq!(err("g home=srv"), "WSGIDaemonProcess: option 'home' needs an absolute directory path, not 'srv'");
     }
 
     #[test]
     fn python_path_splits_on_colons() {
         assert_eq!(parse("g python-path=/a::/b:").python_path, ["/a", "/b"]);
         assert_eq!(parse("g python-path=/only").python_path, ["/only"]);
-        assert_eq!(
-            parse(r#"g python-path="/with space:/b""#).python_path,
-            ["/with space", "/b"]
-        );
+        assert_eq!(parse(r#"g python-path="/with space:/b""#).python_path, ["/with space", "/b"]);
     }
 
     #[test]
     fn unimplemented_options_warn_once_each() {
-        let (d, warnings) =
-            parse_daemon_process("g cpu-time-limit=10 threads=4 memory-limit=1000000").unwrap();
+        let (d, warnings) = parse_daemon_process("g cpu-time-limit=10 threads=4 memory-limit=1000000").unwrap();
         assert_eq!(d.threads, 4);
         assert_eq!(
             warnings,
@@ -561,53 +507,22 @@ mod tests {
 
     #[test]
     fn option_errors() {
-        assert_eq!(
-            err("g bogus=1"),
-            "WSGIDaemonProcess: unknown option 'bogus'"
-        );
+        assert_eq!(err("g bogus=1"), "WSGIDaemonProcess: unknown option 'bogus'");
         assert_eq!(err("g bogus="), "WSGIDaemonProcess: unknown option 'bogus'");
-        assert_eq!(
-            err("g threads="),
-            "WSGIDaemonProcess: option 'threads' needs a value"
-        );
-        assert_eq!(
-            err("g lang=''"),
-            "WSGIDaemonProcess: option 'lang' needs a value"
-        );
-        assert_eq!(
-            err("g threads=2 threads=3"),
-            "WSGIDaemonProcess: option 'threads' is given more than once"
-        );
-        assert_eq!(
-            err("g chroot=/a chroot=/b"),
-            "WSGIDaemonProcess: option 'chroot' is given more than once"
-        );
-        assert_eq!(
-            err("g threads"),
-            "WSGIDaemonProcess: expected an option of the form name=value, not 'threads'"
-        );
-        assert_eq!(
-            err("g display-name='x"),
-            "WSGIDaemonProcess: unterminated ' quote in ''x'"
-        );
+        assert_eq!(err("g threads="), "WSGIDaemonProcess: option 'threads' needs a value");
+        assert_eq!(err("g lang=''"), "WSGIDaemonProcess: option 'lang' needs a value");
+        assert_eq!(err("g threads=2 threads=3"), "WSGIDaemonProcess: option 'threads' is given more than once");
+        assert_eq!(err("g chroot=/a chroot=/b"), "WSGIDaemonProcess: option 'chroot' is given more than once");
+        assert_eq!(err("g threads"), "WSGIDaemonProcess: expected an option of the form name=value, not 'threads'");
+        assert_eq!(err("g display-name='x"), "WSGIDaemonProcess: unterminated ' quote in ''x'");
     }
 
     #[test]
     fn name_rules() {
-        assert_eq!(
-            err(""),
-            "WSGIDaemonProcess: needs a daemon process group name"
-        );
-        assert_eq!(
-            err("  "),
-            "WSGIDaemonProcess: needs a daemon process group name"
-        );
+        assert_eq!(err(""), "WSGIDaemonProcess: needs a daemon process group name");
+        assert_eq!(err("  "), "WSGIDaemonProcess: needs a daemon process group name");
         for name in [r#""""#, "a/b", r#""a b""#, "threads=5"] {
-            assert!(
-                err(name)
-                    .starts_with("WSGIDaemonProcess: the first argument must be the group name"),
-                "{name}"
-            );
+            assert!(err(name).starts_with("WSGIDaemonProcess: the first argument must be the group name"), "{name}");
         }
         assert_eq!(parse("www.example.com").name, "www.example.com");
         assert_eq!(parse("'quoted-name' threads=2").name, "quoted-name");

@@ -13,8 +13,7 @@ mod daemon;
 mod script_alias;
 
 pub use daemon::{
-    parse_daemon_process, DaemonProcess, DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED,
-    DAEMON_OPTIONS_IMPLEMENTED,
+    parse_daemon_process, DaemonProcess, DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED, DAEMON_OPTIONS_IMPLEMENTED,
 };
 pub use script_alias::{parse_script_alias, MountOptions, ScriptAlias};
 
@@ -24,24 +23,13 @@ pub use script_alias::{parse_script_alias, MountOptions, ScriptAlias};
 pub enum ConfigError {
     /// A word opened with `"` or `'` and never closed. `directive` is empty from [`split_args`].
     #[error("{}unterminated {quote} quote in '{text}'", prefix(.directive))]
-    UnterminatedQuote {
-        directive: String,
-        quote: char,
-        text: String,
-    },
+    UnterminatedQuote { directive: String, quote: char, text: String },
     /// A required positional argument is absent.
     #[error("{directive}: {expected}")]
-    MissingArgument {
-        directive: String,
-        expected: &'static str,
-    },
+    MissingArgument { directive: String, expected: &'static str },
     /// A positional argument (or the whole argument of a one-argument directive) is invalid.
     #[error("{directive}: {expected}, not '{value}'")]
-    BadArgument {
-        directive: String,
-        expected: String,
-        value: String,
-    },
+    BadArgument { directive: String, expected: String, value: String },
     /// Something where a `name=value` option was expected.
     #[error("{directive}: expected an option of the form name=value, not '{text}'")]
     MalformedOption { directive: String, text: String },
@@ -53,12 +41,7 @@ pub enum ConfigError {
     RepeatedOption { directive: String, option: String },
     /// An option's value is out of range or of the wrong form.
     #[error("{directive}: option '{option}' {expected}, not '{value}'")]
-    BadValue {
-        directive: String,
-        option: String,
-        expected: String,
-        value: String,
-    },
+    BadValue { directive: String, option: String, expected: String, value: String },
 }
 
 fn prefix(directive: &str) -> String {
@@ -118,10 +101,7 @@ struct Args<'a> {
 
 impl<'a> Args<'a> {
     fn new(directive: &'a str, raw: &'a str) -> Self {
-        Args {
-            directive,
-            rest: raw.trim_start_matches(is_space),
-        }
+        Args { directive, rest: raw.trim_start_matches(is_space) }
     }
 
     /// The next word (`ap_getword_conf`), or `None` when nothing is left.
@@ -189,11 +169,7 @@ fn read_word<'s>(directive: &str, s: &'s str) -> Result<(String, &'s str), Confi
         }
         word.push(c);
     }
-    Err(ConfigError::UnterminatedQuote {
-        directive: directive.to_string(),
-        quote,
-        text: s.to_string(),
-    })
+    Err(ConfigError::UnterminatedQuote { directive: directive.to_string(), quote, text: s.to_string() })
 }
 
 #[cfg(test)]
@@ -247,11 +223,7 @@ mod tests {
         let err = split_args(r#"a "b c"#).unwrap_err();
         assert_eq!(
             err,
-            ConfigError::UnterminatedQuote {
-                directive: String::new(),
-                quote: '"',
-                text: r#""b c"#.to_string()
-            }
+            ConfigError::UnterminatedQuote { directive: String::new(), quote: '"', text: r#""b c"#.to_string() }
         );
         assert_eq!(err.to_string(), r#"unterminated " quote in '"b c'"#);
         assert!(split_args("'abc").is_err());
@@ -268,10 +240,7 @@ mod tests {
             assert_eq!(parse_on_off("WSGIPassAuthorization", off), Ok(false));
         }
         let err = parse_on_off("WSGIPassAuthorization", "yes").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "WSGIPassAuthorization: needs On or Off, not 'yes'"
-        );
+        assert_eq!(err.to_string(), "WSGIPassAuthorization: needs On or Off, not 'yes'");
         assert!(parse_on_off("X", "").is_err());
     }
 
@@ -290,13 +259,7 @@ mod tests {
     fn malformed_options() {
         for (raw, text) in [("abc", "abc"), ("=x", "=x"), ("abc def=1", "abc")] {
             let err = Args::new("D", raw).option().unwrap_err();
-            assert_eq!(
-                err,
-                ConfigError::MalformedOption {
-                    directive: "D".into(),
-                    text: text.into()
-                }
-            );
+            assert_eq!(err, ConfigError::MalformedOption { directive: "D".into(), text: text.into() });
         }
         let err = Args::new("D", "k='x").option().unwrap_err();
         assert_eq!(err.to_string(), "D: unterminated ' quote in ''x'");
@@ -323,7 +286,8 @@ pub fn check_python_home(home: &str) -> Result<(), String> {
     };
     let cfg_path = path.join("pyvenv.cfg");
     if cfg_path.is_file() {
-        let cfg = std::fs::read_to_string(&cfg_path).map_err(|e| format!("cannot read '{}': {e}", cfg_path.display()))?;
+        let cfg =
+            std::fs::read_to_string(&cfg_path).map_err(|e| format!("cannot read '{}': {e}", cfg_path.display()))?;
         let venv = parse_pyvenv_cfg(&cfg);
         let version = venv.version.as_deref().unwrap_or("");
         let version_ok = version == PYTHON_VERSION || version.starts_with(&format!("{PYTHON_VERSION}."));

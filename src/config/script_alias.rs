@@ -25,12 +25,7 @@ pub struct ScriptAlias {
     pub options: MountOptions,
 }
 
-const OPTIONS: &[&str] = &[
-    "process-group",
-    "application-group",
-    "callable-object",
-    "pass-authorization",
-];
+const OPTIONS: &[&str] = &["process-group", "application-group", "callable-object", "pass-authorization"];
 
 /// Parses `WSGIScriptAlias URL-PATH FILE-OR-DIR [options]` or
 /// `WSGIScriptAliasMatch REGEX TARGET [options]`; `directive` is the name used in errors and
@@ -47,10 +42,7 @@ pub fn parse_script_alias(directive: &str, raw_args: &str) -> Result<ScriptAlias
     } else {
         "needs a URL path and a target file or directory"
     };
-    let missing = || ConfigError::MissingArgument {
-        directive: directive.to_string(),
-        expected,
-    };
+    let missing = || ConfigError::MissingArgument { directive: directive.to_string(), expected };
 
     let mut args = Args::new(directive, raw_args);
     let url_path = args.word()?.filter(|w| !w.is_empty()).ok_or_else(missing)?;
@@ -80,12 +72,7 @@ pub fn parse_script_alias(directive: &str, raw_args: &str) -> Result<ScriptAlias
                 Some(flag) => options.pass_authorization.replace(flag).is_some(),
                 None => {
                     let expected = "needs On or Off".to_string();
-                    return Err(ConfigError::BadValue {
-                        directive,
-                        option,
-                        expected,
-                        value,
-                    });
+                    return Err(ConfigError::BadValue { directive, option, expected, value });
                 }
             },
         };
@@ -93,11 +80,7 @@ pub fn parse_script_alias(directive: &str, raw_args: &str) -> Result<ScriptAlias
             return Err(ConfigError::RepeatedOption { directive, option });
         }
     }
-    Ok(ScriptAlias {
-        url_path,
-        target,
-        options,
-    })
+    Ok(ScriptAlias { url_path, target, options })
 }
 
 #[cfg(test)]
@@ -119,10 +102,7 @@ mod tests {
             }
         );
         let root = parse_script_alias(ALIAS, "  /   /srv/app/  ").unwrap();
-        assert_eq!(
-            (root.url_path.as_str(), root.target.as_str()),
-            ("/", "/srv/app/")
-        );
+        assert_eq!((root.url_path.as_str(), root.target.as_str()), ("/", "/srv/app/"));
     }
 
     #[test]
@@ -155,19 +135,14 @@ mod tests {
 
     #[test]
     fn quoted_option_values() {
-        let a = parse_script_alias(
-            ALIAS,
-            r#"/ /a application-group="my group" process-group='p'"#,
-        )
-        .unwrap();
+        let a = parse_script_alias(ALIAS, r#"/ /a application-group="my group" process-group='p'"#).unwrap();
         assert_eq!(a.options.application_group.as_deref(), Some("my group"));
         assert_eq!(a.options.process_group.as_deref(), Some("p"));
     }
 
     #[test]
     fn match_form_keeps_regex_verbatim() {
-        let a =
-            parse_script_alias(MATCH, r"^/wsgi/([^/]+) /srv/wsgi/$1.wsgi process-group=g").unwrap();
+        let a = parse_script_alias(MATCH, r"^/wsgi/([^/]+) /srv/wsgi/$1.wsgi process-group=g").unwrap();
         assert_eq!(a.url_path, r"^/wsgi/([^/]+)");
         assert_eq!(a.target, "/srv/wsgi/$1.wsgi");
         assert_eq!(a.options.process_group.as_deref(), Some("g"));
@@ -179,91 +154,44 @@ mod tests {
     fn missing_arguments() {
         for raw in ["", "   ", "/only", r#""" /x"#, r#"/x """#] {
             let err = parse_script_alias(ALIAS, raw).unwrap_err();
-            assert_eq!(
-                err.to_string(),
-                "WSGIScriptAlias: needs a URL path and a target file or directory",
-                "{raw:?}"
-            );
+            assert_eq!(err.to_string(), "WSGIScriptAlias: needs a URL path and a target file or directory", "{raw:?}");
         }
         let err = parse_script_alias(MATCH, "^/x").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "WSGIScriptAliasMatch: needs a regular expression and a target file or directory"
-        );
+        assert_eq!(err.to_string(), "WSGIScriptAliasMatch: needs a regular expression and a target file or directory");
     }
 
     #[test]
     fn url_path_must_be_absolute() {
         let err = parse_script_alias(ALIAS, "suburl /srv/a.wsgi").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "WSGIScriptAlias: the URL path must start with '/', not 'suburl'"
-        );
+        assert_eq!(err.to_string(), "WSGIScriptAlias: the URL path must start with '/', not 'suburl'");
     }
 
     #[test]
     fn option_errors_name_the_option() {
         let cases = [
-            (
-                "/ /a threads=3",
-                "WSGIScriptAlias: unknown option 'threads'",
-            ),
-            (
-                "/ /a extra",
-                "WSGIScriptAlias: expected an option of the form name=value, not 'extra'",
-            ),
-            (
-                "/ /a =x",
-                "WSGIScriptAlias: expected an option of the form name=value, not '=x'",
-            ),
-            (
-                "/ /a process-group=",
-                "WSGIScriptAlias: option 'process-group' needs a value",
-            ),
-            (
-                "/ /a callable-object=''",
-                "WSGIScriptAlias: option 'callable-object' needs a value",
-            ),
-            (
-                "/ /a process-group=a process-group=b",
-                "WSGIScriptAlias: option 'process-group' is given more than once",
-            ),
+            ("/ /a threads=3", "WSGIScriptAlias: unknown option 'threads'"),
+            ("/ /a extra", "WSGIScriptAlias: expected an option of the form name=value, not 'extra'"),
+            ("/ /a =x", "WSGIScriptAlias: expected an option of the form name=value, not '=x'"),
+            ("/ /a process-group=", "WSGIScriptAlias: option 'process-group' needs a value"),
+            ("/ /a callable-object=''", "WSGIScriptAlias: option 'callable-object' needs a value"),
+            ("/ /a process-group=a process-group=b", "WSGIScriptAlias: option 'process-group' is given more than once"),
             (
                 "/ /a pass-authorization=On pass-authorization=On",
                 "WSGIScriptAlias: option 'pass-authorization' is given more than once",
             ),
-            (
-                "/ /a pass-authorization=yes",
-                "WSGIScriptAlias: option 'pass-authorization' needs On or Off, not 'yes'",
-            ),
-            (
-                "/ /a process-group=\"x",
-                "WSGIScriptAlias: unterminated \" quote in '\"x'",
-            ),
+            ("/ /a pass-authorization=yes", "WSGIScriptAlias: option 'pass-authorization' needs On or Off, not 'yes'"),
+            ("/ /a process-group=\"x", "WSGIScriptAlias: unterminated \" quote in '\"x'"),
             // Option names are case-sensitive, as in mod_wsgi.
-            (
-                "/ /a Process-Group=x",
-                "WSGIScriptAlias: unknown option 'Process-Group'",
-            ),
+            ("/ /a Process-Group=x", "WSGIScriptAlias: unknown option 'Process-Group'"),
         ];
         for (raw, msg) in cases {
-            assert_eq!(
-                parse_script_alias(ALIAS, raw).unwrap_err().to_string(),
-                msg,
-                "{raw}"
-            );
+            assert_eq!(parse_script_alias(ALIAS, raw).unwrap_err().to_string(), msg, "{raw}");
         }
     }
 
     #[test]
     fn unknown_option_wins_over_empty_value() {
         let err = parse_script_alias(ALIAS, "/ /a bogus=").unwrap_err();
-        assert_eq!(
-            err,
-            ConfigError::UnknownOption {
-                directive: ALIAS.into(),
-                option: "bogus".into()
-            }
-        );
+        assert_eq!(err, ConfigError::UnknownOption { directive: ALIAS.into(), option: "bogus".into() });
     }
 }

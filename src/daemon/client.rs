@@ -16,12 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Runs a request in daemon process group `name`; returns the handler's status.
-pub unsafe fn handle(
-    r: *mut ffi::request_rec,
-    name: &str,
-    cgi: &[(&[u8], &[u8])],
-    content_length: Option<u64>,
-) -> i32 {
+pub unsafe fn handle(r: *mut ffi::request_rec, name: &str, cgi: &[(&[u8], &[u8])], content_length: Option<u64>) -> i32 {
     let Some(group) = find_group(name) else {
         log_request(r, util::LOG_ERR, &format!("oxwsgi: daemon process group '{name}' is not running in this Apache"));
         return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
@@ -30,8 +25,13 @@ pub unsafe fn handle(
     // configuration cannot run its scripts in another site's daemons (and as its user).
     if let Some(host) = &group.scope {
         if util::cstr((*(*r).server).server_hostname) != Some(host.as_str()) {
-            log_request(r, util::LOG_ERR, &format!(
-                "oxwsgi: daemon process group '{name}' belongs to virtual host '{host}' and cannot serve this one"));
+            log_request(
+                r,
+                util::LOG_ERR,
+                &format!(
+                    "oxwsgi: daemon process group '{name}' belongs to virtual host '{host}' and cannot serve this one"
+                ),
+            );
             return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
         }
     }
@@ -67,7 +67,13 @@ thread_local! {
 
 /// Sends the encoded request on a kept connection or a new one, again on a new one if a kept one
 /// turns out to have been closed unread.
-unsafe fn send_request(r: *mut ffi::request_rec, name: &str, group: &Group, request: &[u8], backend: &mut ApacheBackend) -> i32 {
+unsafe fn send_request(
+    r: *mut ffi::request_rec,
+    name: &str,
+    group: &Group,
+    request: &[u8],
+    backend: &mut ApacheBackend,
+) -> i32 {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -103,7 +109,11 @@ unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend
         Failure::Broken(e) => (ffi::HTTP_BAD_GATEWAY, format!("lost the connection ({e}) to")),
         Failure::Unused => (ffi::HTTP_BAD_GATEWAY, "lost a kept-alive connection to".to_string()),
     };
-    log_request(r, util::LOG_ERR, &format!("oxwsgi: {what} daemon process group '{name}' while serving '{}'", util::cstr((*r).uri).unwrap_or("")));
+    log_request(
+        r,
+        util::LOG_ERR,
+        &format!("oxwsgi: {what} daemon process group '{name}' while serving '{}'", util::cstr((*r).uri).unwrap_or("")),
+    );
     if backend.started {
         backend.abort();
         ffi::OK as i32
@@ -123,7 +133,11 @@ enum Failure {
 impl From<protocol::ProtocolError> for Failure {
     fn from(e: protocol::ProtocolError) -> Failure {
         match e {
-            protocol::ProtocolError::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Failure::Timeout,
+            protocol::ProtocolError::Io(io)
+                if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+            {
+                Failure::Timeout
+            }
             other => Failure::Broken(other.to_string()),
         }
     }
@@ -230,7 +244,13 @@ fn connect_now(path: &str) -> io::Result<UnixStream> {
 }
 
 /// Sends `request` on `conn` (after HELLO on a new connection) and relays the answer.
-unsafe fn relay(r: *mut ffi::request_rec, group: &Group, mut conn: Conn, request: &[u8], backend: &mut ApacheBackend) -> Result<i32, Failure> {
+unsafe fn relay(
+    r: *mut ffi::request_rec,
+    group: &Group,
+    mut conn: Conn,
+    request: &[u8],
+    backend: &mut ApacheBackend,
+) -> Result<i32, Failure> {
     let reused = !conn.fresh;
     // Only a reused connection can have been closed by its daemon while idle; ECONNRESET and
     // EPIPE before any answer say the daemon never read what was sent.
@@ -263,7 +283,11 @@ unsafe fn relay(r: *mut ffi::request_rec, group: &Group, mut conn: Conn, request
         match next.take().expect("first frame") {
             Frame::HelloOk => {}
             Frame::HelloReject { message, .. } => {
-                log_request(r, util::LOG_ERR, &format!("oxwsgi: daemon process group '{}' refused the connection: {message}", group.spec.name));
+                log_request(
+                    r,
+                    util::LOG_ERR,
+                    &format!("oxwsgi: daemon process group '{}' refused the connection: {message}", group.spec.name),
+                );
                 return Ok(ffi::HTTP_INTERNAL_SERVER_ERROR as i32);
             }
             other => return Err(Failure::Broken(format!("unexpected {} frame", other.frame_type()))),
@@ -298,7 +322,11 @@ unsafe fn relay(r: *mut ffi::request_rec, group: &Group, mut conn: Conn, request
                 } else {
                     backend.write(&data);
                     // Push to the client whenever the daemon has nothing more queued right now.
-                    if conn.reader.buffered().is_empty() { backend.flush() } else { Ok(()) }
+                    if conn.reader.buffered().is_empty() {
+                        backend.flush()
+                    } else {
+                        Ok(())
+                    }
                 };
                 if sent.is_err() {
                     backend.abort();
@@ -310,7 +338,14 @@ unsafe fn relay(r: *mut ffi::request_rec, group: &Group, mut conn: Conn, request
                     return Err(Failure::Broken("SENDFILE without a file descriptor".into()));
                 };
                 if let Err(e) = backend.send_file(fd.as_raw_fd(), offset, length) {
-                    log_request(r, util::LOG_ERR, &format!("oxwsgi: cannot send the file passed by daemon process group '{}': {e}", group.spec.name));
+                    log_request(
+                        r,
+                        util::LOG_ERR,
+                        &format!(
+                            "oxwsgi: cannot send the file passed by daemon process group '{}': {e}",
+                            group.spec.name
+                        ),
+                    );
                     backend.abort();
                     return Ok(ffi::OK as i32);
                 }
@@ -325,7 +360,11 @@ unsafe fn relay(r: *mut ffi::request_rec, group: &Group, mut conn: Conn, request
                 return Ok(ffi::OK as i32);
             }
             Frame::Abort { message } => {
-                log_request(r, util::LOG_ERR, &format!("oxwsgi: daemon process group '{}' aborted the response: {message}", group.spec.name));
+                log_request(
+                    r,
+                    util::LOG_ERR,
+                    &format!("oxwsgi: daemon process group '{}' aborted the response: {message}", group.spec.name),
+                );
                 backend.abort();
                 return Ok(ffi::OK as i32);
             }
@@ -354,7 +393,8 @@ fn body_reply(backend: &mut ApacheBackend, max: usize, out: &mut Vec<u8>) -> Res
     match read {
         Ok(n) if n > 0 => {
             out.truncate(start + protocol::HEADER_LEN + n);
-            out[start..start + protocol::HEADER_LEN].copy_from_slice(&protocol::frame_header(protocol::FrameType::Body, n));
+            out[start..start + protocol::HEADER_LEN]
+                .copy_from_slice(&protocol::frame_header(protocol::FrameType::Body, n));
         }
         other => {
             out.truncate(start);
@@ -400,7 +440,8 @@ impl Read for FdReader {
             while !cmsg.is_null() {
                 if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                     let data = libc::CMSG_DATA(cmsg) as *const libc::c_int;
-                    let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<libc::c_int>();
+                    let count =
+                        ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<libc::c_int>();
                     for i in 0..count {
                         self.fds.push_back(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
                     }

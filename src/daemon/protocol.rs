@@ -157,10 +157,7 @@ impl fmt::Display for FrameType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// Apache -> daemon, first frame of a connection.
-    Hello {
-        version: u8,
-        secret: [u8; SECRET_LEN],
-    },
+    Hello { version: u8, secret: [u8; SECRET_LEN] },
     /// Daemon -> Apache: HELLO accepted.
     HelloOk,
     /// Daemon -> Apache: HELLO refused (bad secret, version mismatch); the daemon then closes.
@@ -169,11 +166,7 @@ pub enum Frame {
     /// Apache -> daemon: a request. `body_length` is `None` for chunked/unknown-length bodies.
     /// `eager_body`: Apache follows this frame with exactly one body reply (BODY, BODY_END or
     /// BODY_ERROR), as if the daemon had sent `READ { max: EAGER_BODY_MAX }`.
-    Request {
-        environ: Vec<(Vec<u8>, Vec<u8>)>,
-        body_length: Option<u64>,
-        eager_body: bool,
-    },
+    Request { environ: Vec<(Vec<u8>, Vec<u8>)>, body_length: Option<u64>, eager_body: bool },
     /// Daemon -> Apache: send me up to `max` (1..=MAX_DATA) more bytes of request body.
     Read { max: u32 },
     /// Apache -> daemon: request body bytes (1..=the READ's max), reply to READ.
@@ -183,11 +176,7 @@ pub enum Frame {
     /// Apache -> daemon: reading the request body failed (400..=599), reply to READ.
     BodyError { status: u16 },
     /// Daemon -> Apache: response status (100..=999) and headers, repeats kept in order.
-    Start {
-        status: u16,
-        reason: Vec<u8>,
-        headers: Vec<(Vec<u8>, Vec<u8>)>,
-    },
+    Start { status: u16, reason: Vec<u8>, headers: Vec<(Vec<u8>, Vec<u8>)> },
     /// Daemon -> Apache: response body bytes (1..=MAX_DATA).
     Data(Vec<u8>),
     /// Daemon -> Apache: send `length` (>= 1) bytes at `offset` of the file whose descriptor
@@ -229,25 +218,17 @@ impl Frame {
 
     /// An ABORT frame, its message cut to [`MAX_MESSAGE`] bytes at a character boundary.
     pub fn abort(message: impl Into<String>) -> Frame {
-        Frame::Abort {
-            message: truncate_message(message.into()),
-        }
+        Frame::Abort { message: truncate_message(message.into()) }
     }
 
     /// An ERROR frame, its message cut to [`MAX_MESSAGE`] bytes at a character boundary.
     pub fn error(status: u16, message: impl Into<String>) -> Frame {
-        Frame::Error {
-            status,
-            message: truncate_message(message.into()),
-        }
+        Frame::Error { status, message: truncate_message(message.into()) }
     }
 
     /// A HELLO_REJECT frame for this side's version, message cut to [`MAX_MESSAGE`] bytes.
     pub fn hello_reject(message: impl Into<String>) -> Frame {
-        Frame::HelloReject {
-            version: PROTOCOL_VERSION,
-            message: truncate_message(message.into()),
-        }
+        Frame::HelloReject { version: PROTOCOL_VERSION, message: truncate_message(message.into()) }
     }
 }
 
@@ -282,15 +263,9 @@ pub enum ProtocolError {
     BadLength { frame_type: FrameType, len: u64 },
     /// Payload structure or a field value is invalid.
     #[error("malformed {frame_type} frame: {reason}")]
-    Malformed {
-        frame_type: FrameType,
-        reason: &'static str,
-    },
+    Malformed { frame_type: FrameType, reason: &'static str },
     /// HELLO carried a protocol version this side does not speak.
-    #[error(
-        "unsupported protocol version {got} (this side speaks {})",
-        PROTOCOL_VERSION
-    )]
+    #[error("unsupported protocol version {got} (this side speaks {})", PROTOCOL_VERSION)]
     Version { got: u8 },
     /// A SENDFILE frame arrived without a file descriptor.
     #[error("SENDFILE frame arrived without a file descriptor")]
@@ -320,19 +295,13 @@ pub enum Decoded {
 
 /// Validates a frame header: known type, payload length within the type's range and within
 /// `max_payload` (pass `usize::MAX` for no extra limit). Returns the type and payload length.
-pub fn parse_header(
-    header: &[u8; HEADER_LEN],
-    max_payload: usize,
-) -> Result<(FrameType, usize), ProtocolError> {
+pub fn parse_header(header: &[u8; HEADER_LEN], max_payload: usize) -> Result<(FrameType, usize), ProtocolError> {
     let frame_type = FrameType::from_u8(header[0]).ok_or(ProtocolError::UnknownType(header[0]))?;
     let len32 = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
     let len = usize::try_from(len32).unwrap_or(usize::MAX);
     let (min, max) = frame_type.payload_range();
     if len < min || len > max || len > max_payload {
-        return Err(ProtocolError::BadLength {
-            frame_type,
-            len: u64::from(len32),
-        });
+        return Err(ProtocolError::BadLength { frame_type, len: u64::from(len32) });
     }
     Ok((frame_type, len))
 }
@@ -368,31 +337,19 @@ pub fn decode_frame_limited(buf: &[u8], max_payload: usize) -> Result<Decoded, P
 pub fn decode_payload(frame_type: FrameType, payload: &[u8]) -> Result<Frame, ProtocolError> {
     let (min, max) = frame_type.payload_range();
     if payload.len() < min || payload.len() > max {
-        return Err(ProtocolError::BadLength {
-            frame_type,
-            len: payload.len() as u64,
-        });
+        return Err(ProtocolError::BadLength { frame_type, len: payload.len() as u64 });
     }
-    let mut c = Cursor {
-        frame_type,
-        rest: payload,
-    };
+    let mut c = Cursor { frame_type, rest: payload };
     let frame = match frame_type {
         FrameType::Hello => {
             let version = c.u8()?;
             if version != PROTOCOL_VERSION {
                 return Err(ProtocolError::Version { got: version });
             }
-            Frame::Hello {
-                version,
-                secret: c.array()?,
-            }
+            Frame::Hello { version, secret: c.array()? }
         }
         FrameType::HelloOk => Frame::HelloOk,
-        FrameType::HelloReject => Frame::HelloReject {
-            version: c.u8()?,
-            message: c.rest_utf8()?,
-        },
+        FrameType::HelloReject => Frame::HelloReject { version: c.u8()?, message: c.rest_utf8()? },
         FrameType::Request => {
             let flags = c.u8()?;
             if flags & !(REQ_HAS_LENGTH | REQ_EAGER_BODY) != 0 {
@@ -407,11 +364,7 @@ pub fn decode_payload(frame_type: FrameType, payload: &[u8]) -> Result<Frame, Pr
                 return Err(c.malformed("body length set without its flag"));
             };
             let eager_body = flags & REQ_EAGER_BODY != 0;
-            Frame::Request {
-                environ: c.pairs()?,
-                body_length,
-                eager_body,
-            }
+            Frame::Request { environ: c.pairs()?, body_length, eager_body }
         }
         FrameType::Read => Frame::Read { max: c.u32()? },
         FrameType::Body => Frame::Body(c.rest().to_vec()),
@@ -420,26 +373,14 @@ pub fn decode_payload(frame_type: FrameType, payload: &[u8]) -> Result<Frame, Pr
         FrameType::Start => {
             let status = c.u16()?;
             let reason = c.bytes()?;
-            Frame::Start {
-                status,
-                reason,
-                headers: c.pairs()?,
-            }
+            Frame::Start { status, reason, headers: c.pairs()? }
         }
         FrameType::Data => Frame::Data(c.rest().to_vec()),
-        FrameType::SendFile => Frame::SendFile {
-            offset: c.u64()?,
-            length: c.u64()?,
-        },
+        FrameType::SendFile => Frame::SendFile { offset: c.u64()?, length: c.u64()? },
         FrameType::End => Frame::End,
         FrameType::EndClose => Frame::EndClose,
-        FrameType::Abort => Frame::Abort {
-            message: c.rest_utf8()?,
-        },
-        FrameType::Error => Frame::Error {
-            status: c.u16()?,
-            message: c.rest_utf8()?,
-        },
+        FrameType::Abort => Frame::Abort { message: c.rest_utf8()? },
+        FrameType::Error => Frame::Error { status: c.u16()?, message: c.rest_utf8()? },
     };
     c.finish()?;
     validate_fields(&frame)?;
@@ -453,16 +394,9 @@ fn decode_owned_payload(frame_type: FrameType, payload: Vec<u8>) -> Result<Frame
         FrameType::Body | FrameType::Data => {
             let (min, max) = frame_type.payload_range();
             if payload.len() < min || payload.len() > max {
-                return Err(ProtocolError::BadLength {
-                    frame_type,
-                    len: payload.len() as u64,
-                });
+                return Err(ProtocolError::BadLength { frame_type, len: payload.len() as u64 });
             }
-            Ok(if frame_type == FrameType::Body {
-                Frame::Body(payload)
-            } else {
-                Frame::Data(payload)
-            })
+            Ok(if frame_type == FrameType::Body { Frame::Body(payload) } else { Frame::Data(payload) })
         }
         _ => decode_payload(frame_type, &payload),
     }
@@ -484,10 +418,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn malformed(&self, reason: &'static str) -> ProtocolError {
-        ProtocolError::Malformed {
-            frame_type: self.frame_type,
-            reason,
-        }
+        ProtocolError::Malformed { frame_type: self.frame_type, reason }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
@@ -568,36 +499,17 @@ impl<'a> Cursor<'a> {
 
 /// Field rules shared by the encoder and the decoder (length ranges are checked separately).
 fn validate_fields(frame: &Frame) -> Result<(), ProtocolError> {
-    let bad = |reason| {
-        Err(ProtocolError::Malformed {
-            frame_type: frame.frame_type(),
-            reason,
-        })
-    };
+    let bad = |reason| Err(ProtocolError::Malformed { frame_type: frame.frame_type(), reason });
     match frame {
-        Frame::Request { environ, .. } if environ.len() > MAX_PAIRS => {
-            bad("too many name/value pairs")
-        }
-        Frame::Start { headers, .. } if headers.len() > MAX_PAIRS => {
-            bad("too many name/value pairs")
-        }
-        Frame::Start { status, .. } if !(100..=999).contains(status) => {
-            bad("status outside 100..=999")
-        }
-        Frame::Read { max } if *max == 0 || *max as usize > MAX_DATA => {
-            bad("max outside 1..=MAX_DATA")
-        }
-        Frame::BodyError { status } | Frame::Error { status, .. }
-            if !(400..=599).contains(status) =>
-        {
+        Frame::Request { environ, .. } if environ.len() > MAX_PAIRS => bad("too many name/value pairs"),
+        Frame::Start { headers, .. } if headers.len() > MAX_PAIRS => bad("too many name/value pairs"),
+        Frame::Start { status, .. } if !(100..=999).contains(status) => bad("status outside 100..=999"),
+        Frame::Read { max } if *max == 0 || *max as usize > MAX_DATA => bad("max outside 1..=MAX_DATA"),
+        Frame::BodyError { status } | Frame::Error { status, .. } if !(400..=599).contains(status) => {
             bad("status outside 400..=599")
         }
         Frame::SendFile { length: 0, .. } => bad("zero length"),
-        Frame::SendFile { offset, length }
-            if offset
-                .checked_add(*length)
-                .map_or(true, |end| end > i64::MAX as u64) =>
-        {
+        Frame::SendFile { offset, length } if offset.checked_add(*length).map_or(true, |end| end > i64::MAX as u64) => {
             bad("offset + length exceeds i64::MAX")
         }
         _ => Ok(()),
@@ -610,9 +522,7 @@ fn validate_fields(frame: &Frame) -> Result<(), ProtocolError> {
 
 fn pairs_len(pairs: &[(Vec<u8>, Vec<u8>)]) -> usize {
     pairs.iter().fold(4usize, |acc, (name, value)| {
-        acc.saturating_add(MIN_PAIR_LEN)
-            .saturating_add(name.len())
-            .saturating_add(value.len())
+        acc.saturating_add(MIN_PAIR_LEN).saturating_add(name.len()).saturating_add(value.len())
     })
 }
 
@@ -625,11 +535,7 @@ fn payload_len(frame: &Frame) -> usize {
         Frame::Read { .. } => 4,
         Frame::Body(bytes) | Frame::Data(bytes) => bytes.len(),
         Frame::BodyError { .. } => 2,
-        Frame::Start {
-            reason, headers, ..
-        } => pairs_len(headers)
-            .saturating_add(reason.len())
-            .saturating_add(2 + 4),
+        Frame::Start { reason, headers, .. } => pairs_len(headers).saturating_add(reason.len()).saturating_add(2 + 4),
         Frame::SendFile { .. } => 16,
         Frame::Abort { message } => message.len(),
         Frame::Error { message, .. } => message.len().saturating_add(2),
@@ -651,10 +557,7 @@ fn header_bytes(frame_type: FrameType, len: usize) -> [u8; HEADER_LEN] {
 fn checked_len(frame_type: FrameType, len: usize) -> Result<(), ProtocolError> {
     let (min, max) = frame_type.payload_range();
     if len < min || len > max {
-        return Err(ProtocolError::BadLength {
-            frame_type,
-            len: len as u64,
-        });
+        return Err(ProtocolError::BadLength { frame_type, len: len as u64 });
     }
     Ok(())
 }
@@ -692,11 +595,7 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolErro
             out.push(*version);
             out.extend_from_slice(message.as_bytes());
         }
-        Frame::Request {
-            environ,
-            body_length,
-            eager_body,
-        } => {
+        Frame::Request { environ, body_length, eager_body } => {
             let mut flags = 0;
             if body_length.is_some() {
                 flags |= REQ_HAS_LENGTH;
@@ -711,11 +610,7 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolErro
         Frame::Read { max } => out.extend_from_slice(&max.to_le_bytes()),
         Frame::Body(bytes) | Frame::Data(bytes) => out.extend_from_slice(bytes),
         Frame::BodyError { status } => out.extend_from_slice(&status.to_le_bytes()),
-        Frame::Start {
-            status,
-            reason,
-            headers,
-        } => {
+        Frame::Start { status, reason, headers } => {
             out.extend_from_slice(&status.to_le_bytes());
             put_bytes(out, reason);
             put_pairs(out, headers);
@@ -786,7 +681,12 @@ pub fn encode_request(
 
 /// Appends a START frame from borrowed parts: the same bytes as `encode_frame` of a
 /// `Frame::Start`, without cloning the headers.
-pub fn encode_start(status: u16, reason: &[u8], headers: &[(Vec<u8>, Vec<u8>)], out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+pub fn encode_start(
+    status: u16,
+    reason: &[u8],
+    headers: &[(Vec<u8>, Vec<u8>)],
+    out: &mut Vec<u8>,
+) -> Result<(), ProtocolError> {
     if !(100..=999).contains(&status) {
         return Err(ProtocolError::Malformed { frame_type: FrameType::Start, reason: "status outside 100..=999" });
     }
@@ -815,24 +715,16 @@ pub fn encode_data(bytes: &[u8], out: &mut Vec<u8>) {
 /// Writes `bytes` as DATA frames of at most [`MAX_DATA`] bytes each, without copying.
 /// Empty input writes nothing.
 pub fn write_data<W: Write + ?Sized>(w: &mut W, bytes: &[u8]) -> Result<(), ProtocolError> {
-    bytes
-        .chunks(MAX_DATA)
-        .try_for_each(|chunk| write_bytes_frame(w, FrameType::Data, chunk))
+    bytes.chunks(MAX_DATA).try_for_each(|chunk| write_bytes_frame(w, FrameType::Data, chunk))
 }
 
 /// Writes `bytes` as BODY frames of at most [`MAX_DATA`] bytes each, without copying.
 /// Empty input writes nothing. (A reply to READ must be a single BODY of at most `max` bytes.)
 pub fn write_body<W: Write + ?Sized>(w: &mut W, bytes: &[u8]) -> Result<(), ProtocolError> {
-    bytes
-        .chunks(MAX_DATA)
-        .try_for_each(|chunk| write_bytes_frame(w, FrameType::Body, chunk))
+    bytes.chunks(MAX_DATA).try_for_each(|chunk| write_bytes_frame(w, FrameType::Body, chunk))
 }
 
-fn write_bytes_frame<W: Write + ?Sized>(
-    w: &mut W,
-    frame_type: FrameType,
-    bytes: &[u8],
-) -> Result<(), ProtocolError> {
+fn write_bytes_frame<W: Write + ?Sized>(w: &mut W, frame_type: FrameType, bytes: &[u8]) -> Result<(), ProtocolError> {
     checked_len(frame_type, bytes.len())?;
     let header = header_bytes(frame_type, bytes.len());
     let mut written = loop {
@@ -868,12 +760,7 @@ pub struct FrameReader<R> {
 impl<R: Read> FrameReader<R> {
     /// Wraps a stream. Allocates nothing until the first read.
     pub fn new(inner: R) -> Self {
-        FrameReader {
-            inner,
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-        }
+        FrameReader { inner, buf: Vec::new(), start: 0, end: 0 }
     }
 
     /// Reads the next frame. `Err(ProtocolError::Closed)` means the peer closed the connection
@@ -991,15 +878,9 @@ type ControlBuf = [u64; 8];
 /// Sends a SENDFILE frame on a blocking UNIX stream socket with `fd` attached (SCM_RIGHTS) to
 /// its first byte, in one `sendmsg` (the rest, if the kernel took only part, follows with
 /// `send`). Any other frame type is refused with [`ProtocolError::UnexpectedFd`].
-pub fn send_frame_with_fd(
-    sock: impl AsFd,
-    frame: &Frame,
-    fd: impl AsFd,
-) -> Result<(), ProtocolError> {
+pub fn send_frame_with_fd(sock: impl AsFd, frame: &Frame, fd: impl AsFd) -> Result<(), ProtocolError> {
     if !matches!(frame, Frame::SendFile { .. }) {
-        return Err(ProtocolError::UnexpectedFd {
-            frame_type: frame.frame_type(),
-        });
+        return Err(ProtocolError::UnexpectedFd { frame_type: frame.frame_type() });
     }
     let mut buf = Vec::with_capacity(HEADER_LEN + 16);
     encode_frame(frame, &mut buf)?;
@@ -1012,10 +893,7 @@ fn send_bytes_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
     // SAFETY: CMSG_SPACE is pure arithmetic.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as libc::c_uint) };
     debug_assert!(space as usize <= std::mem::size_of::<ControlBuf>());
-    let mut iov = libc::iovec {
-        iov_base: bytes.as_ptr() as *mut libc::c_void,
-        iov_len: bytes.len(),
-    };
+    let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
     // SAFETY: msghdr is a plain C struct; all-zero is a valid (empty) value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -1100,10 +978,7 @@ fn recv_exact(sock: RawFd, out: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<usi
     while got < out.len() {
         let mut control: ControlBuf = [0; 8];
         let rest = &mut out[got..];
-        let mut iov = libc::iovec {
-            iov_base: rest.as_mut_ptr().cast(),
-            iov_len: rest.len(),
-        };
+        let mut iov = libc::iovec { iov_base: rest.as_mut_ptr().cast(), iov_len: rest.len() };
         // SAFETY: msghdr is a plain C struct; all-zero is a valid (empty) value.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = &mut iov;
@@ -1162,14 +1037,21 @@ pub fn secrets_equal(a: &[u8; SECRET_LEN], b: &[u8; SECRET_LEN]) -> bool {
 mod tests {
     #[test]
     fn encode_request_matches_encode_frame() {
-        let environ: Vec<(Vec<u8>, Vec<u8>)> =
-            vec![(b"REQUEST_METHOD".to_vec(), b"GET".to_vec()), (b"PATH_INFO".to_vec(), b"/caf\xc3\xa9".to_vec()), (b"E".to_vec(), vec![])];
+        let environ: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b"REQUEST_METHOD".to_vec(), b"GET".to_vec()),
+            (b"PATH_INFO".to_vec(), b"/caf\xc3\xa9".to_vec()),
+            (b"E".to_vec(), vec![]),
+        ];
         for (body_length, eager_body) in [(None, false), (Some(0), false), (Some(12345), true), (None, true)] {
             let borrowed: Vec<(&[u8], &[u8])> = environ.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
             let mut direct = Vec::new();
             super::encode_request(&borrowed, body_length, eager_body, &mut direct).unwrap();
             let mut framed = Vec::new();
-            super::encode_frame(&super::Frame::Request { environ: environ.clone(), body_length, eager_body }, &mut framed).unwrap();
+            super::encode_frame(
+                &super::Frame::Request { environ: environ.clone(), body_length, eager_body },
+                &mut framed,
+            )
+            .unwrap();
             assert_eq!(direct, framed);
         }
     }
@@ -1181,7 +1063,8 @@ mod tests {
             let mut direct = Vec::new();
             super::encode_start(status, &reason, &headers, &mut direct).unwrap();
             let mut framed = Vec::new();
-            super::encode_frame(&super::Frame::Start { status, reason, headers: headers.clone() }, &mut framed).unwrap();
+            super::encode_frame(&super::Frame::Start { status, reason, headers: headers.clone() }, &mut framed)
+                .unwrap();
             assert_eq!(direct, framed);
         }
         assert!(super::encode_start(99, b"x", &headers, &mut Vec::new()).is_err());
@@ -1326,37 +1209,19 @@ mod tests {
     /// A random valid frame. `max_bulk` bounds BODY/DATA sizes.
     fn random_frame(rng: &mut Rng, max_bulk: usize) -> Frame {
         match rng.below(15) {
-            0 => Frame::Hello {
-                version: PROTOCOL_VERSION,
-                secret: rng.array(),
-            },
+            0 => Frame::Hello { version: PROTOCOL_VERSION, secret: rng.array() },
             1 => Frame::HelloOk,
-            2 => Frame::HelloReject {
-                version: rng.next() as u8,
-                message: rng.text(64),
-            },
+            2 => Frame::HelloReject { version: rng.next() as u8, message: rng.text(64) },
             3 => Frame::Request {
                 environ: rng.pairs(64, 64),
-                body_length: if rng.chance(2) {
-                    Some(rng.next() >> rng.below(64))
-                } else {
-                    None
-                },
+                body_length: if rng.chance(2) { Some(rng.next() >> rng.below(64)) } else { None },
                 eager_body: rng.chance(2),
             },
-            4 => Frame::Read {
-                max: 1 + rng.below(MAX_DATA) as u32,
-            },
+            4 => Frame::Read { max: 1 + rng.below(MAX_DATA) as u32 },
             5 => Frame::Body(rng.blob(1, max_bulk)),
             6 => Frame::BodyEnd,
-            7 => Frame::BodyError {
-                status: rng.status(400, 599),
-            },
-            8 => Frame::Start {
-                status: rng.status(100, 999),
-                reason: rng.blob(0, 32),
-                headers: rng.pairs(32, 64),
-            },
+            7 => Frame::BodyError { status: rng.status(400, 599) },
+            8 => Frame::Start { status: rng.status(100, 999), reason: rng.blob(0, 32), headers: rng.pairs(32, 64) },
             9 => Frame::Data(rng.blob(1, max_bulk)),
             10 => {
                 let offset = rng.next() >> (2 + rng.below(62));
@@ -1366,13 +1231,8 @@ mod tests {
             }
             11 => Frame::End,
             14 => Frame::EndClose,
-            12 => Frame::Abort {
-                message: rng.text(256),
-            },
-            _ => Frame::Error {
-                status: rng.status(400, 599),
-                message: rng.text(256),
-            },
+            12 => Frame::Abort { message: rng.text(256) },
+            _ => Frame::Error { status: rng.status(400, 599), message: rng.text(256) },
         }
     }
 
@@ -1409,9 +1269,7 @@ mod tests {
 
     impl Read for Chunky<'_> {
         fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            let n = (1 + self.rng.below(self.max))
-                .min(out.len())
-                .min(self.data.len());
+            let n = (1 + self.rng.below(self.max)).min(out.len()).min(self.data.len());
             out[..n].copy_from_slice(&self.data[..n]);
             self.data = &self.data[n..];
             Ok(n)
@@ -1449,25 +1307,13 @@ mod tests {
     #[test]
     fn golden_encodings() {
         assert_eq!(encode(&Frame::End), [0x87, 0, 0, 0, 0]);
-        assert_eq!(
-            encode(&Frame::Read { max: 0x1_0000 }),
-            [0x83, 4, 0, 0, 0, 0x00, 0x00, 0x01, 0x00]
-        );
-        assert_eq!(
-            encode(&Frame::BodyError { status: 400 }),
-            [0x05, 2, 0, 0, 0, 0x90, 0x01]
-        );
-        let hello = encode(&Frame::Hello {
-            version: 1,
-            secret: [0xAB; 16],
-        });
+        assert_eq!(encode(&Frame::Read { max: 0x1_0000 }), [0x83, 4, 0, 0, 0, 0x00, 0x00, 0x01, 0x00]);
+        assert_eq!(encode(&Frame::BodyError { status: 400 }), [0x05, 2, 0, 0, 0, 0x90, 0x01]);
+        let hello = encode(&Frame::Hello { version: 1, secret: [0xAB; 16] });
         assert_eq!(&hello[..6], [0x01, 17, 0, 0, 0, 1]);
         assert_eq!(&hello[6..], [0xAB; 16]);
-        let request = Frame::Request {
-            environ: vec![(b"A".to_vec(), b"xy".to_vec())],
-            body_length: Some(3),
-            eager_body: true,
-        };
+        let request =
+            Frame::Request { environ: vec![(b"A".to_vec(), b"xy".to_vec())], body_length: Some(3), eager_body: true };
         assert_eq!(
             encode(&request),
             [
@@ -1477,31 +1323,12 @@ mod tests {
                 1, 0, 0, 0, b'A', 2, 0, 0, 0, b'x', b'y',
             ]
         );
-        let start = Frame::Start {
-            status: 200,
-            reason: b"OK".to_vec(),
-            headers: vec![],
-        };
-        assert_eq!(
-            encode(&start),
-            [0x84, 12, 0, 0, 0, 200, 0, 2, 0, 0, 0, b'O', b'K', 0, 0, 0, 0]
-        );
-        let error = Frame::Error {
-            status: 503,
-            message: "busy".into(),
-        };
-        assert_eq!(
-            encode(&error),
-            [0x89, 6, 0, 0, 0, 0xF7, 0x01, b'b', b'u', b's', b'y']
-        );
-        let sendfile = encode(&Frame::SendFile {
-            offset: 1,
-            length: 2,
-        });
-        assert_eq!(
-            sendfile,
-            [0x86, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]
-        );
+        let start = Frame::Start { status: 200, reason: b"OK".to_vec(), headers: vec![] };
+        assert_eq!(encode(&start), [0x84, 12, 0, 0, 0, 200, 0, 2, 0, 0, 0, b'O', b'K', 0, 0, 0, 0]);
+        let error = Frame::Error { status: 503, message: "busy".into() };
+        assert_eq!(encode(&error), [0x89, 6, 0, 0, 0, 0xF7, 0x01, b'b', b'u', b's', b'y']);
+        let sendfile = encode(&Frame::SendFile { offset: 1, length: 2 });
+        assert_eq!(sendfile, [0x86, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
     }
 
     #[test]
@@ -1511,11 +1338,7 @@ mod tests {
             .map(|c| (b"Set-Cookie".to_vec(), c.as_bytes().to_vec()))
             .chain([(b"Content-Type".to_vec(), b"text/plain".to_vec())])
             .collect();
-        let start = Frame::Start {
-            status: 200,
-            reason: b"OK".to_vec(),
-            headers: headers.clone(),
-        };
+        let start = Frame::Start { status: 200, reason: b"OK".to_vec(), headers: headers.clone() };
         assert_eq!(decode_one(&encode(&start)), start);
         let environ = vec![
             (b"REQUEST_METHOD".to_vec(), b"POST".to_vec()),
@@ -1523,11 +1346,7 @@ mod tests {
             (b"HTTP_X".to_vec(), vec![]),
             (Vec::new(), Vec::new()),
         ];
-        let request = Frame::Request {
-            environ,
-            body_length: None,
-            eager_body: false,
-        };
+        let request = Frame::Request { environ, body_length: None, eager_body: false };
         assert_eq!(decode_one(&encode(&request)), request);
     }
 
@@ -1537,15 +1356,8 @@ mod tests {
         for _ in 0..300 {
             let bytes = encode(&random_frame(&mut rng, 300));
             for cut in 0..bytes.len() {
-                let want = if cut < HEADER_LEN {
-                    HEADER_LEN - cut
-                } else {
-                    bytes.len() - cut
-                };
-                assert_eq!(
-                    decode_frame(&bytes[..cut]).unwrap(),
-                    Decoded::NeedMore(want)
-                );
+                let want = if cut < HEADER_LEN { HEADER_LEN - cut } else { bytes.len() - cut };
+                assert_eq!(decode_frame(&bytes[..cut]).unwrap(), Decoded::NeedMore(want));
             }
         }
     }
@@ -1555,14 +1367,8 @@ mod tests {
         let mut bytes = encode(&Frame::Data(b"hello".to_vec()));
         let first_len = bytes.len();
         bytes.extend(encode(&Frame::End));
-        assert_eq!(
-            decode_frame(&bytes).unwrap(),
-            Decoded::Frame(Frame::Data(b"hello".to_vec()), first_len)
-        );
-        assert_eq!(
-            decode_frame(&bytes[first_len..]).unwrap(),
-            Decoded::Frame(Frame::End, 5)
-        );
+        assert_eq!(decode_frame(&bytes).unwrap(), Decoded::Frame(Frame::Data(b"hello".to_vec()), first_len));
+        assert_eq!(decode_frame(&bytes[first_len..]).unwrap(), Decoded::Frame(Frame::End, 5));
     }
 
     fn assert_malformed(bytes: &[u8]) {
@@ -1581,14 +1387,8 @@ mod tests {
 
     #[test]
     fn header_checks() {
-        assert!(matches!(
-            decode_frame(&[0x00]),
-            Err(ProtocolError::UnknownType(0))
-        ));
-        assert!(matches!(
-            decode_frame(&[0x42, 0, 0]),
-            Err(ProtocolError::UnknownType(0x42))
-        ));
+        assert!(matches!(decode_frame(&[0x00]), Err(ProtocolError::UnknownType(0))));
+        assert!(matches!(decode_frame(&[0x42, 0, 0]), Err(ProtocolError::UnknownType(0x42))));
         assert_bad_length(&[0x87, 1, 0, 0, 0, 0]); // END with a payload
         assert_bad_length(&[0x83, 3, 0, 0, 0]); // READ too short
         assert_bad_length(&[0x85, 0, 0, 0, 0]); // empty DATA
@@ -1599,17 +1399,11 @@ mod tests {
         assert_bad_length(&[0x02, over[0], over[1], over[2], over[3]]);
         // A big but legal REQUEST length is only NeedMore.
         let max = (MAX_HEAD_PAYLOAD as u32).to_le_bytes();
-        assert_eq!(
-            decode_frame(&[0x02, max[0], max[1], max[2], max[3]]).unwrap(),
-            Decoded::NeedMore(MAX_HEAD_PAYLOAD)
-        );
+        assert_eq!(decode_frame(&[0x02, max[0], max[1], max[2], max[3]]).unwrap(), Decoded::NeedMore(MAX_HEAD_PAYLOAD));
         // ... unless the caller limits it.
         assert!(matches!(
             decode_frame_limited(&[0x02, max[0], max[1], max[2], max[3]], MAX_HELLO_PAYLOAD),
-            Err(ProtocolError::BadLength {
-                frame_type: FrameType::Request,
-                ..
-            })
+            Err(ProtocolError::BadLength { frame_type: FrameType::Request, .. })
         ));
     }
 
@@ -1629,22 +1423,12 @@ mod tests {
         req[6] = 1;
         assert_malformed(&req);
         req[6] = 0;
-        assert_eq!(
-            decode_one(&req),
-            Frame::Request {
-                environ: vec![],
-                body_length: None,
-                eager_body: false
-            }
-        );
+        assert_eq!(decode_one(&req), Frame::Request { environ: vec![], body_length: None, eager_body: false });
         let mut trailing = req.clone();
         trailing[1] = 14;
         trailing.push(0);
         assert_malformed(&trailing);
-        let runaway = [
-            0x02, 21, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0,
-            0, 0,
-        ];
+        let runaway = [0x02, 21, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
         assert_malformed(&runaway);
         // Pair counts: over MAX_PAIRS, and over what the payload could hold.
         let mut count = req.clone();
@@ -1664,10 +1448,7 @@ mod tests {
         assert_malformed(&sendfile(u64::MAX, u64::MAX));
         assert_eq!(
             decode_one(&sendfile(i64::MAX as u64 - 1, 1)),
-            Frame::SendFile {
-                offset: i64::MAX as u64 - 1,
-                length: 1
-            }
+            Frame::SendFile { offset: i64::MAX as u64 - 1, length: 1 }
         );
     }
 
@@ -1677,36 +1458,16 @@ mod tests {
             Frame::Data(vec![]),
             Frame::Body(vec![0; MAX_DATA + 1]),
             Frame::Read { max: 0 },
-            Frame::Start {
-                status: 1000,
-                reason: vec![],
-                headers: vec![],
-            },
-            Frame::Error {
-                status: 302,
-                message: String::new(),
-            },
+            Frame::Start { status: 1000, reason: vec![], headers: vec![] },
+            Frame::Error { status: 302, message: String::new() },
             Frame::BodyError { status: 0 },
-            Frame::SendFile {
-                offset: 0,
-                length: 0,
-            },
-            Frame::Abort {
-                message: "x".repeat(MAX_MESSAGE + 1),
-            },
-            Frame::Request {
-                environ: vec![(vec![0; MAX_HEAD_PAYLOAD], vec![])],
-                body_length: None,
-                eager_body: false,
-            },
+            Frame::SendFile { offset: 0, length: 0 },
+            Frame::Abort { message: "x".repeat(MAX_MESSAGE + 1) },
+            Frame::Request { environ: vec![(vec![0; MAX_HEAD_PAYLOAD], vec![])], body_length: None, eager_body: false },
         ];
         for frame in &invalid {
             let mut out = vec![1, 2, 3];
-            assert!(
-                encode_frame(frame, &mut out).is_err(),
-                "{:?}",
-                frame.frame_type()
-            );
+            assert!(encode_frame(frame, &mut out).is_err(), "{:?}", frame.frame_type());
             assert_eq!(out, [1, 2, 3]);
             assert!(write_frame(&mut Vec::new(), frame).is_err());
         }
@@ -1715,23 +1476,14 @@ mod tests {
     #[test]
     fn hello_versions() {
         let secret = [7u8; SECRET_LEN];
-        let hello = Frame::Hello {
-            version: PROTOCOL_VERSION,
-            secret,
-        };
+        let hello = Frame::Hello { version: PROTOCOL_VERSION, secret };
         assert_eq!(decode_one(&encode(&hello)), hello);
         // A future version is reported as a version mismatch, whatever its HELLO layout.
         let v2 = encode(&Frame::Hello { version: 2, secret });
-        assert!(matches!(
-            decode_frame(&v2),
-            Err(ProtocolError::Version { got: 2 })
-        ));
+        assert!(matches!(decode_frame(&v2), Err(ProtocolError::Version { got: 2 })));
         let mut long_v2 = vec![0x01, 40, 0, 0, 0, 2];
         long_v2.extend([0; 39]);
-        assert!(matches!(
-            decode_frame(&long_v2),
-            Err(ProtocolError::Version { got: 2 })
-        ));
+        assert!(matches!(decode_frame(&long_v2), Err(ProtocolError::Version { got: 2 })));
         // Version 1 with the wrong length is malformed.
         let mut long_v1 = encode(&hello);
         long_v1[1] += 1;
@@ -1748,18 +1500,11 @@ mod tests {
     #[test]
     fn message_constructors_truncate_at_char_boundary() {
         let long = "\u{20ac}".repeat(MAX_MESSAGE); // 3 bytes each
-        let Frame::Abort { message } = Frame::abort(long.clone()) else {
-            unreachable!()
-        };
+        let Frame::Abort { message } = Frame::abort(long.clone()) else { unreachable!() };
         assert!(message.len() <= MAX_MESSAGE && message.len() > MAX_MESSAGE - 3);
         let frame = Frame::error(500, long);
         assert_eq!(decode_one(&encode(&frame)), frame);
-        assert_eq!(
-            Frame::abort("short"),
-            Frame::Abort {
-                message: "short".into()
-            }
-        );
+        assert_eq!(Frame::abort("short"), Frame::Abort { message: "short".into() });
     }
 
     #[test]
@@ -1769,9 +1514,7 @@ mod tests {
             let (min, max) = ty.payload_range();
             assert!(min <= max && max <= MAX_HEAD_PAYLOAD);
         }
-        let known = (0..=255u8)
-            .filter(|b| FrameType::from_u8(*b).is_some())
-            .count();
+        let known = (0..=255u8).filter(|b| FrameType::from_u8(*b).is_some()).count();
         assert_eq!(known, FrameType::ALL.len());
         assert!(FrameType::Data.sent_by_daemon() && !FrameType::Body.sent_by_daemon());
     }
@@ -1782,32 +1525,20 @@ mod tests {
     fn prop_random_frames_round_trip() {
         let mut rng = Rng::new(1);
         let mut frames = Vec::new();
-        let mut stream = ChunkyWriter {
-            out: Vec::new(),
-            rng: Rng::new(2),
-        };
+        let mut stream = ChunkyWriter { out: Vec::new(), rng: Rng::new(2) };
         for i in 0..3000 {
             let max_bulk = if i % 200 == 0 { MAX_DATA } else { 2048 };
             let frame = random_frame(&mut rng, max_bulk);
             let bytes = encode(&frame);
-            assert_eq!(
-                decode_frame(&bytes).unwrap(),
-                Decoded::Frame(frame.clone(), bytes.len())
-            );
+            assert_eq!(decode_frame(&bytes).unwrap(), Decoded::Frame(frame.clone(), bytes.len()));
             write_frame(&mut stream, &frame).unwrap();
             frames.push(frame);
         }
         let mut expected = Vec::new();
-        frames
-            .iter()
-            .for_each(|f| encode_frame(f, &mut expected).unwrap());
+        frames.iter().for_each(|f| encode_frame(f, &mut expected).unwrap());
         assert_eq!(stream.out, expected);
         for max_read in [1, 7, 100_000] {
-            let chunky = Chunky {
-                data: &stream.out,
-                rng: Rng::new(3),
-                max: max_read,
-            };
+            let chunky = Chunky { data: &stream.out, rng: Rng::new(3), max: max_read };
             let mut reader = FrameReader::new(chunky);
             for frame in &frames {
                 assert_eq!(&reader.read_frame().unwrap(), frame);
@@ -1818,11 +1549,7 @@ mod tests {
 
     fn check_canonical(input: &[u8], result: &Result<Decoded, ProtocolError>) {
         if let Ok(Decoded::Frame(frame, used)) = result {
-            assert_eq!(
-                &encode(frame)[..],
-                &input[..*used],
-                "decode is not canonical"
-            );
+            assert_eq!(&encode(frame)[..], &input[..*used], "decode is not canonical");
         }
     }
 
@@ -1854,11 +1581,7 @@ mod tests {
                 _ if bytes.len() > 13 => {
                     // Overwrite a 4-byte window (often a nested length or count).
                     let i = HEADER_LEN + rng.below(bytes.len() - HEADER_LEN - 3);
-                    let v = if rng.chance(2) {
-                        u32::MAX
-                    } else {
-                        rng.below(64) as u32
-                    };
+                    let v = if rng.chance(2) { u32::MAX } else { rng.below(64) as u32 };
                     bytes[i..i + 4].copy_from_slice(&v.to_le_bytes());
                 }
                 _ => {}
@@ -1889,10 +1612,7 @@ mod tests {
             };
             let (result, peak_alloc) = peak(|| decode_frame(&input));
             // Payload copies plus at most 48 bytes of pair vector per 8 payload bytes.
-            assert!(
-                peak_alloc <= 6 * input.len(),
-                "{peak_alloc} bytes for {input:?}"
-            );
+            assert!(peak_alloc <= 6 * input.len(), "{peak_alloc} bytes for {input:?}");
             check_canonical(&input, &result);
             if matches!(result, Ok(Decoded::Frame(..))) {
                 decoded += 1;
@@ -1902,10 +1622,7 @@ mod tests {
                     let mut reader = FrameReader::new(&input[..]);
                     while reader.read_frame().is_ok() {}
                 });
-                assert!(
-                    peak_alloc <= MAX_DATA.max(READ_AHEAD),
-                    "{peak_alloc} for {input:?}"
-                );
+                assert!(peak_alloc <= MAX_DATA.max(READ_AHEAD), "{peak_alloc} for {input:?}");
             }
         }
         // The generators must actually reach the payload decoders.
@@ -1918,13 +1635,7 @@ mod tests {
         for ty in FrameType::ALL {
             let mut bytes = vec![ty as u8, 0xff, 0xff, 0xff, 0xff];
             let (result, peak_alloc) = peak(|| decode_frame(&bytes));
-            assert!(matches!(
-                result,
-                Err(ProtocolError::BadLength {
-                    len: 0xffff_ffff,
-                    ..
-                })
-            ));
+            assert!(matches!(result, Err(ProtocolError::BadLength { len: 0xffff_ffff, .. })));
             assert_eq!(peak_alloc, 0);
             bytes.extend([0u8; 64]);
             let (result, peak_alloc) = peak(|| FrameReader::new(&bytes[..]).read_frame());
@@ -1942,16 +1653,9 @@ mod tests {
     fn reader_eof_handling_and_limits() {
         let mut reader = FrameReader::new(&[][..]);
         assert!(matches!(reader.read_frame(), Err(ProtocolError::Closed)));
-        for bytes in [
-            &[0x87u8, 0, 0][..],
-            &[0x85, 3, 0, 0, 0, b'a'][..],
-            &[0x02, 20, 0, 0, 0, 1][..],
-        ] {
+        for bytes in [&[0x87u8, 0, 0][..], &[0x85, 3, 0, 0, 0, b'a'][..], &[0x02, 20, 0, 0, 0, 1][..]] {
             let mut reader = FrameReader::new(bytes);
-            assert!(
-                matches!(reader.read_frame(), Err(ProtocolError::Truncated)),
-                "{bytes:?}"
-            );
+            assert!(matches!(reader.read_frame(), Err(ProtocolError::Truncated)), "{bytes:?}");
         }
         let request = encode(&Frame::Request {
             environ: vec![(b"HTTP_COOKIE".to_vec(), vec![b'c'; 100])],
@@ -1959,20 +1663,11 @@ mod tests {
             eager_body: false,
         });
         let mut reader = FrameReader::new(&request[..]);
-        assert!(matches!(
-            reader.read_frame_limited(MAX_HELLO_PAYLOAD),
-            Err(ProtocolError::BadLength { .. })
-        ));
-        let mut hello = encode(&Frame::Hello {
-            version: 1,
-            secret: [1; 16],
-        });
+        assert!(matches!(reader.read_frame_limited(MAX_HELLO_PAYLOAD), Err(ProtocolError::BadLength { .. })));
+        let mut hello = encode(&Frame::Hello { version: 1, secret: [1; 16] });
         hello.extend(encode(&Frame::End));
         let mut reader = FrameReader::new(&hello[..]);
-        assert!(matches!(
-            reader.read_frame_limited(MAX_HELLO_PAYLOAD),
-            Ok(Frame::Hello { .. })
-        ));
+        assert!(matches!(reader.read_frame_limited(MAX_HELLO_PAYLOAD), Ok(Frame::Hello { .. })));
         assert_eq!(reader.buffered(), [0x87, 0, 0, 0, 0]);
     }
 
@@ -1986,17 +1681,10 @@ mod tests {
         let mut bytes = encode(&big);
         bytes.extend(encode(&Frame::Data(vec![9; 2 * READ_AHEAD])));
         bytes.extend(encode(&Frame::End));
-        let mut reader = FrameReader::new(Chunky {
-            data: &bytes,
-            rng: Rng::new(5),
-            max: 50_000,
-        });
+        let mut reader = FrameReader::new(Chunky { data: &bytes, rng: Rng::new(5), max: 50_000 });
         assert_eq!(reader.read_frame().unwrap(), big);
         assert!(reader.buf.capacity() <= READ_AHEAD);
-        assert_eq!(
-            reader.read_frame().unwrap(),
-            Frame::Data(vec![9; 2 * READ_AHEAD])
-        );
+        assert_eq!(reader.read_frame().unwrap(), Frame::Data(vec![9; 2 * READ_AHEAD]));
         assert_eq!(reader.read_frame().unwrap(), Frame::End);
         assert!(reader.buf.capacity() <= READ_AHEAD);
     }
@@ -2010,9 +1698,7 @@ mod tests {
         let mut reader = FrameReader::new(&out[..]);
         let mut got = Vec::new();
         for expected_len in [MAX_DATA, MAX_DATA, 10] {
-            let Frame::Data(chunk) = reader.read_frame().unwrap() else {
-                panic!("not DATA")
-            };
+            let Frame::Data(chunk) = reader.read_frame().unwrap() else { panic!("not DATA") };
             assert_eq!(chunk.len(), expected_len);
             got.extend(chunk);
         }
@@ -2035,9 +1721,7 @@ mod tests {
     fn read_fd_range(fd: OwnedFd, offset: u64, length: u64) -> Vec<u8> {
         use std::os::unix::fs::FileExt;
         let mut out = vec![0u8; length as usize];
-        std::fs::File::from(fd)
-            .read_exact_at(&mut out, offset)
-            .unwrap();
+        std::fs::File::from(fd).read_exact_at(&mut out, offset).unwrap();
         out
     }
 
@@ -2047,24 +1731,10 @@ mod tests {
         let one = temp_file("one", b"0123456789");
         let two = temp_file("two", b"abcdefghij");
         let big = Frame::Data(vec![5; 300_000]); // bigger than the socket buffer
-        let first = Frame::SendFile {
-            offset: 2,
-            length: 5,
-        };
-        let second = Frame::SendFile {
-            offset: 7,
-            length: 3,
-        };
+        let first = Frame::SendFile { offset: 2, length: 5 };
+        let second = Frame::SendFile { offset: 7, length: 3 };
         let writer = std::thread::spawn(move || {
-            write_frame(
-                &mut daemon,
-                &Frame::Start {
-                    status: 200,
-                    reason: b"OK".to_vec(),
-                    headers: vec![],
-                },
-            )
-            .unwrap();
+            write_frame(&mut daemon, &Frame::Start { status: 200, reason: b"OK".to_vec(), headers: vec![] }).unwrap();
             send_frame_with_fd(&daemon, &first, &one).unwrap();
             write_frame(&mut daemon, &big).unwrap();
             send_frame_with_fd(&daemon, &second, &two).unwrap();
@@ -2072,46 +1742,26 @@ mod tests {
             // Refused: descriptors only travel with SENDFILE.
             assert!(matches!(
                 send_frame_with_fd(&daemon, &Frame::End, &one),
-                Err(ProtocolError::UnexpectedFd {
-                    frame_type: FrameType::End
-                })
+                Err(ProtocolError::UnexpectedFd { frame_type: FrameType::End })
             ));
         });
         let (frame, fd) = recv_frame_maybe_fd(&apache).unwrap();
         assert!(matches!(frame, Frame::Start { status: 200, .. }) && fd.is_none());
         let (frame, fd) = recv_frame_maybe_fd(&apache).unwrap();
-        assert_eq!(
-            frame,
-            Frame::SendFile {
-                offset: 2,
-                length: 5
-            }
-        );
+        assert_eq!(frame, Frame::SendFile { offset: 2, length: 5 });
         let fd = fd.expect("fd with SENDFILE");
         // SAFETY: fcntl on a descriptor we own.
         let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-        assert!(
-            flags & libc::FD_CLOEXEC != 0,
-            "received fd must be close-on-exec"
-        );
+        assert!(flags & libc::FD_CLOEXEC != 0, "received fd must be close-on-exec");
         assert_eq!(read_fd_range(fd, 2, 5), b"23456");
         let (frame, fd) = recv_frame_maybe_fd(&apache).unwrap();
         assert!(matches!(&frame, Frame::Data(d) if d.len() == 300_000) && fd.is_none());
         let (frame, fd) = recv_frame_maybe_fd(&apache).unwrap();
-        assert_eq!(
-            frame,
-            Frame::SendFile {
-                offset: 7,
-                length: 3
-            }
-        );
+        assert_eq!(frame, Frame::SendFile { offset: 7, length: 3 });
         assert_eq!(read_fd_range(fd.unwrap(), 7, 3), b"hij");
         assert_eq!(recv_frame_maybe_fd(&apache).unwrap().0, Frame::End);
         writer.join().unwrap();
-        assert!(matches!(
-            recv_frame_maybe_fd(&apache),
-            Err(ProtocolError::Closed)
-        ));
+        assert!(matches!(recv_frame_maybe_fd(&apache), Err(ProtocolError::Closed)));
     }
 
     #[test]
@@ -2119,40 +1769,17 @@ mod tests {
         let file = temp_file("mismatch", b"x");
         // SENDFILE without a descriptor.
         let (a, mut b) = UnixStream::pair().unwrap();
-        write_frame(
-            &mut b,
-            &Frame::SendFile {
-                offset: 0,
-                length: 1,
-            },
-        )
-        .unwrap();
-        assert!(matches!(
-            recv_frame_maybe_fd(&a),
-            Err(ProtocolError::MissingFd)
-        ));
+        write_frame(&mut b, &Frame::SendFile { offset: 0, length: 1 }).unwrap();
+        assert!(matches!(recv_frame_maybe_fd(&a), Err(ProtocolError::MissingFd)));
         // A descriptor smuggled with a DATA frame.
         let (a, b) = UnixStream::pair().unwrap();
-        send_bytes_with_fd(
-            b.as_raw_fd(),
-            &encode(&Frame::Data(b"hi".to_vec())),
-            file.as_raw_fd(),
-        )
-        .unwrap();
-        assert!(matches!(
-            recv_frame_maybe_fd(&a),
-            Err(ProtocolError::UnexpectedFd {
-                frame_type: FrameType::Data
-            })
-        ));
+        send_bytes_with_fd(b.as_raw_fd(), &encode(&Frame::Data(b"hi".to_vec())), file.as_raw_fd()).unwrap();
+        assert!(matches!(recv_frame_maybe_fd(&a), Err(ProtocolError::UnexpectedFd { frame_type: FrameType::Data })));
         // Truncated frame, then EOF.
         let (a, mut b) = UnixStream::pair().unwrap();
         b.write_all(&[0x85, 4, 0, 0, 0, 1]).unwrap();
         drop(b);
-        assert!(matches!(
-            recv_frame_maybe_fd(&a),
-            Err(ProtocolError::Truncated)
-        ));
+        assert!(matches!(recv_frame_maybe_fd(&a), Err(ProtocolError::Truncated)));
     }
 
     #[test]
@@ -2163,20 +1790,13 @@ mod tests {
         let server = std::thread::spawn(move || {
             let mut out = &daemon;
             let mut reader = FrameReader::new(&daemon);
-            let Frame::Hello { secret: got, .. } =
-                reader.read_frame_limited(MAX_HELLO_PAYLOAD).unwrap()
-            else {
+            let Frame::Hello { secret: got, .. } = reader.read_frame_limited(MAX_HELLO_PAYLOAD).unwrap() else {
                 panic!("expected HELLO")
             };
             assert!(secrets_equal(&got, &secret));
             write_frame(&mut out, &Frame::HelloOk).unwrap();
             for _ in 0..2 {
-                let Frame::Request {
-                    eager_body,
-                    body_length,
-                    ..
-                } = reader.read_frame().unwrap()
-                else {
+                let Frame::Request { eager_body, body_length, .. } = reader.read_frame().unwrap() else {
                     panic!("expected REQUEST")
                 };
                 assert_eq!((eager_body, body_length), (true, None));
@@ -2191,36 +1811,17 @@ mod tests {
                     write_frame(&mut out, &Frame::Read { max: 4 }).unwrap();
                     reply = reader.read_frame().unwrap();
                 }
-                write_frame(
-                    &mut out,
-                    &Frame::Start {
-                        status: 200,
-                        reason: b"OK".to_vec(),
-                        headers: vec![],
-                    },
-                )
-                .unwrap();
+                write_frame(&mut out, &Frame::Start { status: 200, reason: b"OK".to_vec(), headers: vec![] }).unwrap();
                 write_data(&mut out, &body).unwrap();
                 write_frame(&mut out, &Frame::End).unwrap();
             }
             assert!(matches!(reader.read_frame(), Err(ProtocolError::Closed)));
         });
         let mut out = &apache;
-        write_frame(
-            &mut out,
-            &Frame::Hello {
-                version: PROTOCOL_VERSION,
-                secret,
-            },
-        )
-        .unwrap();
+        write_frame(&mut out, &Frame::Hello { version: PROTOCOL_VERSION, secret }).unwrap();
         assert_eq!(recv_frame_maybe_fd(&apache).unwrap().0, Frame::HelloOk);
         for body in [&b"hello world"[..], b"x"] {
-            let request = Frame::Request {
-                environ: vec![],
-                body_length: None,
-                eager_body: true,
-            };
+            let request = Frame::Request { environ: vec![], body_length: None, eager_body: true };
             write_frame(&mut out, &request).unwrap();
             write_frame(&mut out, &Frame::Body(body[..1].to_vec())).unwrap();
             let mut sent = 1;
@@ -2232,8 +1833,7 @@ mod tests {
                         if n == 0 {
                             write_frame(&mut out, &Frame::BodyEnd).unwrap();
                         } else {
-                            write_frame(&mut out, &Frame::Body(body[sent..sent + n].to_vec()))
-                                .unwrap();
+                            write_frame(&mut out, &Frame::Body(body[sent..sent + n].to_vec())).unwrap();
                             sent += n;
                         }
                     }

@@ -89,10 +89,7 @@ pub fn run(group: &Group, index: usize) -> ! {
     shared.arm(libc::EPOLL_CTL_ADD, group.listener, LISTENER);
     for _ in 0..spec.threads {
         let s = shared.clone();
-        std::thread::Builder::new()
-            .stack_size(8 << 20)
-            .spawn(move || worker(&s))
-            .expect("spawn worker thread");
+        std::thread::Builder::new().stack_size(8 << 20).spawn(move || worker(&s)).expect("spawn worker thread");
     }
     {
         let s = shared.clone();
@@ -101,7 +98,12 @@ pub fn run(group: &Group, index: usize) -> ! {
     log_server(
         ptr::null(),
         util::LOG_INFO,
-        &format!("oxwsgi: daemon process {index} of group '{}' ready (pid {}, {} threads)", spec.name, std::process::id(), spec.threads),
+        &format!(
+            "oxwsgi: daemon process {index} of group '{}' ready (pid {}, {} threads)",
+            spec.name,
+            std::process::id(),
+            spec.threads
+        ),
     );
     monitor(&shared);
 }
@@ -159,7 +161,8 @@ enum StopKind {
 impl Shared {
     /// Arms `fd` (one-shot) in the epoll set with `token`.
     fn arm(&self, op: i32, fd: RawFd, token: u64) -> bool {
-        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32, u64: token };
+        let mut ev =
+            libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32, u64: token };
         unsafe { libc::epoll_ctl(self.epoll, op, fd, &mut ev) == 0 }
     }
 
@@ -195,7 +198,12 @@ impl Shared {
             log_server(
                 ptr::null(),
                 util::LOG_INFO,
-                &format!("oxwsgi: daemon process {} of group '{}' (pid {}) stopping: {why}", self.index, self.group.spec.name, std::process::id()),
+                &format!(
+                    "oxwsgi: daemon process {} of group '{}' (pid {}) stopping: {why}",
+                    self.index,
+                    self.group.spec.name,
+                    std::process::id()
+                ),
             );
         }
         self.close_idle();
@@ -299,7 +307,11 @@ unsafe fn prepare_process(group: &Group) {
             || libc::initgroups(user.as_ptr(), group.gid) != 0
             || libc::setuid(group.uid) != 0
         {
-            log_server(ptr::null(), util::LOG_EMERG, &format!("oxwsgi: daemon group '{}': cannot switch to uid {} gid {}", spec.name, group.uid, group.gid));
+            log_server(
+                ptr::null(),
+                util::LOG_EMERG,
+                &format!("oxwsgi: daemon group '{}': cannot switch to uid {} gid {}", spec.name, group.uid, group.gid),
+            );
             libc::_exit(1);
         }
     }
@@ -397,7 +409,9 @@ impl Conn {
         let _ = stream.set_write_timeout(timeout);
         let read_half = stream.try_clone().ok()?;
         Some(Conn {
-            writer: Arc::new(Writer { state: Mutex::new(WriterState { stream, greeted: false, started: false, taken_over: false }) }),
+            writer: Arc::new(Writer {
+                state: Mutex::new(WriterState { stream, greeted: false, started: false, taken_over: false }),
+            }),
             reader: Some(FrameReader::new(read_half)),
             out: Vec::with_capacity(4096),
             greeted: false,
@@ -444,7 +458,10 @@ impl Writer {
     fn write(&self, bytes: &[u8], starts: bool) -> io::Result<()> {
         let mut st = self.state.lock().unwrap();
         if st.taken_over {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "request was answered by the request-timeout monitor"));
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "request was answered by the request-timeout monitor",
+            ));
         }
         st.greeted = true;
         st.stream.write_all(bytes)?;
@@ -459,10 +476,15 @@ fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
     let Some(mut reader) = conn.reader.take() else { return false };
     if !conn.greeted {
         match reader.read_frame_limited(MAX_HELLO_PAYLOAD) {
-            Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && protocol::secrets_equal(&secret, &shared.group.secret) => {}
+            Ok(Frame::Hello { version, secret })
+                if version == PROTOCOL_VERSION && protocol::secrets_equal(&secret, &shared.group.secret) => {}
             Ok(Frame::Hello { .. }) => {
                 let _ = send(&conn.writer, &Frame::hello_reject("wrong protocol version or secret"), false);
-                log_server(ptr::null(), util::LOG_WARNING, "oxwsgi: daemon refused a connection that did not come from its own Apache");
+                log_server(
+                    ptr::null(),
+                    util::LOG_WARNING,
+                    "oxwsgi: daemon refused a connection that did not come from its own Apache",
+                );
                 return false;
             }
             _ => return false,
@@ -474,7 +496,11 @@ fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
     conn.writer.state.lock().unwrap().started = false;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let uri = lookup(&environ, b"REQUEST_URI").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
-    shared.active.lock().unwrap().insert(id, Active { started: Instant::now(), uri, writer: conn.writer.clone(), timed_out: false });
+    shared
+        .active
+        .lock()
+        .unwrap()
+        .insert(id, Active { started: Instant::now(), uri, writer: conn.writer.clone(), timed_out: false });
     *shared.last_activity.lock().unwrap() = Instant::now();
     let mut backend = DaemonBackend {
         shared: shared.clone(),
@@ -529,12 +555,20 @@ fn handle_request(
     let text = |k: &[u8]| lookup(environ, k).and_then(|v| std::str::from_utf8(v).ok());
     // Measured from when Apache sent the request (not from when it arrived from the client:
     // reading an upload is not queueing), as mod_wsgi does.
-    if let (Some(limit), Some(start)) = (spec.queue_timeout, text(b"mod_wsgi.queue_start").and_then(|v| v.parse::<i64>().ok())) {
+    if let (Some(limit), Some(start)) =
+        (spec.queue_timeout, text(b"mod_wsgi.queue_start").and_then(|v| v.parse::<i64>().ok()))
+    {
         let waited = Duration::from_micros((now_micros() - start).max(0) as u64);
         if waited > limit {
-            backend.log(util::LOG_ERR, &format!(
-                "oxwsgi: request waited {:.1}s for daemon group '{}' (queue-timeout {}s): 503",
-                waited.as_secs_f64(), spec.name, limit.as_secs()));
+            backend.log(
+                util::LOG_ERR,
+                &format!(
+                    "oxwsgi: request waited {:.1}s for daemon group '{}' (queue-timeout {}s): 503",
+                    waited.as_secs_f64(),
+                    spec.name,
+                    limit.as_secs()
+                ),
+            );
             return backend.send_error(503, "queue-timeout exceeded");
         }
     }
@@ -545,7 +579,10 @@ fn handle_request(
             m.mtime() * 1_000_000 + m.mtime_nsec() / 1000
         }
         Err(e) => {
-            backend.log(util::LOG_ERR, &format!("oxwsgi: Target WSGI script '{script}' cannot be read by daemon group '{}': {e}", spec.name));
+            backend.log(
+                util::LOG_ERR,
+                &format!("oxwsgi: Target WSGI script '{script}' cannot be read by daemon group '{}': {e}", spec.name),
+            );
             return backend.send_error(404, "script not found");
         }
     };
@@ -618,11 +655,15 @@ impl DaemonBackend {
                 true
             }
             Ok(Frame::BodyError { status }) => {
-                self.body_error = Some(BodyError { status, message: "the client's request body could not be read".into() });
+                self.body_error =
+                    Some(BodyError { status, message: "the client's request body could not be read".into() });
                 true
             }
             _ => {
-                self.body_error = Some(BodyError { status: 400, message: "connection to Apache broken while reading the body".into() });
+                self.body_error = Some(BodyError {
+                    status: 400,
+                    message: "connection to Apache broken while reading the body".into(),
+                });
                 false
             }
         }
@@ -652,7 +693,10 @@ impl Backend for DaemonBackend {
             let max = buf.len().min(MAX_DATA) as u32;
             let _ = protocol::encode_frame(&Frame::Read { max }, &mut self.out);
             if self.flush().is_err() || !self.receive_body() {
-                return Err(self.body_error.clone().unwrap_or(BodyError { status: 400, message: "connection to Apache broken".into() }));
+                return Err(self
+                    .body_error
+                    .clone()
+                    .unwrap_or(BodyError { status: 400, message: "connection to Apache broken".into() }));
             }
         }
     }
@@ -697,7 +741,8 @@ impl Backend for DaemonBackend {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "taken over"));
         }
         let file = unsafe { BorrowedFd::borrow_raw(fd) };
-        protocol::send_frame_with_fd(&st.stream, &Frame::SendFile { offset, length: len }, file).map_err(io::Error::other)
+        protocol::send_frame_with_fd(&st.stream, &Frame::SendFile { offset, length: len }, file)
+            .map_err(io::Error::other)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -710,7 +755,8 @@ impl Backend for DaemonBackend {
     }
 
     fn abort(&mut self) {
-        let _ = protocol::encode_frame(&Frame::abort("the application failed after the response started"), &mut self.out);
+        let _ =
+            protocol::encode_frame(&Frame::abort("the application failed after the response started"), &mut self.out);
         let _ = self.flush();
     }
 
@@ -746,7 +792,11 @@ fn monitor(shared: &Shared) -> ! {
     loop {
         std::thread::sleep(Duration::from_millis(100));
         if unsafe { libc::getppid() } != shared.parent {
-            log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: daemon group '{}': Apache's parent is gone; exiting", spec.name));
+            log_server(
+                ptr::null(),
+                util::LOG_ERR,
+                &format!("oxwsgi: daemon group '{}': Apache's parent is gone; exiting", spec.name),
+            );
             unsafe { libc::_exit(0) };
         }
         if let Some(limit) = spec.request_timeout {
@@ -754,7 +804,11 @@ fn monitor(shared: &Shared) -> ! {
         }
         if let Some(t) = spec.restart_interval {
             if shared.started.elapsed() >= t {
-                shared.begin_stop(StopKind::Replace, shared.graceful(), &format!("restart-interval ({}s) reached", t.as_secs()));
+                shared.begin_stop(
+                    StopKind::Replace,
+                    shared.graceful(),
+                    &format!("restart-interval ({}s) reached", t.as_secs()),
+                );
             }
         }
         // Armed by the first request: a fresh process has no application memory to give back,
@@ -765,7 +819,11 @@ fn monitor(shared: &Shared) -> ! {
                 active.is_empty() && shared.busy.load(Ordering::SeqCst) == 0
             };
             if idle && shared.last_activity.lock().unwrap().elapsed() >= t {
-                shared.begin_stop(StopKind::Replace, Duration::ZERO, &format!("inactivity-timeout ({}s) reached", t.as_secs()));
+                shared.begin_stop(
+                    StopKind::Replace,
+                    Duration::ZERO,
+                    &format!("inactivity-timeout ({}s) reached", t.as_secs()),
+                );
             }
         }
         if shared.stop.load(Ordering::SeqCst) {
@@ -805,7 +863,8 @@ fn check_request_timeouts(shared: &Shared, limit: Duration) {
             "oxwsgi: request-timeout ({}s) exceeded by request '{uri}' after {:.1}s in daemon process {} of group '{}' (pid {}); answering 504 and restarting the process",
             limit.as_secs(), ran.as_secs_f64(), shared.index, spec.name, std::process::id()));
         let mut st = writer.state.lock().unwrap();
-        let frame = if st.started { Frame::abort("request-timeout") } else { Frame::error(504, "request-timeout exceeded") };
+        let frame =
+            if st.started { Frame::abort("request-timeout") } else { Frame::error(504, "request-timeout exceeded") };
         let mut buf = Vec::new();
         if !st.greeted {
             // HELLO_OK waits in the worker's output buffer until its first flush: Apache

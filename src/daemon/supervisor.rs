@@ -87,12 +87,9 @@ fn persistent() -> &'static Persistent {
 
 /// Finds (or, in a new Apache parent, creates) the persistent state.
 unsafe fn attach_persistent(process_pool: *mut ffi::apr_pool_t) {
-    let key = CString::new(format!(
-        "oxwsgi-supervisor-{}-{}",
-        env!("CARGO_PKG_VERSION"),
-        std::mem::size_of::<Persistent>()
-    ))
-    .expect("no NUL");
+    let key =
+        CString::new(format!("oxwsgi-supervisor-{}-{}", env!("CARGO_PKG_VERSION"), std::mem::size_of::<Persistent>()))
+            .expect("no NUL");
     let mut data: *mut c_void = ptr::null_mut();
     ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), process_pool);
     if data.is_null() {
@@ -140,7 +137,8 @@ unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> 
     let mut specs: Vec<(DaemonProcess, Option<String>)> = Vec::new();
     let mut server = s;
     while !server.is_null() {
-        let scope = ((*server).is_virtual != 0).then(|| util::cstr((*server).server_hostname).unwrap_or("").to_string());
+        let scope =
+            ((*server).is_virtual != 0).then(|| util::cstr((*server).server_hostname).unwrap_or("").to_string());
         for (d, _) in &server_conf(server).daemons {
             if !specs.iter().any(|(x, _)| x.name == d.name) {
                 specs.push((d.clone(), scope.clone()));
@@ -179,7 +177,11 @@ unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> 
             Some(u) => match lookup_user(u) {
                 Some((uid, _)) => uid,
                 None => {
-                    log_server(s, util::LOG_EMERG, &format!("WSGIDaemonProcess {}: unknown socket-user '{u}'", spec.name));
+                    log_server(
+                        s,
+                        util::LOG_EMERG,
+                        &format!("WSGIDaemonProcess {}: unknown socket-user '{u}'", spec.name),
+                    );
                     return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
                 }
             },
@@ -188,7 +190,11 @@ unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> 
         let listener = match persistent_listener(process_pool, &spec.name, &socket_path, spec.listen_backlog, owner) {
             Ok(fd) => fd,
             Err(e) => {
-                log_server(s, util::LOG_EMERG, &format!("WSGIDaemonProcess {}: cannot listen on {socket_path}: {e}", spec.name));
+                log_server(
+                    s,
+                    util::LOG_EMERG,
+                    &format!("WSGIDaemonProcess {}: cannot listen on {socket_path}: {e}", spec.name),
+                );
                 return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
             }
         };
@@ -203,7 +209,11 @@ unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> 
     ffi::OK as i32
 }
 
-unsafe fn apr_cleanup(pool: *mut ffi::apr_pool_t, data: *mut c_void, f: unsafe extern "C" fn(*mut c_void) -> ffi::apr_status_t) {
+unsafe fn apr_cleanup(
+    pool: *mut ffi::apr_pool_t,
+    data: *mut c_void,
+    f: unsafe extern "C" fn(*mut c_void) -> ffi::apr_status_t,
+) {
     ffi::apr_pool_cleanup_register(pool, data, Some(f), Some(ffi::apr_pool_cleanup_null));
 }
 
@@ -219,7 +229,8 @@ unsafe extern "C" fn on_config_destroyed(_data: *mut c_void) -> ffi::apr_status_
         return 0;
     }
     let stopping: Vec<(i32, String, Duration)> = std::mem::take(&mut *stopping());
-    let deadline = Instant::now() + stopping.iter().map(|(_, _, t)| *t).max().unwrap_or_default() + Duration::from_millis(500);
+    let deadline =
+        Instant::now() + stopping.iter().map(|(_, _, t)| *t).max().unwrap_or_default() + Duration::from_millis(500);
     let mut alive: Vec<i32> = stopping.iter().map(|(p, _, _)| *p).collect();
     while !alive.is_empty() && Instant::now() < deadline {
         alive.retain(|&pid| libc::waitpid(pid, ptr::null_mut(), libc::WNOHANG) == 0);
@@ -239,7 +250,11 @@ unsafe extern "C" fn on_config_destroyed(_data: *mut c_void) -> ffi::apr_status_
 unsafe fn spawn(pconf: *mut ffi::apr_pool_t, group: Arc<Group>, index: usize) {
     let pid = libc::fork();
     if pid < 0 {
-        log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: cannot fork daemon process for group '{}'", group.spec.name));
+        log_server(
+            ptr::null(),
+            util::LOG_ERR,
+            &format!("oxwsgi: cannot fork daemon process for group '{}'", group.spec.name),
+        );
         return;
     }
     if pid == 0 {
@@ -259,7 +274,13 @@ unsafe fn spawn(pconf: *mut ffi::apr_pool_t, group: Arc<Group>, index: usize) {
         pool: pconf,
         detached: false,
     }));
-    ffi::apr_proc_other_child_register(&mut (*slot).proc_, Some(maintenance), slot as *mut c_void, ptr::null_mut(), pconf);
+    ffi::apr_proc_other_child_register(
+        &mut (*slot).proc_,
+        Some(maintenance),
+        slot as *mut c_void,
+        ptr::null_mut(),
+        pconf,
+    );
 }
 
 /// Called by the MPM (through APR) about one daemon process.
@@ -285,7 +306,9 @@ unsafe fn supervise(reason: i32, data: *mut c_void, status: i32) {
                 match seen {
                     Some(exit_status::Ended::Exited(code)) => (format!("exited with status {code}"), code == 0),
                     Some(exit_status::Ended::Killed(sig)) => (format!("was killed by signal {sig}"), false),
-                    Some(exit_status::Ended::Dumped(sig)) => (format!("was killed by signal {sig} (core dumped)"), false),
+                    Some(exit_status::Ended::Dumped(sig)) => {
+                        (format!("was killed by signal {sig} (core dumped)"), false)
+                    }
                     None => (format!("ended with exit status or signal {status}"), status == 0),
                 }
             };
@@ -339,7 +362,9 @@ unsafe fn adopt_retired(pconf: *mut ffi::apr_pool_t) {
     stopping.retain(|(pid, _, _)| {
         // Alive or an unreaped zombie: still ours to hear about. Gone: reaped meanwhile.
         let mut info: libc::siginfo_t = std::mem::zeroed();
-        let ours = libc::waitid(libc::P_PID, *pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0;
+        let ours =
+            libc::waitid(libc::P_PID, *pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+                == 0;
         if !ours {
             exit_status::take(*pid);
         }
@@ -351,7 +376,13 @@ unsafe fn adopt_retired(pconf: *mut ffi::apr_pool_t) {
             group: group.clone(),
             detached: false,
         }));
-        ffi::apr_proc_other_child_register(&mut (*retired).proc_, Some(retired_maintenance), retired as *mut c_void, ptr::null_mut(), pconf);
+        ffi::apr_proc_other_child_register(
+            &mut (*retired).proc_,
+            Some(retired_maintenance),
+            retired as *mut c_void,
+            ptr::null_mut(),
+            pconf,
+        );
     }
 }
 
@@ -365,7 +396,9 @@ unsafe extern "C" fn retired_maintenance(reason: i32, data: *mut c_void, _status
         ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
             let how = match exit_status::take(pid) {
                 Some(exit_status::Ended::Exited(code)) => format!("exited with status {code}"),
-                Some(exit_status::Ended::Killed(sig) | exit_status::Ended::Dumped(sig)) => format!("was killed by signal {sig}"),
+                Some(exit_status::Ended::Killed(sig) | exit_status::Ended::Dumped(sig)) => {
+                    format!("was killed by signal {sig}")
+                }
                 None => "exited".to_string(),
             };
             log_server(
@@ -413,7 +446,13 @@ unsafe fn persistent_secret(pool: *mut ffi::apr_pool_t) -> [u8; 16] {
 
 /// The listening socket of a group, created once per Apache parent and reused by every
 /// generation (its descriptor is remembered in the process pool).
-unsafe fn persistent_listener(pool: *mut ffi::apr_pool_t, name: &str, path: &str, backlog: u32, owner: u32) -> std::io::Result<RawFd> {
+unsafe fn persistent_listener(
+    pool: *mut ffi::apr_pool_t,
+    name: &str,
+    path: &str,
+    backlog: u32,
+    owner: u32,
+) -> std::io::Result<RawFd> {
     let key = CString::new(format!("oxwsgi-listener-{name}")).expect("no NUL");
     let mut data: *mut c_void = ptr::null_mut();
     ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), pool);

@@ -7,8 +7,8 @@
 //! - a thread never waits for the registry lock while it holds the GIL (lookups happen before
 //!   the GIL is taken, creation takes the GIL only inside the lock).
 
-use super::obj::{self, Obj, PyResult};
 use super::native;
+use super::obj::{self, Obj, PyResult};
 use pyo3::ffi;
 use std::cell::{RefCell, UnsafeCell};
 use std::collections::HashMap;
@@ -17,11 +17,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The Apache httpd version the module was built against (from ap_release.h, via build.rs).
-pub const APACHE_VERSION: (i64, i64, i64) = (
-    parse_i64(env!("OXWSGI_AP_MAJOR")),
-    parse_i64(env!("OXWSGI_AP_MINOR")),
-    parse_i64(env!("OXWSGI_AP_PATCH")),
-);
+pub const APACHE_VERSION: (i64, i64, i64) =
+    (parse_i64(env!("OXWSGI_AP_MAJOR")), parse_i64(env!("OXWSGI_AP_MINOR")), parse_i64(env!("OXWSGI_AP_PATCH")));
 
 const fn parse_i64(s: &str) -> i64 {
     let b = s.as_bytes();
@@ -106,9 +103,8 @@ pub fn initialize(config: RuntimeConfig) -> Result<(), String> {
     if RUNTIME.get().is_some() {
         return Ok(());
     }
-    let environ = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
+    let environ =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     unsafe { start_python(config.python_home.as_deref())? };
     let _ = RUNTIME.set(Runtime { config, environ });
     // The main interpreter ('%{GLOBAL}') is first-class: set it up like any other.
@@ -155,7 +151,9 @@ unsafe fn start_python(home: Option<&str>) -> Result<(), String> {
             CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
         };
         return Err(match home {
-            Some(home) => format!("Python failed to start with Python home '{home}' (WSGIPythonHome / python-home): {msg}"),
+            Some(home) => {
+                format!("Python failed to start with Python home '{home}' (WSGIPythonHome / python-home): {msg}")
+            }
             None => format!("Python failed to start: {msg}"),
         });
     }
@@ -176,9 +174,7 @@ fn remember_thread_state(interp: &Interp, tstate: *mut ffi::PyThreadState) {
 
 fn thread_state(interp: &Interp) -> *mut ffi::PyThreadState {
     THREAD_STATES.with(|m| {
-        *m.borrow_mut()
-            .entry(interp.state as usize)
-            .or_insert_with(|| unsafe { ffi::PyThreadState_New(interp.state) })
+        *m.borrow_mut().entry(interp.state as usize).or_insert_with(|| unsafe { ffi::PyThreadState_New(interp.state) })
     })
 }
 
@@ -225,7 +221,11 @@ fn lookup_or_create(name: &str) -> Result<Arc<Interp>, String> {
         ffi::PyEval_SaveThread();
         if let Err(e) = setup {
             // Remembered, so a broken group does not create a new interpreter per request.
-            FAILED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(name.to_string(), e.clone());
+            FAILED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(HashMap::new)
+                .insert(name.to_string(), e.clone());
             return Err(e);
         }
         map.insert(name.to_string(), interp.clone());
@@ -356,7 +356,11 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             flush_std_streams: get(c"flush_std_streams")?,
             wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
             mod_wsgi_version,
-            apache_version: obj::tuple(&[&obj::int(APACHE_VERSION.0)?, &obj::int(APACHE_VERSION.1)?, &obj::int(APACHE_VERSION.2)?])?,
+            apache_version: obj::tuple(&[
+                &obj::int(APACHE_VERSION.0)?,
+                &obj::int(APACHE_VERSION.1)?,
+                &obj::int(APACHE_VERSION.2)?,
+            ])?,
             true_: obj::boolean(true),
             false_: obj::boolean(false),
             apps: HashMap::new(),

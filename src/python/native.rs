@@ -99,7 +99,8 @@ macro_rules! method {
     };
 }
 
-static mut LOG_DEF: ffi::PyMethodDef = method!(c"_log", native_log, c"_log(ctx, level, text): one line to Apache's error log");
+static mut LOG_DEF: ffi::PyMethodDef =
+    method!(c"_log", native_log, c"_log(ctx, level, text): one line to Apache's error log");
 static mut READ_DEF: ffi::PyMethodDef = method!(
     c"_read",
     native_read,
@@ -145,24 +146,24 @@ unsafe extern "C" fn native_log(
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
     py_guard(|| {
-    let a = args(argv, n);
-    if a.len() != 3 {
-        return wrong_args("_log", "3 arguments");
-    }
-    let level = ffi::PyLong_AsLong(a[1]);
-    if level == -1 && !ffi::PyErr_Occurred().is_null() {
-        return ptr::null_mut();
-    }
-    let text = Obj::borrowed(a[2]);
-    let Some(msg) = text.as_str().map(str::to_string).or_else(|| Some(text.display())) else {
-        return ptr::null_mut();
-    };
-    let level = level.clamp(0, 7) as u8;
-    match request(a[0]) {
-        Some(req) => req.log(level, &msg),
-        None => server_log(level, &msg),
-    }
-    obj::none().into_ptr()
+        let a = args(argv, n);
+        if a.len() != 3 {
+            return wrong_args("_log", "3 arguments");
+        }
+        let level = ffi::PyLong_AsLong(a[1]);
+        if level == -1 && !ffi::PyErr_Occurred().is_null() {
+            return ptr::null_mut();
+        }
+        let text = Obj::borrowed(a[2]);
+        let Some(msg) = text.as_str().map(str::to_string).or_else(|| Some(text.display())) else {
+            return ptr::null_mut();
+        };
+        let level = level.clamp(0, 7) as u8;
+        match request(a[0]) {
+            Some(req) => req.log(level, &msg),
+            None => server_log(level, &msg),
+        }
+        obj::none().into_ptr()
     })
 }
 
@@ -172,28 +173,28 @@ unsafe extern "C" fn native_read(
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
     py_guard(|| {
-    let a = args(argv, n);
-    if a.len() != 2 && a.len() != 3 {
-        return wrong_args("_read", "2 or 3 arguments (ctx, size, partial=False)");
-    }
-    let size = ffi::PyLong_AsLongLong(a[1]);
-    if size == -1 && !ffi::PyErr_Occurred().is_null() {
-        return ptr::null_mut();
-    }
-    let partial = match a.get(2) {
-        None => false,
-        Some(&p) => match ffi::PyObject_IsTrue(p) {
-            -1 => return ptr::null_mut(),
-            v => v == 1,
-        },
-    };
-    let Some(req) = request(a[0]) else {
-        return raise(ffi::PyExc_OSError, "wsgi.input used outside its request");
-    };
-    match req.read_input(if size < 0 { None } else { Some(size as u64) }, partial) {
-        Ok(data) => obj::bytes(&data).map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
-        Err(msg) => raise(ffi::PyExc_OSError, &msg),
-    }
+        let a = args(argv, n);
+        if a.len() != 2 && a.len() != 3 {
+            return wrong_args("_read", "2 or 3 arguments (ctx, size, partial=False)");
+        }
+        let size = ffi::PyLong_AsLongLong(a[1]);
+        if size == -1 && !ffi::PyErr_Occurred().is_null() {
+            return ptr::null_mut();
+        }
+        let partial = match a.get(2) {
+            None => false,
+            Some(&p) => match ffi::PyObject_IsTrue(p) {
+                -1 => return ptr::null_mut(),
+                v => v == 1,
+            },
+        };
+        let Some(req) = request(a[0]) else {
+            return raise(ffi::PyExc_OSError, "wsgi.input used outside its request");
+        };
+        match req.read_input(if size < 0 { None } else { Some(size as u64) }, partial) {
+            Ok(data) => obj::bytes(&data).map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
+            Err(msg) => raise(ffi::PyExc_OSError, &msg),
+        }
     })
 }
 
@@ -203,18 +204,18 @@ unsafe extern "C" fn native_start_response(
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
     py_guard(|| {
-    let a = args(argv, n);
-    if a.len() != 2 && a.len() != 3 {
-        return wrong_args("start_response", "2 or 3 arguments (status, response_headers, exc_info=None)");
-    }
-    let Some(req) = request(slf) else {
-        return raise(ffi::PyExc_RuntimeError, "start_response() called outside its request");
-    };
-    let exc_info = a.get(2).copied().filter(|p| *p != ffi::Py_None());
-    match req.start_response(&Obj::borrowed(a[0]), &Obj::borrowed(a[1]), exc_info.map(|p| Obj::borrowed(p))) {
-        Ok(()) => req.write_callable().map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
-        Err(_) => ptr::null_mut(),
-    }
+        let a = args(argv, n);
+        if a.len() != 2 && a.len() != 3 {
+            return wrong_args("start_response", "2 or 3 arguments (status, response_headers, exc_info=None)");
+        }
+        let Some(req) = request(slf) else {
+            return raise(ffi::PyExc_RuntimeError, "start_response() called outside its request");
+        };
+        let exc_info = a.get(2).copied().filter(|p| *p != ffi::Py_None());
+        match req.start_response(&Obj::borrowed(a[0]), &Obj::borrowed(a[1]), exc_info.map(|p| Obj::borrowed(p))) {
+            Ok(()) => req.write_callable().map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
+            Err(_) => ptr::null_mut(),
+        }
     })
 }
 
@@ -224,23 +225,20 @@ unsafe extern "C" fn native_write(
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
     py_guard(|| {
-    let a = args(argv, n);
-    if a.len() != 1 {
-        return wrong_args("write", "exactly one argument");
-    }
-    let Some(req) = request(slf) else {
-        return raise(ffi::PyExc_RuntimeError, "write() called outside its request");
-    };
-    let data = Obj::borrowed(a[0]);
-    let Some(bytes) = data.as_bytes() else {
-        return raise(
-            ffi::PyExc_TypeError,
-            &format!("write() argument must be bytes, not {}", data.type_name()),
-        );
-    };
-    match req.write_from_app(bytes) {
-        Ok(()) => obj::none().into_ptr(),
-        Err(_) => ptr::null_mut(),
-    }
+        let a = args(argv, n);
+        if a.len() != 1 {
+            return wrong_args("write", "exactly one argument");
+        }
+        let Some(req) = request(slf) else {
+            return raise(ffi::PyExc_RuntimeError, "write() called outside its request");
+        };
+        let data = Obj::borrowed(a[0]);
+        let Some(bytes) = data.as_bytes() else {
+            return raise(ffi::PyExc_TypeError, &format!("write() argument must be bytes, not {}", data.type_name()));
+        };
+        match req.write_from_app(bytes) {
+            Ok(()) => obj::none().into_ptr(),
+            Err(_) => ptr::null_mut(),
+        }
     })
 }

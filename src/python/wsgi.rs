@@ -127,7 +127,9 @@ enum Pending {
     Done(Outcome),
     /// Call `finish()`; `short` is the error to log (and the connection to drop) when the body
     /// was shorter than its declared Content-Length.
-    Finish { short: Option<String> },
+    Finish {
+        short: Option<String>,
+    },
 }
 
 fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'static)) -> Pending {
@@ -142,7 +144,11 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
         Err(LoadError::NoCallable) => {
             backend.log(
                 LOG_ERR,
-                &format!("{}: Target WSGI script '{script}' does not contain WSGI application '{}'.", who(at), req.callable),
+                &format!(
+                    "{}: Target WSGI script '{script}' does not contain WSGI application '{}'.",
+                    who(at),
+                    req.callable
+                ),
             );
             return Pending::Done(Outcome::Failed(500));
         }
@@ -363,10 +369,13 @@ impl RequestState {
     /// Sends the body of `iterable`.
     fn consume(&mut self, file_wrapper_cls: *mut ffi::PyObject, iterable: &Obj) -> PyResult<()> {
         unsafe {
-            if ffi::Py_TYPE(iterable.as_ptr()) as *mut ffi::PyObject == file_wrapper_cls && self.try_send_file(iterable)? {
+            if ffi::Py_TYPE(iterable.as_ptr()) as *mut ffi::PyObject == file_wrapper_cls
+                && self.try_send_file(iterable)?
+            {
                 return Ok(());
             }
-            let listlike = ffi::PyList_CheckExact(iterable.as_ptr()) != 0 || ffi::PyTuple_CheckExact(iterable.as_ptr()) != 0;
+            let listlike =
+                ffi::PyList_CheckExact(iterable.as_ptr()) != 0 || ffi::PyTuple_CheckExact(iterable.as_ptr()) != 0;
             let iter = Obj::owned(ffi::PyObject_GetIter(iterable.as_ptr()))?;
             loop {
                 let item = ffi::PyIter_Next(iter.as_ptr());
@@ -504,7 +513,9 @@ impl RequestState {
             return Ok(w.clone());
         }
         let capsule = self.capsule.clone().ok_or(PyErrSet)?;
-        let w = unsafe { Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(WRITE_DEF), capsule.as_ptr(), ptr::null_mut()))? };
+        let w = unsafe {
+            Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(WRITE_DEF), capsule.as_ptr(), ptr::null_mut()))?
+        };
         self.write_fn = Some(w.clone());
         Ok(w)
     }
@@ -542,11 +553,17 @@ impl RequestState {
                         }
                     }
                 }
-                fail(unsafe { ffi::PyExc_RuntimeError }, "start_response() called with exc_info after headers were sent".into());
+                fail(
+                    unsafe { ffi::PyExc_RuntimeError },
+                    "start_response() called with exc_info after headers were sent".into(),
+                );
                 return Err(PyErrSet);
             }
             (None, true) => {
-                fail(unsafe { ffi::PyExc_RuntimeError }, "headers have already been set: start_response() called twice without exc_info".into());
+                fail(
+                    unsafe { ffi::PyExc_RuntimeError },
+                    "headers have already been set: start_response() called twice without exc_info".into(),
+                );
                 return Err(PyErrSet);
             }
             _ => {}
@@ -563,7 +580,10 @@ impl RequestState {
             }
         };
         if unsafe { ffi::PyList_Check(headers.as_ptr()) } == 0 {
-            fail(unsafe { ffi::PyExc_TypeError }, format!("response headers must be a list, not {}", headers.type_name()));
+            fail(
+                unsafe { ffi::PyExc_TypeError },
+                format!("response headers must be a list, not {}", headers.type_name()),
+            );
             return Err(PyErrSet);
         }
         let n = unsafe { ffi::PyList_Size(headers.as_ptr()) };
@@ -573,15 +593,25 @@ impl RequestState {
             let item = unsafe { Obj::borrowed(ffi::PyList_GetItem(headers.as_ptr(), i)) };
             let pair = unsafe {
                 if ffi::PyTuple_Check(item.as_ptr()) == 0 || ffi::PyTuple_Size(item.as_ptr()) != 2 {
-                    fail(ffi::PyExc_TypeError, format!("response header must be a (name, value) tuple, not {}", item.display()));
+                    fail(
+                        ffi::PyExc_TypeError,
+                        format!("response header must be a (name, value) tuple, not {}", item.display()),
+                    );
                     return Err(PyErrSet);
                 }
-                (Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 0)), Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 1)))
+                (
+                    Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 0)),
+                    Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 1)),
+                )
             };
             let (Some(name), Some(value)) = (pair.0.as_str(), pair.1.as_str()) else {
                 fail(
                     unsafe { ffi::PyExc_TypeError },
-                    format!("response header name and value must be str, not {} and {}", pair.0.type_name(), pair.1.type_name()),
+                    format!(
+                        "response header name and value must be str, not {} and {}",
+                        pair.0.type_name(),
+                        pair.1.type_name()
+                    ),
                 );
                 return Err(PyErrSet);
             };
@@ -596,7 +626,10 @@ impl RequestState {
                 match std::str::from_utf8(&value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
                     Some(v) => content_length = Some(v),
                     None => {
-                        fail(unsafe { ffi::PyExc_ValueError }, format!("invalid Content-Length value {:?}", String::from_utf8_lossy(&value)));
+                        fail(
+                            unsafe { ffi::PyExc_ValueError },
+                            format!("invalid Content-Length value {:?}", String::from_utf8_lossy(&value)),
+                        );
                         return Err(PyErrSet);
                     }
                 }
@@ -695,7 +728,9 @@ pub fn validate_header(name: &str, value: &str) -> Result<(Vec<u8>, Vec<u8>), St
             return Err(format!("response header {name:?} has a value that is not latin-1: {value:?}"));
         }
         if (c < 0x20 && c != 0x09) || c == 0x7f {
-            return Err(format!("response header {name:?} has a control character (CR, LF or other) in its value {value:?}"));
+            return Err(format!(
+                "response header {name:?} has a control character (CR, LF or other) in its value {value:?}"
+            ));
         }
         v.push(c as u8);
     }
@@ -709,7 +744,9 @@ fn is_tchar(c: u8) -> bool {
 /// The rules of [`validate_header`] for a header that arrives already encoded (from a daemon
 /// process, whose applications could write to their socket directly).
 pub fn header_bytes_ok(name: &[u8], value: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&c| is_tchar(c)) && value.iter().all(|&c| (c >= 0x20 && c != 0x7f) || c == b'\t')
+    !name.is_empty()
+        && name.iter().all(|&c| is_tchar(c))
+        && value.iter().all(|&c| (c >= 0x20 && c != 0x7f) || c == b'\t')
 }
 
 /// The rules of [`parse_status`] for a reason phrase that arrives already encoded.

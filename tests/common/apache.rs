@@ -458,13 +458,7 @@ impl Apache {
         }
     }
 
-    pub fn try_send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> io::Result<Response> {
+    pub fn try_send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
         let mut client = self.try_connect()?;
         let mut hs: Vec<(&str, &str)> = headers.to_vec();
         if !hs.iter().any(|(n, _)| n.eq_ignore_ascii_case("Connection")) {
@@ -753,10 +747,7 @@ impl Drop for Apache {
     fn drop(&mut self) {
         let report = self.shutdown();
         if report.forced || !report.leftovers.is_empty() {
-            eprintln!(
-                "oxwsgi harness: Apache (pid {}) did not stop cleanly: {report:?}",
-                self.pid
-            );
+            eprintln!("oxwsgi harness: Apache (pid {}) did not stop cleanly: {report:?}", self.pid);
         }
         let keep = thread::panicking() || std::env::var_os("OXWSGI_KEEP_TEST_DIRS").is_some();
         if keep {
@@ -814,10 +805,7 @@ fn substitute(snippet: &str, root: &Path, port: u16) -> String {
 }
 
 fn numbered(text: &str) -> String {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| format!("{:4} {l}\n", i + 1))
-        .collect()
+    text.lines().enumerate().map(|(i, l)| format!("{:4} {l}\n", i + 1)).collect()
 }
 
 fn is_port_clash(logs: &str) -> bool {
@@ -847,10 +835,7 @@ fn free_port() -> u16 {
 }
 
 fn make_dir(path: &Path) {
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(path)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    fs::DirBuilder::new().mode(0o755).create(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -885,11 +870,7 @@ fn make_root_dir() -> PathBuf {
             );
         }
     }
-    let root = base.join(format!(
-        "oxwsgi-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let root = base.join(format!("oxwsgi-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     if root.exists() {
         let _ = fs::remove_dir_all(&root); // left by an earlier process with the same pid
     }
@@ -901,12 +882,7 @@ fn make_root_dir() -> PathBuf {
 fn exited_nowait(pid: libc::pid_t) -> bool {
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
+        let r = libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
         if r != 0 {
             return true; // ECHILD: already reaped
         }

@@ -45,27 +45,17 @@ pub struct Response {
 impl Response {
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Every header with this name (case-insensitive), in order.
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 
     /// First trailer with this name (case-insensitive).
     pub fn trailer(&self, name: &str) -> Option<&str> {
-        self.trailers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.trailers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as (lossy) UTF-8.
@@ -106,13 +96,7 @@ pub fn is_head_request(raw: &[u8]) -> bool {
 /// Build an HTTP/1.1 request. Adds `Host` unless given, and `Content-Length` when there is a body
 /// (or the method is POST/PUT/PATCH) unless `Content-Length`/`Transfer-Encoding` is given.
 /// Headers are written verbatim, in order.
-pub fn build_request(
-    method: &str,
-    path: &str,
-    host: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Vec<u8> {
+pub fn build_request(method: &str, path: &str, host: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
     if !has("Host") {
@@ -148,18 +132,12 @@ impl Client {
     }
 
     pub fn connect_timeout(addr: SocketAddr, timeout: Duration) -> io::Result<Client> {
-        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}"))
-        })?;
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         let _ = stream.set_nodelay(true);
-        Ok(Client {
-            stream,
-            buf: Vec::new(),
-            host: addr.to_string(),
-            eof: false,
-        })
+        Ok(Client { stream, buf: Vec::new(), host: addr.to_string(), eof: false })
     }
 
     /// Change the read and write timeouts of this connection.
@@ -387,15 +365,7 @@ impl Client {
                 None => headers.push((line.to_string(), String::new())),
             }
         }
-        Ok(Response {
-            version,
-            status,
-            reason,
-            headers,
-            raw_head,
-            complete: true,
-            ..Default::default()
-        })
+        Ok(Response { version, status, reason, headers, raw_head, complete: true, ..Default::default() })
     }
 
     fn read_body(&mut self, resp: &mut Response, head_request: bool) {
@@ -421,10 +391,7 @@ impl Client {
                 Ok(n) => {
                     if let Err(e) = self.read_exact_body(&mut resp.body, n) {
                         resp.complete = false;
-                        resp.error = Some(format!(
-                            "Content-Length {n} but only {} bytes: {e}",
-                            resp.body.len()
-                        ));
+                        resp.error = Some(format!("Content-Length {n} but only {} bytes: {e}", resp.body.len()));
                     }
                 }
                 Err(_) => {
@@ -463,8 +430,7 @@ impl Client {
             };
             let line = String::from_utf8_lossy(&line).into_owned();
             let size_str = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_str, 16)
-                .map_err(|_| format!("bad chunk-size line {line:?}"))?;
+            let size = usize::from_str_radix(size_str, 16).map_err(|_| format!("bad chunk-size line {line:?}"))?;
             if size == 0 {
                 // Trailer section, ends with an empty line.
                 loop {
@@ -482,13 +448,10 @@ impl Client {
                     }
                 }
             }
-            self.read_exact_body(&mut resp.body, size)
-                .map_err(|e| format!("inside a {size}-byte chunk: {e}"))?;
+            self.read_exact_body(&mut resp.body, size).map_err(|e| format!("inside a {size}-byte chunk: {e}"))?;
             match self.read_line() {
                 Ok(Some(l)) if l.is_empty() => {}
-                Ok(Some(l)) => {
-                    return Err(format!("chunk not followed by CRLF: {:?}", String::from_utf8_lossy(&l)))
-                }
+                Ok(Some(l)) => return Err(format!("chunk not followed by CRLF: {:?}", String::from_utf8_lossy(&l))),
                 Ok(None) => return Err("connection closed after chunk data".into()),
                 Err(e) => return Err(describe(&e)),
             }

@@ -21,8 +21,8 @@ pub mod http;
 pub mod procs;
 
 pub use apache::{
-    default_module_path, oxwsgi_module, Apache, ApacheBuilder, Mpm, StopReport, DEBIAN_MOD_WSGI,
-    MODULES_DIR, READY_MARKER,
+    default_module_path, oxwsgi_module, Apache, ApacheBuilder, Mpm, StopReport, DEBIAN_MOD_WSGI, MODULES_DIR,
+    READY_MARKER,
 };
 pub use http::{build_request, Client, Response, DEFAULT_TIMEOUT};
 pub use procs::{alive_pids, descendants, process_alive};

@@ -100,11 +100,8 @@ pub fn run(cmd: &mut Command) -> Result<String, String> {
 
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
     let what = format!("{cmd:?}");
-    let out_path = std::env::temp_dir().join(format!(
-        "oxwsgi-venv-cmd-{}-{:?}.log",
-        std::process::id(),
-        thread::current().id()
-    ));
+    let out_path =
+        std::env::temp_dir().join(format!("oxwsgi-venv-cmd-{}-{:?}.log", std::process::id(), thread::current().id()));
     let out = fs::File::create(&out_path).map_err(|e| e.to_string())?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut child = cmd
@@ -183,11 +180,8 @@ impl TempDir {
     pub fn new(label: &str) -> TempDir {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
-        let p = PathBuf::from(format!(
-            "/tmp/oxwsgi-{label}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let p =
+            PathBuf::from(format!("/tmp/oxwsgi-{label}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         if p.exists() {
             let _ = fs::remove_dir_all(&p);
         }

@@ -60,9 +60,7 @@ impl RunAs {
         };
         let is_root = unsafe { libc::geteuid() } == 0;
         if is_root && (uid == 0 || gid == 0) {
-            return Err(Fail(
-                "Apache refuses to run its children as root: choose another --user/--group".to_string(),
-            ));
+            return Err(Fail("Apache refuses to run its children as root: choose another --user/--group".to_string()));
         }
         let mut groups = vec![gid, user_gid];
         let mut buf = vec![0 as libc::gid_t; 256];
@@ -344,10 +342,8 @@ pub fn check_app(python: &Path, target: &AppTarget, python_path: &[PathBuf], cwd
 
 /// Fails if nothing can listen on host:port now (in use, not a local address, not allowed).
 pub fn check_port(host: &str, port: u16) -> Result<()> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| Fail(format!("cannot resolve --host {host}: {e}")))?
-        .collect();
+    let addrs: Vec<_> =
+        (host, port).to_socket_addrs().map_err(|e| Fail(format!("cannot resolve --host {host}: {e}")))?.collect();
     if addrs.is_empty() {
         return Err(Fail(format!("--host {host} resolves to no address")));
     }

@@ -52,9 +52,7 @@ pub fn find_module() -> Result<PathBuf> {
     }
     let manifest = Path::new(MANIFEST_DIR);
     if manifest.join("Cargo.toml").is_file() {
-        warn(&format!(
-            "the oxwsgi module is not built yet; running `cargo build --release --lib` in {MANIFEST_DIR}"
-        ));
+        warn(&format!("the oxwsgi module is not built yet; running `cargo build --release --lib` in {MANIFEST_DIR}"));
         let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .args(["build", "--release", "--lib"])
             .current_dir(manifest)
@@ -100,7 +98,11 @@ fn active_virtualenv() -> Option<PathBuf> {
     };
     let python = checks::python_in(&candidate)?;
     let out = Command::new(&python)
-        .args(["-I", "-c", "import sys; print(sys.prefix); print(sys.base_prefix); print('%d.%d' % sys.version_info[:2])"])
+        .args([
+            "-I",
+            "-c",
+            "import sys; print(sys.prefix); print(sys.base_prefix); print('%d.%d' % sys.version_info[:2])",
+        ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -156,10 +158,7 @@ fn staged(destdir: Option<&Path>, dest: &Path) -> PathBuf {
 
 /// The text of oxwsgi.load for a module installed at `module`.
 pub fn load_file_text(module: &Path) -> String {
-    LOAD_TEMPLATE.replace(
-        &format!("{DEBIAN_MODULES_DIR}/{INSTALLED_FILE}"),
-        &module.display().to_string(),
-    )
+    LOAD_TEMPLATE.replace(&format!("{DEBIAN_MODULES_DIR}/{INSTALLED_FILE}"), &module.display().to_string())
 }
 
 fn make_dirs(dir: &Path) -> Result<()> {

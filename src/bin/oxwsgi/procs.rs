@@ -36,9 +36,7 @@ pub fn parse_stat(text: &str) -> Option<Proc> {
 
 pub fn all() -> Vec<Proc> {
     let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(stat)
-        .collect()
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).filter_map(stat).collect()
 }
 
 /// Every descendant of `root` (not `root` itself), following ppid links.

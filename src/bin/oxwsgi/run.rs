@@ -237,10 +237,12 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             return Err(Fail(format!("--url-alias {url} would hide the application mounted at {mount_point}")));
         }
         let path = absolute(&cwd, Path::new(target));
-        let path = fs::canonicalize(&path).map_err(|_| Fail(format!("--url-alias {url} {target}: no such file or directory")))?;
+        let path = fs::canonicalize(&path)
+            .map_err(|_| Fail(format!("--url-alias {url} {target}: no such file or directory")))?;
         url_aliases.push((url, path));
     }
-    if !args.log_level.split_whitespace().all(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == ':' || c == '_')) {
+    if !args.log_level.split_whitespace().all(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == ':' || c == '_'))
+    {
         return Err(Fail(format!("--log-level '{}' is not an Apache LogLevel", args.log_level)));
     }
 
@@ -272,7 +274,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     // What Apache's children must be able to read.
     match &app {
         App::Script(p) => checks::require_readable(p, "the WSGI script", &who)?,
-        App::Module { .. } => checks::require_readable(&app_dir, "the application directory (on sys.path for module:callable)", &who)?,
+        App::Module { .. } => {
+            checks::require_readable(&app_dir, "the application directory (on sys.path for module:callable)", &who)?
+        }
     }
     if let Some(h) = &python_home {
         checks::require_readable(h, "--python-home", &who)?;
@@ -457,7 +461,8 @@ fn spawn_apache(site: &Site) -> Result<Child> {
             .append(true)
             .open(site.apache_output_log())
             .map_err(|e| Fail(format!("cannot write {}: {e}", site.apache_output_log().display())))?;
-        let err = out.try_clone().map_err(|e| Fail(format!("cannot write {}: {e}", site.apache_output_log().display())))?;
+        let err =
+            out.try_clone().map_err(|e| Fail(format!("cannot write {}: {e}", site.apache_output_log().display())))?;
         cmd.stdout(out).stderr(err);
     }
     // Its own process group, so a terminal's Ctrl-C reaches only us and we stop Apache in
@@ -613,9 +618,10 @@ fn run_apache(site: &Site, preload: bool, request_timeout: u64, stop_timeout: Du
         let error_log = site.error_log();
         let timeout = Duration::from_secs(if request_timeout == 0 { 300 } else { request_timeout + 10 });
         std::thread::spawn(move || match warm_up(&addrs, &host_header, &path, timeout) {
-            Ok((status, line, took)) if status < 500 => {
-                say(&format!("oxwsgi: application loaded (warm-up GET {path} -> {line} in {:.2} s)", took.as_secs_f64()))
-            }
+            Ok((status, line, took)) if status < 500 => say(&format!(
+                "oxwsgi: application loaded (warm-up GET {path} -> {line} in {:.2} s)",
+                took.as_secs_f64()
+            )),
             Ok((_, line, _)) => warn(&format!(
                 "warm-up GET {path} -> {line}: the application failed to load or raised; see {}",
                 error_log.display()
@@ -774,15 +780,19 @@ fn cleanup_orphans(known: &mut Vec<procs::Proc>, grace: Duration) -> Vec<u32> {
 
 /// One GET to load the application: returns the status, the status line's text and how long it
 /// took. Reads the response to its end (bounded) so the app is not cut off mid-write.
-fn warm_up(addrs: &[SocketAddr], host: &str, path: &str, timeout: Duration) -> std::result::Result<(u16, String, Duration), String> {
+fn warm_up(
+    addrs: &[SocketAddr],
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> std::result::Result<(u16, String, Duration), String> {
     let started = Instant::now();
     let addr = addrs.first().ok_or("no address to connect to")?;
     let mut stream = TcpStream::connect_timeout(addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
     stream.set_write_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: oxwsgi-warm-up\r\nConnection: close\r\n\r\n"
-    );
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: oxwsgi-warm-up\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let mut head = Vec::new();
     let mut buf = [0u8; 8192];
@@ -808,7 +818,8 @@ fn warm_up(addrs: &[SocketAddr], host: &str, path: &str, timeout: Duration) -> s
     let status_line = text.lines().next().unwrap_or("");
     let mut parts = status_line.splitn(3, ' ');
     let _version = parts.next();
-    let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad response '{status_line}'"))?;
+    let status: u16 =
+        parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad response '{status_line}'"))?;
     let reason = parts.next().unwrap_or("").trim();
     Ok((status, format!("{status} {reason}").trim().to_string(), started.elapsed()))
 }
@@ -832,7 +843,9 @@ mod tests {
     #[test]
     fn app_resolution() {
         let cwd = std::env::temp_dir();
-        assert!(matches!(resolve_app("mysite.wsgi:application", None, &cwd), Ok(App::Module { ref module, ref attr }) if module == "mysite.wsgi" && attr == "application"));
+        assert!(
+            matches!(resolve_app("mysite.wsgi:application", None, &cwd), Ok(App::Module { ref module, ref attr }) if module == "mysite.wsgi" && attr == "application")
+        );
         assert!(matches!(resolve_app("hello", Some("app"), &cwd), Ok(App::Module { ref attr, .. }) if attr == "app"));
         let e = resolve_app("nope-oxwsgi.wsgi", None, &cwd).err().unwrap().0;
         assert_eq!(e, "nope-oxwsgi.wsgi: no such file");

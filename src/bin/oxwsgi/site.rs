@@ -368,7 +368,10 @@ pub fn py_str(s: &str) -> String {
 pub fn conf_safe(what: &str, value: &str) -> Result<()> {
     let bad = value.chars().find(|c| matches!(c, '"' | '\\' | '\n' | '\r' | '\0'));
     if let Some(c) = bad {
-        return Err(Fail(format!("{what} '{}' contains {c:?}, which oxwsgi cannot put into an Apache configuration", value.escape_debug())));
+        return Err(Fail(format!(
+            "{what} '{}' contains {c:?}, which oxwsgi cannot put into an Apache configuration",
+            value.escape_debug()
+        )));
     }
     if value.contains("${") {
         return Err(Fail(format!("{what} '{value}' contains '${{', which Apache would read as a variable")));
@@ -444,7 +447,12 @@ mod tests {
         assert!(c.contains(
             "WSGIDaemonProcess oxwsgi threads=5 request-timeout=60 display-name=%{GROUP} home=\"/srv/app\" python-path=\"/srv/app\"\n"
         ), "{c}");
-        assert!(c.contains("WSGIScriptAlias \"/\" \"/srv/app/hello.wsgi\" process-group=oxwsgi application-group=%{GLOBAL}\n"), "{c}");
+        assert!(
+            c.contains(
+                "WSGIScriptAlias \"/\" \"/srv/app/hello.wsgi\" process-group=oxwsgi application-group=%{GLOBAL}\n"
+            ),
+            "{c}"
+        );
         assert!(c.contains("WSGISocketPrefix \"/tmp/oxwsgi-abc/run/wsgi\"\n"));
         assert!(c.contains("WSGIScriptReloading Off\n"));
         assert!(c.contains("Listen 127.0.0.1:8000\n"));
@@ -469,10 +477,18 @@ mod tests {
         d.mode = Mode::Daemon { processes: 1, threads: 5, request_timeout: 60 };
         assert!(d.render_config().contains(" home=\"/srv/app\" python-home=\"/srv/venv\" python-path="));
         assert!(!c.contains("WSGIDaemonProcess") && !c.contains("process-group"), "{c}");
-        assert!(c.contains("WSGIScriptAlias \"/\" \"/srv/app/hello.wsgi\" application-group=%{GLOBAL} callable-object=\"app\"\n"), "{c}");
+        assert!(
+            c.contains(
+                "WSGIScriptAlias \"/\" \"/srv/app/hello.wsgi\" application-group=%{GLOBAL} callable-object=\"app\"\n"
+            ),
+            "{c}"
+        );
         assert!(c.contains("WSGIPythonPath \"/srv/app\"\n"));
         assert!(c.contains("WSGIPythonHome \"/srv/venv\"\n"));
-        assert!(c.contains("ServerLimit 2\n") && c.contains("ThreadsPerChild 4\n") && c.contains("MaxRequestWorkers 8\n"), "{c}");
+        assert!(
+            c.contains("ServerLimit 2\n") && c.contains("ThreadsPerChild 4\n") && c.contains("MaxRequestWorkers 8\n"),
+            "{c}"
+        );
         assert!(c.contains("ErrorLog \"/dev/stderr\"\n") && c.contains("CustomLog \"/dev/stdout\" oxwsgi\n"));
         assert!(c.contains("WSGIScriptReloading On\n"));
         assert!(c.contains("Alias \"/static\" \"/srv/app\"\n"));
@@ -506,7 +522,9 @@ mod tests {
         assert_eq!(normalize_url_path("m", "//app//").unwrap(), "/app");
         assert!(normalize_url_path("m", "app").is_err());
         assert!(normalize_url_path("m", "/a b").is_err());
-        assert!(conf_safe("p", "/a\"b").is_err() && conf_safe("p", "/a${X}").is_err() && conf_safe("p", "/a b").is_ok());
+        assert!(
+            conf_safe("p", "/a\"b").is_err() && conf_safe("p", "/a${X}").is_err() && conf_safe("p", "/a b").is_ok()
+        );
         assert_eq!(sh("it's"), "'it'\\''s'");
         assert_eq!(py_str("a\nb"), "'a\\x0ab'");
     }

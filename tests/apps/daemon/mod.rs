@@ -19,11 +19,8 @@ pub const APP: &str = include_str!("app.py");
 #[track_caller]
 pub fn facts(r: &Response) -> BTreeMap<String, String> {
     r.assert_status(200);
-    let out: BTreeMap<String, String> = r
-        .text()
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect();
+    let out: BTreeMap<String, String> =
+        r.text().lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
     assert!(out.contains_key("pid"), "not a /facts report:\n{}", r.text());
     out
 }
@@ -44,10 +41,7 @@ pub fn daemon_pid(apache: &Apache, mount: &str) -> u32 {
 #[track_caller]
 pub fn dump(r: &Response) -> BTreeMap<String, String> {
     r.assert_status(200);
-    r.text()
-        .lines()
-        .filter_map(|l| l.split_once('\t').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect()
+    r.text().lines().filter_map(|l| l.split_once('\t').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
 }
 
 /// Poll `f` (bounded) until it returns true.
