@@ -7,7 +7,8 @@ mod common;
 use std::fs;
 use std::time::{Duration, SystemTime};
 
-use apps::{eventually, get, report, ENV_APP};
+use apps::{get, report, ENV_APP};
+use common::eventually;
 use common::{alive_pids, Apache, Mpm};
 
 fn versioned(version: &str) -> String {

@@ -8,7 +8,8 @@ use std::io::Read;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use apps::{binary_data, eventually, RESPONSE_APP, VALIDATED_APP};
+use apps::{binary_data, RESPONSE_APP, VALIDATED_APP};
+use common::eventually;
 use common::Apache;
 
 const DATA_LEN: usize = 5 * 1024 * 1024 + 123;

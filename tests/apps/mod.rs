@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use crate::common::Response;
 
@@ -42,20 +41,6 @@ pub fn py_str(s: &str) -> String {
 #[track_caller]
 pub fn get<'a>(rep: &'a BTreeMap<String, String>, key: &str) -> &'a str {
     rep.get(key).map(String::as_str).unwrap_or_else(|| panic!("no {key:?} in report: {rep:#?}"))
-}
-
-/// Poll `f` (bounded) until it returns true.
-pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 /// Error paths and start_response validation, dispatched on PATH_INFO (see errors.py).

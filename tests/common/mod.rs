@@ -26,3 +26,20 @@ pub use apache::{
 };
 pub use http::{build_request, Client, Response, DEFAULT_TIMEOUT};
 pub use procs::{alive_pids, descendants, process_alive};
+
+use std::time::{Duration, Instant};
+
+/// Poll `f` (bounded) until it returns true.
+#[allow(dead_code)]
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{self, Apache, Response};
 
@@ -44,19 +44,7 @@ pub fn dump(r: &Response) -> BTreeMap<String, String> {
     r.text().lines().filter_map(|l| l.split_once('\t').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
 }
 
-/// Poll `f` (bounded) until it returns true.
-pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
+pub use crate::common::eventually;
 
 /// /proc/<pid>/cmdline with NULs shown as spaces, trailing ones trimmed ("" if gone).
 pub fn cmdline(pid: u32) -> String {
