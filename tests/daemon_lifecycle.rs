@@ -322,3 +322,28 @@ fn stop_leaves_no_daemon_behind() {
     let (r, ran) = inflight.join().unwrap();
     assert!(ran < Duration::from_secs(8), "the in-flight request hung for {ran:?}: {r:?}");
 }
+
+/// startup-timeout: a script that failed to load and does not load within the timeout gets a
+/// fresh daemon process.
+#[test]
+fn startup_timeout_replaces_a_process_whose_script_does_not_load() {
+    let apache = Apache::builder()
+        .app("broken.wsgi", "raise RuntimeError('cannot start: database unavailable')\n")
+        .config(
+            "WSGIDaemonProcess st processes=1 threads=1 startup-timeout=1\n\
+             WSGIScriptAlias /st {APPS}/broken.wsgi process-group=st",
+        )
+        .start();
+    apache.get("/st/").assert_status(500);
+    assert!(
+        apache.wait_for_log("startup-timeout (1s): the WSGI script has not loaded", Duration::from_secs(5)),
+        "{}",
+        apache.log_tail(20)
+    );
+    assert!(
+        common::eventually(Duration::from_secs(5), || apache.count_in_log("started daemon process 0 of group 'st'")
+            >= 2),
+        "{}",
+        apache.log_tail(20)
+    );
+}

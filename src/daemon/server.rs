@@ -802,6 +802,22 @@ fn monitor(shared: &Shared) -> ! {
         if let Some(limit) = spec.request_timeout {
             check_request_timeouts(shared, limit);
         }
+        // startup-timeout: a script that failed to load, and has not loaded since, gets a fresh
+        // process (state an import left behind may be what keeps it failing), as in mod_wsgi.
+        if let Some(t) = spec.startup_timeout {
+            let loads = &wsgi::SCRIPT_LOADS;
+            let failed_at = loads.first_failure.load(Ordering::Relaxed);
+            if !loads.loaded.load(Ordering::Relaxed)
+                && failed_at != 0
+                && wsgi::now_micros().saturating_sub(failed_at) >= t.as_micros() as u64
+            {
+                shared.begin_stop(
+                    StopKind::Replace,
+                    shared.graceful(),
+                    &format!("startup-timeout ({}s): the WSGI script has not loaded", t.as_secs()),
+                );
+            }
+        }
         if let Some(t) = spec.restart_interval {
             if shared.started.elapsed() >= t {
                 shared.begin_stop(

@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub const LOG_ERR: u8 = 3;
 pub const LOG_WARNING: u8 = 4;
@@ -135,8 +135,12 @@ enum Pending {
 fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'static)) -> Pending {
     let script = req.script.display().to_string();
     let app = match at.application(req.script, req.mtime, req.reload, req.callable) {
-        Ok(app) => app,
+        Ok(app) => {
+            SCRIPT_LOADS.loaded.store(true, Ordering::Relaxed);
+            app
+        }
         Err(LoadError::Exception(exc)) => {
+            let _ = SCRIPT_LOADS.first_failure.compare_exchange(0, now_micros(), Ordering::Relaxed, Ordering::Relaxed);
             backend.log(LOG_ERR, &format!("{}: Failed to exec Python script file '{script}'.", who(at)));
             log_exception(at, backend, &script, exc);
             return Pending::Done(Outcome::Failed(500));
@@ -786,6 +790,20 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
     set(c"mod_wsgi.thread_requests", &obj::int(thread_requests as i64)?)?;
     set(c"mod_wsgi.total_requests", &obj::int(TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed) as i64 + 1)?)?;
     Ok(env)
+}
+
+/// Whether this process has loaded a WSGI script, and when one first failed to load (for a
+/// daemon's startup-timeout).
+pub struct ScriptLoads {
+    pub loaded: AtomicBool,
+    /// Microseconds since the epoch; 0 while no load has failed.
+    pub first_failure: AtomicU64,
+}
+
+pub static SCRIPT_LOADS: ScriptLoads = ScriptLoads { loaded: AtomicBool::new(false), first_failure: AtomicU64::new(0) };
+
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
