@@ -24,7 +24,11 @@ fn main() {
     }
     // The httpd version for `apache.version` in the environ, as mod_wsgi reports it.
     let release = std::fs::read_to_string(format!("{}/ap_release.h", includes[0])).unwrap_or_default();
-    for (name, var) in [("AP_SERVER_MAJORVERSION_NUMBER", "OXWSGI_AP_MAJOR"), ("AP_SERVER_MINORVERSION_NUMBER", "OXWSGI_AP_MINOR"), ("AP_SERVER_PATCHLEVEL_NUMBER", "OXWSGI_AP_PATCH")] {
+    for (name, var) in [
+        ("AP_SERVER_MAJORVERSION_NUMBER", "OXWSGI_AP_MAJOR"),
+        ("AP_SERVER_MINORVERSION_NUMBER", "OXWSGI_AP_MINOR"),
+        ("AP_SERVER_PATCHLEVEL_NUMBER", "OXWSGI_AP_PATCH"),
+    ] {
         let value = release
             .lines()
             .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name)?.trim().parse::<u32>().ok())
