@@ -5,9 +5,13 @@ build:
 	scripts/bootstrap
 	cargo build --release
 
-# Serves examples/hello.wsgi on http://127.0.0.1:8000/ (daemon mode, Ctrl-C to stop).
+# Serves examples/hello.wsgi on http://127.0.0.1:8000/ (daemon mode, Ctrl-C to stop). The
+# example is copied where Apache's www-data user can read it (this checkout may be under /root).
+EXAMPLE_DIR ?= /tmp/oxwsgi-example
 serve: build
-	target/release/oxwsgi serve examples/hello.wsgi --host 127.0.0.1 --port 8000
+	rm -rf $(EXAMPLE_DIR) && mkdir -p $(EXAMPLE_DIR) && cp -r examples/. $(EXAMPLE_DIR)/
+	chmod -R a+rX $(EXAMPLE_DIR)
+	target/release/oxwsgi serve $(EXAMPLE_DIR)/hello.wsgi --host 127.0.0.1 --port 8000 --url-alias /static $(EXAMPLE_DIR)/static
 
 # Unit tests, then integration tests against a real Apache.
 test:

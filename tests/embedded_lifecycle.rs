@@ -113,6 +113,16 @@ fn graceful_restart_leaves_no_old_children() {
         alive_pids(&before),
         apache.log_tail(30)
     );
+    // -k restart (SIGHUP) likewise: the children with interpreters go at once.
+    let before = apache.child_pids();
+    apache.restart();
+    report(&apache.get("/a"));
+    assert!(
+        eventually(Duration::from_secs(5), || alive_pids(&before).is_empty()),
+        "old children {:?} still alive 5 s after a restart\n{}",
+        alive_pids(&before),
+        apache.log_tail(30)
+    );
     let t = std::time::Instant::now();
     let report = apache.stop();
     assert!(t.elapsed() < Duration::from_secs(5), "stop took {:?}", t.elapsed());
