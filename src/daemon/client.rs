@@ -332,6 +332,7 @@ unsafe fn relay(
                     backend.abort();
                     return Ok(ffi::OK as i32);
                 }
+                conn.reader.recycle(data);
             }
             Frame::SendFile { offset, length } => {
                 let Some(fd) = conn.reader.get_mut().fds.pop_front() else {

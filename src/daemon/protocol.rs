@@ -755,12 +755,23 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// A payload buffer handed back with [`FrameReader::recycle`], reused for the next bulk
+    /// BODY/DATA payload.
+    spare: Vec<u8>,
 }
 
 impl<R: Read> FrameReader<R> {
     /// Wraps a stream. Allocates nothing until the first read.
     pub fn new(inner: R) -> Self {
-        FrameReader { inner, buf: Vec::new(), start: 0, end: 0 }
+        FrameReader { inner, buf: Vec::new(), start: 0, end: 0, spare: Vec::new() }
+    }
+
+    /// Gives back the buffer of a BODY/DATA frame once it has been used, so the next large
+    /// payload is read into it instead of a new allocation.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if buf.capacity() > self.spare.capacity() {
+            self.spare = buf;
+        }
     }
 
     /// Reads the next frame. `Err(ProtocolError::Closed)` means the peer closed the connection
@@ -784,7 +795,9 @@ impl<R: Read> FrameReader<R> {
         let have = self.end - self.start - HEADER_LEN;
         if have < len && matches!(frame_type, FrameType::Body | FrameType::Data) {
             // Bulk payload not yet buffered: read it straight into the frame's own Vec.
-            let mut payload = vec![0u8; len];
+            let mut payload = std::mem::take(&mut self.spare);
+            payload.clear();
+            payload.resize(len, 0);
             payload[..have].copy_from_slice(&self.buf[self.start + HEADER_LEN..self.end]);
             self.start = 0;
             self.end = 0;

@@ -646,7 +646,8 @@ impl DaemonBackend {
     fn receive_body(&mut self) -> bool {
         match self.reader.read_frame() {
             Ok(Frame::Body(data)) => {
-                self.pending = data;
+                let used = std::mem::replace(&mut self.pending, data);
+                self.reader.recycle(used);
                 self.pending_pos = 0;
                 true
             }

@@ -222,6 +222,11 @@ def format_exception(exc):
     return ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
+# Streams holding a partial line; the native side checks this set after each request and calls
+# flush_pending() only when it is not empty.
+_pending = set()
+
+
 class _LogRaw:
     """The binary end of sys.stdout/sys.stderr: each complete line goes to Apache's error log
     (a partial line when flushed; oxwsgi flushes both streams at the end of every request)."""
@@ -236,9 +241,12 @@ class _LogRaw:
         *lines, self._buf = data.split(b'\n')
         for line in lines:
             _log(None, self._level, line.decode('utf-8', 'replace'))
+        if self._buf:
+            _pending.add(self)
         return len(b)
 
     def flush(self):
+        _pending.discard(self)
         if self._buf:
             buf, self._buf = self._buf, b''
             _log(None, self._level, buf.decode('utf-8', 'replace'))
@@ -287,7 +295,7 @@ def _raw_adapter():
 
         def flush(self):
             # Line buffering flushes after every newline; a partial line stays until the end
-            # of the request (flush_std_streams).
+            # of the request (flush_pending).
             pass
 
         def fileno(self):
@@ -300,16 +308,10 @@ def _RawAdapter(target):
     return _raw_adapter()(target)
 
 
-def flush_std_streams():
+def flush_pending():
     """End of a request: what print() left without a newline reaches the log too."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-            target = getattr(getattr(stream, 'buffer', None), '_target', None)
-            if isinstance(target, _LogRaw):
-                target.flush()
-        except Exception:
-            pass
+    for raw in list(_pending):
+        raw.flush()
 
 
 def setup(process_group, application_group, version, environ_snapshot, restrict_signal,

@@ -86,7 +86,9 @@ pub struct InterpData {
     pub file_wrapper_cls: Obj,
     pub load_script: Obj,
     pub format_exception: Obj,
-    pub flush_std_streams: Obj,
+    /// boot.py's `_pending` set (partial log lines) and `flush_pending`.
+    pub pending_streams: Obj,
+    pub flush_pending: Obj,
     pub wsgi_version: Obj,
     pub mod_wsgi_version: Obj,
     /// `apache.version`: the httpd this module was built against.
@@ -95,6 +97,9 @@ pub struct InterpData {
     pub false_: Obj,
     /// (script path, callable name) -> (mtime, the callable)
     pub apps: HashMap<(PathBuf, String), (i64, Obj)>,
+    /// environ key strings made once (CGI names, HTTP_* headers), up to a bound: clients choose
+    /// header names, so the cache must not grow without limit.
+    pub environ_keys: HashMap<Box<[u8]>, Obj>,
 }
 
 /// Starts Python in this process. Call once, in the process that will run applications (an
@@ -353,7 +358,8 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             file_wrapper_cls: get(c"FileWrapper")?,
             load_script: get(c"load_script")?,
             format_exception: get(c"format_exception")?,
-            flush_std_streams: get(c"flush_std_streams")?,
+            pending_streams: get(c"_pending")?,
+            flush_pending: get(c"flush_pending")?,
             wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
             mod_wsgi_version,
             apache_version: obj::tuple(&[
@@ -364,6 +370,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             true_: obj::boolean(true),
             false_: obj::boolean(false),
             apps: HashMap::new(),
+            environ_keys: HashMap::new(),
         })
     })();
     match result {

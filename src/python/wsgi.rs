@@ -19,6 +19,8 @@ pub const LOG_INFO: u8 = 6;
 
 /// Output buffered before it is pushed to the client even when more is immediately available.
 const FLUSH_THRESHOLD: usize = 256 * 1024;
+/// How many environ key strings an interpreter keeps for reuse.
+const ENVIRON_KEY_CACHE: usize = 256;
 /// Blocks at least this large are sent at once rather than copied into the output buffer.
 const DIRECT_WRITE: usize = 64 * 1024;
 /// Largest single read from the client when the application asks for everything.
@@ -173,7 +175,8 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
             let detach = Detach(&capsule);
             let pending = state.call(at, req, &app, &capsule, &script);
             drop(detach);
-            if at.data().flush_std_streams.call0().is_err() {
+            let data = at.data();
+            if unsafe { ffi::PySet_Size(data.pending_streams.as_ptr()) } > 0 && data.flush_pending.call0().is_err() {
                 unsafe { ffi::PyErr_Clear() };
             }
             pending
@@ -762,7 +765,17 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
     let data = at.data();
     let env = obj::dict()?;
     for (k, v) in req.cgi {
-        obj::dict_set(&env, &obj::latin1(k)?, &obj::latin1(v)?)?;
+        let value = obj::latin1(v)?;
+        match data.environ_keys.get(*k) {
+            Some(key) => obj::dict_set(&env, key, &value)?,
+            None => {
+                let key = obj::latin1(k)?;
+                obj::dict_set(&env, &key, &value)?;
+                if data.environ_keys.len() < ENVIRON_KEY_CACHE {
+                    data.environ_keys.insert((*k).into(), key);
+                }
+            }
+        }
     }
     let set = |k: &std::ffi::CStr, v: &Obj| obj::dict_set_str(&env, k, v);
     set(c"wsgi.version", &data.wsgi_version)?;
