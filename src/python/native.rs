@@ -32,7 +32,7 @@ pub fn server_log(level: u8, msg: &str) {
 
 /// The capsule's payload: the live request, or null once it has ended.
 pub struct Slot {
-    state: Cell<*mut RequestState>,
+    state: Cell<*const RequestState>,
     thread: libc::pthread_t,
 }
 
@@ -43,7 +43,7 @@ pub struct RequestCapsule {
 }
 
 impl RequestCapsule {
-    pub fn new(state: *mut RequestState) -> PyResult<RequestCapsule> {
+    pub fn new(state: *const RequestState) -> PyResult<RequestCapsule> {
         let slot = Box::into_raw(Box::new(Slot { state: Cell::new(state), thread: unsafe { libc::pthread_self() } }));
         let capsule = unsafe { Obj::owned(ffi::PyCapsule_New(slot.cast(), CAPSULE_NAME.as_ptr(), Some(free_slot))) };
         match capsule {
@@ -57,7 +57,7 @@ impl RequestCapsule {
 
     /// Detaches the request: later calls through this capsule raise.
     pub fn close(&self) {
-        unsafe { (*self.slot).state.set(ptr::null_mut()) };
+        unsafe { (*self.slot).state.set(ptr::null()) };
     }
 
     /// A `PyCFunction` bound to this request.
@@ -76,7 +76,7 @@ unsafe extern "C" fn free_slot(capsule: *mut ffi::PyObject) {
 }
 
 /// The live request behind a capsule, if it is still running and this is its thread.
-unsafe fn request<'a>(capsule: *mut ffi::PyObject) -> Option<&'a mut RequestState> {
+unsafe fn request<'a>(capsule: *mut ffi::PyObject) -> Option<&'a RequestState> {
     if capsule.is_null() || ffi::PyCapsule_IsValid(capsule, CAPSULE_NAME.as_ptr()) == 0 {
         return None;
     }
@@ -85,7 +85,7 @@ unsafe fn request<'a>(capsule: *mut ffi::PyObject) -> Option<&'a mut RequestStat
     if state.is_null() || libc::pthread_equal(slot.thread, libc::pthread_self()) == 0 {
         return None;
     }
-    Some(&mut *state)
+    Some(&*state)
 }
 
 macro_rules! method {

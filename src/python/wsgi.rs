@@ -7,6 +7,7 @@ use super::interp::{Attached, Interp, LoadError};
 use super::native::{RequestCapsule, START_RESPONSE_DEF, WRITE_DEF};
 use super::obj::{self, raise, Obj, PyErrSet, PyResult};
 use pyo3::ffi;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
@@ -160,10 +161,10 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
         }
     };
 
-    let mut state = RequestState::new(backend, req.content_length);
-    match RequestCapsule::new(&mut state) {
+    let state = RequestState::new(backend, req.content_length);
+    match RequestCapsule::new(&state) {
         Ok(capsule) => {
-            state.capsule = Some(capsule.capsule.clone());
+            *state.capsule.borrow_mut() = Some(capsule.capsule.clone());
             // Detach the capsule however `call` ends (a panic included): an application that
             // kept start_response or wsgi.input must never reach this stack frame later.
             struct Detach<'a>(&'a RequestCapsule);
@@ -227,17 +228,17 @@ pub fn without_gil<R>(f: impl FnOnce() -> R) -> R {
 /// One request's response state, reached from Python through the request capsule.
 pub struct RequestState {
     backend: *mut (dyn Backend + 'static),
-    capsule: Option<Obj>,
-    write_fn: Option<Obj>,
-    status: Option<(u16, String)>,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    headers_sent: bool,
-    content_length: Option<u64>,
-    written: u64,
-    input_remaining: Option<u64>,
-    input_done: bool,
-    input_error: Option<BodyError>,
-    client_gone: bool,
+    capsule: RefCell<Option<Obj>>,
+    write_fn: RefCell<Option<Obj>>,
+    status: RefCell<Option<(u16, String)>>,
+    headers: RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
+    headers_sent: Cell<bool>,
+    content_length: Cell<Option<u64>>,
+    written: Cell<u64>,
+    input_remaining: Cell<Option<u64>>,
+    input_done: Cell<bool>,
+    input_error: RefCell<Option<BodyError>>,
+    client_gone: Cell<bool>,
 }
 
 enum Step {
@@ -249,30 +250,33 @@ impl RequestState {
     fn new(backend: &mut (dyn Backend + 'static), content_length: Option<u64>) -> RequestState {
         RequestState {
             backend,
-            capsule: None,
-            write_fn: None,
-            status: None,
-            headers: Vec::new(),
-            headers_sent: false,
-            content_length: None,
-            written: 0,
-            input_remaining: content_length,
-            input_done: content_length == Some(0),
-            input_error: None,
-            client_gone: false,
+            capsule: RefCell::new(None),
+            write_fn: RefCell::new(None),
+            status: RefCell::new(None),
+            headers: RefCell::new(Vec::new()),
+            headers_sent: Cell::new(false),
+            content_length: Cell::new(None),
+            written: Cell::new(0),
+            input_remaining: Cell::new(content_length),
+            input_done: Cell::new(content_length == Some(0)),
+            input_error: RefCell::new(None),
+            client_gone: Cell::new(false),
         }
     }
 
-    fn backend(&mut self) -> &mut (dyn Backend + 'static) {
+    /// The backend, for one call at a time: never held across a call into Python (which may
+    /// call back into this request).
+    #[allow(clippy::mut_from_ref)]
+    fn backend(&self) -> &mut (dyn Backend + 'static) {
         // The backend outlives the request state: both live for the duration of `run`.
         unsafe { &mut *self.backend }
     }
 
-    pub fn log(&mut self, level: u8, msg: &str) {
+    pub fn log(&self, level: u8, msg: &str) {
         self.backend().log(level, msg);
     }
 
-    fn call(&mut self, at: &Attached, req: &Request, app: &Obj, capsule: &RequestCapsule, script: &str) -> Pending {
+    fn call(&self, at: &Attached, req: &Request, app: &Obj, capsule: &RequestCapsule, script: &str) -> Pending {
         let data = at.data();
         let environ = match build_environ(at, req, capsule) {
             Ok(e) => e,
@@ -316,14 +320,14 @@ impl RequestState {
         if let Some(exc) = failure {
             return Pending::Done(self.fail(at, script, exc));
         }
-        if self.client_gone {
+        if self.client_gone.get() {
             return Pending::Done(self.client_gone_outcome());
         }
-        if self.status.is_none() {
+        if self.status.borrow().is_none() {
             self.log(LOG_ERR, &format!("{}: start_response() was not called by WSGI script '{script}'.", who(at)));
             return Pending::Done(Outcome::Failed(500));
         }
-        if !self.headers_sent {
+        if !self.headers_sent.get() {
             if let Err(msg) = self.send_headers() {
                 self.log(LOG_ERR, &msg);
                 return Pending::Done(Outcome::Failed(500));
@@ -331,28 +335,28 @@ impl RequestState {
         }
         // A HEAD answer, and a status that has no body (1xx, 204, 304), may declare the
         // Content-Length of the body it does not send.
-        let bodiless = req.head || matches!(self.status.as_ref().map(|s| s.0), Some(100..=199 | 204 | 304));
-        let short = self.content_length.filter(|&cl| self.written < cl && !bodiless).map(|cl| {
+        let bodiless = req.head || matches!(self.status.borrow().as_ref().map(|s| s.0), Some(100..=199 | 204 | 304));
+        let short = self.content_length.get().filter(|&cl| self.written.get() < cl && !bodiless).map(|cl| {
             format!(
                 "{}: WSGI script '{script}' declared Content-Length {cl} but sent {} bytes; closing the connection.",
                 who(at),
-                self.written
+                self.written.get()
             )
         });
         Pending::Finish { short }
     }
 
-    fn client_gone_outcome(&mut self) -> Outcome {
+    fn client_gone_outcome(&self) -> Outcome {
         self.log(LOG_INFO, "oxwsgi: client closed the connection before the response was complete");
         self.backend().abort();
         Outcome::Aborted
     }
 
-    fn fail(&mut self, at: &Attached, script: &str, exc: Option<Obj>) -> Outcome {
-        if self.client_gone {
+    fn fail(&self, at: &Attached, script: &str, exc: Option<Obj>) -> Outcome {
+        if self.client_gone.get() {
             return self.client_gone_outcome();
         }
-        if let (false, Some(err)) = (self.headers_sent, self.input_error.clone()) {
+        if let (false, Some(err)) = (self.headers_sent.get(), self.input_error.borrow().clone()) {
             self.log(
                 LOG_INFO,
                 &format!("{}: request body could not be read ({}); answering {}", who(at), err.message, err.status),
@@ -360,7 +364,7 @@ impl RequestState {
             return Outcome::Failed(err.status);
         }
         log_exception(at, self.backend(), script, exc);
-        if self.headers_sent {
+        if self.headers_sent.get() {
             // What the application produced before failing still reaches the client (it may be
             // buffered, and dropping the connection would discard it); then the connection is
             // dropped without ending the response, so it cannot pass for a complete one.
@@ -374,7 +378,7 @@ impl RequestState {
     }
 
     /// Sends the body of `iterable`.
-    fn consume(&mut self, file_wrapper_cls: *mut ffi::PyObject, iterable: &Obj) -> PyResult<()> {
+    fn consume(&self, file_wrapper_cls: *mut ffi::PyObject, iterable: &Obj) -> PyResult<()> {
         unsafe {
             if ffi::Py_TYPE(iterable.as_ptr()) as *mut ffi::PyObject == file_wrapper_cls
                 && self.try_send_file(iterable)?
@@ -410,7 +414,7 @@ impl RequestState {
 
     /// wsgi.file_wrapper over a real file: hand the descriptor to the backend (sendfile).
     /// Ok(false) when the object is not a regular file; the caller then iterates it.
-    fn try_send_file(&mut self, wrapper: &Obj) -> PyResult<bool> {
+    fn try_send_file(&self, wrapper: &Obj) -> PyResult<bool> {
         let filelike = wrapper.getattr(c"filelike")?;
         let fd = match filelike.getattr(c"fileno").and_then(|f| f.call0()) {
             Ok(fd) => unsafe { ffi::PyLong_AsLong(fd.as_ptr()) },
@@ -443,8 +447,8 @@ impl RequestState {
         self.require_started()?;
         let size = st.st_size as u64;
         let mut len = size.saturating_sub(pos as u64);
-        if let Some(cl) = self.content_length {
-            len = len.min(cl.saturating_sub(self.written));
+        if let Some(cl) = self.content_length.get() {
+            len = len.min(cl.saturating_sub(self.written.get()));
         }
         if len == 0 {
             return Ok(true);
@@ -452,22 +456,22 @@ impl RequestState {
         self.ensure_headers()?;
         let backend = self.backend();
         match without_gil(|| backend.send_file(fd, pos as u64, len)) {
-            Ok(()) => self.written += len,
-            Err(_) => self.client_gone = true,
+            Ok(()) => self.written.set(self.written.get() + len),
+            Err(_) => self.client_gone.set(true),
         }
         Ok(true)
     }
 
     fn require_started(&self) -> PyResult<()> {
-        if self.status.is_none() {
+        if self.status.borrow().is_none() {
             raise(unsafe { ffi::PyExc_AssertionError }, "response body produced before start_response() was called");
             return Err(PyErrSet);
         }
         Ok(())
     }
 
-    fn ensure_headers(&mut self) -> PyResult<()> {
-        if !self.headers_sent {
+    fn ensure_headers(&self) -> PyResult<()> {
+        if !self.headers_sent.get() {
             if let Err(msg) = self.send_headers() {
                 raise(unsafe { ffi::PyExc_ValueError }, &msg);
                 return Err(PyErrSet);
@@ -476,80 +480,80 @@ impl RequestState {
         Ok(())
     }
 
-    fn send_headers(&mut self) -> Result<(), String> {
-        let (code, line) = self.status.clone().ok_or("start_response() was not called")?;
-        let headers = std::mem::take(&mut self.headers);
-        self.headers_sent = true;
+    fn send_headers(&self) -> Result<(), String> {
+        let (code, line) = self.status.borrow().clone().ok_or("start_response() was not called")?;
+        let headers = self.headers.take();
+        self.headers_sent.set(true);
         self.backend().start(code, &line, &headers)
     }
 
     /// Body bytes from the iterable or write(): clipped to Content-Length, then buffered or
     /// flushed. Stop when the client is gone or the declared length is complete.
-    fn write_body(&mut self, data: &[u8], flush: bool) -> PyResult<Step> {
+    fn write_body(&self, data: &[u8], flush: bool) -> PyResult<Step> {
         self.require_started()?;
         self.ensure_headers()?;
-        let data = match self.content_length {
-            Some(cl) => &data[..data.len().min(cl.saturating_sub(self.written) as usize)],
+        let data = match self.content_length.get() {
+            Some(cl) => &data[..data.len().min(cl.saturating_sub(self.written.get()) as usize)],
             None => data,
         };
-        self.written += data.len() as u64;
+        self.written.set(self.written.get() + data.len() as u64);
         let backend = self.backend();
         if data.len() >= DIRECT_WRITE {
             // A large block goes out straight from the Python object's memory (kept alive by
             // the caller), without the copy that buffering makes.
             if without_gil(|| backend.write_now(data)).is_err() {
-                self.client_gone = true;
+                self.client_gone.set(true);
                 return Ok(Step::Stop);
             }
         } else {
             backend.write(data);
         }
         if (flush || backend.buffered() >= FLUSH_THRESHOLD) && without_gil(|| backend.flush()).is_err() {
-            self.client_gone = true;
+            self.client_gone.set(true);
             return Ok(Step::Stop);
         }
-        if self.content_length.is_some_and(|cl| self.written >= cl) {
+        if self.content_length.get().is_some_and(|cl| self.written.get() >= cl) {
             return Ok(Step::Stop);
         }
         Ok(Step::Continue)
     }
 
     /// The `write()` callable returned by start_response.
-    pub fn write_callable(&mut self) -> PyResult<Obj> {
-        if let Some(w) = &self.write_fn {
+    pub fn write_callable(&self) -> PyResult<Obj> {
+        if let Some(w) = self.write_fn.borrow().as_ref() {
             return Ok(w.clone());
         }
-        let capsule = self.capsule.clone().ok_or(PyErrSet)?;
+        let capsule = self.capsule.borrow().clone().ok_or(PyErrSet)?;
         let w = unsafe {
             Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(WRITE_DEF), capsule.as_ptr(), ptr::null_mut()))?
         };
-        self.write_fn = Some(w.clone());
+        *self.write_fn.borrow_mut() = Some(w.clone());
         Ok(w)
     }
 
-    pub fn write_from_app(&mut self, data: &[u8]) -> PyResult<()> {
+    pub fn write_from_app(&self, data: &[u8]) -> PyResult<()> {
         if data.is_empty() {
             return Ok(());
         }
-        if self.client_gone {
+        if self.client_gone.get() {
             raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
             return Err(PyErrSet);
         }
         self.write_body(data, true).map(|_| ())?;
-        if self.client_gone {
+        if self.client_gone.get() {
             raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
             return Err(PyErrSet);
         }
         Ok(())
     }
 
-    pub fn start_response(&mut self, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> PyResult<()> {
+    pub fn start_response(&self, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> PyResult<()> {
         let fail = |exc: *mut ffi::PyObject, msg: String| {
             raise(exc, &msg);
         };
         // (Each early return below leaves the exception set for the caller.)
-        match (&exc_info, self.status.is_some()) {
-            (Some(info), _) if self.headers_sent => {
+        match (&exc_info, self.status.borrow().is_some()) {
+            (Some(info), _) if self.headers_sent.get() => {
                 // PEP 3333: re-raise when the headers have already gone out.
                 unsafe {
                     if ffi::PyTuple_Check(info.as_ptr()) != 0 && ffi::PyTuple_Size(info.as_ptr()) == 3 {
@@ -643,24 +647,24 @@ impl RequestState {
             }
             parsed.push((name, value));
         }
-        self.status = Some((code, status_text.to_string()));
-        self.headers = parsed;
-        self.content_length = content_length;
+        *self.status.borrow_mut() = Some((code, status_text.to_string()));
+        *self.headers.borrow_mut() = parsed;
+        self.content_length.set(content_length);
         Ok(())
     }
 
     /// Request body for wsgi.input: `size` bytes at most (None: to the end). Never past the body.
     /// Fewer than `size` only at the end of the body, unless `partial`: then whatever the first
     /// read that returns data brings (a line reader must not wait for bytes after its line).
-    pub fn read_input(&mut self, size: Option<u64>, partial: bool) -> Result<Vec<u8>, String> {
-        if let Some(err) = &self.input_error {
+    pub fn read_input(&self, size: Option<u64>, partial: bool) -> Result<Vec<u8>, String> {
+        if let Some(err) = self.input_error.borrow().as_ref() {
             return Err(format!("request body read error: {}", err.message));
         }
         let mut want = size.unwrap_or(u64::MAX);
-        if let Some(rem) = self.input_remaining {
+        if let Some(rem) = self.input_remaining.get() {
             want = want.min(rem);
         }
-        if self.input_done || want == 0 {
+        if self.input_done.get() || want == 0 {
             return Ok(Vec::new());
         }
         let mut out: Vec<u8> = Vec::with_capacity(want.min(READ_CHUNK) as usize);
@@ -689,19 +693,19 @@ impl RequestState {
             }
             Ok(false)
         });
-        if let Some(rem) = self.input_remaining.as_mut() {
-            *rem -= out.len() as u64;
+        if let Some(rem) = self.input_remaining.get() {
+            self.input_remaining.set(Some(rem - out.len() as u64));
         }
         match result {
             Ok(eof) => {
-                if eof || self.input_remaining == Some(0) {
-                    self.input_done = true;
+                if eof || self.input_remaining.get() == Some(0) {
+                    self.input_done.set(true);
                 }
                 Ok(out)
             }
             Err(e) => {
                 let msg = format!("request body read error: {}", e.message);
-                self.input_error = Some(e);
+                *self.input_error.borrow_mut() = Some(e);
                 Err(msg)
             }
         }
