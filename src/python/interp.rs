@@ -96,10 +96,10 @@ pub struct InterpData {
     pub true_: Obj,
     pub false_: Obj,
     /// (script path, callable name) -> (mtime, the callable)
-    pub apps: HashMap<(PathBuf, String), (i64, Obj)>,
+    pub apps: RefCell<HashMap<(PathBuf, String), (i64, Obj)>>,
     /// environ key strings made once (CGI names, HTTP_* headers), up to a bound: clients choose
     /// header names, so the cache must not grow without limit.
-    pub environ_keys: HashMap<Box<[u8]>, Obj>,
+    pub environ_keys: RefCell<HashMap<Box<[u8]>, Obj>>,
 }
 
 /// Starts Python in this process. Call once, in the process that will run applications (an
@@ -254,12 +254,11 @@ impl Interp {
 }
 
 impl Attached<'_> {
-    /// The interpreter's Python objects.
-    #[allow(clippy::mut_from_ref)]
-    pub fn data(&self) -> &mut InterpData {
+    /// The interpreter's Python objects (shared: what changes is behind RefCells).
+    pub fn data(&self) -> &InterpData {
         // Safe: the GIL of this interpreter is held for as long as `self` lives, and the data
-        // was set when the interpreter was created.
-        unsafe { (*self.interp.data.get()).as_mut().expect("interpreter set up") }
+        // was set once, when the interpreter was created.
+        unsafe { (*self.interp.data.get()).as_ref().expect("interpreter set up") }
     }
 
     /// Runs `f` with the GIL released (for blocking I/O).
@@ -276,7 +275,7 @@ impl Attached<'_> {
     pub fn application(&self, path: &std::path::Path, mtime: i64, reload: bool, name: &str) -> Result<Obj, LoadError> {
         let data = self.data();
         let key = (path.to_path_buf(), name.to_string());
-        if let Some((seen, app)) = data.apps.get(&key) {
+        if let Some((seen, app)) = data.apps.borrow().get(&key) {
             if !reload || *seen == mtime {
                 return Ok(app.clone());
             }
@@ -291,7 +290,7 @@ impl Attached<'_> {
             unsafe { ffi::PyErr_Clear() };
             LoadError::NoCallable
         })?;
-        data.apps.insert(key, (mtime, app.clone()));
+        data.apps.borrow_mut().insert(key, (mtime, app.clone()));
         Ok(app)
     }
 
@@ -369,8 +368,8 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             ])?,
             true_: obj::boolean(true),
             false_: obj::boolean(false),
-            apps: HashMap::new(),
-            environ_keys: HashMap::new(),
+            apps: RefCell::new(HashMap::new()),
+            environ_keys: RefCell::new(HashMap::new()),
         })
     })();
     match result {

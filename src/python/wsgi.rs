@@ -770,13 +770,15 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
     let env = obj::dict()?;
     for (k, v) in req.cgi {
         let value = obj::latin1(v)?;
-        match data.environ_keys.get(*k) {
-            Some(key) => obj::dict_set(&env, key, &value)?,
+        let cached = data.environ_keys.borrow().get(*k).cloned();
+        match cached {
+            Some(key) => obj::dict_set(&env, &key, &value)?,
             None => {
                 let key = obj::latin1(k)?;
                 obj::dict_set(&env, &key, &value)?;
-                if data.environ_keys.len() < ENVIRON_KEY_CACHE {
-                    data.environ_keys.insert((*k).into(), key);
+                let mut keys = data.environ_keys.borrow_mut();
+                if keys.len() < ENVIRON_KEY_CACHE {
+                    keys.insert((*k).into(), key);
                 }
             }
         }
