@@ -23,13 +23,16 @@ fn read(rel: &str) -> String {
     fs::read_to_string(Path::new(MANIFEST).join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Directive names from the module's command table: every `directive(c"Name"` in conf.rs.
+/// Directive names from the module's command table: every `c"WSGI..."` literal in the
+/// `COMMANDS` array of conf.rs (however rustfmt wraps the `directive(...)` calls).
 fn directives() -> BTreeSet<String> {
     let src = read("src/apache/conf.rs");
-    let names: BTreeSet<String> = src
-        .match_indices("directive(c\"")
-        .map(|(at, m)| {
-            let rest = &src[at + m.len()..];
+    let table = &src[src.find("pub static mut COMMANDS").expect("COMMANDS table")..];
+    let table = &table[..table.find("];").expect("end of COMMANDS")];
+    let names: BTreeSet<String> = table
+        .match_indices("c\"WSGI")
+        .map(|(at, _)| {
+            let rest = &table[at + 2..];
             rest[..rest.find('"').expect("closing quote")].to_string()
         })
         .collect();
