@@ -920,9 +920,6 @@ fn error_log_prefix_is_mod_wsgis() {
 }
 
 #[test]
-#[ignore = "DIFF: print() / sys.stdout / sys.stderr lines written during a request carry \
-            '[client 127.0.0.1:port]' under mod_wsgi (its sys streams log through the current \
-            request); oxwsgi logs them without the client (only wsgi.errors lines have it)"]
 fn print_during_a_request_names_the_client() {
     let Some(pair) = Pair::start(Mode::Embedded, Mpm::Prefork) else { return };
     let (t, o) = pair.both(|a| {

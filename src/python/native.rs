@@ -75,6 +75,26 @@ unsafe extern "C" fn free_slot(capsule: *mut ffi::PyObject) {
     }
 }
 
+thread_local! {
+    /// The request this thread is running (null between requests).
+    static CURRENT: Cell<*const RequestState> = const { Cell::new(ptr::null()) };
+}
+
+/// Marks `state` as this thread's current request until the guard is dropped.
+pub struct CurrentRequest(*const RequestState);
+
+impl CurrentRequest {
+    pub fn enter(state: &RequestState) -> CurrentRequest {
+        CurrentRequest(CURRENT.with(|c| c.replace(state)))
+    }
+}
+
+impl Drop for CurrentRequest {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
 /// The live request behind a capsule, if it is still running and this is its thread.
 unsafe fn request<'a>(capsule: *mut ffi::PyObject) -> Option<&'a RequestState> {
     if capsule.is_null() || ffi::PyCapsule_IsValid(capsule, CAPSULE_NAME.as_ptr()) == 0 {
@@ -159,7 +179,10 @@ unsafe extern "C" fn native_log(
             return ptr::null_mut();
         };
         let level = level.clamp(0, 7) as u8;
-        match request(a[0]) {
+        // sys.stdout/sys.stderr pass no request: a line written while this thread runs a
+        // request is still attributed to it (the error log names the client), as in mod_wsgi.
+        let current = CURRENT.with(Cell::get);
+        match request(a[0]).or_else(|| current.as_ref()) {
             Some(req) => req.log(level, &msg),
             None => server_log(level, &msg),
         }

@@ -4,7 +4,7 @@
 //! daemon mode (the wire protocol) run exactly the same adapter and answer byte for byte alike.
 
 use super::interp::{Attached, Interp, LoadError};
-use super::native::{RequestCapsule, START_RESPONSE_DEF, WRITE_DEF};
+use super::native::{CurrentRequest, RequestCapsule, START_RESPONSE_DEF, WRITE_DEF};
 use super::obj::{self, raise, Obj, PyErrSet, PyResult};
 use pyo3::ffi;
 use std::cell::{Cell, RefCell};
@@ -174,12 +174,14 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
                 }
             }
             let detach = Detach(&capsule);
+            let current = CurrentRequest::enter(&state);
             let pending = state.call(at, req, &app, &capsule, &script);
-            drop(detach);
             let data = at.data();
             if unsafe { ffi::PySet_Size(data.pending_streams.as_ptr()) } > 0 && data.flush_pending.call0().is_err() {
                 unsafe { ffi::PyErr_Clear() };
             }
+            drop(current);
+            drop(detach);
             pending
         }
         Err(PyErrSet) => {
