@@ -944,8 +944,6 @@ fn unterminated_stderr_text_is_logged_at_the_end_of_the_request() {
 }
 
 #[test]
-#[ignore = "DIFF: in daemon mode mod_wsgi's exception and wsgi.errors lines carry \
-            '[remote 127.0.0.1:port]' (the client); oxwsgi's daemon lines name no client at all"]
 fn daemon_log_lines_name_the_client() {
     let Some(pair) = Pair::start(Mode::Daemon, Mpm::Prefork) else { return };
     let (t, o) = pair.both(|a| {

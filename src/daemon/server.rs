@@ -514,6 +514,11 @@ fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
         body_done: body_length == Some(0),
         body_error: None,
         reusable: false,
+        client: format!(
+            "{}:{}",
+            String::from_utf8_lossy(lookup(&environ, b"REMOTE_ADDR").unwrap_or(b"-")),
+            String::from_utf8_lossy(lookup(&environ, b"REMOTE_PORT").unwrap_or(b"-"))
+        ),
     };
     handle_request(shared, &environ, body_length, eager_body, &mut backend);
     let keep = backend.reusable;
@@ -639,6 +644,8 @@ struct DaemonBackend {
     body_error: Option<BodyError>,
     /// The response ended with END: Apache may send another request on this connection.
     reusable: bool,
+    /// REMOTE_ADDR:REMOTE_PORT, for the error log.
+    client: String,
 }
 
 impl DaemonBackend {
@@ -762,7 +769,8 @@ impl Backend for DaemonBackend {
     }
 
     fn log(&mut self, level: u8, msg: &str) {
-        log_server(ptr::null(), level, msg);
+        // As mod_wsgi's daemon lines do, name the client the request came from.
+        log_server(ptr::null(), level, &format!("[remote {}] {msg}", self.client));
     }
 }
 
