@@ -17,7 +17,7 @@ serve: build
 test:
 	scripts/bootstrap
 	cargo build
-	cargo test --no-fail-fast
+	scripts/run-tests
 
 bench:
 	scripts/bootstrap
