@@ -12,6 +12,28 @@ use super::obj::{self, Obj, PyResult};
 use pyo3::ffi;
 use std::cell::{RefCell, UnsafeCell};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: the per-request maps here (environ keys, this thread's interpreters and thread
+/// states, loaded scripts) have small keys and bounded contents, and SipHash showed in
+/// profiles of the request path.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h = (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -65,7 +87,7 @@ static FAILED: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
 
 thread_local! {
     /// This thread's thread state for each interpreter, keyed by interpreter address.
-    static THREAD_STATES: RefCell<HashMap<usize, *mut ffi::PyThreadState>> = RefCell::new(HashMap::new());
+    static THREAD_STATES: RefCell<FastMap<usize, *mut ffi::PyThreadState>> = RefCell::new(FastMap::default());
 }
 
 /// One Python interpreter (an application group) and what oxwsgi keeps for it.
@@ -96,10 +118,10 @@ pub struct InterpData {
     pub true_: Obj,
     pub false_: Obj,
     /// (script path, callable name) -> (mtime, the callable)
-    pub apps: RefCell<HashMap<(PathBuf, String), (i64, Obj)>>,
+    pub apps: RefCell<FastMap<(PathBuf, String), (i64, Obj)>>,
     /// environ key strings made once (CGI names, HTTP_* headers), up to a bound: clients choose
     /// header names, so the cache must not grow without limit.
-    pub environ_keys: RefCell<HashMap<Box<[u8]>, Obj>>,
+    pub environ_keys: RefCell<FastMap<Box<[u8]>, Obj>>,
 }
 
 /// Starts Python in this process. Call once, in the process that will run applications (an
@@ -188,7 +210,7 @@ pub fn interpreter(name: &str) -> Result<Arc<Interp>, String> {
     // Interpreters are never destroyed, so each thread may remember the ones it has used and
     // skip the registry lock on the request path.
     thread_local! {
-        static SEEN: RefCell<HashMap<String, Arc<Interp>>> = RefCell::new(HashMap::new());
+        static SEEN: RefCell<FastMap<String, Arc<Interp>>> = RefCell::new(FastMap::default());
     }
     if let Some(interp) = SEEN.with(|m| m.borrow().get(name).cloned()) {
         return Ok(interp);
@@ -368,8 +390,8 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             ])?,
             true_: obj::boolean(true),
             false_: obj::boolean(false),
-            apps: RefCell::new(HashMap::new()),
-            environ_keys: RefCell::new(HashMap::new()),
+            apps: RefCell::new(FastMap::default()),
+            environ_keys: RefCell::new(FastMap::default()),
         })
     })();
     match result {

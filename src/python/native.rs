@@ -182,7 +182,7 @@ unsafe extern "C" fn native_log(
         // sys.stdout/sys.stderr pass no request: a line written while this thread runs a
         // request is still attributed to it (the error log names the client), as in mod_wsgi.
         let current = CURRENT.with(Cell::get);
-        match request(a[0]).or_else(|| current.as_ref()) {
+        match request(a[0]).or(current.as_ref()) {
             Some(req) => req.log(level, &msg),
             None => server_log(level, &msg),
         }
