@@ -795,9 +795,14 @@ impl<R: Read> FrameReader<R> {
         let have = self.end - self.start - HEADER_LEN;
         if have < len && matches!(frame_type, FrameType::Body | FrameType::Data) {
             // Bulk payload not yet buffered: read it straight into the frame's own Vec.
+            // A recycled buffer holds bytes of an earlier frame: initialized, so it is only
+            // resized, not cleared and zeroed again.
             let mut payload = std::mem::take(&mut self.spare);
-            payload.clear();
-            payload.resize(len, 0);
+            if payload.len() < len {
+                payload.resize(len, 0);
+            } else {
+                payload.truncate(len);
+            }
             payload[..have].copy_from_slice(&self.buf[self.start + HEADER_LEN..self.end]);
             self.start = 0;
             self.end = 0;
