@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::procs;
-use common::{alive_pids, Apache, Client, Mpm};
+use common::{alive_pids, eventually, Apache, Client, Mpm};
 
 const CGI_SCRIPT: &str = "#!/bin/sh\n\
 printf 'Content-Type: text/plain\\r\\nX-Cgi: yes\\r\\n\\r\\n'\n\
@@ -39,19 +39,6 @@ fn plain_apache(mpm: Mpm) -> Apache {
         .start()
 }
 
-/// Poll `f` (bounded) until it returns true.
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
-}
 
 fn exercise(mpm: Mpm) {
     let apache = plain_apache(mpm);
