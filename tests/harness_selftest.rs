@@ -151,6 +151,12 @@ fn graceful_restart_and_conf_d() {
         assert_eq!(apache.count_in_log(common::READY_MARKER), 1);
         apache.graceful();
         assert_eq!(apache.count_in_log(common::READY_MARKER), 2);
+        // An old child may still take a connection or two while it winds down after the
+        // graceful restart; the new configuration must answer within a bounded time.
+        assert!(
+            eventually(Duration::from_secs(5), || apache.get("/aliased").status == 200),
+            "{mpm:?}: /aliased not served after the graceful restart"
+        );
         let r = apache.get("/aliased");
         r.assert_status(200);
         assert_eq!(r.text(), "hi\n");
