@@ -829,23 +829,6 @@ class Bench:
         if ok and not self.args.keep_instances:
             shutil.rmtree(inst.root, ignore_errors=True)
 
-    def run_variant(self, v: Variant, rnd: int):
-        daemon_group = ("bench", DAEMON_PROCESSES, DAEMON_THREADS) if v.mode == "daemon" else None
-        inst = self.instance(v, rnd, daemon_group)
-        err = inst.start()
-        if err:
-            log(f"  {v.label}: n/a: {err}")
-            self.fail_all(v, rnd, err)
-            self.finish(inst, rnd, v, ok=False)
-            return
-        all_ok = True
-        try:
-            for s in self.scenarios_for(v):
-                ok = self.run_scenario(inst, v, s, rnd)
-                all_ok &= ok
-        finally:
-            self.finish(inst, rnd, v, ok=all_ok)
-
     def run_scenario(self, inst: Apache, v: Variant, s: Scenario, rnd: int) -> bool:
         static = v.mode == "static"
         path = s.static_path if static else s.path
@@ -957,10 +940,34 @@ class Bench:
             if rnd % 2 == 0:
                 order = order[::-1]
             log(f"round {rnd}/{self.args.rounds}: {', '.join(v.key for v in order)}")
-            for v in order:
-                self.run_variant(v, rnd)
-                if v.mode == "daemon" and not self.args.no_idle:
-                    self.run_idle(v, rnd)
+            self.run_round(order, rnd)
+            if not self.args.no_idle:
+                for v in order:
+                    if v.mode == "daemon":
+                        self.run_idle(v, rnd)
+
+    def run_round(self, order, rnd: int):
+        """One round: every variant's Apache is started, then each scenario runs on every variant
+        in turn, so a noisy stretch of time lands on all servers of a scenario, not on one."""
+        live = []  # (variant, instance, [ok])
+        for v in order:
+            daemon_group = ("bench", DAEMON_PROCESSES, DAEMON_THREADS) if v.mode == "daemon" else None
+            inst = self.instance(v, rnd, daemon_group)
+            err = inst.start()
+            if err:
+                log(f"  {v.label}: n/a: {err}")
+                self.fail_all(v, rnd, err)
+                self.finish(inst, rnd, v, ok=False)
+                continue
+            live.append((v, inst, [True]))
+        try:
+            for s in SCENARIOS:
+                for v, inst, ok in live:
+                    if any(x.key == s.key for x in self.scenarios_for(v)):
+                        ok[0] &= self.run_scenario(inst, v, s, rnd)
+        finally:
+            for v, inst, ok in live:
+                self.finish(inst, rnd, v, ok=ok[0])
 
 
 # --------------------------------------------------------------------------------------------
