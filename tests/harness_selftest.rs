@@ -39,7 +39,6 @@ fn plain_apache(mpm: Mpm) -> Apache {
         .start()
 }
 
-
 fn exercise(mpm: Mpm) {
     let apache = plain_apache(mpm);
     let root = apache.root.clone();

@@ -17,6 +17,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const HANDLER_NAME: &[u8] = b"wsgi-script";
 
+/// Whether oxwsgi handles this request: our own handler name, or mod_wsgi's MIME-type form
+/// (`AddType application/x-httpd-wsgi .wsgi`).
+pub unsafe fn is_wsgi_handler(r: *const ffi::request_rec) -> bool {
+    let h = cbytes((*r).handler);
+    h == HANDLER_NAME || h == b"application/x-httpd-wsgi"
+}
+
 /// What translate_name decided for a request, kept in its request_config.
 pub struct Route {
     pub mount: *const Mount,
@@ -117,8 +124,7 @@ static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The content handler for `wsgi-script`.
 pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> i32 {
-    let h = cbytes((*r).handler);
-    if h != HANDLER_NAME && h != b"application/x-httpd-wsgi" {
+    if !is_wsgi_handler(r) {
         return ffi::DECLINED;
     }
     match std::panic::catch_unwind(|| handle(r)) {

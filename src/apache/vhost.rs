@@ -20,8 +20,8 @@
 
 use super::conf::server_conf;
 use super::ffi;
-use super::request::HANDLER_NAME;
-use super::util::{self, cbytes, cstr, log_request};
+use super::request::is_wsgi_handler;
+use super::util::{self, cstr, log_request};
 use std::ffi::{c_void, CStr};
 use std::os::raw::{c_char, c_int};
 
@@ -47,8 +47,7 @@ pub unsafe extern "C" fn fixups(r: *mut ffi::request_rec) -> c_int {
 }
 
 unsafe fn deny_unknown_hosts(r: *mut ffi::request_rec) -> c_int {
-    let h = cbytes((*r).handler);
-    if h != HANDLER_NAME && h != b"application/x-httpd-wsgi" {
+    if !is_wsgi_handler(r) {
         return ffi::DECLINED;
     }
     if server_conf((*r).server).restrict_unknown_hosts == Some(false) {

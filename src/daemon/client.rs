@@ -42,7 +42,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec, name: &str, cgi: &[(&[u8], &[u8])
     let eager_body = content_length != Some(0) && !expects_continue;
     let mut request = REQUEST_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
     request.clear();
-    let queue_start = micros_now().to_string();
+    let queue_start = wsgi::now_micros().to_string();
     let mut environ: Vec<(&[u8], &[u8])> = Vec::with_capacity(cgi.len() + 1);
     environ.extend_from_slice(cgi);
     environ.push((b"mod_wsgi.queue_start", queue_start.as_bytes()));
@@ -97,10 +97,6 @@ unsafe fn send_request(
             Err(f) => return fail(r, name, backend, f),
         }
     }
-}
-
-fn micros_now() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
 }
 
 unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend, failure: Failure) -> i32 {

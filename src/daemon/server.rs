@@ -31,7 +31,7 @@ use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The epoll token of the listening socket (connections use their Box address).
 const LISTENER: u64 = u64::MAX;
@@ -541,10 +541,6 @@ fn lookup<'a>(environ: &'a [(Vec<u8>, Vec<u8>)], key: &[u8]) -> Option<&'a [u8]>
     environ.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
 }
 
-fn now_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
-
 /// Runs one request; false when the connection cannot carry another one.
 fn handle_request(
     shared: &Shared,
@@ -561,9 +557,9 @@ fn handle_request(
     // Measured from when Apache sent the request (not from when it arrived from the client:
     // reading an upload is not queueing), as mod_wsgi does.
     if let (Some(limit), Some(start)) =
-        (spec.queue_timeout, text(b"mod_wsgi.queue_start").and_then(|v| v.parse::<i64>().ok()))
+        (spec.queue_timeout, text(b"mod_wsgi.queue_start").and_then(|v| v.parse::<u64>().ok()))
     {
-        let waited = Duration::from_micros((now_micros() - start).max(0) as u64);
+        let waited = Duration::from_micros(wsgi::now_micros().saturating_sub(start));
         if waited > limit {
             backend.log(
                 util::LOG_ERR,
@@ -593,7 +589,7 @@ fn handle_request(
     };
     let group = text(b"mod_wsgi.application_group").unwrap_or("").to_string();
     let callable = text(b"mod_wsgi.callable_object").unwrap_or("application").to_string();
-    let daemon_start = now_micros().to_string();
+    let daemon_start = wsgi::now_micros().to_string();
     // HTTPS travels from Apache only to become wsgi.url_scheme, as in embedded mode.
     let mut cgi: Vec<(&[u8], &[u8])> =
         environ.iter().filter(|(k, _)| k != b"HTTPS").map(|(k, v)| (k.as_slice(), v.as_slice())).collect();

@@ -263,7 +263,8 @@ fn lookup_or_create(name: &str) -> Result<Arc<Interp>, String> {
 /// The GIL, held by this thread's thread state for one interpreter. Released on drop.
 pub struct Attached<'a> {
     pub interp: &'a Interp,
-    tstate: *mut ffi::PyThreadState,
+    /// The GIL belongs to this thread: an Attached must not move to another one.
+    _thread_bound: std::marker::PhantomData<*mut ffi::PyThreadState>,
 }
 
 impl Interp {
@@ -271,7 +272,7 @@ impl Interp {
     pub fn attach(&self) -> Attached<'_> {
         let tstate = thread_state(self);
         unsafe { ffi::PyEval_RestoreThread(tstate) };
-        Attached { interp: self, tstate }
+        Attached { interp: self, _thread_bound: std::marker::PhantomData }
     }
 }
 
@@ -281,15 +282,6 @@ impl Attached<'_> {
         // Safe: the GIL of this interpreter is held for as long as `self` lives, and the data
         // was set once, when the interpreter was created.
         unsafe { (*self.interp.data.get()).as_ref().expect("interpreter set up") }
-    }
-
-    /// Runs `f` with the GIL released (for blocking I/O).
-    pub fn unlocked<R>(&self, f: impl FnOnce() -> R) -> R {
-        let ts = unsafe { ffi::PyEval_SaveThread() };
-        debug_assert_eq!(ts, self.tstate);
-        let r = f();
-        unsafe { ffi::PyEval_RestoreThread(ts) };
-        r
     }
 
     /// The callable `name` of the WSGI script at `path`, (re)loaded when `reload` is set and
