@@ -71,6 +71,26 @@ fn large_upload_is_byte_exact() {
     assert_eq!(r.text(), e.text());
 }
 
+/// A POST and a GET pipelined in one write, through a daemon and embedded: both answered, in
+/// order, the POST body read exactly (not mistaken for the next request).
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let apache = io_apache();
+    for prefix in ["/d", "/e"] {
+        let mut c = apache.connect();
+        let raw = format!(
+            "POST {prefix}/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello\
+             GET {prefix}/cookies HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        );
+        c.write_raw(raw.as_bytes()).unwrap();
+        let echo = c.read_response(false).unwrap();
+        let cookies = c.read_response(false).unwrap();
+        assert_eq!((echo.status, echo.text().as_str()), (200, "hello"), "{prefix}");
+        assert_eq!(cookies.status, 200, "{prefix}");
+        assert_eq!(cookies.headers_named("Set-Cookie").len(), 3, "{prefix}: {}", cookies.raw_head);
+    }
+}
+
 #[test]
 fn chunked_upload_with_wsgi_chunked_request() {
     let apache = io_apache();

@@ -216,6 +216,28 @@ fn file_wrapper_sends_files() {
     }
 }
 
+/// Requests pipelined in one write are all answered, in order, on the one connection (each
+/// response is written out as it completes, before the next request is read).
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let apache = response_apache();
+    let mut c = apache.connect();
+    c.write_raw(
+        b"GET /cookies HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          HEAD /head HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /head HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .unwrap();
+    let first = c.read_response(false).unwrap();
+    let second = c.read_response(true).unwrap();
+    let third = c.read_response(false).unwrap();
+    assert_eq!((first.status, first.text().as_str()), (200, "cookies\n"));
+    assert_eq!((second.status, second.body.len()), (200, 0));
+    assert_eq!((third.status, third.body.len()), (200, 100));
+    // Still usable afterwards.
+    c.get("/cookies").assert_status(200);
+}
+
 #[test]
 fn head_runs_the_app_and_sends_no_body() {
     let apache = response_apache();

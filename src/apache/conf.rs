@@ -23,6 +23,9 @@ pub struct Origin {
 #[derive(Debug, Clone)]
 pub struct Mount {
     pub target: String,
+    /// Whether the target is a directory (of scripts) or a file, when it existed at startup;
+    /// `None`: looked up on each request.
+    pub target_is_dir: Option<bool>,
     pub options: MountOptions,
     pub application_group: Option<GroupSpec>,
     pub origin: Origin,
@@ -197,7 +200,8 @@ unsafe extern "C" fn cmd_script_alias(cmd: *mut ffi::cmd_parms, _m: *mut c_void,
         if let Some(g) = &alias.options.process_group {
             conf.group_references.push((g.clone(), origin.clone()));
         }
-        let mount = Mount { target: alias.target, options: alias.options, application_group, origin };
+        let target_is_dir = std::fs::metadata(&alias.target).ok().map(|m| m.is_dir());
+        let mount = Mount { target: alias.target, target_is_dir, options: alias.options, application_group, origin };
         if name.ends_with("Match") {
             let re = CString::new(alias.url_path.clone()).map_err(|_| "regex contains NUL".to_string())?;
             let regex = ffi::ap_pregcomp((*cmd).pool, re.as_ptr(), 0);

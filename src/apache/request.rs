@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::raw::c_char;
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub const HANDLER_NAME: &[u8] = b"wsgi-script";
 
@@ -61,7 +61,7 @@ unsafe fn translate(r: *mut ffi::request_rec) -> i32 {
         let m = conf.mounts.resolve(&uri)?;
         let mount = m.payload;
         let target = std::path::Path::new(&mount.target);
-        if target.is_dir() {
+        if mount.target_is_dir.unwrap_or_else(|| target.is_dir()) {
             // A directory target: the next path segment names the script file.
             let (segment, rest) = split_first_segment(&m.path_info)?;
             Some(Route {
@@ -121,6 +121,17 @@ fn mpm_query(what: u32) -> i32 {
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// This child's pid, recorded by the child_init hook: getpid() is a system call in current
+/// glibc, and the request path needs it for every request id.
+pub static CHILD_PID: AtomicU32 = AtomicU32::new(0);
+
+fn child_pid() -> u32 {
+    match CHILD_PID.load(Ordering::Relaxed) {
+        0 => std::process::id(),
+        pid => pid,
+    }
+}
 
 /// The content handler for `wsgi-script`.
 pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> i32 {
@@ -233,7 +244,7 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     }
     let request_id = match cstr((*r).log_id) {
         Some(id) => id.to_string(),
-        None => format!("{:x}-{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)),
+        None => format!("{:x}-{:x}", child_pid(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)),
     };
     let reload = dir.script_reloading.unwrap_or(true);
     let start = format!("{}", (*r).request_time);
@@ -532,7 +543,23 @@ impl Backend for ApacheBackend {
         unsafe {
             let c = (*self.r).connection;
             ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_eos_create((*c).bucket_alloc));
-            self.pass()
+            self.pass()?;
+            // Write the response out now rather than after the handler returns. Apache checks
+            // for the client's next keep-alive request right after the handler; a small
+            // response still held in the core output filter at that point cannot have been
+            // answered yet, so the check always fails and the connection goes back through
+            // the MPM's listener (two epoll_ctl calls and two thread handoffs per request).
+            // Written first, the next request is often already there and this worker serves
+            // it at once, as Apache does for static files. Only the connection's filters see
+            // this FLUSH, as with the one Apache sends itself, so no content filter (deflate)
+            // is made to flush mid-stream.
+            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
+            let rv = ffi::ap_pass_brigade((*c).output_filters, self.out);
+            ffi::apr_brigade_cleanup(self.out as *mut _);
+            if rv != 0 || (*c).aborted != 0 {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client connection closed"));
+            }
+            Ok(())
         }
     }
 
