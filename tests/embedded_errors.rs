@@ -283,8 +283,10 @@ fn request_objects_outside_their_request() {
         r.text(),
         "input.read OSError\ninput.readline OSError\nwrite RuntimeError\nstart_response RuntimeError\nerrors.write ok\n"
     );
-    // The stale wsgi.errors still logs (as a server message).
+    // The stale wsgi.errors still logs (as a server message), its partial line at the end of
+    // the request that wrote it.
     assert_logged(&apache, "stale-errors-line");
+    assert_logged(&apache, "stale-partial");
     let r = apache.get("/thread-write");
     r.assert_status(200);
     assert_eq!(r.text(), "other thread: RuntimeError\n");

@@ -19,10 +19,8 @@ LOG_INFO = 6
 
 
 class LogStream:
-    """A text stream that writes each complete line to Apache's error log.
-
-    Used for sys.stdout and sys.stderr of every interpreter, and for wsgi.errors of a request
-    (then the lines are attributed to that request)."""
+    """wsgi.errors: a text stream that writes each complete line to Apache's error log,
+    attributed to the request; a partial line is logged at the end of the request."""
 
     encoding = 'utf-8'
     errors = 'backslashreplace'
@@ -44,11 +42,13 @@ class LogStream:
             raise TypeError('write() argument must be str, not %s' % type(s).__name__)
         if '\n' not in s:
             self._buf += s
-            return len(s)
-        lines = (self._buf + s).split('\n')
-        self._buf = lines.pop()
-        for line in lines:
-            _log(self._ctx, self._level, line)
+        else:
+            lines = (self._buf + s).split('\n')
+            self._buf = lines.pop()
+            for line in lines:
+                _log(self._ctx, self._level, line)
+        if self._buf:
+            _pending.add(self)
         return len(s)
 
     def writelines(self, lines):
@@ -56,6 +56,7 @@ class LogStream:
             self.write(line)
 
     def flush(self):
+        _pending.discard(self)
         if self._buf:
             buf, self._buf = self._buf, ''
             _log(self._ctx, self._level, buf)
@@ -222,8 +223,9 @@ def format_exception(exc):
     return ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-# Streams holding a partial line; the native side checks this set after each request and calls
-# flush_pending() only when it is not empty.
+# Streams holding a partial line (wsgi.errors, and the binary end of sys.stdout/sys.stderr); the
+# native side checks this set at the end of each request and calls flush_pending() only when it
+# is not empty.
 _pending = set()
 
 

@@ -150,6 +150,11 @@ pub fn text(s: &str) -> PyResult<Obj> {
     unsafe { Obj::owned(ffi::PyUnicode_FromStringAndSize(s.as_ptr() as *const c_char, s.len() as ffi::Py_ssize_t)) }
 }
 
+/// An interned `str`: made once, its hash computed once, and found by identity in dicts.
+pub fn interned(s: &CStr) -> PyResult<Obj> {
+    unsafe { Obj::owned(ffi::PyUnicode_InternFromString(s.as_ptr())) }
+}
+
 pub fn bytes(b: &[u8]) -> PyResult<Obj> {
     unsafe { Obj::owned(ffi::PyBytes_FromStringAndSize(b.as_ptr() as *const c_char, b.len() as ffi::Py_ssize_t)) }
 }

@@ -3,7 +3,7 @@
 //! It talks to the client only through [`Backend`], so embedded mode (Apache's brigades) and
 //! daemon mode (the wire protocol) run exactly the same adapter and answer byte for byte alike.
 
-use super::interp::{Attached, Interp, LoadError};
+use super::interp::{Attached, Interp, InterpData, LoadError};
 use super::native::{CurrentRequest, RequestCapsule, START_RESPONSE_DEF, WRITE_DEF};
 use super::obj::{self, raise, Obj, PyErrSet, PyResult};
 use pyo3::ffi;
@@ -176,10 +176,7 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
             let detach = Detach(&capsule);
             let current = CurrentRequest::enter(&state);
             let pending = state.call(at, req, &app, &capsule, &script);
-            let data = at.data();
-            if unsafe { ffi::PySet_Size(data.pending_streams.as_ptr()) } > 0 && data.flush_pending.call0().is_err() {
-                unsafe { ffi::PyErr_Clear() };
-            }
+            flush_pending(at.data());
             drop(current);
             drop(detach);
             pending
@@ -187,6 +184,26 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
         Err(PyErrSet) => {
             log_exception(at, state.backend(), &script, obj::take_error());
             Pending::Done(Outcome::Failed(500))
+        }
+    }
+}
+
+/// Logs the partial lines of the streams in boot.py's `_pending` set (the only Python call at
+/// the end of a request, and only when some stream holds one).
+fn flush_pending(data: &InterpData) {
+    if unsafe { ffi::PySet_Size(data.pending_streams.as_ptr()) } > 0 && data.flush_pending.call0().is_err() {
+        unsafe { ffi::PyErr_Clear() };
+    }
+}
+
+/// `getattr(o, name, None)` with one lookup; any error (not only AttributeError) counts as
+/// absent, as `hasattr` had it.
+fn optional_attr(o: &Obj, name: &Obj) -> Option<Obj> {
+    match unsafe { Obj::owned(ffi::PyObject_GetAttr(o.as_ptr(), name.as_ptr())) } {
+        Ok(attr) => Some(attr),
+        Err(PyErrSet) => {
+            unsafe { ffi::PyErr_Clear() };
+            None
         }
     }
 }
@@ -280,15 +297,13 @@ impl RequestState {
 
     fn call(&self, at: &Attached, req: &Request, app: &Obj, capsule: &RequestCapsule, script: &str) -> Pending {
         let data = at.data();
-        let environ = match build_environ(at, req, capsule) {
+        let (environ, errors) = match build_environ(at, req, capsule) {
             Ok(e) => e,
             Err(_) => {
                 log_exception(at, self.backend(), script, obj::take_error());
                 return Pending::Done(Outcome::Failed(500));
             }
         };
-        let errors = unsafe { ffi::PyDict_GetItemString(environ.as_ptr(), c"wsgi.errors".as_ptr()) };
-        let errors = (!errors.is_null()).then(|| unsafe { Obj::borrowed(errors) });
 
         let start_response = match capsule.function(ptr::addr_of_mut!(START_RESPONSE_DEF)) {
             Ok(f) => f,
@@ -302,8 +317,8 @@ impl RequestState {
                     failure = Some(obj::take_error());
                 }
                 // close() exactly once, on every path.
-                if unsafe { ffi::PyObject_HasAttrString(iterable.as_ptr(), c"close".as_ptr()) } != 0 {
-                    if let Err(PyErrSet) = iterable.getattr(c"close").and_then(|c| c.call0()) {
+                if let Some(close) = optional_attr(&iterable, &data.names.close) {
+                    if let Err(PyErrSet) = close.call0() {
                         let exc = obj::take_error();
                         if failure.is_none() {
                             failure = Some(exc);
@@ -314,11 +329,10 @@ impl RequestState {
                 }
             }
         }
-        if let Some(errors) = errors {
-            if errors.getattr(c"flush").and_then(|f| f.call0()).is_err() {
-                unsafe { ffi::PyErr_Clear() };
-            }
-        }
+        // A partial line the application left in wsgi.errors (or in sys.stdout) is logged now,
+        // before any traceback of this request.
+        flush_pending(data);
+        drop(errors);
         if let Some(exc) = failure {
             return Pending::Done(self.fail(at, script, exc));
         }
@@ -767,8 +781,10 @@ pub fn reason_bytes_ok(reason: &[u8]) -> bool {
     !reason.is_empty() && reason.iter().all(|&c| c >= 0x20 && c != 0x7f)
 }
 
-fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<Obj> {
+/// The environ dict, and the wsgi.errors stream in it (flushed at the end of the request).
+fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<(Obj, Obj)> {
     let data = at.data();
+    let n = &data.names;
     let env = obj::dict()?;
     for (k, v) in req.cgi {
         let value = obj::latin1(v)?;
@@ -785,21 +801,20 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
             }
         }
     }
-    let set = |k: &std::ffi::CStr, v: &Obj| obj::dict_set_str(&env, k, v);
-    set(c"wsgi.version", &data.wsgi_version)?;
-    set(c"wsgi.url_scheme", &obj::text(if req.https { "https" } else { "http" })?)?;
-    set(c"wsgi.input", &data.input_cls.call1(&capsule.capsule)?)?;
-    set(
-        c"wsgi.errors",
-        &data.log_cls.call(&[&capsule.capsule, &obj::int(LOG_ERR as i64)?, &obj::text("<wsgi.errors>")?])?,
-    )?;
-    set(c"wsgi.multithread", if req.multithread { &data.true_ } else { &data.false_ })?;
-    set(c"wsgi.multiprocess", if req.multiprocess { &data.true_ } else { &data.false_ })?;
-    set(c"wsgi.run_once", &data.false_)?;
-    set(c"wsgi.input_terminated", &data.true_)?;
-    set(c"wsgi.file_wrapper", &data.file_wrapper_cls)?;
-    set(c"mod_wsgi.version", &data.mod_wsgi_version)?;
-    set(c"apache.version", &data.apache_version)?;
+    let errors = data.log_cls.call(&[&capsule.capsule, &obj::int(LOG_ERR as i64)?, &n.errors_stream])?;
+    let set = |k: &Obj, v: &Obj| obj::dict_set(&env, k, v);
+    let flag = |b: bool| if b { &data.true_ } else { &data.false_ };
+    set(&n.wsgi_version, &data.wsgi_version)?;
+    set(&n.wsgi_url_scheme, if req.https { &n.https } else { &n.http })?;
+    set(&n.wsgi_input, &data.input_cls.call1(&capsule.capsule)?)?;
+    set(&n.wsgi_errors, &errors)?;
+    set(&n.wsgi_multithread, flag(req.multithread))?;
+    set(&n.wsgi_multiprocess, flag(req.multiprocess))?;
+    set(&n.wsgi_run_once, &data.false_)?;
+    set(&n.wsgi_input_terminated, &data.true_)?;
+    set(&n.wsgi_file_wrapper, &data.file_wrapper_cls)?;
+    set(&n.mod_wsgi_version, &data.mod_wsgi_version)?;
+    set(&n.apache_version, &data.apache_version)?;
     // mod_wsgi's per-thread and per-process request counters.
     let (thread_id, thread_requests) = THREAD_COUNTS.with(|c| {
         let (id, n) = c.get();
@@ -807,10 +822,10 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
         c.set((id, n + 1));
         (id, n + 1)
     });
-    set(c"mod_wsgi.thread_id", &obj::int(thread_id as i64)?)?;
-    set(c"mod_wsgi.thread_requests", &obj::int(thread_requests as i64)?)?;
-    set(c"mod_wsgi.total_requests", &obj::int(TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed) as i64 + 1)?)?;
-    Ok(env)
+    set(&n.thread_id, &obj::int(thread_id as i64)?)?;
+    set(&n.thread_requests, &obj::int(thread_requests as i64)?)?;
+    set(&n.total_requests, &obj::int(TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed) as i64 + 1)?)?;
+    Ok((env, errors))
 }
 
 /// Whether this process has loaded a WSGI script, and when one first failed to load (for a

@@ -154,7 +154,7 @@ def application(environ, start_response):
                            ('input.readline', lambda: inp.readline()),
                            ('write', lambda: write(b'late')),
                            ('start_response', lambda: old_start_response('200 OK', [])),
-                           ('errors.write', lambda: errors.write('stale-errors-line\n'))]:
+                           ('errors.write', lambda: errors.write('stale-errors-line\nstale-partial'))]:
             try:
                 call()
                 results.append('%s ok' % name)
