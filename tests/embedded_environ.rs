@@ -49,6 +49,32 @@ fn environ_keys_and_types() {
     assert_eq!(get(&rep, "PATH_INFO"), "''");
 }
 
+/// Each request's environ has exactly its own header keys, whatever the requests before it on
+/// the same interpreter sent (the key strings are reused by position and by name).
+#[test]
+fn header_keys_follow_each_request() {
+    let apache = Apache::builder().app("env.wsgi", ENV_APP).config("WSGIScriptAlias /env {APPS}/env.wsgi").start();
+    let mut c = apache.connect(); // one connection: one child, one interpreter
+    let cases: [&[(&str, &str)]; 4] = [
+        &[("X-One", "1"), ("X-Two", "2")],
+        &[("X-Two", "2"), ("X-One", "1")],
+        &[("X-Three", "3")],
+        &[("X-One", "1"), ("X-Three", "3"), ("X-Two", "2")],
+    ];
+    for headers in cases {
+        let rep = report(&c.send("GET", "/env", headers, b""));
+        let mut seen: Vec<(String, String)> =
+            rep.iter().filter(|(k, _)| k.starts_with("HTTP_X_")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        seen.sort();
+        let mut want: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (format!("HTTP_{}", n.to_uppercase().replace('-', "_")), format!("'{v}'")))
+            .collect();
+        want.sort();
+        assert_eq!(seen, want, "headers {headers:?}");
+    }
+}
+
 #[test]
 fn underscore_headers_are_dropped() {
     let apache = Apache::builder().app("env.wsgi", ENV_APP).config("WSGIScriptAlias /env {APPS}/env.wsgi").start();

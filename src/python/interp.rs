@@ -143,9 +143,7 @@ pub struct InterpData {
     /// Strings every request uses, made once.
     pub names: Names,
     pub apps: RefCell<LoadedApps>,
-    /// environ key strings made once (CGI names, HTTP_* headers), up to a bound: clients choose
-    /// header names, so the cache must not grow without limit.
-    pub environ_keys: RefCell<FastMap<Box<[u8]>, Obj>>,
+    pub environ_keys: RefCell<super::wsgi::EnvironKeys>,
 }
 
 macro_rules! names {
@@ -448,7 +446,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             false_: obj::boolean(false),
             names: Names::new()?,
             apps: RefCell::new(FastMap::default()),
-            environ_keys: RefCell::new(FastMap::default()),
+            environ_keys: RefCell::default(),
         })
     })();
     match result {

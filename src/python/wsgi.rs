@@ -781,24 +781,51 @@ pub fn reason_bytes_ok(reason: &[u8]) -> bool {
     !reason.is_empty() && reason.iter().all(|&c| c >= 0x20 && c != 0x7f)
 }
 
+/// The environ's CGI key strings, made once per interpreter. Requests list their CGI variables
+/// in much the same order (Apache's fixed ones, then the client's headers), so each position
+/// first checks the key the previous request had there (a byte comparison, no hashing); the
+/// map by name catches the rest. Clients choose header names, so both stay bounded.
+#[derive(Default)]
+pub struct EnvironKeys {
+    by_name: super::interp::FastMap<Box<[u8]>, Obj>,
+    last: Vec<(Box<[u8]>, Obj)>,
+}
+
+impl EnvironKeys {
+    fn key(&mut self, position: usize, name: &[u8]) -> PyResult<Obj> {
+        if let Some((last, key)) = self.last.get(position) {
+            if **last == *name {
+                return Ok(key.clone());
+            }
+        }
+        let key = match self.by_name.get(name) {
+            Some(key) => key.clone(),
+            None => {
+                let key = obj::latin1(name)?;
+                if self.by_name.len() < ENVIRON_KEY_CACHE {
+                    self.by_name.insert(name.into(), key.clone());
+                }
+                key
+            }
+        };
+        if position < self.last.len() {
+            self.last[position] = (name.into(), key.clone());
+        } else if position == self.last.len() && position < ENVIRON_KEY_CACHE {
+            self.last.push((name.into(), key.clone()));
+        }
+        Ok(key)
+    }
+}
+
 /// The environ dict, and the wsgi.errors stream in it (flushed at the end of the request).
 fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<(Obj, Obj)> {
     let data = at.data();
     let n = &data.names;
     let env = obj::dict()?;
-    for (k, v) in req.cgi {
-        let value = obj::latin1(v)?;
-        let cached = data.environ_keys.borrow().get(*k).cloned();
-        match cached {
-            Some(key) => obj::dict_set(&env, &key, &value)?,
-            None => {
-                let key = obj::latin1(k)?;
-                obj::dict_set(&env, &key, &value)?;
-                let mut keys = data.environ_keys.borrow_mut();
-                if keys.len() < ENVIRON_KEY_CACHE {
-                    keys.insert((*k).into(), key);
-                }
-            }
+    {
+        let mut keys = data.environ_keys.borrow_mut();
+        for (i, (k, v)) in req.cgi.iter().enumerate() {
+            obj::dict_set(&env, &keys.key(i, k)?, &obj::latin1(v)?)?;
         }
     }
     let errors = data.log_cls.call(&[&capsule.capsule, &obj::int(LOG_ERR as i64)?, &n.errors_stream])?;
