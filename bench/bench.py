@@ -813,10 +813,7 @@ class Bench:
         return Apache(v.key, root, conf)
 
     def scenarios_for(self, v: Variant):
-        if v.mode == "static":
-            needed = {s.static_key for s in self.scenarios}
-            return [s for s in SCENARIOS if s.key in needed and s.static_path]
-        return self.scenarios
+        return scenarios_for(v, self.scenarios)
 
     def fail_all(self, v: Variant, rnd: int, reason: str):
         for s in self.scenarios_for(v):
@@ -991,12 +988,30 @@ def stats(values):
             "n": len(values)}
 
 
-def aggregate(bench: Bench) -> dict:
+def scenarios_for(v: Variant, scenarios: list) -> list:
+    """The scenarios a variant runs: the static server only those with a static counterpart."""
+    if v.mode == "static":
+        needed = {s.static_key for s in scenarios}
+        return [s for s in SCENARIOS if s.key in needed and s.static_path]
+    return scenarios
+
+
+def round_ratios(results: dict, vkey: str, skey: str, ref_vkey, ref_skey):
+    """req/s of (vkey, skey) over req/s of (ref_vkey, ref_skey), per round both ran."""
+    if not ref_vkey or ref_vkey == vkey and ref_skey == skey:
+        return None
+    mine = {r["round"]: r.get("rps") for r in results.get(vkey, {}).get(skey, {}).get("runs", [])}
+    ref = {r["round"]: r.get("rps") for r in results.get(ref_vkey, {}).get(ref_skey, {}).get("runs", [])}
+    return stats([mine[k] / ref[k] for k in mine if mine[k] and ref.get(k)])
+
+
+def aggregate(variants: list, scenarios: list, results: dict, idle_results: dict) -> dict:
+    """Medians, min–max and ratios from the raw results (a run's, or those in latest.json)."""
     agg = {}
-    for v in bench.variants:
+    for v in variants:
         agg[v.key] = {}
-        for s in (bench.scenarios_for(v) if v.mode == "static" else bench.scenarios):
-            slot = bench.results[v.key][s.key]
+        for s in scenarios_for(v, scenarios):
+            slot = results.get(v.key, {}).get(s.key) or {"runs": [], "failures": []}
             entry = {"n_runs": len(slot["runs"]), "failures": slot["failures"]}
             for m, _l, _h in METRICS:
                 entry[m] = stats([r.get(m) for r in slot["runs"]])
@@ -1005,7 +1020,7 @@ def aggregate(bench: Bench) -> dict:
             agg[v.key][s.key] = entry
     # Ratios: to mod_wsgi 4.9.4 in the same mode, and to the static counterpart.
     by_key = {s.key: s for s in SCENARIOS}
-    for v in bench.variants:
+    for v in variants:
         for skey, e in agg[v.key].items():
             s = by_key[skey]
             base = agg.get(v.baseline_key or "", {}).get(s.key) if v.baseline_key else None
@@ -1018,8 +1033,13 @@ def aggregate(bench: Bench) -> dict:
                     out[m] = (mine / r) if (mine is not None and r) else None
             if v.mode == "static":
                 e["ratio_static"] = {m: None for m, _l, _h in METRICS}
+            # The same ratios of req/s taken round by round (both servers ran that scenario
+            # back to back): shows how much of a ratio is noise between rounds.
+            e["round_ratio_mw494"] = round_ratios(results, v.key, s.key, v.baseline_key, s.key)
+            e["round_ratio_static"] = (None if v.mode == "static"
+                                        else round_ratios(results, v.key, s.key, "static", s.static_key))
     idle = {}
-    for key, slot in bench.idle.items():
+    for key, slot in idle_results.items():
         st = stats([r["rss_mib"] for r in slot["runs"]])
         idle[key] = {"rss_mib": st, "failures": slot["failures"], "runs": slot["runs"]}
         if not st:
@@ -1075,8 +1095,9 @@ def evaluate_targets(agg: dict, variants: dict) -> list:
         r, why = ratio(vkey, skey, kind)
         met = r is not None and r >= threshold
         shown = f"{r:.3f}×" if r is not None else f"n/a ({why})"
+        rounds = sc.get(vkey, {}).get(skey, {}).get("round_" + kind)
         rows.append({"target": name, "threshold": threshold, "value": r, "met": met,
-                     "shown": shown})
+                     "shown": shown, "rounds": rounds})
 
     for skey, conns in (("hello16", 16), ("hello64", 64)):
         target(f"Embedded hello ({conns} conns) ≥ 1.0× mod_wsgi 4.9.4 embedded", "ox-emb", skey,
@@ -1135,9 +1156,15 @@ def write_markdown(path: Path, data: dict):
 
     # Targets.
     L.append("## Targets\n")
-    L.append("| target | measured (median ratio) | result |\n|---|---|---|")
+    L.append("The target is met or not on the ratio of the medians; the ratio taken round by round "
+             "(the two servers ran that scenario back to back) is shown for how much of it is noise.\n")
+    L.append("| target | measured (ratio of medians) | per-round ratios: median (min–max) | result |")
+    L.append("|---|---|---|---|")
     for t in data["targets"]:
-        L.append(f"| {md_escape(t['target'])} | {md_escape(t['shown'])} | "
+        rounds = t.get("rounds")
+        per_round = (f"{rounds['median']:.2f}× ({rounds['min']:.2f}–{rounds['max']:.2f}×)"
+                     if rounds else "–")
+        L.append(f"| {md_escape(t['target'])} | {md_escape(t['shown'])} | {per_round} | "
                  f"{'**met**' if t['met'] else '**NOT MET**'} |")
     L.append("")
 
@@ -1277,6 +1304,9 @@ def parse_args(argv):
     p.add_argument("--out", default=str(BENCH / "results"), help="results directory")
     p.add_argument("--keep-instances", action="store_true",
                    help="keep every instance's httpd.conf and logs under WORK/instances")
+    p.add_argument("--report", metavar="JSON", default="",
+                   help="run nothing: recompute the figures and targets of a results JSON (e.g. "
+                   "bench/results/latest.json) and rewrite it and the .md next to it")
     a = p.parse_args(argv)
     if a.quick:
         given = {x.split("=", 1)[0] for x in argv}
@@ -1293,9 +1323,29 @@ def parse_args(argv):
     return a
 
 
+def rewrite_report(jpath: Path):
+    """Recomputes a results JSON's aggregate and targets (with this version of the code) and
+    rewrites it and its markdown report; the raw measurements are left as they are."""
+    data = json.loads(jpath.read_text())
+    fields = ("key", "label", "impl", "mode", "module", "unavailable")
+    variants = [Variant(**{k: v.get(k) for k in fields}) for v in data["variants"]]
+    by_key = {s.key: s for s in SCENARIOS}
+    scenarios = [by_key[s["key"]] for s in data["scenarios"]]
+    agg = aggregate(variants, scenarios, data["raw"], data["idle_raw"])
+    data["aggregate"] = agg
+    data["targets"] = evaluate_targets(agg, {v.key: v for v in variants})
+    jpath.write_text(json.dumps(data, indent=1, default=str))
+    mpath = jpath.with_suffix(".md")
+    write_markdown(mpath, data)
+    log(f"rewrote {jpath} and {mpath}")
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.report:
+        rewrite_report(Path(args.report))
+        return
     os.umask(0o022)
     if os.geteuid() != 0:
         raise SystemExit("bench/run must run as root (Apache switches its children to www-data)")
@@ -1358,7 +1408,7 @@ def main(argv=None):
     finally:
         stop_all_live()
 
-    agg = aggregate(bench)
+    agg = aggregate(bench.variants, bench.scenarios, bench.results, bench.idle)
     data = {
         "machine": machine,
         "config": {
