@@ -91,6 +91,12 @@ fn close_is_called_exactly_once() {
     r.assert_status(500);
     assert_eq!(settled_events(&apache, "close r0 "), ["close r0 after 0"]);
 
+    // A list subclass may have close() too (only a plain list or tuple cannot).
+    let r = apache.get("/close/list-subclass?l1");
+    r.assert_status(200);
+    assert_eq!(r.text(), "a;b;");
+    assert_eq!(settled_events(&apache, "close l1 "), ["close l1 list of 2"]);
+
     let r = apache.get("/close/write-then-list?w1");
     r.assert_status(200);
     assert_eq!(r.text(), "w;chunk;chunk;");

@@ -196,10 +196,16 @@ fn flush_pending(data: &InterpData) {
     }
 }
 
-/// `getattr(o, name, None)` with one lookup; any error (not only AttributeError) counts as
-/// absent, as `hasattr` had it.
-fn optional_attr(o: &Obj, name: &Obj) -> Option<Obj> {
-    match unsafe { Obj::owned(ffi::PyObject_GetAttr(o.as_ptr(), name.as_ptr())) } {
+/// The iterable's `close` method, if it has one: `getattr(iterable, 'close', None)` with one
+/// lookup, any error (not only AttributeError) counting as absent, as `hasattr` had it. A plain
+/// list or tuple (what most applications return) has none, and skipping the lookup saves making
+/// and clearing an AttributeError.
+fn close_method(iterable: &Obj, close: &Obj) -> Option<Obj> {
+    let o = iterable.as_ptr();
+    if unsafe { ffi::PyList_CheckExact(o) != 0 || ffi::PyTuple_CheckExact(o) != 0 } {
+        return None;
+    }
+    match unsafe { Obj::owned(ffi::PyObject_GetAttr(o, close.as_ptr())) } {
         Ok(attr) => Some(attr),
         Err(PyErrSet) => {
             unsafe { ffi::PyErr_Clear() };
@@ -317,7 +323,7 @@ impl RequestState {
                     failure = Some(obj::take_error());
                 }
                 // close() exactly once, on every path.
-                if let Some(close) = optional_attr(&iterable, &data.names.close) {
+                if let Some(close) = close_method(&iterable, &data.names.close) {
                     if let Err(PyErrSet) = close.call0() {
                         let exc = obj::take_error();
                         if failure.is_none() {

@@ -39,6 +39,17 @@ class Body:
         record('close %s after %d' % (self.tag, self.i))
 
 
+class ClosingList(list):
+    """A list subclass with close(): not a plain list, so its close() must be called."""
+
+    def __init__(self, tag, items):
+        super().__init__(items)
+        self.tag = tag
+
+    def close(self):
+        record('close %s list of %d' % (self.tag, len(self)))
+
+
 class RecordingFile(io.FileIO):
     def __init__(self, path, tag):
         super().__init__(path, 'rb')
@@ -87,6 +98,9 @@ def application(environ, start_response):
     if path == '/close/disconnect':
         start_response('200 OK', text)
         return Body(q, b'x' * 65536, 2000, delay=0.005)
+    if path == '/close/list-subclass':
+        start_response('200 OK', text)
+        return ClosingList(q, [b'a;', b'b;'])
     if path == '/close/write-then-list':
         write = start_response('200 OK', text)
         write(b'w;')
