@@ -318,3 +318,53 @@ fn daemon_groups_serve_only_their_own_virtual_host() {
         apache.log_tail(10)
     );
 }
+
+/// Apache keeps its connections to a group's daemons open across requests, each tied to the
+/// process that accepted it. A child spreads its requests over the processes by how many it
+/// has running in each, so concurrent requests do not pile up in one process while another
+/// idles (keeping to the most recent connections, the split stayed whatever the first
+/// connections happened to be).
+#[test]
+fn concurrent_requests_are_spread_over_the_groups_processes() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(
+            "MaxRequestWorkers 8\n\
+             WSGIDaemonProcess spread processes=2 threads=4\n\
+             WSGIScriptAlias /s {APPS}/app.py process-group=spread",
+        )
+        .start();
+    let addr = apache.addr();
+    // Four requests at once (one Apache child, MaxRequestWorkers 8), each running 0.3 s:
+    // how many each daemon process served.
+    let round = || -> BTreeMap<u32, usize> {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut c = common::Client::connect(addr).unwrap();
+                    c.set_timeout(std::time::Duration::from_secs(15));
+                    let r = c.get("/s/sleep?0.3");
+                    r.assert_status(200);
+                    let text = r.text();
+                    text.rsplit("pid=").next().and_then(|p| p.trim().parse::<u32>().ok()).expect(&text)
+                })
+            })
+            .collect();
+        let mut served = BTreeMap::new();
+        for h in handles {
+            *served.entry(h.join().unwrap()).or_insert(0) += 1;
+        }
+        served
+    };
+    // A few rounds to meet both processes (a new connection goes to whichever accepts it);
+    // from then on every round is split evenly.
+    let mut rounds = Vec::new();
+    for _ in 0..12 {
+        rounds.push(round());
+        let last3 = &rounds[rounds.len().saturating_sub(3)..];
+        if last3.len() == 3 && last3.iter().all(|r| r.len() == 2 && r.values().all(|&n| n == 2)) {
+            return;
+        }
+    }
+    panic!("requests not spread 2/2 over the two processes in 3 rounds running: {rounds:?}");
+}

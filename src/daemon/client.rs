@@ -77,7 +77,10 @@ unsafe fn send_request(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let conn = match take_pooled(name) {
+        // A retry goes on a new connection: the kept one was closed by a stopping daemon,
+        // whose other kept connections are about to be closed too.
+        let pooled = if attempts == 1 { take_pooled(name, group.spec.processes) } else { None };
+        let conn = match pooled {
             Some(c) => c,
             None => match connect(group) {
                 Ok(c) => c,
@@ -93,7 +96,7 @@ unsafe fn send_request(
             Ok(status) => return status,
             // A kept-alive connection the daemon closed without reading this request (it was
             // stopping): the request never ran, so it goes again on a new connection.
-            Err(Failure::Unused) if attempts < 3 => continue,
+            Err(Failure::Unused) if attempts == 1 => continue,
             Err(f) => return fail(r, name, backend, f),
         }
     }
@@ -152,36 +155,112 @@ struct Conn {
     reader: FrameReader<FdReader>,
     fresh: bool,
     idle_since: Instant,
+    /// The daemon process at the other end, from its HELLO_OK (0 until then).
+    daemon: u32,
 }
 
-/// Idle connections of this Apache child, by group. A daemon that stops closes its idle
-/// connections; the first use of such a connection fails in a way that proves the request was
-/// not read (see `Failure::Unused`), and it is sent again on a new connection.
-static POOL: Mutex<Vec<Conn>> = Mutex::new(Vec::new());
+/// This Apache child's kept connections, and how many of its requests run in each daemon
+/// process. Connections stay open across requests, each tied to the process that accepted it;
+/// choosing among them by the fewest running requests spreads the load over a group's
+/// processes (picking the most recent one alone could leave a process all the work).
+///
+/// A daemon that stops closes its idle connections; the first use of such a connection fails
+/// in a way that proves the request was not read (see `Failure::Unused`), and it is sent again
+/// on a new connection.
+struct Pool {
+    idle: Vec<Conn>,
+    /// (group, daemon pid, requests of this child running there); entries at 0 are dropped.
+    running: Vec<(String, u32, usize)>,
+}
+
+impl Pool {
+    fn running(&self, daemon: u32) -> usize {
+        self.running.iter().find(|e| e.1 == daemon).map_or(0, |e| e.2)
+    }
+
+    fn add_running(&mut self, group: &str, daemon: u32) {
+        match self.running.iter_mut().find(|e| e.1 == daemon) {
+            Some(e) => e.2 += 1,
+            None => self.running.push((group.to_string(), daemon, 1)),
+        }
+    }
+
+    fn end_running(&mut self, daemon: u32) {
+        if let Some(i) = self.running.iter().position(|e| e.1 == daemon) {
+            self.running[i].2 -= 1;
+            if self.running[i].2 == 0 {
+                self.running.swap_remove(i);
+            }
+        }
+    }
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool { idle: Vec::new(), running: Vec::new() });
 const POOL_MAX_PER_GROUP: usize = 64;
 /// Connections idle longer than this are closed rather than reused.
 const REUSE_WITHIN: Duration = Duration::from_secs(10);
 
-fn take_pooled(group: &str) -> Option<Conn> {
-    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    while let Some(i) = pool.iter().rposition(|c| c.group == group) {
-        let conn = pool.swap_remove(i);
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A kept connection to the group's process with the fewest of this child's requests running
+/// (the most recently used among equals), counted as running one more. None: connect anew,
+/// when no connection is kept, or when the best one leads to a process busier than another of
+/// the group (one this child knows of, but holds no idle connection to, or one it has not met
+/// yet): the new connection may be accepted there.
+fn take_pooled(group: &str, processes: u32) -> Option<Conn> {
+    let mut pool = pool();
+    loop {
+        let best = pool
+            .idle
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.group == group)
+            .min_by_key(|(i, c)| (pool.running(c.daemon), std::cmp::Reverse(*i)))
+            .map(|(i, c)| (i, c.daemon));
+        let (i, daemon) = best?;
+        let load = pool.running(daemon);
+        if load > 0 {
+            let mut known: Vec<u32> = pool.idle.iter().filter(|c| c.group == group).map(|c| c.daemon).collect();
+            known.extend(pool.running.iter().filter(|e| e.0 == group).map(|e| e.1));
+            known.sort_unstable();
+            known.dedup();
+            let least = if known.len() < processes as usize {
+                0
+            } else {
+                known.iter().map(|&d| pool.running(d)).min().unwrap_or(0)
+            };
+            if load > least {
+                return None;
+            }
+        }
+        let conn = pool.idle.remove(i);
         // The daemon never writes to an idle connection: anything readable means it closed it.
         let mut pfd = libc::pollfd { fd: conn.writer.as_raw_fd(), events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
         let closed = unsafe { libc::poll(&mut pfd, 1, 0) } != 0;
         if conn.idle_since.elapsed() < REUSE_WITHIN && !closed && conn.reader.buffered().is_empty() {
+            pool.add_running(group, daemon);
             return Some(conn);
         }
     }
-    None
 }
 
 fn put_back(mut conn: Conn) {
     conn.fresh = false;
     conn.idle_since = Instant::now();
-    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if pool.iter().filter(|c| c.group == conn.group).count() < POOL_MAX_PER_GROUP {
-        pool.push(conn);
+    let mut pool = pool();
+    if pool.idle.iter().filter(|c| c.group == conn.group).count() < POOL_MAX_PER_GROUP {
+        pool.idle.push(conn);
+    }
+}
+
+/// One of this child's requests running in daemon process `.0`; ends when dropped.
+struct Running(u32);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        pool().end_running(self.0);
     }
 }
 
@@ -209,6 +288,7 @@ fn connect(group: &Group) -> io::Result<Conn> {
         reader: FrameReader::new(FdReader { fd: stream.as_raw_fd(), fds: VecDeque::new(), _stream: stream }),
         fresh: true,
         idle_since: Instant::now(),
+        daemon: 0,
     })
 }
 
@@ -248,6 +328,9 @@ unsafe fn relay(
     backend: &mut ApacheBackend,
 ) -> Result<i32, Failure> {
     let reused = !conn.fresh;
+    // A kept connection was counted as running when it was taken; a new one once its daemon
+    // has said who it is.
+    let mut _running = reused.then(|| Running(conn.daemon));
     // Only a reused connection can have been closed by its daemon while idle; ECONNRESET and
     // EPIPE before any answer say the daemon never read what was sent.
     let unused = |e: io::Error| {
@@ -277,7 +360,11 @@ unsafe fn relay(
     let mut next = Some(first);
     if conn.fresh {
         match next.take().expect("first frame") {
-            Frame::HelloOk => {}
+            Frame::HelloOk { pid } => {
+                conn.daemon = pid;
+                pool().add_running(&group.spec.name, pid);
+                _running = Some(Running(pid));
+            }
             Frame::HelloReject { message, .. } => {
                 log_request(
                     r,

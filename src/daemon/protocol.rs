@@ -17,7 +17,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The protocol version carried by HELLO. Both ends must speak exactly this version.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Length of the shared secret carried by HELLO.
 pub const SECRET_LEN: usize = 16;
 /// Length of a frame header: type byte + u32 LE payload length.
@@ -112,7 +112,8 @@ impl FrameType {
     pub const fn payload_range(self) -> (usize, usize) {
         match self {
             FrameType::Hello => (1, MAX_HELLO_PAYLOAD),
-            FrameType::HelloOk | FrameType::BodyEnd | FrameType::End | FrameType::EndClose => (0, 0),
+            FrameType::BodyEnd | FrameType::End | FrameType::EndClose => (0, 0),
+            FrameType::HelloOk => (4, 4),
             FrameType::HelloReject => (1, 1 + MAX_MESSAGE),
             FrameType::Request => (1 + 8 + 4, MAX_HEAD_PAYLOAD),
             FrameType::Read => (4, 4),
@@ -158,8 +159,9 @@ impl fmt::Display for FrameType {
 pub enum Frame {
     /// Apache -> daemon, first frame of a connection.
     Hello { version: u8, secret: [u8; SECRET_LEN] },
-    /// Daemon -> Apache: HELLO accepted.
-    HelloOk,
+    /// Daemon -> Apache: HELLO accepted, by the daemon process `pid` (Apache spreads its
+    /// requests over a group's processes by it).
+    HelloOk { pid: u32 },
     /// Daemon -> Apache: HELLO refused (bad secret, version mismatch); the daemon then closes.
     /// `version` is the daemon's own protocol version.
     HelloReject { version: u8, message: String },
@@ -199,7 +201,7 @@ impl Frame {
     pub const fn frame_type(&self) -> FrameType {
         match self {
             Frame::Hello { .. } => FrameType::Hello,
-            Frame::HelloOk => FrameType::HelloOk,
+            Frame::HelloOk { .. } => FrameType::HelloOk,
             Frame::HelloReject { .. } => FrameType::HelloReject,
             Frame::Request { .. } => FrameType::Request,
             Frame::Read { .. } => FrameType::Read,
@@ -348,7 +350,7 @@ pub fn decode_payload(frame_type: FrameType, payload: &[u8]) -> Result<Frame, Pr
             }
             Frame::Hello { version, secret: c.array()? }
         }
-        FrameType::HelloOk => Frame::HelloOk,
+        FrameType::HelloOk => Frame::HelloOk { pid: c.u32()? },
         FrameType::HelloReject => Frame::HelloReject { version: c.u8()?, message: c.rest_utf8()? },
         FrameType::Request => {
             let flags = c.u8()?;
@@ -529,7 +531,8 @@ fn pairs_len(pairs: &[(Vec<u8>, Vec<u8>)]) -> usize {
 fn payload_len(frame: &Frame) -> usize {
     match frame {
         Frame::Hello { .. } => 1 + SECRET_LEN,
-        Frame::HelloOk | Frame::BodyEnd | Frame::End | Frame::EndClose => 0,
+        Frame::BodyEnd | Frame::End | Frame::EndClose => 0,
+        Frame::HelloOk { .. } => 4,
         Frame::HelloReject { message, .. } => message.len().saturating_add(1),
         Frame::Request { environ, .. } => pairs_len(environ).saturating_add(1 + 8),
         Frame::Read { .. } => 4,
@@ -590,7 +593,8 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolErro
             out.push(*version);
             out.extend_from_slice(secret);
         }
-        Frame::HelloOk | Frame::BodyEnd | Frame::End | Frame::EndClose => {}
+        Frame::BodyEnd | Frame::End | Frame::EndClose => {}
+        Frame::HelloOk { pid } => out.extend_from_slice(&pid.to_le_bytes()),
         Frame::HelloReject { version, message } => {
             out.push(*version);
             out.extend_from_slice(message.as_bytes());
@@ -1228,7 +1232,7 @@ mod tests {
     fn random_frame(rng: &mut Rng, max_bulk: usize) -> Frame {
         match rng.below(15) {
             0 => Frame::Hello { version: PROTOCOL_VERSION, secret: rng.array() },
-            1 => Frame::HelloOk,
+            1 => Frame::HelloOk { pid: rng.next() as u32 },
             2 => Frame::HelloReject { version: rng.next() as u8, message: rng.text(64) },
             3 => Frame::Request {
                 environ: rng.pairs(64, 64),
@@ -1327,9 +1331,10 @@ mod tests {
         assert_eq!(encode(&Frame::End), [0x87, 0, 0, 0, 0]);
         assert_eq!(encode(&Frame::Read { max: 0x1_0000 }), [0x83, 4, 0, 0, 0, 0x00, 0x00, 0x01, 0x00]);
         assert_eq!(encode(&Frame::BodyError { status: 400 }), [0x05, 2, 0, 0, 0, 0x90, 0x01]);
-        let hello = encode(&Frame::Hello { version: 1, secret: [0xAB; 16] });
-        assert_eq!(&hello[..6], [0x01, 17, 0, 0, 0, 1]);
+        let hello = encode(&Frame::Hello { version: 2, secret: [0xAB; 16] });
+        assert_eq!(&hello[..6], [0x01, 17, 0, 0, 0, 2]);
         assert_eq!(&hello[6..], [0xAB; 16]);
+        assert_eq!(encode(&Frame::HelloOk { pid: 0x0102_0304 }), [0x81, 4, 0, 0, 0, 0x04, 0x03, 0x02, 0x01]);
         let request =
             Frame::Request { environ: vec![(b"A".to_vec(), b"xy".to_vec())], body_length: Some(3), eager_body: true };
         assert_eq!(
@@ -1496,13 +1501,17 @@ mod tests {
         let secret = [7u8; SECRET_LEN];
         let hello = Frame::Hello { version: PROTOCOL_VERSION, secret };
         assert_eq!(decode_one(&encode(&hello)), hello);
-        // A future version is reported as a version mismatch, whatever its HELLO layout.
-        let v2 = encode(&Frame::Hello { version: 2, secret });
-        assert!(matches!(decode_frame(&v2), Err(ProtocolError::Version { got: 2 })));
-        let mut long_v2 = vec![0x01, 40, 0, 0, 0, 2];
-        long_v2.extend([0; 39]);
-        assert!(matches!(decode_frame(&long_v2), Err(ProtocolError::Version { got: 2 })));
-        // Version 1 with the wrong length is malformed.
+        // Another version (older or future) is reported as a version mismatch, whatever its
+        // HELLO layout.
+        let other = PROTOCOL_VERSION + 1;
+        let v_next = encode(&Frame::Hello { version: other, secret });
+        assert!(matches!(decode_frame(&v_next), Err(ProtocolError::Version { got }) if got == other));
+        let mut long_next = vec![0x01, 40, 0, 0, 0, other];
+        long_next.extend([0; 39]);
+        assert!(matches!(decode_frame(&long_next), Err(ProtocolError::Version { got }) if got == other));
+        let v1 = encode(&Frame::Hello { version: 1, secret });
+        assert!(matches!(decode_frame(&v1), Err(ProtocolError::Version { got: 1 })));
+        // This version with the wrong length is malformed.
         let mut long_v1 = encode(&hello);
         long_v1[1] += 1;
         long_v1.push(0);
@@ -1682,7 +1691,7 @@ mod tests {
         });
         let mut reader = FrameReader::new(&request[..]);
         assert!(matches!(reader.read_frame_limited(MAX_HELLO_PAYLOAD), Err(ProtocolError::BadLength { .. })));
-        let mut hello = encode(&Frame::Hello { version: 1, secret: [1; 16] });
+        let mut hello = encode(&Frame::Hello { version: PROTOCOL_VERSION, secret: [1; 16] });
         hello.extend(encode(&Frame::End));
         let mut reader = FrameReader::new(&hello[..]);
         assert!(matches!(reader.read_frame_limited(MAX_HELLO_PAYLOAD), Ok(Frame::Hello { .. })));
@@ -1812,7 +1821,7 @@ mod tests {
                 panic!("expected HELLO")
             };
             assert!(secrets_equal(&got, &secret));
-            write_frame(&mut out, &Frame::HelloOk).unwrap();
+            write_frame(&mut out, &Frame::HelloOk { pid: 7 }).unwrap();
             for _ in 0..2 {
                 let Frame::Request { eager_body, body_length, .. } = reader.read_frame().unwrap() else {
                     panic!("expected REQUEST")
@@ -1837,7 +1846,7 @@ mod tests {
         });
         let mut out = &apache;
         write_frame(&mut out, &Frame::Hello { version: PROTOCOL_VERSION, secret }).unwrap();
-        assert_eq!(recv_frame_maybe_fd(&apache).unwrap().0, Frame::HelloOk);
+        assert_eq!(recv_frame_maybe_fd(&apache).unwrap().0, Frame::HelloOk { pid: 7 });
         for body in [&b"hello world"[..], b"x"] {
             let request = Frame::Request { environ: vec![], body_length: None, eager_body: true };
             write_frame(&mut out, &request).unwrap();

@@ -490,7 +490,7 @@ fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
             _ => return false,
         }
         conn.greeted = true;
-        let _ = protocol::encode_frame(&Frame::HelloOk, &mut conn.out);
+        let _ = protocol::encode_frame(&Frame::HelloOk { pid: std::process::id() }, &mut conn.out);
     }
     let Ok(Frame::Request { environ, body_length, eager_body }) = reader.read_frame() else { return false };
     conn.writer.state.lock().unwrap().started = false;
@@ -890,7 +890,7 @@ fn check_request_timeouts(shared: &Shared, limit: Duration) {
         if !st.greeted {
             // HELLO_OK waits in the worker's output buffer until its first flush: Apache
             // expects it before anything else.
-            let _ = protocol::encode_frame(&Frame::HelloOk, &mut buf);
+            let _ = protocol::encode_frame(&Frame::HelloOk { pid: std::process::id() }, &mut buf);
         }
         let _ = protocol::encode_frame(&frame, &mut buf);
         let _ = st.stream.write_all(&buf);
