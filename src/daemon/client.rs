@@ -208,7 +208,7 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 /// (the most recently used among equals), counted as running one more. None: connect anew,
 /// when no connection is kept, or when the best one leads to a process busier than another of
 /// the group (one this child knows of, but holds no idle connection to, or one it has not met
-/// yet): the new connection may be accepted there.
+/// yet) and the pool has room to keep one more: the new connection may be accepted there.
 fn take_pooled(group: &str, processes: u32) -> Option<Conn> {
     let mut pool = pool();
     loop {
@@ -221,7 +221,9 @@ fn take_pooled(group: &str, processes: u32) -> Option<Conn> {
             .map(|(i, c)| (i, c.daemon));
         let (i, daemon) = best?;
         let load = pool.running(daemon);
-        if load > 0 {
+        // A new connection is only worth making if it can be kept.
+        let room = pool.idle.iter().filter(|c| c.group == group).count() < POOL_MAX_PER_GROUP;
+        if load > 0 && room {
             let mut known: Vec<u32> = pool.idle.iter().filter(|c| c.group == group).map(|c| c.daemon).collect();
             known.extend(pool.running.iter().filter(|e| e.0 == group).map(|e| e.1));
             known.sort_unstable();
