@@ -15,7 +15,11 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+use common::eventually;
+use common::procs::{descendants, proc_stat, same_process_alive, ProcStat};
 
 const OXWSGI: &str = env!("CARGO_BIN_EXE_oxwsgi");
 const HTTPD: &str = "/usr/sbin/apache2";
@@ -83,63 +87,16 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A process as named by /proc: (pid, start time), so a reused pid is not mistaken for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Proc {
-    pid: u32,
-    ppid: u32,
-    start: u64,
+/// Is the process `p` names (its pid and start time, so a reused pid does not count) alive?
+fn alive(p: &ProcStat) -> bool {
+    same_process_alive(p.pid, p.starttime)
 }
 
-fn stat(pid: u32) -> Option<(Proc, char)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = text.rfind(')')?;
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    let state = rest.first()?.chars().next()?;
-    Some((Proc { pid, ppid: rest.get(1)?.parse().ok()?, start: rest.get(19)?.parse().ok()? }, state))
-}
-
-fn alive(p: &Proc) -> bool {
-    matches!(stat(p.pid), Some((now, state)) if now.start == p.start && state != 'Z' && state != 'X')
-}
-
-fn descendants(root: u32) -> Vec<Proc> {
-    let all: Vec<Proc> = fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| stat(pid).map(|(p, _)| p))
-        .collect();
-    let mut out: Vec<Proc> = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for p in all.iter().filter(|p| p.ppid == parent) {
-            if !out.contains(p) {
-                out.push(*p);
-                frontier.push(p.pid);
-            }
-        }
-    }
-    out
-}
-
-fn kill(p: &Proc, sig: i32) {
+fn kill(p: &ProcStat, sig: i32) {
     if alive(p) {
         unsafe {
             libc::kill(p.pid as i32, sig);
         }
-    }
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(25));
     }
 }
 
@@ -161,11 +118,11 @@ fn collect(pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
 /// A running `oxwsgi serve`; on drop (also on panic) it and every process below it are killed.
 struct Serve {
     child: Child,
-    me: Proc,
+    me: ProcStat,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
     /// Every process seen below oxwsgi, for cleanup.
-    seen: Vec<Proc>,
+    seen: Vec<ProcStat>,
     status: Option<ExitStatus>,
     port: u16,
 }
@@ -179,11 +136,11 @@ impl Serve {
         cmd.current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.env_remove("VIRTUAL_ENV");
         let mut child = cmd.spawn().expect("run oxwsgi");
-        let me = stat(child.id()).expect("oxwsgi in /proc").0;
+        let me = proc_stat(child.id()).expect("oxwsgi in /proc");
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
         let mut s = Serve { child, me, stdout, stderr, seen: Vec::new(), status: None, port };
-        let ready = wait_until(START, || {
+        let ready = eventually(START, || {
             s.remember();
             s.has_exited() || s.stdout_text().contains("Ctrl-C or SIGTERM stops")
         });
@@ -213,7 +170,7 @@ impl Serve {
 
     fn remember(&mut self) {
         for p in descendants(self.me.pid) {
-            if !self.seen.contains(&p) {
+            if !self.seen.iter().any(|s| s.pid == p.pid && s.starttime == p.starttime) {
                 self.seen.push(p);
             }
         }
@@ -242,13 +199,13 @@ impl Serve {
 
     /// Sends `sig` to oxwsgi and waits (bounded) for it to exit; returns its status and every
     /// process that was below it just before.
-    fn stop_with(&mut self, sig: i32) -> (ExitStatus, Vec<Proc>) {
+    fn stop_with(&mut self, sig: i32) -> (ExitStatus, Vec<ProcStat>) {
         self.remember();
         let before = self.seen.clone();
         unsafe {
             libc::kill(self.me.pid as i32, sig);
         }
-        let exited = wait_until(STOP, || self.has_exited());
+        let exited = eventually(STOP, || self.has_exited());
         assert!(exited, "oxwsgi did not exit within {STOP:?} of signal {sig}\n{}", self.output());
         (self.status.unwrap(), before)
     }
@@ -259,7 +216,7 @@ impl Drop for Serve {
         if !self.has_exited() {
             self.remember();
             kill(&self.me, libc::SIGTERM);
-            if !wait_until(STOP, || self.has_exited()) {
+            if !eventually(STOP, || self.has_exited()) {
                 self.remember();
                 kill(&self.me, libc::SIGKILL);
                 let _ = self.child.wait();
@@ -306,9 +263,9 @@ fn try_http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     Ok((status, body.to_string()))
 }
 
-fn assert_all_gone(procs: &[Proc], output: &str) {
-    let ok = wait_until(Duration::from_secs(5), || procs.iter().all(|p| !alive(p)));
-    let left: Vec<&Proc> = procs.iter().filter(|p| alive(p)).collect();
+fn assert_all_gone(procs: &[ProcStat], output: &str) {
+    let ok = eventually(Duration::from_secs(5), || procs.iter().all(|p| !alive(p)));
+    let left: Vec<&ProcStat> = procs.iter().filter(|p| alive(p)).collect();
     assert!(ok, "processes still alive after oxwsgi exited: {left:?}\n{output}");
 }
 
@@ -330,9 +287,9 @@ fn run(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     };
     let out = read_all(Box::new(child.stdout.take().unwrap()));
     let err = read_all(Box::new(child.stderr.take().unwrap()));
-    let me = stat(child.id()).map(|(p, _)| p);
+    let me = proc_stat(child.id());
     let mut status = None;
-    let finished = wait_until(START, || {
+    let finished = eventually(START, || {
         status = child.try_wait().unwrap();
         status.is_some()
     });
@@ -419,7 +376,7 @@ fn serve_script_embedded_with_static_files_and_sigterm() {
     let (status, _) = s.get("/static/missing.txt");
     assert_eq!(status, 404);
     assert!(
-        wait_until(Duration::from_secs(10), || s.stdout_text().contains("application loaded (warm-up GET / -> 200 OK")),
+        eventually(Duration::from_secs(10), || s.stdout_text().contains("application loaded (warm-up GET / -> 200 OK")),
         "{}",
         s.output()
     );
@@ -487,7 +444,7 @@ fn serve_daemon_mode_by_default() {
     );
     assert!(s.banner("mode:").starts_with("daemon (2 processes × 2 threads, request-timeout 60 s)"), "{}", s.output());
     assert!(
-        wait_until(Duration::from_secs(20), || s.stdout_text().contains("application loaded (warm-up GET / -> 200 OK")),
+        eventually(Duration::from_secs(20), || s.stdout_text().contains("application loaded (warm-up GET / -> 200 OK")),
         "{}",
         s.output()
     );
@@ -758,8 +715,8 @@ fn setup_only_writes_a_config_and_a_start_script() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let me = stat(apache.id()).unwrap().0;
-    struct Guard(Proc);
+    let me = proc_stat(apache.id()).unwrap();
+    struct Guard(ProcStat);
     impl Drop for Guard {
         fn drop(&mut self) {
             for p in descendants(self.0.pid) {
@@ -768,9 +725,9 @@ fn setup_only_writes_a_config_and_a_start_script() {
             kill(&self.0, libc::SIGKILL);
         }
     }
-    let guard = Guard(me);
+    let guard = Guard(me.clone());
     let port: u16 = port.parse().unwrap();
-    let up = wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let up = eventually(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok());
     assert!(up, "Apache from apachectl did not listen on {port}");
     let (status, body) = http_get(port, "/");
     assert_eq!(status, 200, "{body}");
@@ -779,7 +736,7 @@ fn setup_only_writes_a_config_and_a_start_script() {
     unsafe {
         libc::kill(me.pid as i32, libc::SIGTERM);
     }
-    let stopped = wait_until(STOP, || apache.try_wait().unwrap().is_some());
+    let stopped = eventually(STOP, || apache.try_wait().unwrap().is_some());
     assert!(stopped, "Apache did not stop on SIGTERM");
     assert_all_gone(&tree, "");
     drop(guard);
