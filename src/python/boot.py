@@ -18,48 +18,25 @@ LOG_ERR = 3
 LOG_INFO = 6
 
 
-class LogStream:
-    """wsgi.errors: a text stream that writes each complete line to Apache's error log,
-    attributed to the request; a partial line is logged at the end of the request."""
+class _LineLog:
+    """Writes each complete line to Apache's error log. A partial line waits in `_buf`, and in
+    `_pending` so that it is logged at the end of the request if nothing completes it. The
+    subclasses say what a line is (`_nl`) and how it becomes text (`_text`)."""
 
-    encoding = 'utf-8'
-    errors = 'backslashreplace'
-    newlines = None
-    line_buffering = True
+    _ctx = None
 
-    def __init__(self, ctx=None, level=LOG_ERR, name='<wsgi.errors>'):
-        self._ctx = ctx
-        self._level = level
-        self._buf = ''
-        self.name = name
-
-    @property
-    def closed(self):
-        return False
-
-    def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError('write() argument must be str, not %s' % type(s).__name__)
-        if '\n' not in s:
-            self._buf += s
-        else:
-            lines = (self._buf + s).split('\n')
-            self._buf = lines.pop()
-            for line in lines:
-                _log(self._ctx, self._level, line)
+    def _add(self, data):
+        *lines, self._buf = (self._buf + data).split(self._nl)
+        for line in lines:
+            _log(self._ctx, self._level, self._text(line))
         if self._buf:
             _pending.add(self)
-        return len(s)
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
 
     def flush(self):
         _pending.discard(self)
         if self._buf:
-            buf, self._buf = self._buf, ''
-            _log(self._ctx, self._level, buf)
+            buf, self._buf = self._buf, self._buf[:0]
+            _log(self._ctx, self._level, self._text(buf))
 
     def close(self):
         self.flush()
@@ -75,6 +52,41 @@ class LogStream:
 
     def writable(self):
         return True
+
+
+class LogStream(_LineLog):
+    """wsgi.errors: a text stream that writes each complete line to Apache's error log,
+    attributed to the request; a partial line is logged at the end of the request."""
+
+    encoding = 'utf-8'
+    errors = 'backslashreplace'
+    newlines = None
+    line_buffering = True
+    _nl = '\n'
+
+    def __init__(self, ctx=None, level=LOG_ERR, name='<wsgi.errors>'):
+        self._ctx = ctx
+        self._level = level
+        self._buf = ''
+        self.name = name
+
+    @staticmethod
+    def _text(line):
+        return line
+
+    @property
+    def closed(self):
+        return False
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError('write() argument must be str, not %s' % type(s).__name__)
+        self._add(s)
+        return len(s)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
 
     def fileno(self):
         import io
@@ -229,49 +241,28 @@ def format_exception(exc):
 _pending = set()
 
 
-class _LogRaw:
+class _LogRaw(_LineLog):
     """The binary end of sys.stdout/sys.stderr: each complete line goes to Apache's error log
     (a partial line when flushed; oxwsgi flushes both streams at the end of every request)."""
+
+    _nl = b'\n'
+    closed = False
 
     def __init__(self, name, level):
         self.name = name
         self._level = level
         self._buf = b''
 
-    def write(self, b):
-        data = self._buf + bytes(b)
-        *lines, self._buf = data.split(b'\n')
-        for line in lines:
-            _log(None, self._level, line.decode('utf-8', 'replace'))
-        if self._buf:
-            _pending.add(self)
-        return len(b)
+    @staticmethod
+    def _text(line):
+        return line.decode('utf-8', 'replace')
 
-    def flush(self):
-        _pending.discard(self)
-        if self._buf:
-            buf, self._buf = self._buf, b''
-            _log(None, self._level, buf.decode('utf-8', 'replace'))
+    def write(self, b):
+        self._add(bytes(b))
+        return len(b)
 
     def fileno(self):
         raise OSError('Apache error log stream has no file descriptor')
-
-    closed = False
-
-    def close(self):
-        self.flush()
-
-    def readable(self):
-        return False
-
-    def writable(self):
-        return True
-
-    def seekable(self):
-        return False
-
-    def isatty(self):
-        return False
 
 
 def _log_stream(name, level):
