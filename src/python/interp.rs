@@ -179,7 +179,6 @@ names! {
     total_requests = c"mod_wsgi.total_requests",
     http = c"http",
     https = c"https",
-    errors_stream = c"<wsgi.errors>",
     close = c"close",
 }
 

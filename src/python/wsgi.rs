@@ -303,7 +303,7 @@ impl RequestState {
 
     fn call(&self, at: &Attached, req: &Request, app: &Obj, capsule: &RequestCapsule, script: &str) -> Pending {
         let data = at.data();
-        let (environ, errors) = match build_environ(at, req, capsule) {
+        let environ = match build_environ(at, req, capsule) {
             Ok(e) => e,
             Err(_) => {
                 log_exception(at, self.backend(), script, obj::take_error());
@@ -338,7 +338,6 @@ impl RequestState {
         // A partial line the application left in wsgi.errors (or in sys.stdout) is logged now,
         // before any traceback of this request.
         flush_pending(data);
-        drop(errors);
         if let Some(exc) = failure {
             return Pending::Done(self.fail(at, script, exc));
         }
@@ -823,8 +822,7 @@ impl EnvironKeys {
     }
 }
 
-/// The environ dict, and the wsgi.errors stream in it (flushed at the end of the request).
-fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<(Obj, Obj)> {
+fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<Obj> {
     let data = at.data();
     let n = &data.names;
     let env = obj::dict()?;
@@ -834,13 +832,13 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
             obj::dict_set(&env, &keys.key(i, k)?, &obj::latin1(v)?)?;
         }
     }
-    let errors = data.log_cls.call(&[&capsule.capsule, &obj::int(LOG_ERR as i64)?, &n.errors_stream])?;
     let set = |k: &Obj, v: &Obj| obj::dict_set(&env, k, v);
     let flag = |b: bool| if b { &data.true_ } else { &data.false_ };
     set(&n.wsgi_version, &data.wsgi_version)?;
     set(&n.wsgi_url_scheme, if req.https { &n.https } else { &n.http })?;
     set(&n.wsgi_input, &data.input_cls.call1(&capsule.capsule)?)?;
-    set(&n.wsgi_errors, &errors)?;
+    // LogStream's defaults are wsgi.errors' level (LOG_ERR) and name.
+    set(&n.wsgi_errors, &data.log_cls.call1(&capsule.capsule)?)?;
     set(&n.wsgi_multithread, flag(req.multithread))?;
     set(&n.wsgi_multiprocess, flag(req.multiprocess))?;
     set(&n.wsgi_run_once, &data.false_)?;
@@ -858,7 +856,7 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
     set(&n.thread_id, &obj::int(thread_id as i64)?)?;
     set(&n.thread_requests, &obj::int(thread_requests as i64)?)?;
     set(&n.total_requests, &obj::int(TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed) as i64 + 1)?)?;
-    Ok((env, errors))
+    Ok(env)
 }
 
 /// Whether this process has loaded a WSGI script, and when one first failed to load (for a
