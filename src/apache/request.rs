@@ -375,8 +375,13 @@ impl ApacheBackend {
         }
     }
 
+    /// Passes what is in the output brigade down the request's filters.
     unsafe fn pass(&mut self) -> io::Result<()> {
-        let rv = ffi::ap_pass_brigade((*self.r).output_filters, self.out);
+        self.pass_to((*self.r).output_filters)
+    }
+
+    unsafe fn pass_to(&mut self, filters: *mut ffi::ap_filter_t) -> io::Result<()> {
+        let rv = ffi::ap_pass_brigade(filters, self.out);
         ffi::apr_brigade_cleanup(self.out as *mut _);
         self.buffered = 0;
         if rv != 0 || (*(*self.r).connection).aborted != 0 {
@@ -554,12 +559,7 @@ impl Backend for ApacheBackend {
             // this FLUSH, as with the one Apache sends itself, so no content filter (deflate)
             // is made to flush mid-stream.
             ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
-            let rv = ffi::ap_pass_brigade((*c).output_filters, self.out);
-            ffi::apr_brigade_cleanup(self.out as *mut _);
-            if rv != 0 || (*c).aborted != 0 {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client connection closed"));
-            }
-            Ok(())
+            self.pass_to((*c).output_filters)
         }
     }
 
