@@ -269,12 +269,20 @@ fn generated_files_are_readable_by_www_data() {
         apache.root.display()
     );
     assert!(conf.contains(&line), "{conf}");
-    // Apache's children really run as www-data.
+    // Apache's children really run as www-data (a child caught right after its fork is still
+    // root for a moment, until it switches user).
     let children = apache.wait_for_children(1, Duration::from_secs(5));
     for c in children {
-        let status = std::fs::read_to_string(format!("/proc/{c}/status")).unwrap_or_default();
-        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("");
-        assert!(uid.split_whitespace().nth(1) == Some("33") || status.is_empty(), "{uid}");
+        let uid = || {
+            let status = std::fs::read_to_string(format!("/proc/{c}/status")).unwrap_or_default();
+            let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("").to_string();
+            (status.is_empty(), line)
+        };
+        let switched = common::eventually(Duration::from_secs(5), || {
+            let (gone, line) = uid();
+            gone || line.split_whitespace().nth(1) == Some("33")
+        });
+        assert!(switched, "{}", uid().1);
     }
 }
 
