@@ -10,6 +10,7 @@ use crate::python::wsgi::{self, Backend, BodyError, Outcome, Request};
 use crate::routing::split_first_segment;
 use std::ffi::CString;
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::os::raw::c_char;
 use std::ptr;
@@ -392,7 +393,7 @@ impl ApacheBackend {
 }
 
 impl Backend for ApacheBackend {
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
+    fn read_body(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, BodyError> {
         if self.input_eos || buf.is_empty() {
             return Ok(0);
         }
@@ -446,7 +447,7 @@ impl Backend for ApacheBackend {
                         });
                     }
                     let take = len.min(buf.len() - n);
-                    ptr::copy_nonoverlapping(data as *const u8, buf.as_mut_ptr().add(n), take);
+                    wsgi::copy_to_uninit(&mut buf[n..], std::slice::from_raw_parts(data as *const u8, take));
                     n += take;
                     b = ffi::oxwsgi_bucket_next(b);
                 }

@@ -471,19 +471,17 @@ unsafe fn relay(
 
 /// Reads up to `max` bytes of the client's body and encodes the reply to a READ.
 fn body_reply(backend: &mut ApacheBackend, max: usize, out: &mut Vec<u8>) -> Result<(), Failure> {
-    // Read straight into `out`, behind room for the BODY frame's header.
-    let start = out.len();
+    // Read straight into `out`'s spare room, behind the BODY frame's header.
     let max = max.clamp(1, protocol::MAX_DATA);
-    out.resize(start + protocol::HEADER_LEN + max, 0);
-    let read = backend.read_body(&mut out[start + protocol::HEADER_LEN..]);
+    out.reserve(protocol::HEADER_LEN + max);
+    let read = backend.read_body(&mut out.spare_capacity_mut()[protocol::HEADER_LEN..protocol::HEADER_LEN + max]);
     match read {
         Ok(n) if n > 0 => {
-            out.truncate(start + protocol::HEADER_LEN + n);
-            out[start..start + protocol::HEADER_LEN]
-                .copy_from_slice(&protocol::frame_header(protocol::FrameType::Body, n));
+            out.extend_from_slice(&protocol::frame_header(protocol::FrameType::Body, n));
+            // SAFETY: read_body wrote the n bytes that follow the header just added.
+            unsafe { out.set_len(out.len() + n) };
         }
         other => {
-            out.truncate(start);
             let frame = match other {
                 Err(e) => Frame::BodyError { status: e.status.clamp(400, 599) },
                 _ => Frame::BodyEnd,

@@ -25,6 +25,7 @@ use pyo3::ffi as py;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::io::{self, Write};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -680,11 +681,11 @@ impl DaemonBackend {
 }
 
 impl Backend for DaemonBackend {
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
+    fn read_body(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, BodyError> {
         loop {
             if self.pending_pos < self.pending.len() {
                 let n = buf.len().min(self.pending.len() - self.pending_pos);
-                buf[..n].copy_from_slice(&self.pending[self.pending_pos..self.pending_pos + n]);
+                wsgi::copy_to_uninit(buf, &self.pending[self.pending_pos..self.pending_pos + n]);
                 self.pending_pos += n;
                 return Ok(n);
             }

@@ -214,10 +214,9 @@ unsafe extern "C" fn native_read(
         let Some(req) = request(a[0]) else {
             return raise(ffi::PyExc_OSError, "wsgi.input used outside its request");
         };
-        match req.read_input(if size < 0 { None } else { Some(size as u64) }, partial) {
-            Ok(data) => obj::bytes(&data).map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
-            Err(msg) => raise(ffi::PyExc_OSError, &msg),
-        }
+        req.read_input(if size < 0 { None } else { Some(size as u64) }, partial)
+            .map(Obj::into_ptr)
+            .unwrap_or(ptr::null_mut())
     })
 }
 

@@ -159,6 +159,71 @@ pub fn bytes(b: &[u8]) -> PyResult<Obj> {
     unsafe { Obj::owned(ffi::PyBytes_FromStringAndSize(b.as_ptr() as *const c_char, b.len() as ffi::Py_ssize_t)) }
 }
 
+extern "C" {
+    // Public in CPython's headers (cpython/bytesobject.h) but not re-exported by pyo3-ffi.
+    fn _PyBytes_Resize(bytes: *mut *mut ffi::PyObject, newsize: ffi::Py_ssize_t) -> std::os::raw::c_int;
+}
+
+/// A new `bytes` object being filled in place (so data read from a socket is copied once,
+/// straight into the object Python gets): made at a capacity, written, then cut to length.
+/// Nothing else can see the object until [`BytesBuf::finish`] hands it over.
+pub struct BytesBuf {
+    obj: *mut ffi::PyObject,
+    cap: usize,
+}
+
+impl BytesBuf {
+    pub fn new(cap: usize) -> PyResult<BytesBuf> {
+        let obj = unsafe { ffi::PyBytes_FromStringAndSize(std::ptr::null(), cap as ffi::Py_ssize_t) };
+        if obj.is_null() {
+            return Err(PyErrSet);
+        }
+        Ok(BytesBuf { obj, cap })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// The bytes from `from` to the capacity, to be written. Touching them needs no GIL: the
+    /// object is still private to its creator.
+    pub fn spare(&mut self, from: usize) -> &mut [std::mem::MaybeUninit<u8>] {
+        let from = from.min(self.cap);
+        unsafe {
+            let data = ffi::PyBytes_AsString(self.obj) as *mut std::mem::MaybeUninit<u8>;
+            std::slice::from_raw_parts_mut(data.add(from), self.cap - from)
+        }
+    }
+
+    /// Changes the capacity, keeping the bytes written so far (GIL held).
+    pub fn resize(&mut self, cap: usize) -> PyResult<()> {
+        // On failure _PyBytes_Resize releases the object and sets MemoryError.
+        if unsafe { _PyBytes_Resize(&mut self.obj, cap as ffi::Py_ssize_t) } != 0 {
+            self.obj = std::ptr::null_mut();
+            return Err(PyErrSet);
+        }
+        self.cap = cap;
+        Ok(())
+    }
+
+    /// The object, cut to its first `len` bytes, which must all have been written.
+    pub fn finish(mut self, len: usize) -> PyResult<Obj> {
+        if len < self.cap {
+            self.resize(len)?;
+        }
+        let obj = std::mem::replace(&mut self.obj, std::ptr::null_mut());
+        unsafe { Obj::owned(obj) }
+    }
+}
+
+impl Drop for BytesBuf {
+    fn drop(&mut self) {
+        if !self.obj.is_null() {
+            unsafe { ffi::Py_DecRef(self.obj) };
+        }
+    }
+}
+
 pub fn int(v: i64) -> PyResult<Obj> {
     unsafe { Obj::owned(ffi::PyLong_FromLongLong(v)) }
 }

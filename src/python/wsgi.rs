@@ -5,10 +5,11 @@
 
 use super::interp::{Attached, Interp, InterpData, LoadError};
 use super::native::{CurrentRequest, RequestCapsule, START_RESPONSE_DEF, WRITE_DEF};
-use super::obj::{self, raise, Obj, PyErrSet, PyResult};
+use super::obj::{self, raise, BytesBuf, Obj, PyErrSet, PyResult};
 use pyo3::ffi;
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::ptr;
@@ -27,13 +28,21 @@ const DIRECT_WRITE: usize = 64 * 1024;
 /// Largest single read from the client when the application asks for everything.
 const READ_CHUNK: u64 = 64 * 1024;
 
+/// Copies `src` into the start of `dst`, which may be uninitialised (for [`Backend::read_body`]).
+pub fn copy_to_uninit(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    assert!(src.len() <= dst.len());
+    // SAFETY: both are valid for src.len() bytes and a &mut cannot overlap a &.
+    unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len()) };
+}
+
 /// Where a request's input comes from and its response goes.
 ///
 /// Methods marked "GIL held" are called while Python is locked and must not block; the others
 /// are called with the GIL released.
 pub trait Backend {
-    /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body.
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError>;
+    /// Reads request body bytes into the start of `buf` (which may be uninitialised) and
+    /// returns how many it wrote; `Ok(0)` at the end of the body.
+    fn read_body(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, BodyError>;
     /// The response head (GIL held). Called once, before any body bytes.
     fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String>;
     /// Buffers body bytes (GIL held).
@@ -677,57 +686,67 @@ impl RequestState {
     /// Request body for wsgi.input: `size` bytes at most (None: to the end). Never past the body.
     /// Fewer than `size` only at the end of the body, unless `partial`: then whatever the first
     /// read that returns data brings (a line reader must not wait for bytes after its line).
-    pub fn read_input(&self, size: Option<u64>, partial: bool) -> Result<Vec<u8>, String> {
+    /// `wsgi.input`'s read: up to `size` bytes (the rest of the body for None) as a new
+    /// `bytes`; with `partial`, as soon as some have arrived. Raises OSError on a body error.
+    pub fn read_input(&self, size: Option<u64>, partial: bool) -> PyResult<Obj> {
+        let failed = |message: &str| {
+            obj::raise(unsafe { ffi::PyExc_OSError }, &format!("request body read error: {message}"));
+            PyErrSet
+        };
         if let Some(err) = self.input_error.borrow().as_ref() {
-            return Err(format!("request body read error: {}", err.message));
+            return Err(failed(&err.message));
         }
         let mut want = size.unwrap_or(u64::MAX);
         if let Some(rem) = self.input_remaining.get() {
             want = want.min(rem);
         }
         if self.input_done.get() || want == 0 {
-            return Ok(Vec::new());
+            return obj::bytes(b"");
         }
-        let mut out: Vec<u8> = Vec::with_capacity(want.min(READ_CHUNK) as usize);
+        // The body is read into the bytes object itself; it grows (doubling) only when a
+        // read asks for more than READ_CHUNK, so a false Content-Length costs no memory.
+        let mut buf = BytesBuf::new(want.min(READ_CHUNK) as usize)?;
+        let mut len = 0;
         let backend = self.backend();
-        let result = without_gil(|| {
-            while (out.len() as u64) < want {
-                let room = (want - out.len() as u64).min(READ_CHUNK) as usize;
-                let start = out.len();
-                out.resize(start + room, 0);
-                match backend.read_body(&mut out[start..]) {
-                    Ok(0) => {
-                        out.truncate(start);
-                        return Ok(true);
+        let result = loop {
+            let spare = buf.spare(len);
+            let filled = without_gil(|| {
+                let mut n = 0;
+                while n < spare.len() {
+                    match backend.read_body(&mut spare[n..]) {
+                        Ok(0) => return (n, Ok(true)),
+                        Ok(got) => n += got,
+                        Err(e) => return (n, Err(e)),
                     }
-                    Ok(n) => {
-                        out.truncate(start + n);
-                        if partial {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        out.truncate(start);
-                        return Err(e);
+                    if partial {
+                        break;
                     }
                 }
+                (n, Ok(false))
+            });
+            len += filled.0;
+            match filled.1 {
+                Ok(false) if !partial && (len as u64) < want => {
+                    let cap = (buf.capacity() as u64).saturating_mul(2).min(want);
+                    buf.resize(cap as usize)?;
+                }
+                other => break other,
             }
-            Ok(false)
-        });
+        };
         if let Some(rem) = self.input_remaining.get() {
-            self.input_remaining.set(Some(rem - out.len() as u64));
+            self.input_remaining.set(Some(rem - len as u64));
         }
         match result {
             Ok(eof) => {
                 if eof || self.input_remaining.get() == Some(0) {
                     self.input_done.set(true);
                 }
-                Ok(out)
+                buf.finish(len)
             }
             Err(e) => {
-                let msg = format!("request body read error: {}", e.message);
+                let err = failed(&e.message);
                 *self.input_error.borrow_mut() = Some(e);
-                Err(msg)
+                Err(err)
             }
         }
     }
