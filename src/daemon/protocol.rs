@@ -168,7 +168,7 @@ pub enum Frame {
     /// Apache -> daemon: a request. `body_length` is `None` for chunked/unknown-length bodies.
     /// `eager_body`: Apache follows this frame with exactly one body reply (BODY, BODY_END or
     /// BODY_ERROR), as if the daemon had sent `READ { max: EAGER_BODY_MAX }`.
-    Request { environ: Vec<(Vec<u8>, Vec<u8>)>, body_length: Option<u64>, eager_body: bool },
+    Request { environ: PairBuf, body_length: Option<u64>, eager_body: bool },
     /// Daemon -> Apache: send me up to `max` (1..=MAX_DATA) more bytes of request body.
     Read { max: u32 },
     /// Apache -> daemon: request body bytes (1..=the READ's max), reply to READ.
@@ -366,7 +366,7 @@ pub fn decode_payload(frame_type: FrameType, payload: &[u8]) -> Result<Frame, Pr
                 return Err(c.malformed("body length set without its flag"));
             };
             let eager_body = flags & REQ_EAGER_BODY != 0;
-            Frame::Request { environ: c.pairs()?, body_length, eager_body }
+            Frame::Request { environ: c.pair_buf()?, body_length, eager_body }
         }
         FrameType::Read => Frame::Read { max: c.u32()? },
         FrameType::Body => Frame::Body(c.rest().to_vec()),
@@ -407,8 +407,65 @@ fn decode_owned_payload(frame_type: FrameType, payload: Vec<u8>) -> Result<Frame
 const REQ_HAS_LENGTH: u8 = 0x01;
 const REQ_EAGER_BODY: u8 = 0x02;
 
-/// Ordered name/value pairs (REQUEST environ, START headers).
+/// Ordered name/value pairs (START headers).
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Ordered name/value pairs kept in one buffer: a REQUEST's few dozen environ pairs are
+/// decoded with two allocations, not two per pair.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PairBuf {
+    bytes: Vec<u8>,
+    /// Per pair, where its name ends and where its value ends in `bytes`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl PairBuf {
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.bytes.extend_from_slice(name);
+        let name_end = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.ends.push((name_end, self.bytes.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        (0..self.ends.len()).map(|i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1].1 };
+            let (name_end, value_end) = self.ends[i];
+            (&self.bytes[start..name_end], &self.bytes[name_end..value_end])
+        })
+    }
+
+    /// The value of the first pair named `name`.
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for PairBuf {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(pairs: I) -> PairBuf {
+        let mut buf = PairBuf::default();
+        for (name, value) in pairs {
+            buf.push(name.as_ref(), value.as_ref());
+        }
+        buf
+    }
+}
+
+impl fmt::Debug for PairBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v))))
+            .finish()
+    }
+}
 
 /// Bytes per name/value pair at minimum: two u32 length prefixes.
 const MIN_PAIR_LEN: usize = 8;
@@ -455,13 +512,17 @@ impl<'a> Cursor<'a> {
     }
 
     /// u32 length + bytes. The length is checked against the remaining payload first.
-    fn bytes(&mut self) -> Result<Vec<u8>, ProtocolError> {
+    fn slice(&mut self) -> Result<&'a [u8], ProtocolError> {
         let n = self.u32()? as usize;
-        Ok(self.take(n)?.to_vec())
+        self.take(n)
     }
 
-    /// u32 count + pairs. The count is checked against the remaining payload before reserving.
-    fn pairs(&mut self) -> Result<Pairs, ProtocolError> {
+    fn bytes(&mut self) -> Result<Vec<u8>, ProtocolError> {
+        Ok(self.slice()?.to_vec())
+    }
+
+    /// u32 count; the count is checked against the remaining payload before reserving.
+    fn pair_count(&mut self) -> Result<usize, ProtocolError> {
         let n = self.u32()? as usize;
         if n > MAX_PAIRS {
             return Err(self.malformed("too many name/value pairs"));
@@ -469,11 +530,30 @@ impl<'a> Cursor<'a> {
         if n > self.rest.len() / MIN_PAIR_LEN {
             return Err(self.malformed("pair count exceeds the payload"));
         }
+        Ok(n)
+    }
+
+    /// u32 count + pairs.
+    fn pairs(&mut self) -> Result<Pairs, ProtocolError> {
+        let n = self.pair_count()?;
         let mut pairs = Vec::with_capacity(n);
         for _ in 0..n {
             let name = self.bytes()?;
             let value = self.bytes()?;
             pairs.push((name, value));
+        }
+        Ok(pairs)
+    }
+
+    /// u32 count + pairs, into one buffer.
+    fn pair_buf(&mut self) -> Result<PairBuf, ProtocolError> {
+        let n = self.pair_count()?;
+        let mut pairs =
+            PairBuf { bytes: Vec::with_capacity(self.rest.len() - n * MIN_PAIR_LEN), ends: Vec::with_capacity(n) };
+        for _ in 0..n {
+            let name = self.slice()?;
+            let value = self.slice()?;
+            pairs.push(name, value);
         }
         Ok(pairs)
     }
@@ -522,10 +602,16 @@ fn validate_fields(frame: &Frame) -> Result<(), ProtocolError> {
 // Encoding
 // ---------------------------------------------------------------------------------------------
 
-fn pairs_len(pairs: &[(Vec<u8>, Vec<u8>)]) -> usize {
-    pairs.iter().fold(4usize, |acc, (name, value)| {
-        acc.saturating_add(MIN_PAIR_LEN).saturating_add(name.len()).saturating_add(value.len())
-    })
+fn pairs_len<'a>(mut pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> usize {
+    pairs
+        .try_fold(4usize, |acc, (name, value)| {
+            Some(acc.saturating_add(MIN_PAIR_LEN).saturating_add(name.len()).saturating_add(value.len()))
+        })
+        .unwrap_or(usize::MAX)
+}
+
+fn borrowed(pairs: &[(Vec<u8>, Vec<u8>)]) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
+    pairs.iter().map(|(name, value)| (name.as_slice(), value.as_slice()))
 }
 
 fn payload_len(frame: &Frame) -> usize {
@@ -534,11 +620,13 @@ fn payload_len(frame: &Frame) -> usize {
         Frame::BodyEnd | Frame::End | Frame::EndClose => 0,
         Frame::HelloOk { .. } => 4,
         Frame::HelloReject { message, .. } => message.len().saturating_add(1),
-        Frame::Request { environ, .. } => pairs_len(environ).saturating_add(1 + 8),
+        Frame::Request { environ, .. } => pairs_len(environ.iter()).saturating_add(1 + 8),
         Frame::Read { .. } => 4,
         Frame::Body(bytes) | Frame::Data(bytes) => bytes.len(),
         Frame::BodyError { .. } => 2,
-        Frame::Start { reason, headers, .. } => pairs_len(headers).saturating_add(reason.len()).saturating_add(2 + 4),
+        Frame::Start { reason, headers, .. } => {
+            pairs_len(borrowed(headers)).saturating_add(reason.len()).saturating_add(2 + 4)
+        }
         Frame::SendFile { .. } => 16,
         Frame::Abort { message } => message.len(),
         Frame::Error { message, .. } => message.len().saturating_add(2),
@@ -570,7 +658,7 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn put_pairs(out: &mut Vec<u8>, pairs: &[(Vec<u8>, Vec<u8>)]) {
+fn put_pairs<'a>(out: &mut Vec<u8>, pairs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>) {
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (name, value) in pairs {
         put_bytes(out, name);
@@ -609,7 +697,7 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolErro
             }
             out.push(flags);
             out.extend_from_slice(&body_length.unwrap_or(0).to_le_bytes());
-            put_pairs(out, environ);
+            put_pairs(out, environ.iter());
         }
         Frame::Read { max } => out.extend_from_slice(&max.to_le_bytes()),
         Frame::Body(bytes) | Frame::Data(bytes) => out.extend_from_slice(bytes),
@@ -617,7 +705,7 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolErro
         Frame::Start { status, reason, headers } => {
             out.extend_from_slice(&status.to_le_bytes());
             put_bytes(out, reason);
-            put_pairs(out, headers);
+            put_pairs(out, borrowed(headers));
         }
         Frame::SendFile { offset, length } => {
             out.extend_from_slice(&offset.to_le_bytes());
@@ -703,7 +791,7 @@ pub fn encode_start(
     out.extend_from_slice(&header_bytes(FrameType::Start, len));
     out.extend_from_slice(&status.to_le_bytes());
     put_bytes(out, reason);
-    put_pairs(out, headers);
+    put_pairs(out, borrowed(headers));
     Ok(())
 }
 
@@ -1070,7 +1158,7 @@ mod tests {
             super::encode_request(&borrowed, body_length, eager_body, &mut direct).unwrap();
             let mut framed = Vec::new();
             super::encode_frame(
-                &super::Frame::Request { environ: environ.clone(), body_length, eager_body },
+                &super::Frame::Request { environ: environ.iter().cloned().collect(), body_length, eager_body },
                 &mut framed,
             )
             .unwrap();
@@ -1235,7 +1323,7 @@ mod tests {
             1 => Frame::HelloOk { pid: rng.next() as u32 },
             2 => Frame::HelloReject { version: rng.next() as u8, message: rng.text(64) },
             3 => Frame::Request {
-                environ: rng.pairs(64, 64),
+                environ: rng.pairs(64, 64).into_iter().collect(),
                 body_length: if rng.chance(2) { Some(rng.next() >> rng.below(64)) } else { None },
                 eager_body: rng.chance(2),
             },
@@ -1336,7 +1424,7 @@ mod tests {
         assert_eq!(&hello[6..], [0xAB; 16]);
         assert_eq!(encode(&Frame::HelloOk { pid: 0x0102_0304 }), [0x81, 4, 0, 0, 0, 0x04, 0x03, 0x02, 0x01]);
         let request =
-            Frame::Request { environ: vec![(b"A".to_vec(), b"xy".to_vec())], body_length: Some(3), eager_body: true };
+            Frame::Request { environ: [(b"A", b"xy")].into_iter().collect(), body_length: Some(3), eager_body: true };
         assert_eq!(
             encode(&request),
             [
@@ -1355,6 +1443,18 @@ mod tests {
     }
 
     #[test]
+    fn pair_buf_keeps_order_repeats_and_empty_items() {
+        let pairs: PairBuf = [("", ""), ("A", "1"), ("B", ""), ("A", "2"), ("", "v")].into_iter().collect();
+        let back: Vec<(&[u8], &[u8])> = pairs.iter().collect();
+        assert_eq!(back, [(&b""[..], &b""[..]), (b"A", b"1"), (b"B", b""), (b"A", b"2"), (b"", b"v")],);
+        assert_eq!((pairs.len(), pairs.iter().len()), (5, 5));
+        assert_eq!(pairs.get(b"A"), Some(&b"1"[..]));
+        assert_eq!(pairs.get(b"B"), Some(&b""[..]));
+        assert_eq!(pairs.get(b"C"), None);
+        assert!(PairBuf::default().is_empty());
+    }
+
+    #[test]
     fn repeated_headers_and_environ_order_survive() {
         let headers: Vec<_> = ["a=1", "b=2", "c=3"]
             .iter()
@@ -1369,7 +1469,7 @@ mod tests {
             (b"HTTP_X".to_vec(), vec![]),
             (Vec::new(), Vec::new()),
         ];
-        let request = Frame::Request { environ, body_length: None, eager_body: false };
+        let request = Frame::Request { environ: environ.into_iter().collect(), body_length: None, eager_body: false };
         assert_eq!(decode_one(&encode(&request)), request);
     }
 
@@ -1446,7 +1546,10 @@ mod tests {
         req[6] = 1;
         assert_malformed(&req);
         req[6] = 0;
-        assert_eq!(decode_one(&req), Frame::Request { environ: vec![], body_length: None, eager_body: false });
+        assert_eq!(
+            decode_one(&req),
+            Frame::Request { environ: PairBuf::default(), body_length: None, eager_body: false }
+        );
         let mut trailing = req.clone();
         trailing[1] = 14;
         trailing.push(0);
@@ -1486,7 +1589,11 @@ mod tests {
             Frame::BodyError { status: 0 },
             Frame::SendFile { offset: 0, length: 0 },
             Frame::Abort { message: "x".repeat(MAX_MESSAGE + 1) },
-            Frame::Request { environ: vec![(vec![0; MAX_HEAD_PAYLOAD], vec![])], body_length: None, eager_body: false },
+            Frame::Request {
+                environ: [(vec![0; MAX_HEAD_PAYLOAD], vec![])].into_iter().collect(),
+                body_length: None,
+                eager_body: false,
+            },
         ];
         for frame in &invalid {
             let mut out = vec![1, 2, 3];
@@ -1685,7 +1792,7 @@ mod tests {
             assert!(matches!(reader.read_frame(), Err(ProtocolError::Truncated)), "{bytes:?}");
         }
         let request = encode(&Frame::Request {
-            environ: vec![(b"HTTP_COOKIE".to_vec(), vec![b'c'; 100])],
+            environ: [(b"HTTP_COOKIE".to_vec(), vec![b'c'; 100])].into_iter().collect(),
             body_length: None,
             eager_body: false,
         });
@@ -1848,7 +1955,7 @@ mod tests {
         write_frame(&mut out, &Frame::Hello { version: PROTOCOL_VERSION, secret }).unwrap();
         assert_eq!(recv_frame_maybe_fd(&apache).unwrap().0, Frame::HelloOk { pid: 7 });
         for body in [&b"hello world"[..], b"x"] {
-            let request = Frame::Request { environ: vec![], body_length: None, eager_body: true };
+            let request = Frame::Request { environ: PairBuf::default(), body_length: None, eager_body: true };
             write_frame(&mut out, &request).unwrap();
             write_frame(&mut out, &Frame::Body(body[..1].to_vec())).unwrap();
             let mut sent = 1;

@@ -15,7 +15,7 @@
 //! so Apache's read fails with ECONNRESET (or its write with EPIPE) before any answer, which
 //! tells it the request never ran and may be sent again on a new connection.
 
-use super::protocol::{self, Frame, FrameReader, MAX_DATA, MAX_HELLO_PAYLOAD, PROTOCOL_VERSION};
+use super::protocol::{self, Frame, FrameReader, PairBuf, MAX_DATA, MAX_HELLO_PAYLOAD, PROTOCOL_VERSION};
 use super::supervisor::Group;
 use crate::apache::util::{self, log_server};
 use crate::python::interp::{self, RuntimeConfig};
@@ -496,7 +496,7 @@ fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
     let Ok(Frame::Request { environ, body_length, eager_body }) = reader.read_frame() else { return false };
     conn.writer.state.lock().unwrap().started = false;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let uri = lookup(&environ, b"REQUEST_URI").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+    let uri = environ.get(b"REQUEST_URI").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
     shared
         .active
         .lock()
@@ -517,8 +517,8 @@ fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
         reusable: false,
         client: format!(
             "{}:{}",
-            String::from_utf8_lossy(lookup(&environ, b"REMOTE_ADDR").unwrap_or(b"-")),
-            String::from_utf8_lossy(lookup(&environ, b"REMOTE_PORT").unwrap_or(b"-"))
+            String::from_utf8_lossy(environ.get(b"REMOTE_ADDR").unwrap_or(b"-")),
+            String::from_utf8_lossy(environ.get(b"REMOTE_PORT").unwrap_or(b"-"))
         ),
     };
     handle_request(shared, &environ, body_length, eager_body, &mut backend);
@@ -538,14 +538,10 @@ fn send(writer: &Writer, frame: &Frame, starts: bool) -> io::Result<()> {
     writer.write(&buf, starts)
 }
 
-fn lookup<'a>(environ: &'a [(Vec<u8>, Vec<u8>)], key: &[u8]) -> Option<&'a [u8]> {
-    environ.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
-}
-
 /// Runs one request; false when the connection cannot carry another one.
 fn handle_request(
     shared: &Shared,
-    environ: &[(Vec<u8>, Vec<u8>)],
+    environ: &PairBuf,
     body_length: Option<u64>,
     eager_body: bool,
     backend: &mut DaemonBackend,
@@ -554,7 +550,7 @@ fn handle_request(
     if eager_body && !backend.receive_body() {
         return false;
     }
-    let text = |k: &[u8]| lookup(environ, k).and_then(|v| std::str::from_utf8(v).ok());
+    let text = |k: &[u8]| environ.get(k).and_then(|v| std::str::from_utf8(v).ok());
     // Measured from when Apache sent the request (not from when it arrived from the client:
     // reading an upload is not queueing), as mod_wsgi does.
     if let (Some(limit), Some(start)) =
@@ -592,8 +588,7 @@ fn handle_request(
     let callable = text(b"mod_wsgi.callable_object").unwrap_or("application").to_string();
     let daemon_start = wsgi::now_micros().to_string();
     // HTTPS travels from Apache only to become wsgi.url_scheme, as in embedded mode.
-    let mut cgi: Vec<(&[u8], &[u8])> =
-        environ.iter().filter(|(k, _)| k != b"HTTPS").map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    let mut cgi: Vec<(&[u8], &[u8])> = environ.iter().filter(|(k, _)| *k != b"HTTPS").collect();
     cgi.extend_from_slice(&[
         (b"mod_wsgi.daemon_start", daemon_start.as_bytes()),
         (b"mod_wsgi.daemon_connects", b"1"),
