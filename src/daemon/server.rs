@@ -523,6 +523,10 @@ fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
     };
     handle_request(shared, &environ, body_length, eager_body, &mut backend);
     let keep = backend.reusable;
+    // The body buffer serves the connection's next request (unless a large upload made it big).
+    if backend.pending.capacity() <= protocol::EAGER_BODY_MAX {
+        backend.reader.recycle(std::mem::take(&mut backend.pending));
+    }
     conn.reader = Some(backend.reader);
     conn.out = backend.out;
     conn.out.clear();
