@@ -153,6 +153,11 @@ fn input_read_methods() {
     // A body larger than any internal buffer arrives whole.
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(ops(&apache, "len", &big), ["3000000"]);
+    // ...byte for byte, in one read and split across reads of the 64 KiB first block and more.
+    let data = apps::binary_data(3_000_000);
+    assert_eq!(ops(&apache, "adler32", &data), [adler32(&data).to_string()]);
+    let part = &data[..65536 * 3 + 7];
+    assert_eq!(ops(&apache, "read:65536,adler32", part)[1], adler32(&part[65536..]).to_string());
     // ...also line by line (binary data with newlines where 10 falls).
     let lines = (0..2000).map(|i| format!("{i:05}\n")).collect::<String>();
     let r = ops(&apache, "readlines", lines.as_bytes());
@@ -314,4 +319,14 @@ fn truncated_request_body() {
     r.assert_status(200);
     assert_eq!(r.text(), "b'next'\n");
     assert!(!apache.error_log().contains("Traceback"), "{}", apache.log_tail(20));
+}
+
+/// zlib's Adler-32 (what the input app's `adler32` operation reports).
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in data {
+        a = (a + byte as u32) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
 }

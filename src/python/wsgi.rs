@@ -703,8 +703,8 @@ impl RequestState {
         if self.input_done.get() || want == 0 {
             return obj::bytes(b"");
         }
-        // The body is read into the bytes object itself; it grows (doubling) only when a
-        // read asks for more than READ_CHUNK, so a false Content-Length costs no memory.
+        // The body is read into the bytes object itself. Past READ_CHUNK it grows by doubling
+        // as bytes arrive, so its size follows what the client sent, not what it announced.
         let mut buf = BytesBuf::new(want.min(READ_CHUNK) as usize)?;
         let mut len = 0;
         let backend = self.backend();

@@ -1,9 +1,11 @@
 # wsgi.input: runs the operations named in the query string, in order, and reports what each
 # returned, one "ascii(result)" per line. Operations: read, read:N, readline, readline:N,
-# readlines, iter, len (of read()), time (seconds spent so far, rounded to 0.1).
+# readlines, iter, len (of read()), adler32 (of read()), time (seconds spent so far, rounded
+# to 0.1).
 # With PATH_INFO /stream the response starts first and each result is written (and so sent)
 # as soon as it is known.
 import time
+import zlib
 
 
 def application(environ, start_response):
@@ -27,6 +29,8 @@ def application(environ, start_response):
             out.append(round(time.monotonic() - t0, 1))
         elif name == 'len':
             out.append(len(inp.read()))
+        elif name == 'adler32':
+            out.append(zlib.adler32(inp.read()))
         else:
             raise ValueError('unknown operation %r' % op)
         if write:
