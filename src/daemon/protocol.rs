@@ -407,6 +407,17 @@ fn decode_owned_payload(frame_type: FrameType, payload: Vec<u8>) -> Result<Frame
 const REQ_HAS_LENGTH: u8 = 0x01;
 const REQ_EAGER_BODY: u8 = 0x02;
 
+fn request_flags(body_length: Option<u64>, eager_body: bool) -> u8 {
+    let mut flags = 0;
+    if body_length.is_some() {
+        flags |= REQ_HAS_LENGTH;
+    }
+    if eager_body {
+        flags |= REQ_EAGER_BODY;
+    }
+    flags
+}
+
 /// Ordered name/value pairs (START headers).
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -602,12 +613,10 @@ fn validate_fields(frame: &Frame) -> Result<(), ProtocolError> {
 // Encoding
 // ---------------------------------------------------------------------------------------------
 
-fn pairs_len<'a>(mut pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> usize {
-    pairs
-        .try_fold(4usize, |acc, (name, value)| {
-            Some(acc.saturating_add(MIN_PAIR_LEN).saturating_add(name.len()).saturating_add(value.len()))
-        })
-        .unwrap_or(usize::MAX)
+fn pairs_len<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> usize {
+    pairs.fold(4usize, |acc, (name, value)| {
+        acc.saturating_add(MIN_PAIR_LEN).saturating_add(name.len()).saturating_add(value.len())
+    })
 }
 
 fn borrowed(pairs: &[(Vec<u8>, Vec<u8>)]) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
@@ -688,14 +697,7 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolErro
             out.extend_from_slice(message.as_bytes());
         }
         Frame::Request { environ, body_length, eager_body } => {
-            let mut flags = 0;
-            if body_length.is_some() {
-                flags |= REQ_HAS_LENGTH;
-            }
-            if *eager_body {
-                flags |= REQ_EAGER_BODY;
-            }
-            out.push(flags);
+            out.push(request_flags(*body_length, *eager_body));
             out.extend_from_slice(&body_length.unwrap_or(0).to_le_bytes());
             put_pairs(out, environ.iter());
         }
@@ -750,24 +752,13 @@ pub fn encode_request(
     if environ.len() > MAX_PAIRS {
         return Err(ProtocolError::Malformed { frame_type: FrameType::Request, reason: "too many name/value pairs" });
     }
-    let len = environ.iter().fold(1 + 8 + 4usize, |n, (k, v)| n.saturating_add(8 + k.len() + v.len()));
+    let len = pairs_len(environ.iter().copied()).saturating_add(1 + 8);
     checked_len(FrameType::Request, len)?;
     out.reserve(HEADER_LEN + len);
     out.extend_from_slice(&header_bytes(FrameType::Request, len));
-    let mut flags = 0;
-    if body_length.is_some() {
-        flags |= REQ_HAS_LENGTH;
-    }
-    if eager_body {
-        flags |= REQ_EAGER_BODY;
-    }
-    out.push(flags);
+    out.push(request_flags(body_length, eager_body));
     out.extend_from_slice(&body_length.unwrap_or(0).to_le_bytes());
-    out.extend_from_slice(&(environ.len() as u32).to_le_bytes());
-    for (name, value) in environ {
-        put_bytes(out, name);
-        put_bytes(out, value);
-    }
+    put_pairs(out, environ.iter().copied());
     Ok(())
 }
 
@@ -785,7 +776,7 @@ pub fn encode_start(
     if headers.len() > MAX_PAIRS {
         return Err(ProtocolError::Malformed { frame_type: FrameType::Start, reason: "too many name/value pairs" });
     }
-    let len = headers.iter().fold(2 + 4 + reason.len() + 4, |n, (k, v)| n.saturating_add(8 + k.len() + v.len()));
+    let len = pairs_len(borrowed(headers)).saturating_add(reason.len()).saturating_add(2 + 4);
     checked_len(FrameType::Start, len)?;
     out.reserve(HEADER_LEN + len);
     out.extend_from_slice(&header_bytes(FrameType::Start, len));
