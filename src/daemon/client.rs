@@ -174,6 +174,11 @@ struct Pool {
 }
 
 impl Pool {
+    /// Whether another connection to `group` may be kept.
+    fn has_room(&self, group: &str) -> bool {
+        self.idle.iter().filter(|c| c.group == group).count() < POOL_MAX_PER_GROUP
+    }
+
     fn running(&self, daemon: u32) -> usize {
         self.running.iter().find(|e| e.1 == daemon).map_or(0, |e| e.2)
     }
@@ -222,8 +227,7 @@ fn take_pooled(group: &str, processes: u32) -> Option<Conn> {
         let (i, daemon) = best?;
         let load = pool.running(daemon);
         // A new connection is only worth making if it can be kept.
-        let room = pool.idle.iter().filter(|c| c.group == group).count() < POOL_MAX_PER_GROUP;
-        if load > 0 && room {
+        if load > 0 && pool.has_room(group) {
             let mut known: Vec<u32> = pool.idle.iter().filter(|c| c.group == group).map(|c| c.daemon).collect();
             known.extend(pool.running.iter().filter(|e| e.0 == group).map(|e| e.1));
             known.sort_unstable();
@@ -252,7 +256,7 @@ fn put_back(mut conn: Conn) {
     conn.fresh = false;
     conn.idle_since = Instant::now();
     let mut pool = pool();
-    if pool.idle.iter().filter(|c| c.group == conn.group).count() < POOL_MAX_PER_GROUP {
+    if pool.has_room(&conn.group) {
         pool.idle.push(conn);
     }
 }
