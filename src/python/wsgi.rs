@@ -683,11 +683,10 @@ impl RequestState {
         Ok(())
     }
 
-    /// Request body for wsgi.input: `size` bytes at most (None: to the end). Never past the body.
-    /// Fewer than `size` only at the end of the body, unless `partial`: then whatever the first
-    /// read that returns data brings (a line reader must not wait for bytes after its line).
-    /// `wsgi.input`'s read: up to `size` bytes (the rest of the body for None) as a new
-    /// `bytes`; with `partial`, as soon as some have arrived. Raises OSError on a body error.
+    /// Request body for wsgi.input, as a new `bytes`: `size` bytes at most (None: to the end).
+    /// Never past the body. Fewer than `size` only at the end of the body, unless `partial`:
+    /// then whatever the first read that returns data brings (a line reader must not wait for
+    /// bytes after its line). Raises OSError on a body error.
     pub fn read_input(&self, size: Option<u64>, partial: bool) -> PyResult<Obj> {
         let failed = |message: &str| {
             obj::raise(unsafe { ffi::PyExc_OSError }, &format!("request body read error: {message}"));
