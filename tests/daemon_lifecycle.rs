@@ -140,20 +140,23 @@ fn stream_requests(
     path: &'static str,
     stop: Arc<AtomicBool>,
     limit: Duration,
-) -> thread::JoinHandle<Vec<(Result<u16, String>, Option<u32>, Instant)>> {
+) -> thread::JoinHandle<Vec<(Result<u16, String>, Option<u32>, Instant, Instant)>> {
     thread::spawn(move || {
         let mut out = Vec::new();
         let deadline = Instant::now() + limit;
         while !stop.load(Ordering::SeqCst) && Instant::now() < deadline && out.len() < 2000 {
+            let started = Instant::now();
             let r = Client::connect(addr).and_then(|mut c| c.try_send("GET", path, &[("Connection", "close")], b""));
             let at = Instant::now();
             match r {
                 Ok(r) if r.status == 200 && r.complete => {
                     let pid = r.text().lines().find_map(|l| l.strip_prefix("pid=")).and_then(|p| p.parse().ok());
-                    out.push((Ok(200), pid, at));
+                    out.push((Ok(200), pid, at, started));
                 }
-                Ok(r) => out.push((Err(format!("{} complete={} {:?}", r.status, r.complete, r.text())), None, at)),
-                Err(e) => out.push((Err(e.to_string()), None, at)),
+                Ok(r) => {
+                    out.push((Err(format!("{} complete={} {:?}", r.status, r.complete, r.text())), None, at, started))
+                }
+                Err(e) => out.push((Err(e.to_string()), None, at, started)),
             }
             thread::sleep(Duration::from_millis(10));
         }
@@ -226,8 +229,11 @@ fn graceful_restart_under_load_fails_nothing_and_replaces_the_daemons() {
     assert!(report.leftovers.is_empty() && !report.forced, "{report:?}");
 }
 
+/// Apache's full restart (SIGHUP) kills its children as a stop does ("any requests in progress
+/// are terminated", its manual says), so the one request of the stream in flight at that moment
+/// may be cut; every request sent after the restart is answered, by new daemons.
 #[test]
-fn full_restart_under_load_fails_nothing_and_replaces_the_daemons() {
+fn full_restart_under_load_cuts_at_most_the_request_in_flight_and_replaces_the_daemons() {
     let apache = group_apache();
     let before: BTreeSet<u32> = wait_titled(&apache, "(wsgi:g)", 2).into_iter().collect();
     assert_eq!(before.len(), 2);
@@ -241,12 +247,13 @@ fn full_restart_under_load_fails_nothing_and_replaces_the_daemons() {
     let results = stream.join().unwrap();
     let failures: Vec<_> = results.iter().filter(|r| r.0.is_err()).collect();
     assert!(
-        failures.is_empty(),
+        failures.len() <= 1 && failures.iter().all(|r| r.3 < restarted),
         "{} of {} requests failed across a restart: {failures:#?}\n{}",
         failures.len(),
         results.len(),
         apache.log_tail(40)
     );
+    assert!(results.iter().filter(|r| r.3 > restarted).count() >= 10, "{} requests in all", results.len());
     let late: BTreeSet<u32> =
         results.iter().filter(|r| r.2 > restarted + Duration::from_millis(300)).filter_map(|r| r.1).collect();
     assert!(!late.is_empty() && late.is_disjoint(&before), "{before:?} vs {late:?}");
