@@ -368,3 +368,73 @@ fn concurrent_requests_are_spread_over_the_groups_processes() {
     }
     panic!("requests not spread 2/2 over the two processes in 3 rounds running: {rounds:?}");
 }
+
+/// Requests that meet at a barrier: each waits (up to 10 s) until six are running at once.
+/// `/spin?S` keeps Python busy for S seconds; a request that meets the barrier while it runs
+/// says so.
+const BARRIER_APP: &str = r#"
+import threading, time
+barrier = threading.Barrier(6, timeout=10)
+spinning = threading.Event()
+
+def application(environ, start_response):
+    if environ['PATH_INFO'] == '/spin':
+        spinning.set()
+        end = time.monotonic() + float(environ['QUERY_STRING'])
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+        spinning.clear()
+        body = b'spun'
+    else:
+        try:
+            barrier.wait()
+            body = b'met while spinning' if spinning.is_set() else b'met'
+        except threading.BrokenBarrierError:
+            body = b'broken'
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+fn barrier_round(addr: std::net::SocketAddr, n: usize) -> Vec<String> {
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = common::Client::connect(addr).unwrap();
+                c.set_timeout(std::time::Duration::from_secs(30));
+                c.get("/b/meet").text()
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// Only one worker of a daemon process waits for new work while the others park, yet every
+/// thread still takes a request at once when the running ones block, and while another request
+/// keeps Python busy (seven threads: the spinner and six at the barrier).
+#[test]
+fn blocking_requests_all_run_at_once_up_to_the_thread_count() {
+    let apache = Apache::builder()
+        .app("barrier.py", BARRIER_APP)
+        .config(
+            "WSGIDaemonProcess meet processes=1 threads=7\n\
+             WSGIScriptAlias /b {APPS}/barrier.py process-group=meet",
+        )
+        .start();
+    let addr = apache.addr();
+    // Six blocking requests at once, three times over (the threads that served a round park).
+    for round in 0..3 {
+        let got = barrier_round(addr, 6);
+        assert!(got.iter().all(|t| t == "met"), "round {round}: {got:?}\n{}", apache.log_tail(20));
+    }
+    // While one request keeps the GIL busy for 5 s, six more still all start.
+    let spinner = std::thread::spawn(move || {
+        let mut c = common::Client::connect(addr).unwrap();
+        c.set_timeout(std::time::Duration::from_secs(30));
+        c.get("/b/spin?5").text()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let got = barrier_round(addr, 6);
+    assert!(got.iter().all(|t| t == "met while spinning"), "{got:?}\n{}", apache.log_tail(20));
+    assert_eq!(spinner.join().unwrap(), "spun");
+}
