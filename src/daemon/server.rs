@@ -83,8 +83,8 @@ pub fn run(group: &Group, index: usize) -> ! {
         busy: AtomicUsize::new(0),
         events: AtomicU64::new(0),
         idle: Mutex::new(HashSet::new()),
-        polling: Mutex::new(Polling::default()),
         has_leader: AtomicBool::new(false),
+        followers: Mutex::new(0),
         follower_wake: Condvar::new(),
         active: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
@@ -136,9 +136,11 @@ struct Shared {
     /// Whoever removes a token owns that connection: a worker that got its event, or a stop
     /// that closes idle connections.
     idle: Mutex<HashSet<u64>>,
-    polling: Mutex<Polling>,
-    /// `polling.leader`, readable without the lock.
+    /// A worker blocks in `epoll_wait` (see [`worker`]). Changed only with `followers` locked;
+    /// read without the lock where a stale answer is harmless.
     has_leader: AtomicBool,
+    /// Workers parked on `follower_wake`.
+    followers: Mutex<usize>,
     follower_wake: Condvar,
     active: Mutex<HashMap<u64, Active>>,
     next_id: AtomicU64,
@@ -255,9 +257,10 @@ impl Shared {
         quiet() && self.events.load(Ordering::SeqCst) == events
     }
 
-    /// A worker took an event: if no one leads, wake a follower to lead (see [`worker`]).
-    fn took_event(&self, p: &Polling) {
-        if !p.leader && p.followers > 0 {
+    /// A worker took an event (`followers` locked): if no one leads, wake a follower to lead
+    /// (see [`worker`]).
+    fn took_event(&self, followers: usize) {
+        if !self.has_leader.load(Ordering::Relaxed) && followers > 0 {
             self.follower_wake.notify_one();
         }
     }
@@ -369,15 +372,6 @@ fn listener_ready(listener: RawFd, wait_ms: i32) -> bool {
     unsafe { libc::poll(&mut pfd, 1, wait_ms) > 0 }
 }
 
-/// Who waits on the epoll set (see [`worker`]).
-#[derive(Default)]
-struct Polling {
-    /// A worker blocks in `epoll_wait`.
-    leader: bool,
-    /// Workers parked on `Shared::follower_wake`.
-    followers: usize,
-}
-
 /// Leader and followers: a worker takes an event already waiting without sleeping. When there
 /// is none, it becomes the leader (the one worker blocking in `epoll_wait`) or, if there is
 /// one, parks as a follower. A leader that takes an event wakes a follower to lead in its place,
@@ -394,28 +388,26 @@ fn worker(shared: &Arc<Shared>) {
             // Read without the lock: if it is stale, a leader that just left has woken a
             // follower itself (or one that just came is seen under the lock).
             if !shared.has_leader.load(Ordering::Relaxed) {
-                shared.took_event(&shared.polling.lock().unwrap());
+                shared.took_event(*shared.followers.lock().unwrap());
             }
             handle_event(shared, ev.u64);
             continue;
         }
-        let mut p = shared.polling.lock().unwrap();
-        if p.leader {
-            p.followers += 1;
-            p = shared.follower_wake.wait(p).unwrap();
-            p.followers -= 1;
+        let mut followers = shared.followers.lock().unwrap();
+        if shared.has_leader.load(Ordering::Relaxed) {
+            *followers += 1;
+            followers = shared.follower_wake.wait(followers).unwrap();
+            *followers -= 1;
             continue;
         }
-        p.leader = true;
         shared.has_leader.store(true, Ordering::Relaxed);
-        drop(p);
+        drop(followers);
         let n = unsafe { libc::epoll_wait(shared.epoll, &mut ev, 1, 250) };
-        let mut p = shared.polling.lock().unwrap();
-        p.leader = false;
+        let followers = shared.followers.lock().unwrap();
         shared.has_leader.store(false, Ordering::Relaxed);
         if n == 1 {
-            shared.took_event(&p);
-            drop(p);
+            shared.took_event(*followers);
+            drop(followers);
             handle_event(shared, ev.u64);
         }
     }
