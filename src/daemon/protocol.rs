@@ -619,6 +619,16 @@ fn pairs_len<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> usize {
     })
 }
 
+/// A REQUEST's payload length: flags, body length, environ.
+fn request_len<'a>(environ: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> usize {
+    pairs_len(environ).saturating_add(1 + 8)
+}
+
+/// A START's payload length: status, reason (length-prefixed), headers.
+fn start_len(reason: &[u8], headers: &[(Vec<u8>, Vec<u8>)]) -> usize {
+    pairs_len(borrowed(headers)).saturating_add(reason.len()).saturating_add(2 + 4)
+}
+
 fn borrowed(pairs: &[(Vec<u8>, Vec<u8>)]) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
     pairs.iter().map(|(name, value)| (name.as_slice(), value.as_slice()))
 }
@@ -629,13 +639,11 @@ fn payload_len(frame: &Frame) -> usize {
         Frame::BodyEnd | Frame::End | Frame::EndClose => 0,
         Frame::HelloOk { .. } => 4,
         Frame::HelloReject { message, .. } => message.len().saturating_add(1),
-        Frame::Request { environ, .. } => pairs_len(environ.iter()).saturating_add(1 + 8),
+        Frame::Request { environ, .. } => request_len(environ.iter()),
         Frame::Read { .. } => 4,
         Frame::Body(bytes) | Frame::Data(bytes) => bytes.len(),
         Frame::BodyError { .. } => 2,
-        Frame::Start { reason, headers, .. } => {
-            pairs_len(borrowed(headers)).saturating_add(reason.len()).saturating_add(2 + 4)
-        }
+        Frame::Start { reason, headers, .. } => start_len(reason, headers),
         Frame::SendFile { .. } => 16,
         Frame::Abort { message } => message.len(),
         Frame::Error { message, .. } => message.len().saturating_add(2),
@@ -752,7 +760,7 @@ pub fn encode_request(
     if environ.len() > MAX_PAIRS {
         return Err(ProtocolError::Malformed { frame_type: FrameType::Request, reason: "too many name/value pairs" });
     }
-    let len = pairs_len(environ.iter().copied()).saturating_add(1 + 8);
+    let len = request_len(environ.iter().copied());
     checked_len(FrameType::Request, len)?;
     out.reserve(HEADER_LEN + len);
     out.extend_from_slice(&header_bytes(FrameType::Request, len));
@@ -776,7 +784,7 @@ pub fn encode_start(
     if headers.len() > MAX_PAIRS {
         return Err(ProtocolError::Malformed { frame_type: FrameType::Start, reason: "too many name/value pairs" });
     }
-    let len = pairs_len(borrowed(headers)).saturating_add(reason.len()).saturating_add(2 + 4);
+    let len = start_len(reason, headers);
     checked_len(FrameType::Start, len)?;
     out.reserve(HEADER_LEN + len);
     out.extend_from_slice(&header_bytes(FrameType::Start, len));
