@@ -14,13 +14,16 @@ pub mod routing;
 
 #[cfg(not(test))]
 pub mod apache;
+#[cfg(not(test))]
+pub mod sys;
 
 #[cfg(not(test))]
 pub use module::wsgi_module;
 
 #[cfg(not(test))]
 mod module {
-    use crate::apache::{conf, ffi, hooks};
+    use crate::apache::{conf, hooks};
+    use crate::sys::ffi;
     use std::ptr;
 
     /// The module record Apache finds with `LoadModule wsgi_module ...`. Its name is mod_wsgi's,

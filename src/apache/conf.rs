@@ -3,11 +3,11 @@
 //! Parsing is done by the pure `crate::config` module; this file only moves values between
 //! Apache's command callbacks and plain Rust structs that live in Apache's configuration pools.
 
-use super::ffi;
-use super::util::{cstr, module_config, pool_box};
 use crate::appgroup::GroupSpec;
 use crate::config::{self, DaemonProcess, MountOptions};
 use crate::routing::MountTable;
+use crate::sys::ffi;
+use crate::sys::util::{cstr, module_config, pool_box};
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_char;
 use std::ptr;
@@ -223,7 +223,7 @@ unsafe extern "C" fn cmd_daemon_process(cmd: *mut ffi::cmd_parms, _m: *mut c_voi
     let r = (|| {
         let (daemon, warnings) = config::parse_daemon_process(args(a)).map_err(|e| e.to_string())?;
         for w in warnings {
-            super::util::log_server((*cmd).server, super::util::LOG_WARNING, &w);
+            crate::sys::util::log_server((*cmd).server, crate::sys::util::LOG_WARNING, &w);
         }
         let origin = origin(cmd);
         // Names are process-wide: a second definition anywhere is an error.
@@ -344,9 +344,9 @@ server_setter!(cmd_restrict_unknown_hosts, global = false, |conf, cmd, name, raw
 /// mod_wsgi directives that oxwsgi accepts so existing configurations keep working, but that
 /// have no effect (each logs a warning naming itself).
 unsafe extern "C" fn cmd_accepted(cmd: *mut ffi::cmd_parms, _m: *mut c_void, _a: *const c_char) -> *const c_char {
-    super::util::log_server(
+    crate::sys::util::log_server(
         (*cmd).server,
-        super::util::LOG_WARNING,
+        crate::sys::util::LOG_WARNING,
         &format!("{} is accepted for mod_wsgi compatibility but has no effect in oxwsgi; ignored", directive_name(cmd)),
     );
     ptr::null()

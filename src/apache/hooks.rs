@@ -1,9 +1,9 @@
 //! Hook registration and the process-level hooks: configuration checks and Python start-up.
 
 use super::conf::{server_conf, DAEMON_NAMES};
-use super::ffi;
 use super::request;
-use super::util::{self, log_server};
+use crate::sys::ffi;
+use crate::sys::util::{self, log_server};
 use std::ptr;
 
 pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
@@ -16,7 +16,7 @@ pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
     ffi::ap_hook_pre_config(Some(pre_config), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_check_config(Some(check_config), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_post_config(Some(add_version), ptr::null(), ptr::null(), middle);
-    ffi::ap_hook_post_config(Some(crate::daemon::supervisor::post_config), ptr::null(), ptr::null(), middle);
+    ffi::ap_hook_post_config(Some(super::supervisor::post_config), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_translate_name(
         Some(request::translate_name),

@@ -1,13 +1,16 @@
-//! Everything that touches Apache: raw bindings, thin safe helpers, the directive table, the
-//! hooks and embedded mode's request handling.
+//! Everything that runs Apache's hooks: the directive table, the hooks, embedded mode's request
+//! handling, the response sink both modes write to, the Apache-child relay of daemon mode and
+//! the parent's supervisor of daemon processes. The bindings and thin helpers they share are
+//! in `crate::sys`.
 //!
 //! The raw pointers these functions take (request_rec, server_rec, cmd_parms, pools) come from
 //! Apache and are valid for the duration of the hook or callback that passes them on; the
 //! functions are the thin wrappers that keep that assumption in one place.
 #![allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
 pub mod conf;
-pub mod ffi;
 pub mod hooks;
+pub mod relay;
 pub mod request;
-pub mod util;
+pub mod response;
+pub mod supervisor;
 pub mod vhost;

@@ -1,18 +1,15 @@
-//! Embedded mode: mapping a URL to a WSGI script (translate_name), the content handler, and the
-//! [`Backend`] that writes a WSGI response into Apache's output filters.
+//! Embedded mode: mapping a URL to a WSGI script (translate_name) and the content handler that
+//! runs the app in this Apache child (or hands the request to `relay` for daemon mode).
 
 use super::conf::{dir_conf, server_conf, Mount};
-use super::ffi;
-use super::util::{self, cbytes, cstr, log_request, pool_box, pstr, set_module_config, table_entries, table_get};
+use super::response::ApacheBackend;
 use crate::appgroup::{self, GroupSpec, NamingContext};
 use crate::python::interp;
-use crate::python::wsgi::{self, Backend, BodyError, Outcome, Request};
+use crate::python::wsgi::{self, Outcome, Request};
 use crate::routing::split_first_segment;
+use crate::sys::ffi;
+use crate::sys::util::{self, cbytes, cstr, log_request, pool_box, pstr, set_module_config, table_entries, table_get};
 use std::ffi::CString;
-use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::RawFd;
-use std::os::raw::c_char;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -274,7 +271,7 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         if https {
             cgi.push((b"HTTPS", b"on"));
         }
-        return crate::daemon::client::handle(r, &process_group, &cgi, content_length);
+        return super::relay::handle(r, &process_group, &cgi, content_length);
     }
     ensure_python();
     if !interp::is_initialized() {
@@ -349,235 +346,5 @@ unsafe fn local_port(r: *const ffi::request_rec) -> u16 {
         0
     } else {
         (*addr).port
-    }
-}
-
-/// Embedded mode's [`Backend`]: Apache's input and output filter chains of one request.
-pub struct ApacheBackend {
-    r: *mut ffi::request_rec,
-    /// The response head has been handed to Apache.
-    pub started: bool,
-    out: *mut ffi::apr_bucket_brigade,
-    input: *mut ffi::apr_bucket_brigade,
-    buffered: usize,
-    input_eos: bool,
-}
-
-impl ApacheBackend {
-    pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheBackend {
-        let c = (*r).connection;
-        ApacheBackend {
-            r,
-            started: false,
-            out: ffi::apr_brigade_create((*r).pool, (*c).bucket_alloc),
-            input: ptr::null_mut(),
-            buffered: 0,
-            input_eos: false,
-        }
-    }
-
-    /// Passes what is in the output brigade down the request's filters.
-    unsafe fn pass(&mut self) -> io::Result<()> {
-        self.pass_to((*self.r).output_filters)
-    }
-
-    unsafe fn pass_to(&mut self, filters: *mut ffi::ap_filter_t) -> io::Result<()> {
-        let rv = ffi::ap_pass_brigade(filters, self.out);
-        ffi::apr_brigade_cleanup(self.out as *mut _);
-        self.buffered = 0;
-        if rv != 0 || (*(*self.r).connection).aborted != 0 {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client connection closed"));
-        }
-        Ok(())
-    }
-}
-
-impl Backend for ApacheBackend {
-    fn read_body(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, BodyError> {
-        if self.input_eos || buf.is_empty() {
-            return Ok(0);
-        }
-        unsafe {
-            let r = self.r;
-            if self.input.is_null() {
-                self.input = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
-            }
-            loop {
-                let rv = ffi::ap_get_brigade(
-                    (*r).input_filters,
-                    self.input,
-                    ffi::ap_input_mode_t_AP_MODE_READBYTES,
-                    ffi::apr_read_type_e_APR_BLOCK_READ,
-                    buf.len() as i64,
-                );
-                if rv != 0 {
-                    ffi::apr_brigade_cleanup(self.input as *mut _);
-                    let mut status = ffi::ap_map_http_request_error(rv, ffi::HTTP_BAD_REQUEST as i32);
-                    if !(400..600).contains(&status) {
-                        status = ffi::HTTP_BAD_REQUEST as i32;
-                    }
-                    return Err(BodyError {
-                        status: status as u16,
-                        message: format!("client sent a malformed or incomplete body (APR status {rv})"),
-                    });
-                }
-                let mut n = 0usize;
-                let mut b = ffi::oxwsgi_brigade_first(self.input);
-                while b != ffi::oxwsgi_brigade_sentinel(self.input) {
-                    let mut err = 0;
-                    if ffi::oxwsgi_bucket_is_eos(b) != 0 {
-                        self.input_eos = true;
-                        break;
-                    }
-                    if ffi::oxwsgi_bucket_is_error(b, &mut err) != 0 {
-                        ffi::apr_brigade_cleanup(self.input as *mut _);
-                        return Err(BodyError {
-                            status: err as u16,
-                            message: "error while reading the request body".into(),
-                        });
-                    }
-                    let mut data: *const c_char = ptr::null();
-                    let mut len: usize = 0;
-                    let rv = ffi::oxwsgi_bucket_read(b, &mut data, &mut len, 1);
-                    if rv != 0 {
-                        ffi::apr_brigade_cleanup(self.input as *mut _);
-                        return Err(BodyError {
-                            status: 400,
-                            message: format!("request body read failed (APR status {rv})"),
-                        });
-                    }
-                    let take = len.min(buf.len() - n);
-                    wsgi::copy_to_uninit(&mut buf[n..], std::slice::from_raw_parts(data as *const u8, take));
-                    n += take;
-                    b = ffi::oxwsgi_bucket_next(b);
-                }
-                ffi::apr_brigade_cleanup(self.input as *mut _);
-                if n > 0 || self.input_eos {
-                    return Ok(n);
-                }
-            }
-        }
-    }
-
-    fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
-        unsafe {
-            let r = self.r;
-            let pool = (*r).pool;
-            self.started = true;
-            (*r).status = status as i32;
-            (*r).status_line = pstr(pool, status_line.as_bytes());
-            for (name, value) in headers {
-                if name.eq_ignore_ascii_case(b"content-type") {
-                    ffi::ap_set_content_type(r, pstr(pool, value));
-                } else {
-                    ffi::apr_table_addn((*r).headers_out, pstr(pool, name), pstr(pool, value));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, data: &[u8]) {
-        unsafe {
-            ffi::apr_brigade_write(self.out, None, ptr::null_mut(), data.as_ptr() as *const c_char, data.len());
-        }
-        self.buffered += data.len();
-    }
-
-    fn buffered(&self) -> usize {
-        self.buffered
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        unsafe {
-            let c = (*self.r).connection;
-            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
-            self.pass()
-        }
-    }
-
-    fn write_now(&mut self, data: &[u8]) -> io::Result<()> {
-        unsafe {
-            // A transient bucket points at the caller's memory; the FLUSH bucket makes Apache
-            // write it out (or copy it, in a filter that sets data aside) before pass returns.
-            let c = (*self.r).connection;
-            let b = ffi::apr_bucket_transient_create(data.as_ptr() as *const c_char, data.len(), (*c).bucket_alloc);
-            ffi::oxwsgi_brigade_append(self.out, b);
-            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
-            self.pass()
-        }
-    }
-
-    fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
-        unsafe {
-            // Our own descriptor for the file, closed with the request pool (which lives until
-            // the response has been written): the application may close its file object as
-            // soon as we return. A duplicate, not a reopen, so a file only a daemon's user may
-            // open can still be sent by Apache.
-            let own = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
-            if own < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            unsafe extern "C" fn close_fd(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
-                libc::close(data as usize as i32);
-                0
-            }
-            let pool = (*self.r).pool;
-            ffi::apr_pool_cleanup_register(
-                pool,
-                own as usize as *const std::ffi::c_void,
-                Some(close_fd),
-                Some(ffi::apr_pool_cleanup_null),
-            );
-            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
-            let mut os_fd = own;
-            let rv = ffi::apr_os_file_put(
-                &mut file,
-                &mut os_fd,
-                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
-                pool,
-            );
-            if rv != 0 {
-                return Err(io::Error::other(format!("cannot hand the file to Apache (APR status {rv})")));
-            }
-            ffi::apr_brigade_insert_file(self.out, file, offset as i64, len as i64, pool);
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        unsafe {
-            let c = (*self.r).connection;
-            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_eos_create((*c).bucket_alloc));
-            self.pass()?;
-            // Write the response out now rather than after the handler returns. Apache checks
-            // for the client's next keep-alive request right after the handler; a small
-            // response still held in the core output filter at that point cannot have been
-            // answered yet, so the check always fails and the connection goes back through
-            // the MPM's listener (two epoll_ctl calls and two thread handoffs per request).
-            // Written first, the next request is often already there and this worker serves
-            // it at once, as Apache does for static files. Only the connection's filters see
-            // this FLUSH, as with the one Apache sends itself, so no content filter (deflate)
-            // is made to flush mid-stream.
-            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
-            self.pass_to((*c).output_filters)
-        }
-    }
-
-    fn abort(&mut self) {
-        unsafe {
-            // What was produced still reaches the client (a partial response says more than
-            // none), then the connection is dropped so it cannot pass for a complete one.
-            if ffi::oxwsgi_brigade_empty(self.out) == 0 {
-                let _ = self.flush();
-            }
-            let c = (*self.r).connection;
-            (*c).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
-            (*c).aborted = 1;
-        }
-    }
-
-    fn log(&mut self, level: u8, msg: &str) {
-        log_request(self.r, level, msg);
     }
 }

@@ -19,9 +19,9 @@
 //! handlers keep Apache's behaviour.
 
 use super::conf::server_conf;
-use super::ffi;
 use super::request::is_wsgi_handler;
-use super::util::{self, cstr, log_request};
+use crate::sys::ffi;
+use crate::sys::util::{self, cstr, log_request};
 use std::ffi::{c_void, CStr};
 use std::os::raw::{c_char, c_int};
 
@@ -43,7 +43,7 @@ struct Scan {
 /// # Safety
 /// Called by Apache with a live request.
 pub unsafe extern "C" fn fixups(r: *mut ffi::request_rec) -> c_int {
-    super::util::guard("deny_unknown_hosts", ffi::DECLINED, || deny_unknown_hosts(r))
+    crate::sys::util::guard("deny_unknown_hosts", ffi::DECLINED, || deny_unknown_hosts(r))
 }
 
 unsafe fn deny_unknown_hosts(r: *mut ffi::request_rec) -> c_int {

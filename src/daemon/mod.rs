@@ -1,17 +1,15 @@
-//! Daemon mode: process groups that Apache's parent starts and supervises (`supervisor`), the
-//! daemon processes themselves (`server`), the Apache-child side that relays a request
-//! (`client`), and the wire protocol between them (`protocol`, pure and fuzzed).
+//! Daemon mode's own side: the group definition (`group`), shared by the parent's supervisor,
+//! the Apache children that relay to it and the daemon processes; the daemon processes
+//! themselves (`server`); and the wire protocol between children and daemons (`protocol`, pure
+//! and fuzzed). The Apache side of daemon mode (supervisor, relay) is in `crate::apache`.
 
+pub mod dispatch;
 pub mod protocol;
 
-// The Apache-facing functions below take Apache's own pointers (see `crate::apache`).
+// The daemon process runs inside a fork of Apache's parent and uses Apache's log (`crate::sys`).
 
 #[cfg(not(test))]
-#[allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
-pub mod client;
+pub mod group;
 #[cfg(not(test))]
 #[allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
 pub mod server;
-#[cfg(not(test))]
-#[allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
-pub mod supervisor;

@@ -8,38 +8,16 @@
 //! so no connection is refused while daemons are replaced.
 
 use crate::apache::conf::server_conf;
-use crate::apache::ffi;
-use crate::apache::util::{self, log_server};
 use crate::config::DaemonProcess;
+use crate::daemon::group::{Group, GROUPS};
+use crate::sys::ffi;
+use crate::sys::util::{self, log_server};
 use std::ffi::{c_void, CStr, CString};
 use std::os::fd::RawFd;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A daemon process group as the children and daemons of this generation see it.
-#[derive(Debug, Clone)]
-pub struct Group {
-    pub spec: DaemonProcess,
-    /// The ServerName of the virtual host that defines the group (only it may use the group),
-    /// or None for a group defined at server level (any host may use it), as in mod_wsgi.
-    pub scope: Option<String>,
-    pub socket_path: String,
-    pub listener: RawFd,
-    pub secret: [u8; 16],
-    pub uid: u32,
-    pub gid: u32,
-    pub user_name: String,
-}
-
-/// The groups of the current configuration. Set in the parent by post_config before Apache
-/// forks its children, so every child and daemon inherits it.
-pub static GROUPS: Mutex<Vec<Arc<Group>>> = Mutex::new(Vec::new());
-
-pub fn find_group(name: &str) -> Option<Arc<Group>> {
-    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|g| g.spec.name == name).cloned()
-}
 
 /// One supervised daemon process.
 struct Slot {
@@ -258,7 +236,7 @@ unsafe fn spawn(pconf: *mut ffi::apr_pool_t, group: Arc<Group>, index: usize) {
         return;
     }
     if pid == 0 {
-        super::server::run(&group, index);
+        crate::daemon::server::run(&group, index, server_python_home());
     }
     exit_status::watch(pid);
     log_server(
@@ -281,6 +259,11 @@ unsafe fn spawn(pconf: *mut ffi::apr_pool_t, group: Arc<Group>, index: usize) {
         ptr::null_mut(),
         pconf,
     );
+}
+
+/// The main server's WSGIPythonHome, which a group without python-home= runs.
+fn server_python_home() -> Option<String> {
+    server_conf(unsafe { ffi::ap_server_conf }).python_home.as_ref().map(|(h, _)| h.clone())
 }
 
 /// Called by the MPM (through APR) about one daemon process.

@@ -2,12 +2,12 @@
 //! daemon process group and streams the answer back to the client through the same
 //! [`ApacheBackend`] embedded mode uses, so both modes answer alike.
 
-use super::protocol::{self, Frame, FrameReader, EAGER_BODY_MAX, PROTOCOL_VERSION};
-use super::supervisor::{find_group, Group};
-use crate::apache::ffi;
-use crate::apache::request::ApacheBackend;
-use crate::apache::util::{self, log_request};
+use super::response::ApacheBackend;
+use crate::daemon::group::{find_group, Group};
+use crate::daemon::protocol::{self, Frame, FrameReader, EAGER_BODY_MAX, PROTOCOL_VERSION};
 use crate::python::wsgi::{self, Backend};
+use crate::sys::ffi;
+use crate::sys::util::{self, log_request};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
