@@ -23,7 +23,7 @@ pub use module::wsgi_module;
 #[cfg(not(test))]
 mod module {
     use crate::apache::{conf, hooks};
-    use crate::sys::ffi;
+    use crate::sys::{ffi, util};
     use std::ptr;
 
     /// The module record Apache finds with `LoadModule wsgi_module ...`. Its name is mod_wsgi's,
@@ -43,7 +43,15 @@ mod module {
         create_server_config: Some(conf::create_server_config),
         merge_server_config: Some(conf::merge_server_config),
         cmds: ptr::addr_of!(conf::COMMANDS) as *const ffi::command_rec,
-        register_hooks: Some(hooks::register_hooks),
+        register_hooks: Some(register_hooks),
         flags: ffi::AP_MODULE_FLAG_NONE as i32,
     };
+
+    /// Apache calls this as it adds the module, before any configuration callback: the helpers
+    /// in `sys::util` learn the record (for its module index) here, so no layer below this file
+    /// needs to know where it is defined.
+    unsafe extern "C" fn register_hooks(p: *mut ffi::apr_pool_t) {
+        util::set_module(ptr::addr_of_mut!(wsgi_module));
+        hooks::register_hooks(p)
+    }
 }

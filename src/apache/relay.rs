@@ -5,7 +5,9 @@
 use super::response::ApacheBackend;
 use crate::daemon::group::{find_group, Group};
 use crate::daemon::protocol::{self, Frame, FrameReader, EAGER_BODY_MAX, PROTOCOL_VERSION};
-use crate::python::wsgi::{self, Backend};
+use crate::python::backend::Backend;
+use crate::python::headers::{header_bytes_ok, reason_bytes_ok};
+use crate::python::wsgi;
 use crate::sys::ffi;
 use crate::sys::util::{self, log_request};
 use std::collections::VecDeque;
@@ -396,7 +398,7 @@ unsafe fn relay(
             Frame::Start { status, reason, headers } => {
                 // The daemon's applications could write frames themselves: Apache applies the
                 // same rules to what arrives as the adapter applies to start_response.
-                if !wsgi::reason_bytes_ok(&reason) || !headers.iter().all(|(n, v)| wsgi::header_bytes_ok(n, v)) {
+                if !reason_bytes_ok(&reason) || !headers.iter().all(|(n, v)| header_bytes_ok(n, v)) {
                     return Err(Failure::Broken("the daemon sent an invalid status line or header".into()));
                 }
                 let line = format!("{status} {}", String::from_utf8_lossy(&reason));

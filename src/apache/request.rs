@@ -333,7 +333,7 @@ fn ensure_python() {
             threads_per_process: mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as i64,
             maximum_processes: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1) as i64,
         };
-        if let Err(e) = interp::initialize(config) {
+        if let Err(e) = crate::python::initialize(config) {
             util::log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: {e}"));
         }
     });

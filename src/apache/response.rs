@@ -2,7 +2,7 @@
 //! WSGI adapter's [`Backend`]. Neither mode's handler owns it (`request` runs the app here,
 //! `relay` copies a daemon's response into it).
 
-use crate::python::wsgi::{self, Backend, BodyError};
+use crate::python::backend::{copy_to_uninit, Backend, BodyError};
 use crate::sys::ffi;
 use crate::sys::util::{log_request, pstr};
 use std::io;
@@ -107,7 +107,7 @@ impl Backend for ApacheBackend {
                         });
                     }
                     let take = len.min(buf.len() - n);
-                    wsgi::copy_to_uninit(&mut buf[n..], std::slice::from_raw_parts(data as *const u8, take));
+                    copy_to_uninit(&mut buf[n..], std::slice::from_raw_parts(data as *const u8, take));
                     n += take;
                     b = ffi::oxwsgi_bucket_next(b);
                 }

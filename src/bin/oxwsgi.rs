@@ -12,6 +12,8 @@
 
 #[path = "oxwsgi/checks.rs"]
 mod checks;
+#[path = "oxwsgi/httpd.rs"]
+mod httpd;
 #[path = "oxwsgi/module.rs"]
 mod module;
 #[path = "oxwsgi/procs.rs"]

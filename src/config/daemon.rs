@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::{Args, ConfigError};
+use super::args::{Args, ConfigError};
 
 const DIRECTIVE: &str = "WSGIDaemonProcess";
 

@@ -4,7 +4,7 @@
 //! Option values are kept as written (e.g. `application-group=%{GLOBAL}` stays `%{GLOBAL}`):
 //! substitutions are resolved per request by `crate::appgroup`, not here.
 
-use super::{on_off, Args, ConfigError};
+use super::args::{on_off, Args, ConfigError};
 
 /// Options given on a script-alias line; `None` means "not given, inherit".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,7 +7,6 @@
 //! - a thread never waits for the registry lock while it holds the GIL (lookups happen before
 //!   the GIL is taken, creation takes the GIL only inside the lock).
 
-use super::native;
 use super::obj::{self, Obj, PyResult};
 use pyo3::ffi;
 use std::cell::{RefCell, UnsafeCell};
@@ -98,6 +97,7 @@ struct Runtime {
     config: RuntimeConfig,
     /// The process environment as it was before any application ran.
     environ: Vec<(String, String)>,
+    natives: InstallNatives,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -143,7 +143,7 @@ pub struct InterpData {
     /// Strings every request uses, made once.
     pub names: Names,
     pub apps: RefCell<LoadedApps>,
-    pub environ_keys: RefCell<super::wsgi::EnvironKeys>,
+    pub environ_keys: RefCell<EnvironKeys>,
 }
 
 macro_rules! names {
@@ -184,14 +184,19 @@ names! {
 
 /// Starts Python in this process. Call once, in the process that will run applications (an
 /// Apache child or a daemon process), never in Apache's parent.
-pub fn initialize(config: RuntimeConfig) -> Result<(), String> {
+/// How the host's native functions are put into an interpreter's support module (`_oxwsgi`),
+/// before boot.py runs in it.
+pub type InstallNatives = fn(&Obj) -> PyResult<()>;
+
+/// Starts Python (once per process); `natives` is called in every interpreter it sets up.
+pub fn initialize(config: RuntimeConfig, natives: InstallNatives) -> Result<(), String> {
     if RUNTIME.get().is_some() {
         return Ok(());
     }
     let environ =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     unsafe { start_python(config.python_home.as_deref())? };
-    let _ = RUNTIME.set(Runtime { config, environ });
+    let _ = RUNTIME.set(Runtime { config, environ, natives });
     // The main interpreter ('%{GLOBAL}') is first-class: set it up like any other.
     let main = Arc::new(Interp {
         name: String::new(),
@@ -403,7 +408,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
         let module = Obj::owned(ffi::PyModule_New(c"_oxwsgi".as_ptr()))?;
         let globals = Obj::borrowed(ffi::PyModule_GetDict(module.as_ptr()));
         obj::dict_set_str(&globals, c"__builtins__", &Obj::borrowed(ffi::PyEval_GetBuiltins()))?;
-        native::install(&globals)?;
+        (rt.natives)(&globals)?;
         let modules = Obj::borrowed(ffi::PyImport_GetModuleDict());
         obj::dict_set_str(&modules, c"_oxwsgi", &module)?;
         let src = CString::new(BOOT_SOURCE).expect("no NUL in boot.py");
@@ -483,4 +488,51 @@ unsafe fn add_python_path(paths: &[String]) -> PyResult<()> {
         return Err(obj::PyErrSet);
     }
     Ok(())
+}
+
+/// Runs `f` with the current thread state's GIL released.
+pub fn without_gil<R>(f: impl FnOnce() -> R) -> R {
+    let ts = unsafe { ffi::PyEval_SaveThread() };
+    let r = f();
+    unsafe { ffi::PyEval_RestoreThread(ts) };
+    r
+}
+
+/// How many environ key strings an interpreter keeps for reuse.
+const ENVIRON_KEY_CACHE: usize = 256;
+
+/// The environ's CGI key strings, made once per interpreter. Requests list their CGI variables
+/// in much the same order (Apache's fixed ones, then the client's headers), so each position
+/// first checks the key the previous request had there (a byte comparison, no hashing); the
+/// map by name catches the rest. Clients choose header names, so both stay bounded.
+#[derive(Default)]
+pub struct EnvironKeys {
+    by_name: FastMap<Box<[u8]>, Obj>,
+    last: Vec<(Box<[u8]>, Obj)>,
+}
+
+impl EnvironKeys {
+    pub fn key(&mut self, position: usize, name: &[u8]) -> PyResult<Obj> {
+        if let Some((last, key)) = self.last.get(position) {
+            if **last == *name {
+                return Ok(key.clone());
+            }
+        }
+        let key = match self.by_name.get(name) {
+            Some(key) => key.clone(),
+            None => {
+                let key = obj::latin1(name)?;
+                if self.by_name.len() < ENVIRON_KEY_CACHE {
+                    self.by_name.insert(name.into(), key.clone());
+                }
+                key
+            }
+        };
+        if position < self.last.len() {
+            self.last[position] = (name.into(), key.clone());
+        } else if position == self.last.len() && position < ENVIRON_KEY_CACHE {
+            self.last.push((name.into(), key.clone()));
+        }
+        Ok(key)
+    }
 }

@@ -1,9 +1,23 @@
 //! Python: interpreters and thread states, the per-interpreter support code, and the WSGI
 //! adapter. Uses `pyo3::ffi` directly: pyo3's safe API does not support sub-interpreters.
+//!
+//! One order, bottom to top: `obj` (owned references, errors) -> `interp` (interpreters, thread
+//! states, script loading) -> `backend` and `headers` (the host interface, PEP 3333's header
+//! rules) -> `state` (one request's response and input state) -> `native` (the functions Python
+//! calls back into a request through) -> `wsgi` (the adapter that runs a request). No file
+//! imports one above it.
 
+pub mod backend;
+pub mod headers;
 pub mod interp;
 mod native;
 pub mod obj;
+mod state;
 pub mod wsgi;
 
 pub use native::set_server_log;
+
+/// Starts Python for this process (once) with oxwsgi's native functions in every interpreter.
+pub fn initialize(config: interp::RuntimeConfig) -> Result<(), String> {
+    interp::initialize(config, native::install)
+}

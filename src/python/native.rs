@@ -7,7 +7,7 @@
 //! callable kept by an application after its request raises instead of touching freed memory.
 
 use super::obj::{self, raise, Obj, PyResult};
-use super::wsgi::RequestState;
+use super::state::RequestState;
 use pyo3::ffi;
 use std::cell::Cell;
 use std::ptr;
@@ -235,7 +235,7 @@ unsafe extern "C" fn native_start_response(
         };
         let exc_info = a.get(2).copied().filter(|p| *p != ffi::Py_None());
         match req.start_response(&Obj::borrowed(a[0]), &Obj::borrowed(a[1]), exc_info.map(|p| Obj::borrowed(p))) {
-            Ok(()) => req.write_callable().map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
+            Ok(()) => write_callable(req).map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
             Err(_) => ptr::null_mut(),
         }
     })
@@ -263,4 +263,16 @@ unsafe extern "C" fn native_write(
             Err(_) => ptr::null_mut(),
         }
     })
+}
+
+/// The `write()` callable returned by start_response.
+fn write_callable(state: &RequestState) -> PyResult<Obj> {
+    if let Some(w) = state.write_fn.borrow().as_ref() {
+        return Ok(w.clone());
+    }
+    let capsule = state.capsule.borrow().clone().ok_or(obj::PyErrSet)?;
+    let w =
+        unsafe { Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(WRITE_DEF), capsule.as_ptr(), ptr::null_mut()))? };
+    *state.write_fn.borrow_mut() = Some(w.clone());
+    Ok(w)
 }

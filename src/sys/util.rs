@@ -3,6 +3,7 @@
 use super::ffi;
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_char;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Apache log levels (APLOG_*).
 pub const LOG_EMERG: u8 = 0;
@@ -10,8 +11,20 @@ pub const LOG_ERR: u8 = 3;
 pub const LOG_WARNING: u8 = 4;
 pub const LOG_INFO: u8 = 6;
 
+/// oxwsgi's module record, told by `register_hooks` (Apache calls it as it adds the module,
+/// before any configuration callback or log line), so these helpers need not know where the
+/// record is defined.
+static MODULE: AtomicPtr<ffi::module> = AtomicPtr::new(std::ptr::null_mut());
+
+pub fn set_module(module: *mut ffi::module) {
+    MODULE.store(module, Ordering::Release);
+}
+
+/// The index Apache gave the module (read each time: Apache assigns it as it loads modules).
 fn module_index() -> i32 {
-    unsafe { (*std::ptr::addr_of!(crate::wsgi_module)).module_index }
+    let m = MODULE.load(Ordering::Acquire);
+    assert!(!m.is_null(), "oxwsgi: module record used before register_hooks");
+    unsafe { (*m).module_index }
 }
 
 fn c_message(msg: &str) -> CString {

@@ -2,9 +2,9 @@
 //! the group's socket, and the request body arrives as frames from it.
 
 use super::conn::Writer;
-use super::Shared;
+use super::shared::Shared;
 use crate::daemon::protocol::{self, Frame, FrameReader, MAX_DATA};
-use crate::python::wsgi::{self, Backend, BodyError};
+use crate::python::backend::{copy_to_uninit, Backend, BodyError};
 use crate::sys::util::log_server;
 use std::io;
 use std::mem::MaybeUninit;
@@ -71,7 +71,7 @@ impl Backend for DaemonBackend {
         loop {
             if self.pending_pos < self.pending.len() {
                 let n = buf.len().min(self.pending.len() - self.pending_pos);
-                wsgi::copy_to_uninit(buf, &self.pending[self.pending_pos..self.pending_pos + n]);
+                copy_to_uninit(buf, &self.pending[self.pending_pos..self.pending_pos + n]);
                 self.pending_pos += n;
                 return Ok(n);
             }

@@ -3,7 +3,7 @@
 //! (parent death, request-timeout with every thread's Python stack, startup-timeout,
 //! restart-interval, inactivity-timeout, the end of a stop).
 
-use super::{Shared, StopKind};
+use super::shared::{Shared, StopKind};
 use crate::daemon::group::{Group, GROUPS};
 use crate::daemon::protocol::{self, Frame};
 use crate::python::obj::{self, Obj};

@@ -1,0 +1,225 @@
+//! The request loop: an event from the epoll set becomes a new connection from an Apache child
+//! or the next request on an idle one; each request is read, run through the WSGI adapter with
+//! a [`DaemonBackend`], and the connection handed back to the set.
+
+use super::backend::DaemonBackend;
+use super::conn::{Conn, Writer};
+use super::shared::{Active, Shared, LISTENER};
+use crate::daemon::protocol::{self, Frame, PairBuf, MAX_HELLO_PAYLOAD, PROTOCOL_VERSION};
+use crate::python::backend::Backend;
+use crate::python::interp;
+use crate::python::wsgi::{self, Outcome, Request};
+use crate::sys::util::{self, log_server};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::ptr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(super) fn handle_event(shared: &Arc<Shared>, token: u64) {
+    shared.busy.fetch_add(1, Ordering::SeqCst);
+    shared.events.fetch_add(1, Ordering::SeqCst);
+    if token == LISTENER {
+        let fd = if shared.accepts() {
+            unsafe { libc::accept4(shared.group.listener, ptr::null_mut(), ptr::null_mut(), libc::SOCK_CLOEXEC) }
+        } else {
+            -1
+        };
+        if fd < 0 && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+            // Out of descriptors: the connection stays queued; do not spin on it.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Let another idle worker take the next connection while this one serves.
+        if shared.accepts() {
+            shared.arm(libc::EPOLL_CTL_MOD, shared.group.listener, LISTENER);
+        }
+        if fd >= 0 {
+            if let Some(conn) = Conn::new(unsafe { UnixStream::from_raw_fd(fd) }, shared.group.spec.socket_timeout) {
+                serve(shared, Box::new(conn));
+            }
+        }
+    } else if shared.idle.lock().unwrap().remove(&token) {
+        // Safe: the token is the address of a Box<Conn> leaked when it was armed, and it was
+        // still in `idle`, so this worker now owns it (one-shot arming gives each event to
+        // one worker; a stop that closed the connection would have removed the token).
+        serve(shared, unsafe { Box::from_raw(token as *mut Conn) });
+    }
+    shared.busy.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Serves one request on `conn`, then hands the connection back to the epoll set (or closes it).
+pub(super) fn serve(shared: &Arc<Shared>, mut conn: Box<Conn>) {
+    let fd = conn.writer.state.lock().unwrap().stream.as_raw_fd();
+    if serve_one(shared, &mut conn) && !shared.stopping() {
+        let op = if conn.registered { libc::EPOLL_CTL_MOD } else { libc::EPOLL_CTL_ADD };
+        conn.registered = true;
+        let token = Box::into_raw(conn) as u64;
+        // In `idle` before it is armed, so its event finds it there.
+        shared.idle.lock().unwrap().insert(token);
+        if shared.arm(op, fd, token) {
+            return;
+        }
+        if !shared.idle.lock().unwrap().remove(&token) {
+            return;
+        }
+        conn = unsafe { Box::from_raw(token as *mut Conn) };
+    }
+    shared.forget(*conn);
+}
+
+/// Reads and answers one request (after the HELLO on a new connection). True when the
+/// connection may carry another request.
+pub(super) fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
+    let Some(mut reader) = conn.reader.take() else { return false };
+    if !conn.greeted {
+        match reader.read_frame_limited(MAX_HELLO_PAYLOAD) {
+            Ok(Frame::Hello { version, secret })
+                if version == PROTOCOL_VERSION && protocol::secrets_equal(&secret, &shared.group.secret) => {}
+            Ok(Frame::Hello { .. }) => {
+                let _ = send(&conn.writer, &Frame::hello_reject("wrong protocol version or secret"), false);
+                log_server(
+                    ptr::null(),
+                    util::LOG_WARNING,
+                    "oxwsgi: daemon refused a connection that did not come from its own Apache",
+                );
+                return false;
+            }
+            _ => return false,
+        }
+        conn.greeted = true;
+        let _ = protocol::encode_frame(&Frame::HelloOk { pid: std::process::id() }, &mut conn.out);
+    }
+    let Ok(Frame::Request { environ, body_length, eager_body }) = reader.read_frame() else { return false };
+    conn.writer.state.lock().unwrap().started = false;
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let uri = environ.get(b"REQUEST_URI").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+    shared
+        .active
+        .lock()
+        .unwrap()
+        .insert(id, Active { started: Instant::now(), uri, writer: conn.writer.clone(), timed_out: false });
+    *shared.last_activity.lock().unwrap() = Instant::now();
+    let mut backend = DaemonBackend {
+        shared: shared.clone(),
+        writer: conn.writer.clone(),
+        reader,
+        out: std::mem::take(&mut conn.out),
+        buffered: 0,
+        starts: false,
+        pending: Vec::new(),
+        pending_pos: 0,
+        body_done: body_length == Some(0),
+        body_error: None,
+        reusable: false,
+        client: format!(
+            "{}:{}",
+            String::from_utf8_lossy(environ.get(b"REMOTE_ADDR").unwrap_or(b"-")),
+            String::from_utf8_lossy(environ.get(b"REMOTE_PORT").unwrap_or(b"-"))
+        ),
+    };
+    handle_request(shared, &environ, body_length, eager_body, &mut backend);
+    let keep = backend.reusable;
+    // The body buffer serves the connection's next request (unless a large upload made it big).
+    if backend.pending.capacity() <= protocol::EAGER_BODY_MAX {
+        backend.reader.recycle(std::mem::take(&mut backend.pending));
+    }
+    conn.reader = Some(backend.reader);
+    conn.out = backend.out;
+    conn.out.clear();
+    shared.active.lock().unwrap().remove(&id);
+    *shared.last_activity.lock().unwrap() = Instant::now();
+    shared.count_request();
+    keep
+}
+
+pub(super) fn send(writer: &Writer, frame: &Frame, starts: bool) -> io::Result<()> {
+    let mut buf = Vec::new();
+    protocol::encode_frame(frame, &mut buf).map_err(io::Error::other)?;
+    writer.write(&buf, starts)
+}
+
+/// Runs one request; false when the connection cannot carry another one.
+pub(super) fn handle_request(
+    shared: &Shared,
+    environ: &PairBuf,
+    body_length: Option<u64>,
+    eager_body: bool,
+    backend: &mut DaemonBackend,
+) -> bool {
+    let spec = &shared.group.spec;
+    if eager_body && !backend.receive_body() {
+        return false;
+    }
+    let text = |k: &[u8]| environ.get(k).and_then(|v| std::str::from_utf8(v).ok());
+    // Measured from when Apache sent the request (not from when it arrived from the client:
+    // reading an upload is not queueing), as mod_wsgi does.
+    if let (Some(limit), Some(start)) =
+        (spec.queue_timeout, text(b"mod_wsgi.queue_start").and_then(|v| v.parse::<u64>().ok()))
+    {
+        let waited = Duration::from_micros(wsgi::now_micros().saturating_sub(start));
+        if waited > limit {
+            backend.log(
+                util::LOG_ERR,
+                &format!(
+                    "oxwsgi: request waited {:.1}s for daemon group '{}' (queue-timeout {}s): 503",
+                    waited.as_secs_f64(),
+                    spec.name,
+                    limit.as_secs()
+                ),
+            );
+            return backend.send_error(503, "queue-timeout exceeded");
+        }
+    }
+    let script = text(b"SCRIPT_FILENAME").unwrap_or("").to_string();
+    let mtime = match std::fs::metadata(&script) {
+        Ok(m) => {
+            use std::os::unix::fs::MetadataExt;
+            m.mtime() * 1_000_000 + m.mtime_nsec() / 1000
+        }
+        Err(e) => {
+            backend.log(
+                util::LOG_ERR,
+                &format!("oxwsgi: Target WSGI script '{script}' cannot be read by daemon group '{}': {e}", spec.name),
+            );
+            return backend.send_error(404, "script not found");
+        }
+    };
+    let group = text(b"mod_wsgi.application_group").unwrap_or("").to_string();
+    let callable = text(b"mod_wsgi.callable_object").unwrap_or("application").to_string();
+    let daemon_start = wsgi::now_micros().to_string();
+    // HTTPS travels from Apache only to become wsgi.url_scheme, as in embedded mode.
+    let mut cgi: Vec<(&[u8], &[u8])> = environ.iter().filter(|(k, _)| *k != b"HTTPS").collect();
+    cgi.extend_from_slice(&[
+        (b"mod_wsgi.daemon_start", daemon_start.as_bytes()),
+        (b"mod_wsgi.daemon_connects", b"1"),
+        (b"mod_wsgi.daemon_restarts", b"0"),
+    ]);
+    let interp = match interp::interpreter(&group) {
+        Ok(i) => i,
+        Err(e) => {
+            backend.log(util::LOG_ERR, &format!("oxwsgi: {e}"));
+            return backend.send_error(500, "cannot create interpreter");
+        }
+    };
+    let request = Request {
+        script: Path::new(&script),
+        mtime,
+        reload: text(b"mod_wsgi.script_reloading") != Some("0"),
+        callable: &callable,
+        cgi: &cgi,
+        https: text(b"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on")),
+        multithread: spec.threads > 1,
+        multiprocess: spec.multiprocess,
+        content_length: body_length,
+        head: text(b"REQUEST_METHOD") == Some("HEAD"),
+    };
+    let outcome = wsgi::run(&interp, &request, backend);
+    match outcome {
+        Outcome::Done => true,
+        Outcome::Failed(status) => backend.send_error(status, "request failed"),
+        Outcome::Aborted => false,
+    }
+}
