@@ -3,8 +3,10 @@
 
 use std::io::{self, IoSlice, Write};
 
+use super::consts::{HEADER_LEN, MAX_DATA};
+use super::error::ProtocolError;
 use super::frame::{checked_len, header_bytes};
-use super::{FrameType, ProtocolError, HEADER_LEN, MAX_DATA};
+use super::frame_type::FrameType;
 
 /// Appends `bytes` to `out` as DATA frames of at most [`MAX_DATA`] bytes each (one copy, no
 /// intermediate frame). Empty input appends nothing.

@@ -1,11 +1,14 @@
 //! Decoding: whole frames from a buffer ([`decode_frame`]), payloads whose header is already
 //! parsed, and the [`Cursor`] that reads a payload's fields.
 
+use super::consts::{HEADER_LEN, PROTOCOL_VERSION};
+use super::cursor::Cursor;
+use super::error::ProtocolError;
 use super::frame::validate_fields;
-use super::pairs::{Pairs, MIN_PAIR_LEN};
+use super::frame::{parse_header, Frame};
+use super::frame_type::FrameType;
 use super::request::decode_request;
 use super::start::decode_start;
-use super::{parse_header, Frame, FrameType, PairBuf, ProtocolError, HEADER_LEN, MAX_PAIRS, PROTOCOL_VERSION};
 
 /// Result of [`decode_frame`].
 #[derive(Debug, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<Decoded, ProtocolError> {
 /// [`decode_frame`] with an extra cap on the payload length, e.g. [`MAX_HELLO_PAYLOAD`] while
 /// a connection is not yet authenticated.
 ///
-/// [`MAX_HELLO_PAYLOAD`]: super::MAX_HELLO_PAYLOAD
+/// [`MAX_HELLO_PAYLOAD`]: super::consts::MAX_HELLO_PAYLOAD
 pub fn decode_frame_limited(buf: &[u8], max_payload: usize) -> Result<Decoded, ProtocolError> {
     let Some(&type_byte) = buf.first() else {
         return Ok(Decoded::NeedMore(HEADER_LEN));
@@ -52,7 +55,7 @@ pub fn decode_payload(frame_type: FrameType, payload: &[u8]) -> Result<Frame, Pr
     if payload.len() < min || payload.len() > max {
         return Err(ProtocolError::BadLength { frame_type, len: payload.len() as u64 });
     }
-    let mut c = Cursor { frame_type, rest: payload };
+    let mut c = Cursor::new(frame_type, payload);
     let frame = match frame_type {
         FrameType::Hello => {
             let version = c.u8()?;
@@ -96,121 +99,13 @@ pub(super) fn decode_owned_payload(frame_type: FrameType, payload: Vec<u8>) -> R
     }
 }
 
-pub(super) struct Cursor<'a> {
-    frame_type: FrameType,
-    rest: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    pub(super) fn malformed(&self, reason: &'static str) -> ProtocolError {
-        ProtocolError::Malformed { frame_type: self.frame_type, reason }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
-        if n > self.rest.len() {
-            return Err(self.malformed("field runs past the end of the payload"));
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    pub(super) fn u8(&mut self) -> Result<u8, ProtocolError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    pub(super) fn u16(&mut self) -> Result<u16, ProtocolError> {
-        Ok(u16::from_le_bytes(self.array()?))
-    }
-
-    fn u32(&mut self) -> Result<u32, ProtocolError> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-
-    pub(super) fn u64(&mut self) -> Result<u64, ProtocolError> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    /// u32 length + bytes. The length is checked against the remaining payload first.
-    fn slice(&mut self) -> Result<&'a [u8], ProtocolError> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-
-    pub(super) fn bytes(&mut self) -> Result<Vec<u8>, ProtocolError> {
-        Ok(self.slice()?.to_vec())
-    }
-
-    /// u32 count; the count is checked against the remaining payload before reserving.
-    fn pair_count(&mut self) -> Result<usize, ProtocolError> {
-        let n = self.u32()? as usize;
-        if n > MAX_PAIRS {
-            return Err(self.malformed("too many name/value pairs"));
-        }
-        if n > self.rest.len() / MIN_PAIR_LEN {
-            return Err(self.malformed("pair count exceeds the payload"));
-        }
-        Ok(n)
-    }
-
-    /// u32 count + pairs.
-    pub(super) fn pairs(&mut self) -> Result<Pairs, ProtocolError> {
-        let n = self.pair_count()?;
-        let mut pairs = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = self.bytes()?;
-            let value = self.bytes()?;
-            pairs.push((name, value));
-        }
-        Ok(pairs)
-    }
-
-    /// u32 count + pairs, into one buffer.
-    pub(super) fn pair_buf(&mut self) -> Result<PairBuf, ProtocolError> {
-        let n = self.pair_count()?;
-        let mut pairs =
-            PairBuf { bytes: Vec::with_capacity(self.rest.len() - n * MIN_PAIR_LEN), ends: Vec::with_capacity(n) };
-        for _ in 0..n {
-            let name = self.slice()?;
-            let value = self.slice()?;
-            pairs.push(name, value);
-        }
-        Ok(pairs)
-    }
-
-    fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.rest)
-    }
-
-    fn rest_utf8(&mut self) -> Result<String, ProtocolError> {
-        let bytes = self.rest();
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(self.malformed("message is not UTF-8")),
-        }
-    }
-
-    fn finish(&self) -> Result<(), ProtocolError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(self.malformed("trailing bytes after the last field"))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::protocol::consts::READ_AHEAD;
     use crate::daemon::protocol::test_support::*;
     use crate::daemon::protocol::{
-        recv_frame_maybe_fd, FrameReader, MAX_DATA, MAX_HEAD_PAYLOAD, MAX_HELLO_PAYLOAD, READ_AHEAD,
+        recv_frame_maybe_fd, FrameReader, PairBuf, MAX_DATA, MAX_HEAD_PAYLOAD, MAX_HELLO_PAYLOAD,
     };
     use std::io::Write;
     use std::os::unix::net::UnixStream;

@@ -1,9 +1,11 @@
 //! Encoding any [`Frame`] into a buffer ([`encode_frame`]).
 
+use super::consts::{HEADER_LEN, SECRET_LEN};
+use super::error::ProtocolError;
+use super::frame::Frame;
 use super::frame::{checked_len, header_bytes, validate_fields};
 use super::request::{put_request, request_len};
 use super::start::{put_start, start_len};
-use super::{Frame, ProtocolError, HEADER_LEN, SECRET_LEN};
 
 fn payload_len(frame: &Frame) -> usize {
     match frame {
@@ -26,7 +28,7 @@ fn payload_len(frame: &Frame) -> usize {
 /// unchanged. Errors: a field breaks the rules (`Malformed`) or the payload is out of range for
 /// its type (`BadLength`, e.g. an empty DATA or a START over [`MAX_HEAD_PAYLOAD`]).
 ///
-/// [`MAX_HEAD_PAYLOAD`]: super::MAX_HEAD_PAYLOAD
+/// [`MAX_HEAD_PAYLOAD`]: super::consts::MAX_HEAD_PAYLOAD
 pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
     validate_fields(frame)?;
     let frame_type = frame.frame_type();

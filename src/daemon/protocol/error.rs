@@ -2,7 +2,8 @@
 
 use std::io;
 
-use super::{FrameType, PROTOCOL_VERSION};
+use super::consts::PROTOCOL_VERSION;
+use super::frame_type::FrameType;
 
 /// Everything that can go wrong on the wire. After any error other than [`ProtocolError::Closed`]
 /// the connection is out of sync and must be closed.
@@ -34,7 +35,7 @@ pub enum ProtocolError {
     /// File descriptors arrived with a frame that is not SENDFILE (or more than one), or a
     /// frame other than SENDFILE was given to [`send_frame_with_fd`].
     ///
-    /// [`send_frame_with_fd`]: super::send_frame_with_fd
+    /// [`send_frame_with_fd`]: super::fd::send_frame_with_fd
     #[error("unexpected file descriptor with a {frame_type} frame")]
     UnexpectedFd { frame_type: FrameType },
     /// The kernel truncated ancillary data (more descriptors than expected were sent).

@@ -4,8 +4,12 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use super::consts::HEADER_LEN;
 use super::decode::decode_owned_payload;
-use super::{encode_frame, parse_header, Frame, FrameType, ProtocolError, HEADER_LEN};
+use super::encode::encode_frame;
+use super::error::ProtocolError;
+use super::frame::{parse_header, Frame};
+use super::frame_type::FrameType;
 
 /// Control buffer for recvmsg/sendmsg: 64 bytes, aligned for `cmsghdr`. Room for one SCM_RIGHTS
 /// message of up to 12 descriptors, so a peer sending too many is detected (`MSG_CTRUNC`).

@@ -21,11 +21,14 @@
 //! passing). Everything public is re-exported here.
 
 mod body;
+mod consts;
+mod cursor;
 mod decode;
 mod encode;
 mod error;
 mod fd;
 mod frame;
+mod frame_type;
 mod pairs;
 mod request;
 mod start;
@@ -34,39 +37,20 @@ mod stream;
 mod test_support;
 
 pub use body::{encode_data, write_body, write_data};
+pub use consts::{
+    EAGER_BODY_MAX, HEADER_LEN, MAX_DATA, MAX_FRAME, MAX_HEAD_PAYLOAD, MAX_HELLO_PAYLOAD, MAX_MESSAGE, MAX_PAIRS,
+    PROTOCOL_VERSION, SECRET_LEN,
+};
 pub use decode::{decode_frame, decode_frame_limited, decode_payload, Decoded};
 pub use encode::encode_frame;
 pub use error::ProtocolError;
 pub use fd::{recv_frame_maybe_fd, send_frame_with_fd};
-pub use frame::{frame_header, parse_header, secrets_equal, Frame, FrameType};
+pub use frame::{frame_header, parse_header, secrets_equal, Frame};
+pub use frame_type::FrameType;
 pub use pairs::PairBuf;
 pub use request::encode_request;
 pub use start::encode_start;
 pub use stream::{write_frame, FrameReader};
-
-/// The protocol version carried by HELLO. Both ends must speak exactly this version.
-pub const PROTOCOL_VERSION: u8 = 2;
-/// Length of the shared secret carried by HELLO.
-pub const SECRET_LEN: usize = 16;
-/// Length of a frame header: type byte + u32 LE payload length.
-pub const HEADER_LEN: usize = 5;
-/// Maximum payload of BODY and DATA frames, and maximum `max` of a READ frame.
-pub const MAX_DATA: usize = 1 << 20;
-/// Maximum payload of REQUEST and START frames (CGI environment, response headers).
-pub const MAX_HEAD_PAYLOAD: usize = 16 << 20;
-/// Maximum size of any frame, header included.
-pub const MAX_FRAME: usize = HEADER_LEN + MAX_HEAD_PAYLOAD;
-/// Maximum length in bytes of the message of HELLO_REJECT, ABORT and ERROR.
-pub const MAX_MESSAGE: usize = 64 << 10;
-/// Maximum payload of a HELLO frame (version 1 uses exactly 17 bytes; later versions may grow).
-pub const MAX_HELLO_PAYLOAD: usize = 64;
-/// Maximum number of name/value pairs in REQUEST `environ` and START `headers`.
-pub const MAX_PAIRS: usize = 65_536;
-/// A REQUEST with `eager_body` counts as an implicit `READ { max: EAGER_BODY_MAX }`.
-pub const EAGER_BODY_MAX: usize = 64 << 10;
-
-/// Read-ahead buffer size of [`FrameReader`]; its buffer shrinks back to this after a big frame.
-const READ_AHEAD: usize = 16 << 10;
 
 #[cfg(test)]
 mod tests {

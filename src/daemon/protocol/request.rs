@@ -1,9 +1,12 @@
 //! The REQUEST payload: `u8 flags`, `u64 body_length`, `pairs environ`.
 
-use super::decode::Cursor;
+use super::consts::{HEADER_LEN, MAX_PAIRS};
+use super::cursor::Cursor;
+use super::error::ProtocolError;
+use super::frame::Frame;
 use super::frame::{checked_len, header_bytes};
+use super::frame_type::FrameType;
 use super::pairs::{pairs_len, put_pairs};
-use super::{Frame, FrameType, ProtocolError, HEADER_LEN, MAX_PAIRS};
 
 const REQ_HAS_LENGTH: u8 = 0x01;
 const REQ_EAGER_BODY: u8 = 0x02;

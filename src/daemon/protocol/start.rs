@@ -1,10 +1,13 @@
 //! The START payload (response status and headers): `u16 status`, `bytes reason`,
 //! `pairs headers`.
 
-use super::decode::Cursor;
+use super::consts::{HEADER_LEN, MAX_PAIRS};
+use super::cursor::Cursor;
+use super::error::ProtocolError;
+use super::frame::Frame;
 use super::frame::{checked_len, header_bytes};
+use super::frame_type::FrameType;
 use super::pairs::{borrowed, pairs_len, put_bytes, put_pairs};
-use super::{Frame, FrameType, ProtocolError, HEADER_LEN, MAX_PAIRS};
 
 /// A START's payload length: status, reason (length-prefixed), headers.
 pub(super) fn start_len(reason: &[u8], headers: &[(Vec<u8>, Vec<u8>)]) -> usize {

@@ -3,8 +3,13 @@
 use std::io::{self, Read, Write};
 
 use super::body::write_bytes_frame;
+use super::consts::{HEADER_LEN, READ_AHEAD};
 use super::decode::decode_owned_payload;
-use super::{decode_payload, encode_frame, parse_header, Frame, FrameType, ProtocolError, HEADER_LEN, READ_AHEAD};
+use super::decode::decode_payload;
+use super::encode::encode_frame;
+use super::error::ProtocolError;
+use super::frame::{parse_header, Frame};
+use super::frame_type::FrameType;
 
 /// Writes one frame. BODY and DATA go out as header + payload in one vectored write without
 /// copying the payload; other frames are encoded into a temporary buffer first.
@@ -28,7 +33,7 @@ pub fn write_frame<W: Write + ?Sized>(w: &mut W, frame: &Frame) -> Result<(), Pr
 /// reader is in use (see [`FrameReader::buffered`]). Do not use it on a socket that may carry
 /// file descriptors; use [`recv_frame_maybe_fd`] there.
 ///
-/// [`recv_frame_maybe_fd`]: super::recv_frame_maybe_fd
+/// [`recv_frame_maybe_fd`]: super::fd::recv_frame_maybe_fd
 pub struct FrameReader<R> {
     inner: R,
     /// Initialized storage; `buf[start..end]` holds bytes read but not yet consumed.
@@ -63,7 +68,7 @@ impl<R: Read> FrameReader<R> {
     /// [`FrameReader::read_frame`] with an extra payload cap, e.g. [`MAX_HELLO_PAYLOAD`] for the
     /// first frame of an unauthenticated connection.
     ///
-    /// [`MAX_HELLO_PAYLOAD`]: super::MAX_HELLO_PAYLOAD
+    /// [`MAX_HELLO_PAYLOAD`]: super::consts::MAX_HELLO_PAYLOAD
     pub fn read_frame_limited(&mut self, max_payload: usize) -> Result<Frame, ProtocolError> {
         self.fill(1)?;
         let type_byte = self.buf[self.start];
