@@ -176,6 +176,14 @@ unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> 
                 return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
             }
         };
+        // send-buffer-size= / receive-buffer-size=: accepted connections inherit them.
+        for (size, opt) in [(spec.send_buffer_size, libc::SO_SNDBUF), (spec.receive_buffer_size, libc::SO_RCVBUF)] {
+            if size > 0 {
+                let v = size as libc::c_int;
+                let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                libc::setsockopt(listener, libc::SOL_SOCKET, opt, &v as *const _ as *const c_void, len);
+            }
+        }
         groups.push(Arc::new(Group { spec, scope, socket_path, listener, secret, uid, gid, user_name }));
     }
     *GROUPS.lock().unwrap_or_else(|e| e.into_inner()) = groups.clone();

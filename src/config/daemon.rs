@@ -38,32 +38,37 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
     "restart-interval",
     "listen-backlog",
     "socket-user",
+    "python-eggs",
+    "supplementary-groups",
+    "cpu-time-limit",
+    "cpu-priority",
+    "memory-limit",
+    "virtual-memory-limit",
+    "stack-size",
+    "send-buffer-size",
+    "receive-buffer-size",
+    "server-metrics",
 ];
+
+/// Options whose value may be empty, as mod_wsgi allows (`python-path=''` in the configs
+/// mod_wsgi-express writes means "nothing to add").
+const EMPTY_ALLOWED: &[&str] = &["python-path", "python-eggs"];
 
 /// mod_wsgi options that are accepted (so configs load) but ignored, each with a warning.
 /// `newrelic-*` exist in mod_wsgi 4.x only; `interrupt-timeout` and `switch-interval` in later
 /// releases.
 pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &[
-    "supplementary-groups",
     "chroot",
-    "python-eggs",
-    "stack-size",
     "deadlock-timeout",
     "eviction-timeout",
     "interrupt-timeout",
-    "send-buffer-size",
-    "receive-buffer-size",
     "header-buffer-size",
     "response-buffer-size",
     "response-socket-timeout",
     "script-user",
     "script-group",
-    "cpu-time-limit",
-    "cpu-priority",
-    "memory-limit",
-    "virtual-memory-limit",
-    "server-metrics",
     "switch-interval",
+    "response-flush-delay",
     "newrelic-config-file",
     "newrelic-environment",
 ];
@@ -113,6 +118,24 @@ pub struct DaemonProcess {
     /// Default 100.
     pub listen_backlog: u32,
     pub socket_user: Option<String>,
+    /// `PYTHON_EGG_CACHE` for the daemon (mod_wsgi sets it the same way).
+    pub python_eggs: Option<String>,
+    /// Groups the daemon belongs to besides its user's own.
+    pub supplementary_groups: Vec<String>,
+    /// RLIMIT_CPU in seconds (the process is killed past it and replaced); 0 = none.
+    pub cpu_time_limit: u64,
+    /// setpriority() niceness, -20..=19.
+    pub cpu_priority: Option<i32>,
+    /// RLIMIT_DATA and RLIMIT_AS in bytes; 0 = none.
+    pub memory_limit: u64,
+    pub virtual_memory_limit: u64,
+    /// Request threads' stack size in bytes; 0 = oxwsgi's default (8 MiB).
+    pub stack_size: u64,
+    /// SO_SNDBUF / SO_RCVBUF of the group's socket in bytes; 0 = the system's default.
+    pub send_buffer_size: u32,
+    pub receive_buffer_size: u32,
+    /// Whether `mod_wsgi.server_metrics()` reports for this group.
+    pub server_metrics: bool,
 }
 
 impl DaemonProcess {
@@ -144,6 +167,16 @@ impl DaemonProcess {
             restart_interval: None,
             listen_backlog: 100,
             socket_user: None,
+            python_eggs: None,
+            supplementary_groups: Vec::new(),
+            cpu_time_limit: 0,
+            cpu_priority: None,
+            memory_limit: 0,
+            virtual_memory_limit: 0,
+            stack_size: 0,
+            send_buffer_size: 0,
+            receive_buffer_size: 0,
+            server_metrics: false,
         }
     }
 
@@ -185,7 +218,7 @@ pub fn parse_daemon_process(raw_args: &str) -> Result<(DaemonProcess, Vec<String
         if !implemented && !DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED.contains(&option.as_str()) {
             return Err(ConfigError::UnknownOption { directive: DIRECTIVE.to_string(), option });
         }
-        if value.is_empty() {
+        if value.is_empty() && !EMPTY_ALLOWED.contains(&option.as_str()) {
             return Err(ConfigError::EmptyValue { directive: DIRECTIVE.to_string(), option });
         }
         if seen.contains(&option) {
@@ -270,6 +303,38 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
         "lang" => d.lang = Some(value),
         "locale" => d.locale = Some(value),
         "socket-user" => d.socket_user = Some(value),
+        "python-eggs" => d.python_eggs = Some(value).filter(|v| !v.is_empty()),
+        "supplementary-groups" => {
+            d.supplementary_groups =
+                value.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect()
+        }
+        "cpu-time-limit" => d.cpu_time_limit = number(0, MAX_SECONDS, "needs a whole number of seconds (0 = none)")?,
+        "cpu-priority" => {
+            let n: Option<i32> = value.parse().ok().filter(|n| (-20..=19).contains(n));
+            d.cpu_priority = Some(n.ok_or_else(|| bad("needs a whole number from -20 to 19"))?);
+        }
+        "memory-limit" => d.memory_limit = number(0, u64::MAX, "needs a number of bytes (0 = none)")?,
+        "virtual-memory-limit" => d.virtual_memory_limit = number(0, u64::MAX, "needs a number of bytes (0 = none)")?,
+        "stack-size" => {
+            let n = number(0, 1 << 32, "needs a number of bytes, at least 65536 (0 = the default)")?;
+            if n != 0 && n < 65536 {
+                return Err(bad("needs a number of bytes, at least 65536 (0 = the default)"));
+            }
+            d.stack_size = n;
+        }
+        "send-buffer-size" | "receive-buffer-size" => {
+            // mod_wsgi's lower bound for a size that is set.
+            let n = number(0, i32::MAX as u64, "needs a number of bytes, 0 or at least 512")?;
+            if n != 0 && n < 512 {
+                return Err(bad("needs a number of bytes, 0 or at least 512"));
+            }
+            if option == "send-buffer-size" {
+                d.send_buffer_size = n as u32;
+            } else {
+                d.receive_buffer_size = n as u32;
+            }
+        }
+        "server-metrics" => d.server_metrics = super::args::on_off(&value).ok_or_else(|| bad("needs On or Off"))?,
         other => unreachable!("option '{other}' is listed as implemented but not handled"),
     }
     Ok(())
@@ -324,7 +389,10 @@ mod tests {
              umask=0027 lang=en_US.UTF-8 locale=C.UTF-8 maximum-requests=10000 \
              inactivity-timeout=300 request-timeout=60 graceful-timeout=15 \
              shutdown-timeout=10 startup-timeout=15 connect-timeout=20 socket-timeout=90 \
-             queue-timeout=45 restart-interval=3600 listen-backlog=500 socket-user=apache",
+             queue-timeout=45 restart-interval=3600 listen-backlog=500 socket-user=apache \
+             python-eggs=/srv/eggs supplementary-groups=adm,staff cpu-time-limit=600 \
+             cpu-priority=-5 memory-limit=1000000000 virtual-memory-limit=2000000000 \
+             stack-size=524288 send-buffer-size=65536 receive-buffer-size=131072 server-metrics=On",
         );
         let secs = Duration::from_secs;
         let expected = DaemonProcess {
@@ -353,9 +421,30 @@ mod tests {
             restart_interval: Some(secs(3600)),
             listen_backlog: 500,
             socket_user: Some("apache".into()),
+            python_eggs: Some("/srv/eggs".into()),
+            supplementary_groups: vec!["adm".into(), "staff".into()],
+            cpu_time_limit: 600,
+            cpu_priority: Some(-5),
+            memory_limit: 1_000_000_000,
+            virtual_memory_limit: 2_000_000_000,
+            stack_size: 524288,
+            send_buffer_size: 65536,
+            receive_buffer_size: 131072,
+            server_metrics: true,
         };
         assert_eq!(d, expected);
         assert_eq!(d.title().as_deref(), Some("(wsgi:site)"));
+    }
+
+    #[test]
+    fn empty_values_where_mod_wsgi_takes_them() {
+        // What mod_wsgi-express writes for a site without --python-path.
+        let d = parse("site python-path='' python-eggs='' threads=5");
+        assert!(d.python_path.is_empty() && d.python_eggs.is_none());
+        assert!(matches!(parse_daemon_process("site home=''"), Err(ConfigError::EmptyValue { .. })));
+        for bad in ["cpu-priority=20", "stack-size=100", "send-buffer-size=10", "server-metrics=maybe"] {
+            assert!(parse_daemon_process(&format!("g {bad}")).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -364,7 +453,17 @@ mod tests {
         for option in DAEMON_OPTIONS_IMPLEMENTED {
             let value = match *option {
                 "home" | "python-home" | "python-path" => "/x",
-                "user" | "group" | "socket-user" | "display-name" | "lang" | "locale" => "x",
+                "user"
+                | "group"
+                | "socket-user"
+                | "display-name"
+                | "lang"
+                | "locale"
+                | "python-eggs"
+                | "supplementary-groups" => "x",
+                "server-metrics" => "On",
+                "stack-size" => "65536",
+                "send-buffer-size" | "receive-buffer-size" => "512",
                 _ => "1",
             };
             let (_, warnings) =
@@ -487,14 +586,14 @@ mod tests {
 
     #[test]
     fn unimplemented_options_warn_once_each() {
-        let (d, warnings) = parse_daemon_process("g cpu-time-limit=10 threads=4 memory-limit=1000000").unwrap();
+        let (d, warnings) = parse_daemon_process("g deadlock-timeout=10 threads=4 eviction-timeout=5").unwrap();
         assert_eq!(d.threads, 4);
         assert_eq!(
             warnings,
             [
-                "WSGIDaemonProcess: option 'cpu-time-limit' is accepted but not implemented by \
+                "WSGIDaemonProcess: option 'deadlock-timeout' is accepted but not implemented by \
                  oxwsgi; ignored",
-                "WSGIDaemonProcess: option 'memory-limit' is accepted but not implemented by \
+                "WSGIDaemonProcess: option 'eviction-timeout' is accepted but not implemented by \
                  oxwsgi; ignored",
             ]
         );

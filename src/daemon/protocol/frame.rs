@@ -159,8 +159,8 @@ pub fn secrets_equal(a: &[u8; SECRET_LEN], b: &[u8; SECRET_LEN]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::protocol::{decode_frame, MAX_HEAD_PAYLOAD};
     use crate::daemon::protocol::test_support::*;
+    use crate::daemon::protocol::{decode_frame, MAX_HEAD_PAYLOAD};
 
     #[test]
     fn hello_versions() {

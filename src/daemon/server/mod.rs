@@ -18,6 +18,7 @@
 
 mod backend;
 mod conn;
+mod limits;
 mod process;
 mod serve;
 mod shared;
@@ -85,9 +86,10 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>) -> !
         last_activity: Mutex::new(Instant::now()),
     });
     shared.arm(libc::EPOLL_CTL_ADD, group.listener, LISTENER);
+    let stack_size = if spec.stack_size > 0 { spec.stack_size as usize } else { 8 << 20 };
     for _ in 0..spec.threads {
         let s = shared.clone();
-        std::thread::Builder::new().stack_size(8 << 20).spawn(move || worker(&s)).expect("spawn worker thread");
+        std::thread::Builder::new().stack_size(stack_size).spawn(move || worker(&s)).expect("spawn worker thread");
     }
     {
         let s = shared.clone();

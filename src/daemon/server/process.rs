@@ -56,10 +56,33 @@ pub(super) unsafe fn prepare_process(group: &Group) {
         }
     }
     // Become the group's user (never root: checked when the group was set up).
+    super::limits::apply(spec);
     if libc::geteuid() == 0 {
         let user = CString::new(group.user_name.as_str()).unwrap_or_default();
+        let extra = match super::limits::supplementary_gids(spec) {
+            Ok(g) => g,
+            Err(e) => {
+                log_server(ptr::null(), util::LOG_EMERG, &format!("oxwsgi: daemon group '{}': {e}", spec.name));
+                libc::_exit(1);
+            }
+        };
+        let add_extra = || {
+            if extra.is_empty() {
+                return true;
+            }
+            // initgroups set the user's own groups; add the configured ones to them.
+            let mut groups = vec![0 as libc::gid_t; 65536];
+            let n = libc::getgroups(groups.len() as i32, groups.as_mut_ptr());
+            if n < 0 {
+                return false;
+            }
+            groups.truncate(n as usize);
+            groups.extend(extra.iter().filter(|g| !groups.contains(g)).copied().collect::<Vec<_>>());
+            libc::setgroups(groups.len(), groups.as_ptr()) == 0
+        };
         if libc::setgid(group.gid) != 0
             || libc::initgroups(user.as_ptr(), group.gid) != 0
+            || !add_extra()
             || libc::setuid(group.uid) != 0
         {
             log_server(
