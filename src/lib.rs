@@ -22,7 +22,7 @@ pub use module::wsgi_module;
 
 #[cfg(not(test))]
 mod module {
-    use crate::apache::{conf, hooks};
+    use crate::apache::{commands, conf, hooks};
     use crate::sys::{ffi, util};
     use std::ptr;
 
@@ -42,7 +42,7 @@ mod module {
         merge_dir_config: Some(conf::merge_dir_config),
         create_server_config: Some(conf::create_server_config),
         merge_server_config: Some(conf::merge_server_config),
-        cmds: ptr::addr_of!(conf::COMMANDS) as *const ffi::command_rec,
+        cmds: ptr::addr_of!(commands::COMMANDS) as *const ffi::command_rec,
         register_hooks: Some(register_hooks),
         flags: ffi::AP_MODULE_FLAG_NONE as i32,
     };

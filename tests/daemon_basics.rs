@@ -236,10 +236,10 @@ fn config_errors_name_the_file_and_line() {
     }
 
     // Accepted but not implemented: the configuration is fine, and a warning names the option.
-    let t = config_test("WSGIDaemonProcess warned threads=1 cpu-time-limit=10");
+    let t = config_test("WSGIDaemonProcess warned threads=1 deadlock-timeout=10");
     assert!(t.ok, "{t:?}");
     assert!(
-        t.output.contains("option 'cpu-time-limit' is accepted but not implemented"),
+        t.output.contains("option 'deadlock-timeout' is accepted but not implemented"),
         "no warning naming the option:\n{}",
         t.output
     );
@@ -250,14 +250,17 @@ fn unimplemented_option_warning_reaches_a_running_apaches_log() {
     let apache = Apache::builder()
         .app("app.py", APP)
         .config(
-            "WSGIDaemonProcess warned processes=1 threads=1 memory-limit=100000000\n\
+            "WSGIDaemonProcess warned processes=1 threads=1 eviction-timeout=10\n\
              WSGIScriptAlias /w {APPS}/app.py process-group=warned",
         )
         .start();
     apache.get("/w/facts").assert_status(200);
     let all = format!("{}{}", apache.stderr_log(), apache.error_log());
-    assert!(all.contains("option 'memory-limit' is accepted but not implemented"), "{all}");
-    assert!(all.lines().any(|l| l.contains("memory-limit") && l.contains("warn")), "the line is not a warning:\n{all}");
+    assert!(all.contains("option 'eviction-timeout' is accepted but not implemented"), "{all}");
+    assert!(
+        all.lines().any(|l| l.contains("eviction-timeout") && l.contains("warn")),
+        "the line is not a warning:\n{all}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Keeps the documentation true to the code:
 //! - docs/configuration.md describes every directive in the module's table
-//!   (`directive(c"Name"` in src/apache/conf.rs) under a `### Name` heading, and has no `WSGI*`
+//!   (`directive(c"Name"` in src/apache/commands.rs) under a `### Name` heading, and has no `WSGI*`
 //!   heading for a directive that does not exist;
 //! - it lists every `WSGIDaemonProcess` option, the implemented ones and the accepted-but-ignored
 //!   ones each in their own table, and no option that `src/config` does not know;
@@ -26,7 +26,7 @@ fn read(rel: &str) -> String {
 /// Directive names from the module's command table: every `c"WSGI..."` literal in the
 /// `COMMANDS` array of conf.rs (however rustfmt wraps the `directive(...)` calls).
 fn directives() -> BTreeSet<String> {
-    let src = read("src/apache/conf.rs");
+    let src = read("src/apache/commands.rs");
     let table = &src[src.find("pub static mut COMMANDS").expect("COMMANDS table")..];
     let table = &table[..table.find("];").expect("end of COMMANDS")];
     let names: BTreeSet<String> = table
@@ -139,7 +139,7 @@ fn not_available() -> BTreeSet<String> {
 #[test]
 fn directives_listed_as_missing_really_are() {
     let missing = not_available();
-    assert!(missing.contains("WSGIImportScript"), "{missing:?}");
+    assert!(missing.contains("WSGIDispatchScript"), "{missing:?}");
     let known = directives();
     let now_there: Vec<&String> = missing.iter().filter(|d| known.contains(*d)).collect();
     assert!(

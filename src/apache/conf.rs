@@ -3,21 +3,15 @@
 //! Parsing is done by the pure `crate::config` module; this file only moves values between
 //! Apache's command callbacks and plain Rust structs that live in Apache's configuration pools.
 
+use super::directive::{answer, args, directive_name, global_only, group_spec, one_word, origin, Origin, Result};
 use crate::appgroup::GroupSpec;
-use crate::config::{self, DaemonProcess, MountOptions};
+use crate::config::{self, DaemonProcess, HandlerScript, ImportScript, MountOptions};
 use crate::routing::MountTable;
 use crate::sys::ffi;
 use crate::sys::util::{cstr, module_config, pool_box};
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_void, CString};
 use std::os::raw::c_char;
 use std::ptr;
-
-/// Where a directive was written, for errors found after parsing (e.g. an undefined group).
-#[derive(Debug, Clone, Default)]
-pub struct Origin {
-    pub file: String,
-    pub line: u32,
-}
 
 /// A mount from `WSGIScriptAlias` or `WSGIScriptAliasMatch`.
 #[derive(Debug, Clone)]
@@ -50,6 +44,10 @@ pub struct ServerConf {
     pub restrict_embedded: Option<bool>,
     pub restrict_signal: Option<bool>,
     pub socket_prefix: Option<String>,
+    /// WSGIImportScript lines (main server only: they run when processes start).
+    pub import_scripts: Vec<(ImportScript, Origin)>,
+    /// WSGIServerMetrics.
+    pub server_metrics: Option<bool>,
     /// Process groups named by directives in this server, checked once all are defined.
     pub group_references: Vec<(String, Origin)>,
 }
@@ -63,6 +61,9 @@ pub struct DirConf {
     pub pass_authorization: Option<bool>,
     pub script_reloading: Option<bool>,
     pub chunked_request: Option<bool>,
+    /// WSGIHandlerScript lines, later ones (and inner sections') first.
+    pub handler_scripts: Vec<HandlerScript>,
+    pub map_head_to_get: Option<config::MapHeadToGet>,
 }
 
 impl DirConf {
@@ -74,6 +75,8 @@ impl DirConf {
             pass_authorization: new.pass_authorization.or(base.pass_authorization),
             script_reloading: new.script_reloading.or(base.script_reloading),
             chunked_request: new.chunked_request.or(base.chunked_request),
+            handler_scripts: new.handler_scripts.iter().chain(&base.handler_scripts).cloned().collect(),
+            map_head_to_get: new.map_head_to_get.or(base.map_head_to_get),
         }
     }
 }
@@ -111,6 +114,11 @@ pub unsafe extern "C" fn merge_dir_config(p: *mut ffi::apr_pool_t, base: *mut c_
     pool_box(p, merged) as *mut c_void
 }
 
+/// The server configuration a directive callback writes to.
+pub unsafe fn server_conf_mut<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConf {
+    &mut *module_config::<ServerConf>((*(*cmd).server).module_config)
+}
+
 pub fn server_conf<'a>(s: *const ffi::server_rec) -> &'a ServerConf {
     unsafe { &*module_config::<ServerConf>((*s).module_config) }
 }
@@ -123,6 +131,8 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
         pass_authorization: None,
         script_reloading: None,
         chunked_request: None,
+        handler_scripts: Vec::new(),
+        map_head_to_get: None,
     };
     let p = module_config::<DirConf>(unsafe { (*r).per_dir_config });
     if p.is_null() {
@@ -132,65 +142,11 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Directive callbacks. Each returns null on success or an error string Apache shows with the
-// file and line.
-
-type Result<T> = std::result::Result<T, String>;
-
-unsafe fn origin(cmd: *mut ffi::cmd_parms) -> Origin {
-    let d = (*cmd).directive;
-    if d.is_null() {
-        return Origin::default();
-    }
-    Origin { file: cstr((*d).filename).unwrap_or("(unknown)").to_string(), line: (*d).line_num as u32 }
-}
-
-unsafe fn directive_name(cmd: *mut ffi::cmd_parms) -> &'static str {
-    cstr((*(*cmd).cmd).name).unwrap_or("WSGI")
-}
-
-unsafe fn server_conf_mut<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConf {
-    &mut *module_config::<ServerConf>((*(*cmd).server).module_config)
-}
-
-unsafe fn global_only(cmd: *mut ffi::cmd_parms) -> Result<()> {
-    let err = ffi::ap_check_cmd_context(cmd, ffi::GLOBAL_ONLY);
-    if err.is_null() {
-        Ok(())
-    } else {
-        Err(cstr(err).unwrap_or("directive not allowed here").to_string())
-    }
-}
-
-/// Turns a Rust result into what Apache expects: null, or an error string in the config pool.
-unsafe fn answer(cmd: *mut ffi::cmd_parms, r: Result<()>) -> *const c_char {
-    match r {
-        Ok(()) => ptr::null(),
-        Err(msg) => {
-            let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-            ffi::apr_pstrdup((*cmd).pool, c.as_ptr())
-        }
-    }
-}
-
-unsafe fn args<'a>(a: *const c_char) -> &'a str {
-    cstr(a).unwrap_or("")
-}
-
-fn one_word(directive: &str, raw: &str) -> Result<String> {
-    let words = config::split_args(raw).map_err(|e| e.to_string())?;
-    match words.as_slice() {
-        [w] => Ok(w.clone()),
-        _ => Err(format!("{directive} takes exactly one argument")),
-    }
-}
-
-fn group_spec(directive: &str, value: &str) -> Result<GroupSpec> {
-    GroupSpec::parse(value).map_err(|e| format!("{directive}: {e}"))
-}
-
-unsafe extern "C" fn cmd_script_alias(cmd: *mut ffi::cmd_parms, _m: *mut c_void, a: *const c_char) -> *const c_char {
+pub(super) unsafe extern "C" fn cmd_script_alias(
+    cmd: *mut ffi::cmd_parms,
+    _m: *mut c_void,
+    a: *const c_char,
+) -> *const c_char {
     let r = (|| {
         let name = directive_name(cmd);
         let alias = config::parse_script_alias(name, args(a)).map_err(|e| e.to_string())?;
@@ -219,7 +175,11 @@ unsafe extern "C" fn cmd_script_alias(cmd: *mut ffi::cmd_parms, _m: *mut c_void,
     answer(cmd, r)
 }
 
-unsafe extern "C" fn cmd_daemon_process(cmd: *mut ffi::cmd_parms, _m: *mut c_void, a: *const c_char) -> *const c_char {
+pub(super) unsafe extern "C" fn cmd_daemon_process(
+    cmd: *mut ffi::cmd_parms,
+    _m: *mut c_void,
+    a: *const c_char,
+) -> *const c_char {
     let r = (|| {
         let (daemon, warnings) = config::parse_daemon_process(args(a)).map_err(|e| e.to_string())?;
         for w in warnings {
@@ -246,7 +206,11 @@ pub static DAEMON_NAMES: std::sync::Mutex<Vec<(String, Origin)>> = std::sync::Mu
 
 macro_rules! dir_setter {
     ($fn_name:ident, |$conf:ident, $name:ident, $raw:ident| $body:expr) => {
-        unsafe extern "C" fn $fn_name(cmd: *mut ffi::cmd_parms, m: *mut c_void, a: *const c_char) -> *const c_char {
+        pub(super) unsafe extern "C" fn $fn_name(
+            cmd: *mut ffi::cmd_parms,
+            m: *mut c_void,
+            a: *const c_char,
+        ) -> *const c_char {
             let r = (|| -> Result<()> {
                 let $conf = &mut *(m as *mut DirConf);
                 let $name = directive_name(cmd);
@@ -262,7 +226,11 @@ dir_setter!(cmd_application_group, |conf, name, raw| {
     conf.application_group = Some(group_spec(name, &one_word(name, raw)?)?);
     Ok(())
 });
-unsafe extern "C" fn cmd_process_group(cmd: *mut ffi::cmd_parms, m: *mut c_void, a: *const c_char) -> *const c_char {
+pub(super) unsafe extern "C" fn cmd_process_group(
+    cmd: *mut ffi::cmd_parms,
+    m: *mut c_void,
+    a: *const c_char,
+) -> *const c_char {
     let r = (|| -> Result<()> {
         let name = directive_name(cmd);
         let group = one_word(name, args(a))?;
@@ -290,10 +258,18 @@ dir_setter!(cmd_chunked_request, |conf, name, raw| {
     conf.chunked_request = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
     Ok(())
 });
+dir_setter!(cmd_map_head_to_get, |conf, name, raw| {
+    conf.map_head_to_get = Some(config::parse_map_head_to_get(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
 
 macro_rules! server_setter {
     ($fn_name:ident, global = $global:expr, |$conf:ident, $cmd:ident, $name:ident, $raw:ident| $body:expr) => {
-        unsafe extern "C" fn $fn_name($cmd: *mut ffi::cmd_parms, _m: *mut c_void, a: *const c_char) -> *const c_char {
+        pub(super) unsafe extern "C" fn $fn_name(
+            $cmd: *mut ffi::cmd_parms,
+            _m: *mut c_void,
+            a: *const c_char,
+        ) -> *const c_char {
             let r = (|| -> Result<()> {
                 if $global {
                     global_only($cmd)?;
@@ -335,6 +311,19 @@ server_setter!(cmd_socket_prefix, global = true, |conf, cmd, name, raw| {
     conf.socket_prefix = Some(cstr(resolved).unwrap_or(&prefix).to_string());
     Ok(())
 });
+server_setter!(cmd_server_metrics, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.server_metrics = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+// WSGISocketRotation: mod_wsgi names a new socket per restart unless Off. oxwsgi keeps one
+// socket per group for the life of Apache's parent (that is how a graceful restart loses no
+// request), which is what Off asks for; On is accepted and means the same.
+server_setter!(cmd_socket_rotation, global = true, |conf, cmd, name, raw| {
+    let (_, _) = (conf, cmd);
+    config::parse_on_off(name, raw).map_err(|e| e.to_string())?;
+    Ok(())
+});
 server_setter!(cmd_restrict_unknown_hosts, global = false, |conf, cmd, name, raw| {
     let _ = cmd;
     conf.restrict_unknown_hosts = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
@@ -343,7 +332,11 @@ server_setter!(cmd_restrict_unknown_hosts, global = false, |conf, cmd, name, raw
 
 /// mod_wsgi directives that oxwsgi accepts so existing configurations keep working, but that
 /// have no effect (each logs a warning naming itself).
-unsafe extern "C" fn cmd_accepted(cmd: *mut ffi::cmd_parms, _m: *mut c_void, _a: *const c_char) -> *const c_char {
+pub(super) unsafe extern "C" fn cmd_accepted(
+    cmd: *mut ffi::cmd_parms,
+    _m: *mut c_void,
+    _a: *const c_char,
+) -> *const c_char {
     crate::sys::util::log_server(
         (*cmd).server,
         crate::sys::util::LOG_WARNING,
@@ -351,86 +344,3 @@ unsafe extern "C" fn cmd_accepted(cmd: *mut ffi::cmd_parms, _m: *mut c_void, _a:
     );
     ptr::null()
 }
-
-type RawFn = unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
-
-const fn directive(name: &'static CStr, f: RawFn, how: u32, help: &'static CStr) -> ffi::command_rec {
-    ffi::command_rec {
-        name: name.as_ptr(),
-        func: ffi::cmd_func { raw_args: Some(f) },
-        cmd_data: ptr::null_mut(),
-        req_override: how as i32,
-        args_how: ffi::cmd_how_RAW_ARGS,
-        errmsg: help.as_ptr(),
-    }
-}
-
-const SERVER: u32 = ffi::RSRC_CONF;
-const DIR: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF;
-const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
-
-/// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 23] = [
-    directive(
-        c"WSGIScriptAlias",
-        cmd_script_alias,
-        SERVER,
-        c"URL-PATH FILE-OR-DIR [options]: mount a WSGI application",
-    ),
-    directive(
-        c"WSGIScriptAliasMatch",
-        cmd_script_alias,
-        SERVER,
-        c"REGEX FILE-OR-DIR [options]: mount by regular expression",
-    ),
-    directive(c"WSGIDaemonProcess", cmd_daemon_process, SERVER, c"NAME [options]: define a daemon process group"),
-    directive(
-        c"WSGIApplicationGroup",
-        cmd_application_group,
-        DIR_HTACCESS,
-        c"the Python interpreter (application group) to use",
-    ),
-    // Not in .htaccess: choosing a daemon group chooses the user scripts run as.
-    directive(c"WSGIProcessGroup", cmd_process_group, DIR, c"the daemon process group to delegate requests to"),
-    directive(
-        c"WSGICallableObject",
-        cmd_callable_object,
-        DIR_HTACCESS,
-        c"name of the WSGI callable in the script (default 'application')",
-    ),
-    directive(
-        c"WSGIPassAuthorization",
-        cmd_pass_authorization,
-        DIR_HTACCESS,
-        c"On|Off: pass the Authorization header as HTTP_AUTHORIZATION",
-    ),
-    directive(c"WSGIScriptReloading", cmd_script_reloading, DIR_HTACCESS, c"On|Off: reload a changed WSGI script"),
-    directive(c"WSGIChunkedRequest", cmd_chunked_request, DIR_HTACCESS, c"On|Off: accept chunked request bodies"),
-    directive(c"WSGIPythonHome", cmd_python_home, SERVER, c"Python prefix or virtualenv"),
-    directive(c"WSGIPythonPath", cmd_python_path, SERVER, c"':'-separated site directories for sys.path"),
-    directive(c"WSGIRestrictEmbedded", cmd_restrict_embedded, SERVER, c"On|Off: refuse embedded-mode requests"),
-    directive(c"WSGIRestrictSignal", cmd_restrict_signal, SERVER, c"On|Off: ignore signal.signal() in embedded mode"),
-    directive(c"WSGISocketPrefix", cmd_socket_prefix, SERVER, c"path prefix of daemon sockets"),
-    directive(
-        c"WSGIRestrictUnknownHosts",
-        cmd_restrict_unknown_hosts,
-        SERVER,
-        c"On|Off: refuse requests for host names no virtual host declares",
-    ),
-    directive(c"WSGIPythonOptimize", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGILazyInitialization", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGIRestrictStdin", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGIRestrictStdout", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGIAcceptMutex", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGIVerboseDebugging", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGIDestroyInterpreter", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    // Terminator.
-    ffi::command_rec {
-        name: ptr::null(),
-        func: ffi::cmd_func { raw_args: None },
-        cmd_data: ptr::null_mut(),
-        req_override: 0,
-        args_how: 0,
-        errmsg: ptr::null(),
-    },
-];

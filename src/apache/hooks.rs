@@ -98,4 +98,5 @@ fn apache_log(level: u8, msg: &str) {
 unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {
     crate::python::set_server_log(apache_log);
     super::request::CHILD_PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
+    super::handler_script::run_embedded_imports();
 }

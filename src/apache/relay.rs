@@ -99,6 +99,10 @@ unsafe fn send_request(
             // A kept-alive connection the daemon closed without reading this request (it was
             // stopping): the request never ran, so it goes again on a new connection.
             Err(Failure::Unused) if attempts == 1 => continue,
+            // The daemon did not run it: it is restarting to load a changed script. A new
+            // connection reaches a daemon that has the new code (bounded: each daemon restarts
+            // once per change).
+            Err(Failure::Restarting) if attempts <= 4 => continue,
             Err(f) => return fail(r, name, backend, f),
         }
     }
@@ -109,6 +113,7 @@ unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend
         Failure::Timeout => (ffi::HTTP_GATEWAY_TIME_OUT, "timed out (socket-timeout) waiting for".to_string()),
         Failure::Broken(e) => (ffi::HTTP_BAD_GATEWAY, format!("lost the connection ({e}) to")),
         Failure::Unused => (ffi::HTTP_BAD_GATEWAY, "lost a kept-alive connection to".to_string()),
+        Failure::Restarting => (ffi::HTTP_SERVICE_UNAVAILABLE, "was turned away while restarting by".to_string()),
     };
     log_request(
         r,
@@ -129,6 +134,8 @@ enum Failure {
     /// A reused connection that the daemon closed without reading the request: the write
     /// failed (EPIPE) or the read reported the unread request (ECONNRESET).
     Unused,
+    /// The daemon answered RESTART: it did not run the request and is restarting.
+    Restarting,
 }
 
 impl From<protocol::ProtocolError> for Failure {
@@ -442,6 +449,7 @@ unsafe fn relay(
                     return Ok(ffi::OK as i32);
                 }
             }
+            Frame::Restart if !backend.started => return Err(Failure::Restarting),
             Frame::End | Frame::EndClose => {
                 let reusable = matches!(frame, Frame::End) && conn.reader.get_ref().fds.is_empty();
                 if backend.finish().is_err() {

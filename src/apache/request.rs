@@ -2,15 +2,16 @@
 //! runs the app in this Apache child (or hands the request to `relay` for daemon mode).
 
 use super::conf::{dir_conf, server_conf, Mount};
+use super::python_start::{ensure_python, mpm_query};
 use super::response::ApacheBackend;
 use crate::appgroup::{self, GroupSpec, NamingContext};
+use crate::config::{HandlerScript, HANDLER_CALLABLE};
 use crate::python::interp;
 use crate::python::wsgi::{self, Outcome, Request};
 use crate::routing::split_first_segment;
 use crate::sys::ffi;
 use crate::sys::util::{self, cbytes, cstr, log_request, pool_box, pstr, set_module_config, table_entries, table_get};
 use std::ffi::CString;
-use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub const HANDLER_NAME: &[u8] = b"wsgi-script";
@@ -112,12 +113,6 @@ unsafe fn match_regex(r: *mut ffi::request_rec, conf: &super::conf::ServerConf, 
     None
 }
 
-fn mpm_query(what: u32) -> i32 {
-    let mut v = 0;
-    unsafe { ffi::ap_mpm_query(what as i32, &mut v) };
-    v
-}
-
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// This child's pid, recorded by the child_init hook: getpid() is a system call in current
@@ -133,10 +128,15 @@ fn child_pid() -> u32 {
 
 /// The content handler for `wsgi-script`.
 pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> i32 {
-    if !is_wsgi_handler(r) {
-        return ffi::DECLINED;
-    }
-    match std::panic::catch_unwind(|| handle(r)) {
+    let handler_script = if is_wsgi_handler(r) {
+        None
+    } else {
+        match super::handler_script::for_request(r) {
+            Some(h) => Some(h),
+            None => return ffi::DECLINED,
+        }
+    };
+    match std::panic::catch_unwind(|| handle(r, handler_script)) {
         Ok(status) => status,
         Err(_) => {
             log_request(r, util::LOG_ERR, "oxwsgi: internal error (panic) while handling the request");
@@ -145,15 +145,24 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> i32 {
     }
 }
 
-unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
+/// Serves `r` with its WSGI script, or with `handler_script` (WSGIHandlerScript) for the
+/// resource the request names.
+unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript>) -> i32 {
     let route = util::module_config::<Route>((*r).request_config);
-    let route = route.as_ref();
+    let route = route.as_ref().filter(|_| handler_script.is_none());
     let mount = route.map(|rt| &*rt.mount);
+    // The options written on the handler script's or the mount's line come first.
+    let options = handler_script.map(|h| &h.options).or(mount.map(|m| &m.options));
     let dir = dir_conf(r);
-    let script = cstr((*r).filename).unwrap_or("").to_string();
+    // SCRIPT_FILENAME: the file the request is for (for a handler script, the resource).
+    let resource = cstr((*r).filename).unwrap_or("").to_string();
+    let script = handler_script.map_or_else(|| resource.clone(), |h| h.script.clone());
 
-    let process_group =
-        mount.and_then(|m| m.options.process_group.clone()).or_else(|| dir.process_group.clone()).unwrap_or_default();
+    let process_group = options
+        .and_then(|o| o.process_group.clone())
+        .map(|g| if g == "%{GLOBAL}" { String::new() } else { g })
+        .or_else(|| dir.process_group.clone())
+        .unwrap_or_default();
     let main = server_conf(ffi::ap_server_conf);
     if process_group.is_empty() && main.restrict_embedded == Some(true) {
         log_request(
@@ -163,10 +172,23 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         );
         return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
-    if (*r).finfo.filetype != ffi::apr_filetype_e_APR_REG {
-        log_request(r, util::LOG_ERR, &format!("oxwsgi: Target WSGI script not found or unable to stat: {script}"));
-        return ffi::HTTP_NOT_FOUND as i32;
-    }
+    let mtime = match handler_script {
+        None if (*r).finfo.filetype != ffi::apr_filetype_e_APR_REG => {
+            log_request(r, util::LOG_ERR, &format!("oxwsgi: Target WSGI script not found or unable to stat: {script}"));
+            return ffi::HTTP_NOT_FOUND as i32;
+        }
+        None => (*r).finfo.mtime,
+        Some(_) => match std::fs::metadata(&script) {
+            Ok(m) => {
+                use std::os::unix::fs::MetadataExt;
+                m.mtime() * 1_000_000 + m.mtime_nsec() / 1000
+            }
+            Err(e) => {
+                log_request(r, util::LOG_ERR, &format!("oxwsgi: WSGI handler script '{script}' cannot be read: {e}"));
+                return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+            }
+        },
+    };
     // A chunked body has no CONTENT_LENGTH: apps that trust it would see an empty body.
     let chunked = table_get((*r).headers_in, c"Transfer-Encoding").is_some();
     if chunked && dir.chunked_request != Some(true) {
@@ -192,15 +214,24 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
             (uri[..uri.len().saturating_sub(pi.len())].to_vec(), pi.to_vec())
         }
     };
-    let callable = mount
-        .and_then(|m| m.options.callable_object.clone())
-        .or_else(|| dir.callable_object.clone())
-        .unwrap_or_else(|| "application".to_string());
-    let pass_auth = mount.and_then(|m| m.options.pass_authorization).or(dir.pass_authorization).unwrap_or(false);
-    let spec = mount
-        .and_then(|m| m.application_group.clone())
-        .or_else(|| dir.application_group.clone())
-        .unwrap_or(GroupSpec::Resource);
+    let callable = match handler_script {
+        // A handler script's callable is handle_request unless its own line says otherwise.
+        Some(h) => h.options.callable_object.clone().unwrap_or_else(|| HANDLER_CALLABLE.to_string()),
+        None => options
+            .and_then(|o| o.callable_object.clone())
+            .or_else(|| dir.callable_object.clone())
+            .unwrap_or_else(|| "application".to_string()),
+    };
+    let pass_auth = options.and_then(|o| o.pass_authorization).or(dir.pass_authorization).unwrap_or(false);
+    let spec = match handler_script {
+        Some(h) => h.options.application_group.as_deref().and_then(|g| GroupSpec::parse(g).ok()),
+        None => mount.and_then(|m| m.application_group.clone()),
+    }
+    .or_else(|| dir.application_group.clone())
+    .unwrap_or(GroupSpec::Resource);
+    // WSGIMapHEADToGET: the application may be run as for GET (Apache still sends no body).
+    let head = (*r).header_only != 0;
+    let as_get = head && dir.map_head_to_get.unwrap_or_default().maps((*r).output_filters != (*r).proto_output_filters);
 
     // Apache's common CGI variables; the request-line ones are set here rather than with
     // ap_add_cgi_vars, which runs a whole sub-request per request to compute PATH_TRANSLATED.
@@ -229,10 +260,10 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     if let (true, Some(a)) = (pass_auth, auth) {
         cgi.push((b"HTTP_AUTHORIZATION", a.as_bytes()));
     }
-    let path_translated = [script.as_bytes(), &path_info].concat();
+    let path_translated = [resource.as_bytes(), &path_info].concat();
     cgi.push((b"GATEWAY_INTERFACE", b"CGI/1.1"));
     cgi.push((b"SERVER_PROTOCOL", cbytes((*r).protocol)));
-    cgi.push((b"REQUEST_METHOD", cbytes((*r).method)));
+    cgi.push((b"REQUEST_METHOD", if as_get { b"GET" } else { cbytes((*r).method) }));
     cgi.push((b"QUERY_STRING", cbytes((*r).args)));
     cgi.push((b"REQUEST_URI", original_uri(r)));
     cgi.push((b"SCRIPT_NAME", &script_name));
@@ -255,8 +286,8 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         (b"mod_wsgi.process_group", process_group.as_bytes()),
         (b"mod_wsgi.application_group", group.as_bytes()),
         (b"mod_wsgi.callable_object", callable.as_bytes()),
-        (b"mod_wsgi.request_handler", b"wsgi-script"),
-        (b"mod_wsgi.handler_script", b""),
+        (b"mod_wsgi.request_handler", cbytes((*r).handler)),
+        (b"mod_wsgi.handler_script", handler_script.map_or(&b""[..], |h| h.script.as_bytes())),
         (b"mod_wsgi.script_reloading", if reload { b"1" } else { b"0" }),
         (b"mod_wsgi.listener_host", listener_host.as_bytes()),
         (b"mod_wsgi.listener_port", port_text.as_bytes()),
@@ -291,7 +322,7 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
     };
     let request = Request {
         script: std::path::Path::new(&script),
-        mtime: (*r).finfo.mtime,
+        mtime,
         reload,
         callable: &callable,
         cgi: &cgi,
@@ -299,14 +330,16 @@ unsafe fn handle(r: *mut ffi::request_rec) -> i32 {
         multithread: mpm_query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as i32,
         multiprocess: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS) > 1,
         content_length,
-        head: (*r).header_only != 0,
+        head: head && !as_get,
+        // Embedded mode reloads a changed script in place, as mod_wsgi does.
+        restart_on_change: false,
     };
     let mut backend = ApacheBackend::new(r);
     let outcome = wsgi::run(&interp, &request, &mut backend);
     match outcome {
         Outcome::Done => ffi::OK as i32,
         Outcome::Failed(status) => status as i32,
-        Outcome::Aborted => ffi::OK as i32,
+        Outcome::Aborted | Outcome::Restart => ffi::OK as i32,
     }
 }
 
@@ -321,23 +354,6 @@ unsafe fn original_uri<'a>(r: *const ffi::request_rec) -> &'a [u8] {
 
 /// Python starts in an Apache child on its first embedded-mode request, so children that only
 /// pass requests to daemon processes never carry an interpreter.
-fn ensure_python() {
-    static START: std::sync::Once = std::sync::Once::new();
-    START.call_once(|| {
-        let conf = server_conf(unsafe { ffi::ap_server_conf });
-        let config = interp::RuntimeConfig {
-            python_home: conf.python_home.as_ref().map(|(h, _)| h.clone()),
-            python_path: conf.python_path.clone(),
-            process_group: String::new(),
-            restrict_signal: conf.restrict_signal.unwrap_or(true),
-            threads_per_process: mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as i64,
-            maximum_processes: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1) as i64,
-        };
-        if let Err(e) = crate::python::initialize(config) {
-            util::log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: {e}"));
-        }
-    });
-}
 
 /// The port the connection arrived on (never the one a client puts in its Host header).
 unsafe fn local_port(r: *const ffi::request_rec) -> u16 {

@@ -184,7 +184,8 @@ unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> 
                 libc::setsockopt(listener, libc::SOL_SOCKET, opt, &v as *const _ as *const c_void, len);
             }
         }
-        groups.push(Arc::new(Group { spec, scope, socket_path, listener, secret, uid, gid, user_name }));
+        let imports = super::handler_script::for_group(&spec.name);
+        groups.push(Arc::new(Group { spec, scope, socket_path, listener, secret, uid, gid, user_name, imports }));
     }
     *GROUPS.lock().unwrap_or_else(|e| e.into_inner()) = groups.clone();
     for group in &groups {

@@ -73,7 +73,7 @@ pub(super) fn on_off(value: &str) -> Option<bool> {
 }
 
 /// C `isspace` in the "C" locale, which is what Apache's `apr_isspace` tests.
-fn is_space(c: char) -> bool {
+pub(super) fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
 }
 

@@ -55,10 +55,17 @@ pub fn parse_script_alias(directive: &str, raw_args: &str) -> Result<ScriptAlias
         });
     }
 
+    let options = mount_options(directive, &mut args, OPTIONS)?;
+    Ok(ScriptAlias { url_path, target, options })
+}
+
+/// The `name=value` options after a script's arguments, from the ones `allowed`: the values are
+/// kept as written. An unknown option, an empty value, a repeat or a bad On/Off is an error.
+pub(super) fn mount_options(directive: &str, args: &mut Args, allowed: &[&str]) -> Result<MountOptions, ConfigError> {
     let mut options = MountOptions::default();
     while let Some((option, value)) = args.option()? {
         let directive = directive.to_string();
-        if !OPTIONS.contains(&option.as_str()) {
+        if !allowed.contains(&option.as_str()) {
             return Err(ConfigError::UnknownOption { directive, option });
         }
         if value.is_empty() {
@@ -80,7 +87,7 @@ pub fn parse_script_alias(directive: &str, raw_args: &str) -> Result<ScriptAlias
             return Err(ConfigError::RepeatedOption { directive, option });
         }
     }
-    Ok(ScriptAlias { url_path, target, options })
+    Ok(options)
 }
 
 #[cfg(test)]

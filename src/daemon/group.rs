@@ -19,6 +19,8 @@ pub struct Group {
     pub uid: u32,
     pub gid: u32,
     pub user_name: String,
+    /// WSGIImportScript lines for this group: (script, interpreter name), run at start.
+    pub imports: Vec<(String, String)>,
 }
 
 /// The groups of the current configuration. Set in the parent by post_config before Apache

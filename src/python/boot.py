@@ -193,14 +193,15 @@ def module_name(path):
     return '_mod_wsgi_' + md5(path.encode('utf-8', 'surrogateescape')).hexdigest()
 
 
-def load_script(path, mtime, reload):
-    """The module for a WSGI script file, executed once and again when its mtime changes."""
+def load_script(path, mtime, reload, force=False):
+    """The module for a WSGI script file, executed once and again when its mtime changes (or
+    when `force`: its reload_required() asked for it)."""
     entry = _scripts.get(path)
-    if entry is not None and (not reload or entry[0] == mtime):
+    if entry is not None and not force and (not reload or entry[0] == mtime):
         return entry[1]
     with _load_lock:
         entry = _scripts.get(path)
-        if entry is not None and (not reload or entry[0] == mtime):
+        if entry is not None and not force and (not reload or entry[0] == mtime):
             return entry[1]
         name = module_name(path)
         module = types.ModuleType(name)
@@ -307,6 +308,32 @@ def flush_pending():
         raw.flush()
 
 
+_event_callbacks = []
+
+
+def subscribe_events(callback):
+    """mod_wsgi.subscribe_events: callback(name, **kwargs) for process events."""
+    _event_callbacks.append(callback)
+
+
+def subscribe_shutdown(callback):
+    """mod_wsgi.subscribe_shutdown: callback(name, **kwargs) when the process is stopping."""
+    def on_event(name, **kwargs):
+        if name == 'process_stopping':
+            callback(name, **kwargs)
+    _event_callbacks.append(on_event)
+
+
+def process_stopping(reason):
+    """Called once when the process stops: every subscriber hears 'process_stopping'."""
+    for callback in list(_event_callbacks):
+        try:
+            callback('process_stopping', shutdown_reason=reason)
+        except Exception:
+            import traceback
+            traceback.print_exc()
+
+
 def setup(process_group, application_group, version, environ_snapshot, restrict_signal,
           threads_per_process, maximum_processes):
     """Per-interpreter setup, called once right after this module is executed."""
@@ -322,6 +349,19 @@ def setup(process_group, application_group, version, environ_snapshot, restrict_
     mod.maximum_processes = maximum_processes
     mod.FileWrapper = FileWrapper
     mod.oxwsgi = True
+    mod.event_callbacks = _event_callbacks
+    mod.subscribe_events = subscribe_events
+    mod.subscribe_shutdown = subscribe_shutdown
+    # As under mod_wsgi: where the `mod_wsgi` package from pip is on sys.path, its subpackages
+    # (mod_wsgi.express, mod_wsgi.server, which mod_wsgi-express's handler script imports) are
+    # importable as `mod_wsgi.*` beside this module.
+    try:
+        from importlib.machinery import PathFinder
+        spec = PathFinder.find_spec('mod_wsgi')
+        if spec is not None and spec.submodule_search_locations:
+            mod.__path__ = list(spec.submodule_search_locations)
+    except Exception:
+        pass
     sys.modules['mod_wsgi'] = mod
 
     if environ_snapshot is not None:

@@ -122,7 +122,8 @@ unsafe impl Send for Interp {}
 unsafe impl Sync for Interp {}
 
 /// "script path\0callable name" -> (the script's mtime when loaded, the callable).
-pub type LoadedApps = FastMap<Box<[u8]>, (i64, Obj)>;
+/// (script mtime, the callable, the module's `reload_required` if it has one) by "script\0callable".
+pub type LoadedApps = FastMap<Box<[u8]>, (i64, Obj, Option<Obj>)>;
 
 /// Per-interpreter Python objects. Only touched with the interpreter's GIL held.
 pub struct InterpData {
@@ -348,30 +349,73 @@ impl Attached<'_> {
     }
 
     /// The callable `name` of the WSGI script at `path`, (re)loaded when `reload` is set and
-    /// its mtime changed.
-    pub fn application(&self, path: &std::path::Path, mtime: i64, reload: bool, name: &str) -> Result<Obj, LoadError> {
+    /// its mtime changed, or when the script's own `reload_required(resource)` says so (as in
+    /// mod_wsgi: mod_wsgi-express's handler script reloads when the application file changes).
+    /// `resource` is the file the request is for (SCRIPT_FILENAME). With `restart_on_change`
+    /// (daemon mode) a loaded script that would be loaded again is `LoadError::Stale` instead:
+    /// the process restarts, so that every module the script imported is fresh too.
+    pub fn application(
+        &self,
+        path: &std::path::Path,
+        mtime: i64,
+        reload: bool,
+        name: &str,
+        resource: impl FnOnce() -> String,
+        restart_on_change: bool,
+    ) -> Result<Obj, LoadError> {
         let data = self.data();
         // "script path\0callable": a byte key hashes in a few word operations (a Path hashes
         // component by component), and neither part can contain a NUL.
         use std::os::unix::ffi::OsStrExt;
         let key: Box<[u8]> = [path.as_os_str().as_bytes(), b"\0", name.as_bytes()].concat().into();
-        if let Some((seen, app)) = data.apps.borrow().get(&key) {
-            if !reload || *seen == mtime {
+        let mut force = false;
+        if let Some((seen, app, check)) = data.apps.borrow().get(&key) {
+            if !reload {
                 return Ok(app.clone());
             }
+            if *seen == mtime {
+                let Some(check) = check else { return Ok(app.clone()) };
+                let answer = obj::text(&resource())
+                    .and_then(|r| check.call1(&r))
+                    .map_err(|_| LoadError::Exception(obj::take_error()))?;
+                if !answer.is_true() {
+                    return Ok(app.clone());
+                }
+                force = true;
+            }
+            if restart_on_change {
+                return Err(LoadError::Stale);
+            }
         }
-        let module = (|| {
-            let p = obj::text(&path.to_string_lossy())?;
-            data.load_script.call(&[&p, &obj::int(mtime)?, &obj::boolean(reload)])
-        })()
-        .map_err(|_| LoadError::Exception(obj::take_error()))?;
+        let module = self.load(path, mtime, reload, force).map_err(|_| LoadError::Exception(obj::take_error()))?;
         let cname = CString::new(name).map_err(|_| LoadError::NoCallable)?;
         let app = module.getattr(&cname).map_err(|_| {
             unsafe { ffi::PyErr_Clear() };
             LoadError::NoCallable
         })?;
-        data.apps.borrow_mut().insert(key, (mtime, app.clone()));
+        let check = module.getattr(c"reload_required").ok().filter(|f| f.is_callable());
+        if check.is_none() {
+            unsafe { ffi::PyErr_Clear() };
+        }
+        data.apps.borrow_mut().insert(key, (mtime, app.clone(), check));
         Ok(app)
+    }
+
+    /// Runs the script at `path` as its module now (WSGIImportScript), so the first request
+    /// for it finds it loaded. The error is the traceback.
+    pub fn preload(&self, path: &std::path::Path, mtime: i64) -> Result<(), String> {
+        match self.load(path, mtime, false, false) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(match obj::take_error() {
+                Some(exc) => self.format_exception(&exc),
+                None => "the script could not be loaded".to_string(),
+            }),
+        }
+    }
+
+    fn load(&self, path: &std::path::Path, mtime: i64, reload: bool, force: bool) -> PyResult<Obj> {
+        let p = obj::text(&path.to_string_lossy())?;
+        self.data().load_script.call(&[&p, &obj::int(mtime)?, &obj::boolean(reload), &obj::boolean(force)])
     }
 
     /// The traceback of an exception, as Python prints it.
@@ -393,6 +437,8 @@ impl Drop for Attached<'_> {
 }
 
 pub enum LoadError {
+    /// The script changed since it was loaded and the caller asked not to reload in place.
+    Stale,
     /// The script raised while loading (or could not be read); the exception if one was set.
     Exception(Option<Obj>),
     /// The script has no attribute with the callable's name.

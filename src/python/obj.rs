@@ -66,6 +66,22 @@ impl Obj {
         unsafe { Obj::owned(ffi::PyObject_Call(self.as_ptr(), tuple.as_ptr(), std::ptr::null_mut())) }
     }
 
+    /// Python truth; an error while testing counts as false (and is cleared).
+    pub fn is_true(&self) -> bool {
+        match unsafe { ffi::PyObject_IsTrue(self.as_ptr()) } {
+            1 => true,
+            0 => false,
+            _ => {
+                unsafe { ffi::PyErr_Clear() };
+                false
+            }
+        }
+    }
+
+    pub fn is_callable(&self) -> bool {
+        unsafe { ffi::PyCallable_Check(self.as_ptr()) == 1 }
+    }
+
     pub fn is_none(&self) -> bool {
         unsafe { self.as_ptr() == ffi::Py_None() }
     }

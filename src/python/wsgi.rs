@@ -28,6 +28,9 @@ pub struct Request<'a> {
     pub content_length: Option<u64>,
     /// A HEAD request: the response has no body, whatever its Content-Length says.
     pub head: bool,
+    /// A changed script is not reloaded in place: the request ends with [`Outcome::Restart`]
+    /// (daemon mode, where the process restarts instead).
+    pub restart_on_change: bool,
 }
 
 /// How a request ended, for the host.
@@ -39,6 +42,8 @@ pub enum Outcome {
     Failed(u16),
     /// The response was cut short; the connection is being dropped.
     Aborted,
+    /// Nothing was sent: the script changed and `restart_on_change` was set.
+    Restart,
 }
 
 /// Runs the WSGI application of `req` on this thread. Takes the interpreter's GIL once; the
@@ -83,7 +88,11 @@ enum Pending {
 
 fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'static)) -> Pending {
     let script = req.script.display().to_string();
-    let app = match at.application(req.script, req.mtime, req.reload, req.callable) {
+    let resource = || {
+        let file = req.cgi.iter().find(|(k, _)| *k == b"SCRIPT_FILENAME").map_or(&b""[..], |(_, v)| v);
+        String::from_utf8_lossy(file).into_owned()
+    };
+    let app = match at.application(req.script, req.mtime, req.reload, req.callable, resource, req.restart_on_change) {
         Ok(app) => {
             SCRIPT_LOADS.loaded.store(true, Ordering::Relaxed);
             app
@@ -94,6 +103,7 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
             log_exception(at, backend, &script, exc);
             return Pending::Done(Outcome::Failed(500));
         }
+        Err(LoadError::Stale) => return Pending::Done(Outcome::Restart),
         Err(LoadError::NoCallable) => {
             backend.log(
                 LOG_ERR,
@@ -236,6 +246,25 @@ fn fail(state: &RequestState, at: &Attached, script: &str, exc: Option<Obj>) -> 
     } else {
         Outcome::Failed(500)
     }
+}
+
+/// Runs the import script `script` in interpreter `group` (WSGIImportScript: preloading, before
+/// any request). The error is what to log, line by line: mod_wsgi's "Failed to exec" line, then
+/// the traceback.
+pub fn preload(group: &str, script: &Path) -> Result<(), String> {
+    let failed = |detail: String| {
+        format!(
+            "mod_wsgi (pid={}): Failed to exec Python script file '{}'.\n{detail}",
+            std::process::id(),
+            script.display()
+        )
+    };
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(script).map_err(|e| failed(format!("cannot read it: {e}")))?;
+    let mtime = meta.mtime() * 1_000_000 + meta.mtime_nsec() / 1000;
+    let interp = super::interp::interpreter(group).map_err(failed)?;
+    let at = interp.attach();
+    at.preload(script, mtime).map_err(failed)
 }
 
 /// Logs the partial lines of the streams in boot.py's `_pending` set (the only Python call at

@@ -31,7 +31,16 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 /// The cached venv's directory, made if needed. Panics (with pip's output) if it cannot be made.
 pub fn venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| make_venv().unwrap_or_else(|e| panic!("cannot make the test virtualenv: {e}")))
+    VENV.get_or_init(|| make_venv(REQUIREMENTS).unwrap_or_else(|e| panic!("cannot make the test virtualenv: {e}")))
+}
+
+/// mod_wsgi 6.x from PyPI (it builds against this machine's apache2-dev), for the tests that
+/// run mod_wsgi-express's generated configurations.
+pub const MOD_WSGI_REQUIREMENTS: &[&str] = &["mod_wsgi>=6,<7"];
+
+/// A cached venv holding `requirements` (same rules as [`venv`]); Err with pip's output.
+pub fn venv_with(requirements: &[&str]) -> Result<PathBuf, String> {
+    make_venv(requirements)
 }
 
 /// `<venv>/bin/python`.
@@ -53,13 +62,13 @@ fn fnv1a(data: &[u8]) -> u64 {
     h
 }
 
-fn venv_path() -> PathBuf {
-    let key = format!("v1\n{PYTHON}\n{}", REQUIREMENTS.join("\n"));
+fn venv_path(requirements: &[&str]) -> PathBuf {
+    let key = format!("v1\n{PYTHON}\n{}", requirements.join("\n"));
     PathBuf::from(format!("/var/tmp/oxwsgi-test-venv-{:016x}", fnv1a(key.as_bytes())))
 }
 
-fn make_venv() -> Result<PathBuf, String> {
-    let dir = venv_path();
+fn make_venv(requirements: &[&str]) -> Result<PathBuf, String> {
+    let dir = venv_path(requirements);
     let marker = dir.join(".complete");
     if marker.is_file() {
         return Ok(dir);
@@ -84,7 +93,7 @@ fn make_venv() -> Result<PathBuf, String> {
     let started = Instant::now();
     run(Command::new(PYTHON).arg("-m").arg("venv").arg(&dir))?;
     let mut pip = Command::new(dir.join("bin/python"));
-    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"]).args(REQUIREMENTS);
+    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"]).args(requirements);
     run(&mut pip)?;
     make_world_readable(&dir).map_err(|e| format!("chmod {}: {e}", dir.display()))?;
     fs::write(&marker, format!("made in {:?}\n", started.elapsed())).map_err(|e| e.to_string())?;

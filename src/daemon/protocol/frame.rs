@@ -42,6 +42,10 @@ pub enum Frame {
     /// Daemon -> Apache: the response is complete and the daemon closes this connection (it is
     /// stopping): do not use the connection for another request.
     EndClose,
+    /// Daemon -> Apache, instead of any answer: the request was not run, because this process
+    /// is restarting to load a changed WSGI script; send it again on a new connection. The
+    /// daemon closes this connection.
+    Restart,
     /// Daemon -> Apache: the application failed after START; Apache drops the client connection.
     Abort { message: String },
     /// Daemon -> Apache: the request failed before START; Apache answers with `status`
@@ -66,6 +70,7 @@ impl Frame {
             Frame::SendFile { .. } => FrameType::SendFile,
             Frame::End => FrameType::End,
             Frame::EndClose => FrameType::EndClose,
+            Frame::Restart => FrameType::Restart,
             Frame::Abort { .. } => FrameType::Abort,
             Frame::Error { .. } => FrameType::Error,
         }

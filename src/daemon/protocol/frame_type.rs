@@ -23,11 +23,12 @@ pub enum FrameType {
     Abort = 0x88,
     Error = 0x89,
     EndClose = 0x8a,
+    Restart = 0x8b,
 }
 
 impl FrameType {
     /// Every frame type, in type-byte order.
-    pub const ALL: [FrameType; 15] = [
+    pub const ALL: [FrameType; 16] = [
         FrameType::Hello,
         FrameType::Request,
         FrameType::Body,
@@ -43,6 +44,7 @@ impl FrameType {
         FrameType::Abort,
         FrameType::Error,
         FrameType::EndClose,
+        FrameType::Restart,
     ];
 
     /// The frame type for a type byte, or `None` if the byte is not a frame type.
@@ -63,6 +65,7 @@ impl FrameType {
             0x88 => FrameType::Abort,
             0x89 => FrameType::Error,
             0x8a => FrameType::EndClose,
+            0x8b => FrameType::Restart,
             _ => return None,
         })
     }
@@ -76,7 +79,7 @@ impl FrameType {
     pub const fn payload_range(self) -> (usize, usize) {
         match self {
             FrameType::Hello => (1, MAX_HELLO_PAYLOAD),
-            FrameType::BodyEnd | FrameType::End | FrameType::EndClose => (0, 0),
+            FrameType::BodyEnd | FrameType::End | FrameType::EndClose | FrameType::Restart => (0, 0),
             FrameType::HelloOk => (4, 4),
             FrameType::HelloReject => (1, 1 + MAX_MESSAGE),
             FrameType::Request => (1 + 8 + 4, MAX_HEAD_PAYLOAD),
@@ -108,6 +111,7 @@ impl FrameType {
             FrameType::Abort => "ABORT",
             FrameType::Error => "ERROR",
             FrameType::EndClose => "END_CLOSE",
+            FrameType::Restart => "RESTART",
         }
     }
 }

@@ -55,6 +55,14 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>) -> !
         std::thread::sleep(Duration::from_secs(1));
         unsafe { libc::_exit(1) };
     }
+    // WSGIImportScript: preloaded before the first request is taken.
+    for (script, interpreter) in &group.imports {
+        if let Err(e) = crate::python::wsgi::preload(interpreter, std::path::Path::new(script)) {
+            for line in e.lines() {
+                log_server(ptr::null(), util::LOG_ERR, line);
+            }
+        }
+    }
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if epoll < 0 {
         log_server(ptr::null(), util::LOG_ERR, "oxwsgi: daemon process cannot create its epoll set");

@@ -4,7 +4,7 @@
 
 use super::backend::DaemonBackend;
 use super::conn::{Conn, Writer};
-use super::shared::{Active, Shared, LISTENER};
+use super::shared::{Active, Shared, StopKind, LISTENER};
 use crate::daemon::protocol::{self, Frame, PairBuf, MAX_HELLO_PAYLOAD, PROTOCOL_VERSION};
 use crate::python::backend::Backend;
 use crate::python::interp;
@@ -173,7 +173,12 @@ pub(super) fn handle_request(
             return backend.send_error(503, "queue-timeout exceeded");
         }
     }
-    let script = text(b"SCRIPT_FILENAME").unwrap_or("").to_string();
+    // A handler script (WSGIHandlerScript) runs for the resource in SCRIPT_FILENAME.
+    let script = text(b"mod_wsgi.handler_script")
+        .filter(|h| !h.is_empty())
+        .or_else(|| text(b"SCRIPT_FILENAME"))
+        .unwrap_or("")
+        .to_string();
     let mtime = match std::fs::metadata(&script) {
         Ok(m) => {
             use std::os::unix::fs::MetadataExt;
@@ -215,11 +220,24 @@ pub(super) fn handle_request(
         multiprocess: spec.multiprocess,
         content_length: body_length,
         head: text(b"REQUEST_METHOD") == Some("HEAD"),
+        // As mod_wsgi's daemon mode: a changed script restarts the process (every module it
+        // imported is loaded fresh), it is not re-executed in place.
+        restart_on_change: true,
     };
     let outcome = wsgi::run(&interp, &request, backend);
     match outcome {
         Outcome::Done => true,
         Outcome::Failed(status) => backend.send_error(status, "request failed"),
         Outcome::Aborted => false,
+        Outcome::Restart => {
+            shared.begin_stop(
+                StopKind::Replace,
+                shared.graceful(),
+                &format!("WSGI script '{script}' changed: restarting to load it"),
+            );
+            let _ = protocol::encode_frame(&Frame::Restart, &mut backend.out);
+            let _ = backend.flush();
+            false
+        }
     }
 }

@@ -1,0 +1,122 @@
+//! The directive table Apache reads from the module record: every directive's name, callback,
+//! where it may be used and its one-line help. docs/configuration.md is checked against it.
+
+use super::conf::*;
+use super::handler_script::{cmd_handler_script, cmd_import_script};
+use crate::sys::ffi;
+use std::ffi::{c_void, CStr};
+use std::os::raw::c_char;
+use std::ptr;
+
+type RawFn = unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
+
+const fn directive(name: &'static CStr, f: RawFn, how: u32, help: &'static CStr) -> ffi::command_rec {
+    ffi::command_rec {
+        name: name.as_ptr(),
+        func: ffi::cmd_func { raw_args: Some(f) },
+        cmd_data: ptr::null_mut(),
+        req_override: how as i32,
+        args_how: ffi::cmd_how_RAW_ARGS,
+        errmsg: help.as_ptr(),
+    }
+}
+
+const SERVER: u32 = ffi::RSRC_CONF;
+const DIR: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF;
+const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
+
+/// Directive names and what they do; docs/configuration.md is checked against this list.
+pub static mut COMMANDS: [ffi::command_rec; 28] = [
+    directive(
+        c"WSGIScriptAlias",
+        cmd_script_alias,
+        SERVER,
+        c"URL-PATH FILE-OR-DIR [options]: mount a WSGI application",
+    ),
+    directive(
+        c"WSGIScriptAliasMatch",
+        cmd_script_alias,
+        SERVER,
+        c"REGEX FILE-OR-DIR [options]: mount by regular expression",
+    ),
+    directive(c"WSGIDaemonProcess", cmd_daemon_process, SERVER, c"NAME [options]: define a daemon process group"),
+    directive(
+        c"WSGIApplicationGroup",
+        cmd_application_group,
+        DIR_HTACCESS,
+        c"the Python interpreter (application group) to use",
+    ),
+    // Not in .htaccess: choosing a daemon group chooses the user scripts run as.
+    directive(c"WSGIProcessGroup", cmd_process_group, DIR, c"the daemon process group to delegate requests to"),
+    directive(
+        c"WSGICallableObject",
+        cmd_callable_object,
+        DIR_HTACCESS,
+        c"name of the WSGI callable in the script (default 'application')",
+    ),
+    directive(
+        c"WSGIPassAuthorization",
+        cmd_pass_authorization,
+        DIR_HTACCESS,
+        c"On|Off: pass the Authorization header as HTTP_AUTHORIZATION",
+    ),
+    directive(c"WSGIScriptReloading", cmd_script_reloading, DIR_HTACCESS, c"On|Off: reload a changed WSGI script"),
+    directive(c"WSGIChunkedRequest", cmd_chunked_request, DIR_HTACCESS, c"On|Off: accept chunked request bodies"),
+    directive(c"WSGIPythonHome", cmd_python_home, SERVER, c"Python prefix or virtualenv"),
+    directive(c"WSGIPythonPath", cmd_python_path, SERVER, c"':'-separated site directories for sys.path"),
+    directive(c"WSGIRestrictEmbedded", cmd_restrict_embedded, SERVER, c"On|Off: refuse embedded-mode requests"),
+    directive(c"WSGIRestrictSignal", cmd_restrict_signal, SERVER, c"On|Off: ignore signal.signal() in embedded mode"),
+    directive(c"WSGISocketPrefix", cmd_socket_prefix, SERVER, c"path prefix of daemon sockets"),
+    directive(
+        c"WSGIRestrictUnknownHosts",
+        cmd_restrict_unknown_hosts,
+        SERVER,
+        c"On|Off: refuse requests for host names no virtual host declares",
+    ),
+    directive(
+        c"WSGIHandlerScript",
+        cmd_handler_script,
+        DIR,
+        c"NAME SCRIPT [options]: serve Apache handler NAME with a WSGI script",
+    ),
+    directive(
+        c"WSGIImportScript",
+        cmd_import_script,
+        SERVER,
+        c"SCRIPT [process-group=G] [application-group=A]: run a script when its process starts",
+    ),
+    directive(
+        c"WSGIMapHEADToGET",
+        cmd_map_head_to_get,
+        DIR_HTACCESS,
+        c"On|Off|Auto: run HEAD requests as GET for the application",
+    ),
+    directive(
+        c"WSGIServerMetrics",
+        cmd_server_metrics,
+        SERVER,
+        c"On|Off: collect metrics for mod_wsgi.server_metrics()",
+    ),
+    directive(
+        c"WSGISocketRotation",
+        cmd_socket_rotation,
+        SERVER,
+        c"On|Off: accepted; daemon sockets are kept across restarts",
+    ),
+    directive(c"WSGIPythonOptimize", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGILazyInitialization", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIRestrictStdin", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIRestrictStdout", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIAcceptMutex", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIVerboseDebugging", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIDestroyInterpreter", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    // Terminator.
+    ffi::command_rec {
+        name: ptr::null(),
+        func: ffi::cmd_func { raw_args: None },
+        cmd_data: ptr::null_mut(),
+        req_override: 0,
+        args_how: 0,
+        errmsg: ptr::null(),
+    },
+];
