@@ -209,6 +209,15 @@ impl Serve {
         assert!(exited, "oxwsgi did not exit within {STOP:?} of signal {sig}\n{}", self.output());
         (self.status.unwrap(), before)
     }
+
+    /// Stops oxwsgi with `sig` and asserts a clean stop: exit status 0 and every process that
+    /// was below it gone. Returns those processes.
+    pub fn stop_cleanly(&mut self, sig: i32) -> Vec<ProcStat> {
+        let (status, procs) = self.stop_with(sig);
+        assert_eq!(status.code(), Some(0), "{}", self.output());
+        assert_all_gone(&procs, &self.output());
+        procs
+    }
 }
 
 impl Drop for Serve {
