@@ -17,6 +17,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod apache;
+pub mod cli;
 pub mod http;
 pub mod procs;
 

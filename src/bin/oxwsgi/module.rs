@@ -81,23 +81,86 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     fs::canonicalize(p).map_err(|e| Fail(format!("cannot resolve {}: {e}", p.display())))
 }
 
-/// The virtualenv `module-config` should name in `WSGIPythonHome`: `$VIRTUAL_ENV`, or the
-/// virtualenv this executable is installed in (`<venv>/bin/oxwsgi`), when its Python says
-/// `sys.prefix != sys.base_prefix`.
-fn active_virtualenv() -> Option<PathBuf> {
-    let candidate = match std::env::var_os("VIRTUAL_ENV").filter(|v| !v.is_empty()) {
-        Some(v) => PathBuf::from(v),
-        None => {
-            let exe = std::env::current_exe().ok()?;
-            let venv = exe.parent()?.parent()?.to_path_buf();
-            if !venv.join("pyvenv.cfg").is_file() {
-                return None;
-            }
-            venv
-        }
+/// What the dynamic linker cannot find for `module` (libraries, symbol versions), as `ldd`
+/// reports it; empty when it finds everything, or when ldd is not installed.
+pub fn unresolved_libraries(module: &Path) -> Vec<String> {
+    let Ok(out) = Command::new("ldd").arg(module).stdin(Stdio::null()).output() else {
+        return Vec::new();
     };
-    let python = checks::python_in(&candidate)?;
-    let out = Command::new(&python)
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    parse_ldd_unresolved(&text)
+}
+
+/// `libpython3.11.so.1.0` from "\tlibpython3.11.so.1.0 => not found", and `GLIBC_2.99 (libc.so.6)`
+/// from "x.so: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.99' not found (required by x.so)".
+fn parse_ldd_unresolved(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(lib) = line.strip_suffix("=> not found") {
+            out.push(lib.trim().to_string());
+        } else if let Some((head, rest)) = line.split_once(": version `") {
+            let version = rest.split('\'').next().unwrap_or(rest);
+            let lib = head.rsplit(": ").next().unwrap_or(head);
+            let lib = lib.rsplit('/').next().unwrap_or(lib);
+            out.push(format!("{version} ({lib})"));
+        }
+    }
+    out
+}
+
+/// Fails, naming what is missing, when Apache could not load `module` on this system (a wheel
+/// installed where Debian's libpython3.11 is not, say): one clear line instead of Apache's
+/// start-up failure.
+pub fn check_loadable(module: &Path) -> Result<()> {
+    let missing = unresolved_libraries(module);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Fail(format!(
+        "the oxwsgi module {} cannot be loaded on this system: the dynamic linker does not find {} \
+         (oxwsgi is built for Debian 12's Apache 2.4 and Python {}; there: apt-get install apache2 libpython{})",
+        module.display(),
+        missing.join(", "),
+        checks::PYTHON_VERSION,
+        checks::PYTHON_VERSION
+    )))
+}
+
+fn warn_if_unloadable(module: &Path) {
+    if let Err(Fail(msg)) = check_loadable(module) {
+        warn(&format!("warning: {msg}"));
+    }
+}
+
+/// The virtualenv the `oxwsgi` command is installed in: the one of the Python that the wheel's
+/// launcher runs in (it sets `$OXWSGI_PYTHON`, see python/oxwsgi/__init__.py), or `<venv>` for
+/// an executable at `<venv>/bin/oxwsgi`. `serve` runs applications in it by default.
+pub fn installed_virtualenv() -> Option<PathBuf> {
+    if let Some(python) = std::env::var_os("OXWSGI_PYTHON").filter(|p| !p.is_empty()) {
+        return virtualenv_of(Path::new(&python));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let venv = exe.parent()?.parent()?;
+    if !venv.join("pyvenv.cfg").is_file() {
+        return None;
+    }
+    virtualenv_of(&checks::python_in(venv)?)
+}
+
+/// The virtualenv `module-config` should name in `WSGIPythonHome`: the one oxwsgi is installed
+/// in, else `$VIRTUAL_ENV`.
+fn active_virtualenv() -> Option<PathBuf> {
+    if let Some(venv) = installed_virtualenv() {
+        return Some(venv);
+    }
+    let venv = PathBuf::from(std::env::var_os("VIRTUAL_ENV").filter(|v| !v.is_empty())?);
+    virtualenv_of(&checks::python_in(&venv)?)
+}
+
+/// `sys.prefix` of `python` when it runs in a virtualenv (`sys.prefix != sys.base_prefix`) of
+/// the Python version oxwsgi is built for (with a warning when it is another version).
+fn virtualenv_of(python: &Path) -> Option<PathBuf> {
+    let out = Command::new(python)
         .args([
             "-I",
             "-c",
@@ -116,7 +179,7 @@ fn active_virtualenv() -> Option<PathBuf> {
     if version != checks::PYTHON_VERSION {
         warn(&format!(
             "warning: the virtualenv {prefix} is Python {version}, but oxwsgi was built for Python {}; \
-             not adding WSGIPythonHome",
+             not using it as the Python home",
             checks::PYTHON_VERSION
         ));
         return None;
@@ -127,6 +190,7 @@ fn active_virtualenv() -> Option<PathBuf> {
 /// `oxwsgi module-config`.
 pub fn module_config() -> Result<()> {
     let module = find_module()?;
+    warn_if_unloadable(&module);
     say(&format!("LoadModule wsgi_module \"{}\"", module.display()));
     if let Some(venv) = active_virtualenv() {
         say(&format!("WSGIPythonHome \"{}\"", venv.display()));
@@ -199,6 +263,7 @@ fn write_atomically(dest: &Path, contents: &[u8], mode: u32) -> Result<()> {
 /// `oxwsgi install-module`.
 pub fn install_module(args: &InstallArgs) -> Result<()> {
     let source = find_module()?;
+    warn_if_unloadable(&source);
     let destdir = args.destdir.as_deref();
     if let Some(d) = destdir {
         if !d.is_absolute() {
@@ -254,6 +319,16 @@ mod tests {
         let conflicts = text.lines().position(|l| l.starts_with("# Conflicts: wsgi")).unwrap();
         let first_directive = text.lines().position(|l| !l.trim().is_empty() && !l.starts_with('#')).unwrap();
         assert!(conflicts < first_directive);
+    }
+
+    #[test]
+    fn ldd_reports_what_is_not_found() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                    \tlibpython3.11.so.1.0 => not found\n\
+                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
+                    /tmp/m.so: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.99' not found (required by /tmp/m.so)\n";
+        assert_eq!(parse_ldd_unresolved(text), ["libpython3.11.so.1.0", "GLIBC_2.99 (libc.so.6)"]);
+        assert!(parse_ldd_unresolved("\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x1)\n").is_empty());
     }
 
     #[test]

@@ -151,8 +151,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             let home = fs::canonicalize(&home).unwrap_or(home);
             Some(home)
         }
-        None => None,
+        None => module::installed_virtualenv(),
     };
+    let home_label = if args.python_home.is_some() { "--python-home" } else { "the virtualenv oxwsgi is installed in" };
     let python = match &python_home {
         Some(home) => checks::check_python_home(home)?,
         None => {
@@ -214,7 +215,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         paths.push(("the WSGI script", p));
     }
     if let Some(h) = &python_home {
-        paths.push(("--python-home", h));
+        paths.push((home_label, h));
     }
     for p in &python_path {
         paths.push(("--python-path", p));
@@ -241,7 +242,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         }
     }
     if let Some(h) = &python_home {
-        checks::require_readable(h, "--python-home", &who)?;
+        checks::require_readable(h, home_label, &who)?;
     }
     for p in &python_path {
         checks::require_readable(p, "--python-path directory", &who)?;
@@ -265,6 +266,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     checks::check_app(&python, &target, &python_path, &app_dir, &who)?;
 
     let module = module::find_module()?;
+    module::check_loadable(&module)?;
 
     // The server root.
     let mut temp = TempRoot { path: None };

@@ -1,0 +1,5 @@
+"""``python -m oxwsgi ARGS``: the same as the ``oxwsgi`` command."""
+
+from oxwsgi import main
+
+main()
