@@ -26,9 +26,7 @@ def application(environ, start_response):
 "#;
 
 fn facts(apache: &Apache, path: &str) -> std::collections::BTreeMap<String, String> {
-    let r = apache.get(path);
-    r.assert_status(200);
-    r.text().lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
+    apache.get(path).fields()
 }
 
 #[test]

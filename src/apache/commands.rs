@@ -3,6 +3,8 @@
 
 use super::conf::*;
 use super::handler_script::{cmd_handler_script, cmd_import_script};
+use super::proxy::{cmd_trusted_proxies, cmd_trusted_proxy_headers};
+use super::python_start::{cmd_dont_write_bytecode, cmd_python_eggs, cmd_python_hash_seed, cmd_python_warnings};
 use crate::sys::ffi;
 use std::ffi::{c_void, CStr};
 use std::os::raw::c_char;
@@ -26,7 +28,7 @@ const DIR: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF;
 const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 28] = [
+pub static mut COMMANDS: [ffi::command_rec; 34] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -91,6 +93,22 @@ pub static mut COMMANDS: [ffi::command_rec; 28] = [
         DIR_HTACCESS,
         c"On|Off|Auto: run HEAD requests as GET for the application",
     ),
+    directive(
+        c"WSGITrustedProxyHeaders",
+        cmd_trusted_proxy_headers,
+        DIR_HTACCESS,
+        c"HEADER ...: proxy headers that may set REMOTE_ADDR, HTTP_HOST, the scheme, ...",
+    ),
+    directive(
+        c"WSGITrustedProxies",
+        cmd_trusted_proxies,
+        DIR_HTACCESS,
+        c"ADDRESS-OR-NETWORK ...: the proxies whose headers are believed",
+    ),
+    directive(c"WSGIPythonWarnings", cmd_python_warnings, SERVER, c"a -W warning filter for Python (repeatable)"),
+    directive(c"WSGIDontWriteBytecode", cmd_dont_write_bytecode, SERVER, c"On|Off: do not write .pyc files"),
+    directive(c"WSGIPythonHashSeed", cmd_python_hash_seed, SERVER, c"random|N: Python's hash seed"),
+    directive(c"WSGIPythonEggs", cmd_python_eggs, SERVER, c"DIR: PYTHON_EGG_CACHE in embedded mode"),
     directive(
         c"WSGIServerMetrics",
         cmd_server_metrics,

@@ -48,6 +48,11 @@ pub struct ServerConf {
     pub import_scripts: Vec<(ImportScript, Origin)>,
     /// WSGIServerMetrics.
     pub server_metrics: Option<bool>,
+    /// WSGIPythonWarnings (in order), WSGIDontWriteBytecode, WSGIPythonHashSeed, WSGIPythonEggs.
+    pub python_warnings: Vec<String>,
+    pub dont_write_bytecode: Option<bool>,
+    pub hash_seed: Option<Option<u32>>,
+    pub python_eggs: Option<String>,
     /// Process groups named by directives in this server, checked once all are defined.
     pub group_references: Vec<(String, Origin)>,
 }
@@ -64,6 +69,9 @@ pub struct DirConf {
     /// WSGIHandlerScript lines, later ones (and inner sections') first.
     pub handler_scripts: Vec<HandlerScript>,
     pub map_head_to_get: Option<config::MapHeadToGet>,
+    /// WSGITrustedProxyHeaders, as environ keys, and WSGITrustedProxies.
+    pub trusted_proxy_headers: Option<Vec<&'static str>>,
+    pub trusted_proxies: Option<Vec<crate::proxy_headers::Subnet>>,
 }
 
 impl DirConf {
@@ -77,6 +85,8 @@ impl DirConf {
             chunked_request: new.chunked_request.or(base.chunked_request),
             handler_scripts: new.handler_scripts.iter().chain(&base.handler_scripts).cloned().collect(),
             map_head_to_get: new.map_head_to_get.or(base.map_head_to_get),
+            trusted_proxy_headers: new.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),
+            trusted_proxies: new.trusted_proxies.clone().or_else(|| base.trusted_proxies.clone()),
         }
     }
 }
@@ -133,6 +143,8 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
         chunked_request: None,
         handler_scripts: Vec::new(),
         map_head_to_get: None,
+        trusted_proxy_headers: None,
+        trusted_proxies: None,
     };
     let p = module_config::<DirConf>(unsafe { (*r).per_dir_config });
     if p.is_null() {
@@ -283,6 +295,7 @@ macro_rules! server_setter {
         }
     };
 }
+pub(super) use server_setter;
 
 server_setter!(cmd_python_home, global = true, |conf, cmd, name, raw| {
     let home = one_word(name, raw)?;

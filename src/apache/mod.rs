@@ -12,6 +12,7 @@ pub mod conf;
 pub mod directive;
 pub mod handler_script;
 pub mod hooks;
+pub mod proxy;
 pub mod python_start;
 pub mod relay;
 pub mod request;

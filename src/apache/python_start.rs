@@ -1,11 +1,17 @@
 //! Starting Python in an Apache child: once, on the first embedded-mode request or at child start
 //! when embedded-mode import scripts need it (never in Apache's parent, which reloads the module),
-//! with the main server's WSGIPythonHome, WSGIPythonPath and WSGIRestrictSignal.
+//! with the main server's WSGIPythonHome, WSGIPythonPath and WSGIRestrictSignal; and the
+//! directives that set how Python starts in every process (WSGIPythonWarnings,
+//! WSGIDontWriteBytecode, WSGIPythonHashSeed) or in the children (WSGIPythonEggs).
 
-use super::conf::server_conf;
+use super::conf::{server_conf, server_conf_mut, server_setter};
+use super::directive::{answer, args, directive_name, global_only, one_word, Result};
+use crate::config;
 use crate::python::interp;
 use crate::sys::ffi;
 use crate::sys::util;
+use std::ffi::c_void;
+use std::os::raw::c_char;
 use std::ptr;
 
 pub fn mpm_query(what: u32) -> i32 {
@@ -25,9 +31,45 @@ pub fn ensure_python() {
             restrict_signal: conf.restrict_signal.unwrap_or(true),
             threads_per_process: mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as i64,
             maximum_processes: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1) as i64,
+            start: start_options(),
         };
+        // WSGIPythonEggs: embedded mode's egg cache (daemons have python-eggs=).
+        if let Some(dir) = &conf.python_eggs {
+            std::env::set_var("PYTHON_EGG_CACHE", dir);
+        }
         if let Err(e) = crate::python::initialize(config) {
             util::log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: {e}"));
         }
     });
 }
+
+/// How Python starts, from the main server's configuration (for the children and the daemons).
+pub fn start_options() -> interp::StartOptions {
+    let conf = server_conf(unsafe { ffi::ap_server_conf });
+    interp::StartOptions {
+        warnings: conf.python_warnings.clone(),
+        dont_write_bytecode: conf.dont_write_bytecode.unwrap_or(false),
+        hash_seed: conf.hash_seed.flatten(),
+    }
+}
+
+server_setter!(cmd_python_warnings, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.python_warnings.push(one_word(name, raw)?);
+    Ok(())
+});
+server_setter!(cmd_dont_write_bytecode, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.dont_write_bytecode = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+server_setter!(cmd_python_hash_seed, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.hash_seed = Some(config::parse_hash_seed(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+server_setter!(cmd_python_eggs, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.python_eggs = Some(one_word(name, raw)?);
+    Ok(())
+});

@@ -248,14 +248,28 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
 
     // The CGI variables as mod_wsgi passes them: SCRIPT_NAME/PATH_INFO from the route,
     // Authorization only as configured, no PATH (Apache's own), HTTPS turned into url_scheme.
-    let https = table_get(env, c"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on"));
+    // WSGITrustedProxyHeaders: what a trusted proxy said replaces what Apache saw, and the
+    // proxy headers a client could forge are removed.
+    let proxy = super::proxy::changes(r, env);
+    let proxied = |key: &str| proxy.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_deref());
+    let https = match proxied("HTTPS") {
+        Some(v) => v.is_some(),
+        None => table_get(env, c"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on")),
+    };
     let mut cgi: Vec<(&[u8], &[u8])> = Vec::with_capacity(48);
     for (k, v) in table_entries(env) {
         match k {
             b"SCRIPT_NAME" | b"PATH_INFO" | b"HTTP_AUTHORIZATION" | b"PATH_TRANSLATED" | b"PATH" | b"HTTPS" => {}
+            _ if proxy.iter().any(|(p, _)| p.as_bytes() == k) => {}
             _ => cgi.push((k, v)),
         }
     }
+    for (k, v) in &proxy {
+        if let (Some(v), false) = (v, matches!(k.as_str(), "HTTPS" | "SCRIPT_NAME")) {
+            cgi.push((k.as_bytes(), v.as_bytes()));
+        }
+    }
+    let public_script_name = proxied("SCRIPT_NAME").flatten().map_or(&script_name[..], str::as_bytes);
     let auth = table_get((*r).headers_in, c"Authorization");
     if let (true, Some(a)) = (pass_auth, auth) {
         cgi.push((b"HTTP_AUTHORIZATION", a.as_bytes()));
@@ -266,7 +280,7 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
     cgi.push((b"REQUEST_METHOD", if as_get { b"GET" } else { cbytes((*r).method) }));
     cgi.push((b"QUERY_STRING", cbytes((*r).args)));
     cgi.push((b"REQUEST_URI", original_uri(r)));
-    cgi.push((b"SCRIPT_NAME", &script_name));
+    cgi.push((b"SCRIPT_NAME", public_script_name));
     cgi.push((b"PATH_INFO", &path_info));
     if !path_info.is_empty() {
         cgi.push((b"PATH_TRANSLATED", &path_translated));

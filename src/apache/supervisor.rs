@@ -245,7 +245,7 @@ unsafe fn spawn(pconf: *mut ffi::apr_pool_t, group: Arc<Group>, index: usize) {
         return;
     }
     if pid == 0 {
-        crate::daemon::server::run(&group, index, server_python_home());
+        crate::daemon::server::run(&group, index, server_python_home(), super::python_start::start_options());
     }
     exit_status::watch(pid);
     log_server(

@@ -91,6 +91,18 @@ pub struct RuntimeConfig {
     /// `mod_wsgi.threads_per_process` and `mod_wsgi.maximum_processes`.
     pub threads_per_process: i64,
     pub maximum_processes: i64,
+    pub start: StartOptions,
+}
+
+/// How Python itself starts in this process (WSGIPythonWarnings, WSGIDontWriteBytecode,
+/// WSGIPythonHashSeed): the same for Apache's children and every daemon process.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// `-W` options, in order.
+    pub warnings: Vec<String>,
+    pub dont_write_bytecode: bool,
+    /// None: Python's default (random).
+    pub hash_seed: Option<u32>,
 }
 
 struct Runtime {
@@ -196,7 +208,7 @@ pub fn initialize(config: RuntimeConfig, natives: InstallNatives) -> Result<(), 
     }
     let environ =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
-    unsafe { start_python(config.python_home.as_deref())? };
+    unsafe { start_python(config.python_home.as_deref(), &config.start)? };
     let _ = RUNTIME.set(Runtime { config, environ, natives });
     // The main interpreter ('%{GLOBAL}') is first-class: set it up like any other.
     let main = Arc::new(Interp {
@@ -219,12 +231,31 @@ pub fn is_initialized() -> bool {
 /// Py_InitializeFromConfig with Apache-friendly settings. A virtualenv home is found by Python's
 /// own start-up through pyvenv.cfg next to its "executable" (so sys.prefix is the venv and the
 /// base install provides the standard library); any other home is used as PYTHONHOME.
-unsafe fn start_python(home: Option<&str>) -> Result<(), String> {
+unsafe fn start_python(home: Option<&str>, start: &StartOptions) -> Result<(), String> {
     let mut config: ffi::PyConfig = std::mem::zeroed();
     ffi::PyConfig_InitPythonConfig(&mut config);
     // Signals belong to Apache; Python must not install handlers.
     config.install_signal_handlers = 0;
     config.parse_argv = 0;
+    if start.dont_write_bytecode {
+        config.write_bytecode = 0;
+    }
+    if let Some(seed) = start.hash_seed {
+        config.use_hash_seed = 1;
+        config.hash_seed = seed as _;
+    }
+    for w in &start.warnings {
+        let c = CString::new(w.as_str()).map_err(|_| format!("invalid warning option {w:?}"))?;
+        let wide = ffi::Py_DecodeLocale(c.as_ptr(), std::ptr::null_mut());
+        if wide.is_null() {
+            return Err(format!("cannot use warning option {w:?}"));
+        }
+        let status = ffi::PyWideStringList_Append(&mut config.warnoptions, wide);
+        ffi::PyMem_RawFree(wide as *mut std::ffi::c_void);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(format!("cannot use warning option {w:?}"));
+        }
+    }
     let cfg: *mut ffi::PyConfig = &mut config;
     if let Some(home) = home {
         if PathBuf::from(home).join("pyvenv.cfg").exists() {

@@ -63,6 +63,13 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body's `key=value` lines (what the test apps report), after checking the status is 200.
+    #[track_caller]
+    pub fn fields(&self) -> std::collections::BTreeMap<String, String> {
+        self.assert_status(200);
+        self.text().lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
+    }
+
     /// Panic with the whole response unless the status is `status`.
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {

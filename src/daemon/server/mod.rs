@@ -25,7 +25,7 @@ mod shared;
 
 use super::dispatch::{Events, LeaderFollowers};
 use super::group::Group;
-use crate::python::interp::RuntimeConfig;
+use crate::python::interp::{RuntimeConfig, StartOptions};
 use crate::sys::util::{self, log_server};
 use shared::{Shared, LISTENER};
 use std::collections::{HashMap, HashSet};
@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 /// Runs a daemon process; never returns. `server_python_home` is the server's WSGIPythonHome,
 /// used when the group has no python-home= (as in mod_wsgi).
-pub fn run(group: &Group, index: usize, server_python_home: Option<String>) -> ! {
+pub fn run(group: &Group, index: usize, server_python_home: Option<String>, start: StartOptions) -> ! {
     let parent = unsafe { libc::getppid() };
     unsafe { process::prepare_process(group) };
     crate::python::set_server_log(|level, msg| log_server(ptr::null(), level, msg));
@@ -49,6 +49,7 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>) -> !
         restrict_signal: false,
         threads_per_process: spec.threads as i64,
         maximum_processes: spec.processes as i64,
+        start,
     };
     if let Err(e) = crate::python::initialize(config) {
         log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: daemon process of group '{}': {e}", spec.name));
