@@ -226,7 +226,9 @@ pub fn parse_daemon_process(raw_args: &str) -> Result<(DaemonProcess, Vec<String
         }
         if implemented {
             apply(&mut daemon, &option, value)?;
-        } else {
+        } else if value != "0" {
+            // 0 is "off" for every one of them: what oxwsgi does anyway, so nothing to warn about
+            // (mod_wsgi-express writes several such options as 0).
             warnings.push(format!("{DIRECTIVE}: option '{option}' is accepted but not implemented by oxwsgi; ignored"));
         }
         seen.push(option);
@@ -582,6 +584,13 @@ mod tests {
         assert_eq!(parse("g python-path=/a::/b:").python_path, ["/a", "/b"]);
         assert_eq!(parse("g python-path=/only").python_path, ["/only"]);
         assert_eq!(parse(r#"g python-path="/with space:/b""#).python_path, ["/with space", "/b"]);
+    }
+
+    #[test]
+    fn unimplemented_options_set_to_0_do_not_warn() {
+        let (_, warnings) =
+            parse_daemon_process("g interrupt-timeout=0 eviction-timeout=0 response-buffer-size=0").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
