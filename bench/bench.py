@@ -21,9 +21,9 @@ from pathlib import Path
 
 from oxbench.harness import (BENCH, HTTPD, SYSTEM_PYTHON, ensure_dir, log, make_readable,
                              stop_all_live, world_traversable)
-from oxbench.prepare import build_oxwsgi, machine_info, setup_site, setup_venv
+from oxbench.prepare import build_oxwsgi, machine_info, private_copy, setup_site, setup_venv
 from oxbench.report import results_data, rewrite_report, write_results
-from oxbench.scenarios import SCENARIOS, Bench, make_variants, pick
+from oxbench.scenarios import COMPARE, SCENARIOS, Bench, make_variants, pick
 
 
 def parse_args(argv):
@@ -42,6 +42,11 @@ def parse_args(argv):
                    "(static,ox-emb,ox-dmn,mw494-emb,mw494-dmn,mwnew-emb,mwnew-dmn)")
     p.add_argument("--scenarios", default="", help="comma-separated scenario keys "
                    f"({','.join(s.key for s in SCENARIOS)})")
+    p.add_argument("--compare-module", metavar="PATH", default="",
+                   help="A/B run: also run oxprev-emb and oxprev-dmn, i.e. ox-emb and ox-dmn "
+                   "loading the module at PATH (e.g. an older build of libmod_oxwsgi.so); they "
+                   "run with ox-emb / ox-dmn (also under --only) and the report adds the ratios "
+                   "ox-*/oxprev-* per scenario")
     p.add_argument("--no-build", action="store_true",
                    help="use the existing target/release/libmod_oxwsgi.so")
     p.add_argument("--skip-latest", action="store_true", help="do not pip install the newest mod_wsgi")
@@ -109,6 +114,11 @@ def main(argv=None):
         ox_module, ox_reason = build_oxwsgi(work, args.no_build)
         if ox_reason:
             log(f"oxwsgi unavailable: {ox_reason}")
+        compare = None
+        if args.compare_module:
+            compare = private_copy(Path(args.compare_module), work, "libmod_oxwsgi-compare.so")
+            if compare[1]:
+                log(f"--compare-module unavailable: {compare[1]}")
         venv_info = setup_venv(work, not args.skip_latest)
         notes += venv_info["notes"]
         if venv_info["mw_latest_reason"]:
@@ -118,8 +128,8 @@ def main(argv=None):
         site = setup_site(work)
         make_readable(work / "modules") if (work / "modules").exists() else None
         variants = make_variants(venv_info["mw_latest_module"], venv_info["mw_latest_version"],
-                                 venv_info["mw_latest_reason"], ox_module, ox_reason)
-        variants = pick(variants, args.only, "variant")
+                                 venv_info["mw_latest_reason"], ox_module, ox_reason, compare)
+        variants = pick(variants, args.only, "variant", COMPARE)
         scenarios = pick(SCENARIOS, args.scenarios, "scenario")
         machine = machine_info(args)
         log(f"machine: {machine['nproc']} × {machine['cpu']}, kernel {machine['kernel']}, "

@@ -29,11 +29,16 @@ def build_oxwsgi(work: Path, skip: bool) -> tuple:
             return None, f"cargo build failed: {e}"
         if p.returncode != 0:
             return None, f"cargo build --release --lib failed: {tail(p.stdout, 4)}"
+    return private_copy(so, work, "libmod_oxwsgi.so")
+
+
+def private_copy(so: Path, work: Path, name: str) -> tuple:
+    """(path of WORK/modules/NAME, a copy of the module so, None) or (None, reason)."""
     if not so.is_file():
         return None, f"{so} does not exist"
     # A private copy: other engineers may rebuild target/ during the run, and www-data must
     # be able to read it.
-    dst = ensure_dir(work / "modules") / "libmod_oxwsgi.so"
+    dst = ensure_dir(work / "modules") / name
     shutil.copy2(so, dst)
     os.chmod(dst, 0o755)
     return str(dst), None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .harness import (BENCH, DAEMON_PROCESSES, DAEMON_THREADS, DEBIAN_MOD_WSGI, MPM, REPO, T0,
                       log, run, tail)
-from .scenarios import SCENARIOS, Variant, scenarios_for
+from .scenarios import COMPARE, SCENARIOS, Variant, scenarios_for
 
 # --------------------------------------------------------------------------------------------
 # Aggregation and reports
@@ -34,13 +34,24 @@ def stats(values):
             "n": len(values)}
 
 
-def round_ratios(results: dict, vkey: str, skey: str, ref_vkey, ref_skey):
-    """req/s of (vkey, skey) over req/s of (ref_vkey, ref_skey), per round both ran."""
+def round_ratios(results: dict, vkey: str, skey: str, ref_vkey, ref_skey, metric: str = "rps"):
+    """metric (req/s) of (vkey, skey) over that of (ref_vkey, ref_skey), per round both ran."""
     if not ref_vkey or ref_vkey == vkey and ref_skey == skey:
         return None
-    mine = {r["round"]: r.get("rps") for r in results.get(vkey, {}).get(skey, {}).get("runs", [])}
-    ref = {r["round"]: r.get("rps") for r in results.get(ref_vkey, {}).get(ref_skey, {}).get("runs", [])}
+    mine = {r["round"]: r.get(metric) for r in results.get(vkey, {}).get(skey, {}).get("runs", [])}
+    ref = {r["round"]: r.get(metric)
+           for r in results.get(ref_vkey, {}).get(ref_skey, {}).get("runs", [])}
     return stats([mine[k] / ref[k] for k in mine if mine[k] and ref.get(k)])
+
+
+def median_ratios(e: dict, ref: dict | None) -> dict:
+    """{metric: median of e / median of ref} (None where either is missing)."""
+    out = {}
+    for m, _l, _h in METRICS:
+        mine = (e.get(m) or {}).get("median")
+        r = ((ref or {}).get(m) or {}).get("median") if ref else None
+        out[m] = (mine / r) if (mine is not None and r) else None
+    return out
 
 
 def aggregate(variants: list, scenarios: list, results: dict, idle_results: dict) -> dict:
@@ -63,12 +74,7 @@ def aggregate(variants: list, scenarios: list, results: dict, idle_results: dict
             s = by_key[skey]
             base = agg.get(v.baseline_key or "", {}).get(s.key) if v.baseline_key else None
             stat = agg.get("static", {}).get(s.static_key)
-            e["ratio_mw494"], e["ratio_static"] = {}, {}
-            for m, _l, _h in METRICS:
-                mine = (e.get(m) or {}).get("median")
-                for ref, out in ((base, e["ratio_mw494"]), (stat, e["ratio_static"])):
-                    r = ((ref or {}).get(m) or {}).get("median") if ref else None
-                    out[m] = (mine / r) if (mine is not None and r) else None
+            e["ratio_mw494"], e["ratio_static"] = median_ratios(e, base), median_ratios(e, stat)
             if v.mode == "static":
                 e["ratio_static"] = {m: None for m, _l, _h in METRICS}
             # The same ratios of req/s taken round by round (both servers ran that scenario
@@ -76,6 +82,12 @@ def aggregate(variants: list, scenarios: list, results: dict, idle_results: dict
             e["round_ratio_mw494"] = round_ratios(results, v.key, s.key, v.baseline_key, s.key)
             e["round_ratio_static"] = (None if v.mode == "static"
                                         else round_ratios(results, v.key, s.key, "static", s.static_key))
+    # --compare-module: ox-* over oxprev-*, the same server loading the other build.
+    for key, prev in COMPARE.items():
+        for skey, e in agg.get(key, {}).items() if prev in agg else ():
+            e["ratio_prev"] = median_ratios(e, agg[prev].get(skey))
+            e["round_ratio_prev"] = {m: round_ratios(results, key, skey, prev, skey, m)
+                                     for m in ("rps", "p99_ms")}
     idle = {}
     for key, slot in idle_results.items():
         st = stats([r["rss_mib"] for r in slot["runs"]])
@@ -85,6 +97,9 @@ def aggregate(variants: list, scenarios: list, results: dict, idle_results: dict
     base = (idle.get("mw494-dmn") or {}).get("rss_mib")
     for key, e in idle.items():
         e["ratio_mw494"] = (e["rss_mib"]["median"] / base["median"]) if (e["rss_mib"] and base) else None
+    if "ox-dmn" in idle and COMPARE["ox-dmn"] in idle:
+        a, b = idle["ox-dmn"]["rss_mib"], idle[COMPARE["ox-dmn"]]["rss_mib"]
+        idle["ox-dmn"]["ratio_prev"] = a["median"] / b["median"] if (a and b) else None
     return {"scenarios": agg, "idle_daemon": idle}
 
 
@@ -205,6 +220,7 @@ def write_markdown(path: Path, data: dict):
         L.append(f"| {md_escape(t['target'])} | {md_escape(t['shown'])} | {per_round} | "
                  f"{'**met**' if t['met'] else '**NOT MET**'} |")
     L.append("")
+    L += compare_section(data)
 
     # Overview: req/s.
     order = [v["key"] for v in data["variants"]]
@@ -301,6 +317,44 @@ def write_markdown(path: Path, data: dict):
     path.write_text("\n".join(L))
 
 
+def compare_section(data: dict) -> list:
+    """--compare-module: ox-* against oxprev-* per scenario (no lines without it)."""
+    variants = {v["key"]: v for v in data["variants"]}
+    sc_agg, idle = data["aggregate"]["scenarios"], data["aggregate"]["idle_daemon"]
+    pairs = [(k, p) for k, p in COMPARE.items() if k in variants and p in variants]
+    if not pairs:
+        return []
+    src = data["config"].get("compare_module_source")
+    L = ["## A/B: oxwsgi against --compare-module\n",
+         f"`oxprev-emb` / `oxprev-dmn` are `ox-emb` / `ox-dmn` loading `{md_escape(str(src))}`. "
+         "new/prev is the ratio of the medians (req/s: higher is better; p99: lower is better); "
+         "per round: the same ratio taken round by round (the two ran that scenario back to back "
+         "in each round), median (min–max), for how much of it is noise.\n",
+         "| scenario | mode | req/s new | req/s prev | new/prev | per round | p99 ms new | "
+         "p99 ms prev | new/prev | per round |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def per_round(st):
+        return f"{st['median']:.2f}× ({st['min']:.2f}–{st['max']:.2f}×)" if st else "–"
+    for s in data["scenarios"]:
+        for key, prev in pairs:
+            e, p = sc_agg[key].get(s["key"]), sc_agg[prev].get(s["key"])
+            if e is None or p is None:
+                continue
+            ratio, rounds = e.get("ratio_prev") or {}, e.get("round_ratio_prev") or {}
+            L.append(f"| {s['key']} | {variants[key]['mode']} | {fmt_stat(e['rps'])} | "
+                     f"{fmt_stat(p['rps'])} | {fmt_ratio(ratio.get('rps'))} | "
+                     f"{per_round(rounds.get('rps'))} | {fmt_stat(e['p99_ms'])} | "
+                     f"{fmt_stat(p['p99_ms'])} | {fmt_ratio(ratio.get('p99_ms'))} | "
+                     f"{per_round(rounds.get('p99_ms'))} |")
+    if idle.get("ox-dmn", {}).get("ratio_prev") is not None:
+        a, b = idle["ox-dmn"]["rss_mib"], idle[COMPARE["ox-dmn"]]["rss_mib"]
+        L.append(f"\nIdle one-process daemon RSS: {fmt_stat(a, 1)} MiB new, {fmt_stat(b, 1)} MiB "
+                 f"prev ({fmt_ratio(idle['ox-dmn']['ratio_prev'])}).")
+    L.append("")
+    return L
+
+
 def draw_chart(data_path: Path, png: Path, venv: Path) -> str | None:
     py = venv / "bin" / "python"
     try:
@@ -346,6 +400,7 @@ def results_data(args, machine: dict, venv_info: dict, bench, notes: list) -> di
             "mw_latest_reason": venv_info["mw_latest_reason"],
             "mw_latest_module": venv_info["mw_latest_module"], "oxwsgi_module_source":
                 str(REPO / "target" / "release" / "libmod_oxwsgi.so"),
+            "compare_module_source": args.compare_module or None,
         },
         "variants": [{"key": v.key, "label": v.label, "impl": v.impl, "mode": v.mode,
                       "module": v.module, "unavailable": v.unavailable} for v in variants],

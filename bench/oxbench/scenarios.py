@@ -87,13 +87,23 @@ SCENARIOS = [
 ]
 
 
+# --compare-module: each oxwsgi variant and its twin loading the other build of the module.
+COMPARE = {"ox-emb": "oxprev-emb", "ox-dmn": "oxprev-dmn"}
+
+
 def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
-                  mw_latest_reason: str | None, ox_module: str | None, ox_reason: str | None):
+                  mw_latest_reason: str | None, ox_module: str | None, ox_reason: str | None,
+                  compare: tuple | None = None):
+    """compare: (module, reason) of --compare-module, or None without it."""
     latest = f"mod_wsgi {mw_latest_version}" if mw_latest_version else "mod_wsgi (PyPI latest)"
+    ox = [Variant("ox-emb", "oxwsgi embedded", "oxwsgi", "embedded", ox_module, ox_reason),
+          Variant("ox-dmn", "oxwsgi daemon", "oxwsgi", "daemon", ox_module, ox_reason)]
+    if compare:
+        ox += [Variant(COMPARE[x.key], f"oxwsgi prev {x.mode}", "oxprev", x.mode, *compare)
+               for x in ox]
     v = [
         Variant("static", "Apache static file", "static", "static"),
-        Variant("ox-emb", "oxwsgi embedded", "oxwsgi", "embedded", ox_module, ox_reason),
-        Variant("ox-dmn", "oxwsgi daemon", "oxwsgi", "daemon", ox_module, ox_reason),
+        *ox,
         Variant("mw494-emb", "mod_wsgi 4.9.4 embedded", "mw494", "embedded", DEBIAN_MOD_WSGI),
         Variant("mw494-dmn", "mod_wsgi 4.9.4 daemon", "mw494", "daemon", DEBIAN_MOD_WSGI),
         Variant("mwnew-emb", f"{latest} embedded", "mwlatest", "embedded", mw_latest_module,
@@ -107,15 +117,17 @@ def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
     return v
 
 
-def pick(items: list, csv: str, what: str) -> list:
+def pick(items: list, csv: str, what: str, companions: dict | None = None) -> list:
     """The variants / scenarios named in a comma-separated --only / --scenarios value (all of
-    them when it is empty); an unknown name ends the run."""
+    them when it is empty), with the companions[key] of each one named; an unknown name ends
+    the run."""
     if not csv:
         return items
     keys = {k.strip() for k in csv.split(",") if k.strip()}
     unknown = keys - {x.key for x in items}
     if unknown:
         raise SystemExit(f"unknown {what}(s): {', '.join(sorted(unknown))}")
+    keys |= {companions[k] for k in keys if k in (companions or {})}
     return [x for x in items if x.key in keys]
 
 
