@@ -1,5 +1,5 @@
-"""Draw bench/results/latest.png from latest.json (run by bench/bench.py with the bench venv's
-Python, which has matplotlib). Usage: chart.py latest.json latest.png"""
+"""Draw bench/results/latest.png from latest.json (run by bench/oxbench/report.py with the bench
+venv's Python, which has matplotlib). Usage: chart.py latest.json latest.png"""
 
 import json
 import sys

@@ -1,0 +1,1 @@
+"""The oxwsgi benchmark (bench/run): harness, scenarios, report."""

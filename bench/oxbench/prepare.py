@@ -1,0 +1,162 @@
+"""Setup before a run: the oxwsgi build, the bench virtualenv, the site files, machine facts."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .harness import (BENCH, HTTPD, REPO, SYSTEM_PYTHON, ensure_dir, log, make_readable,
+                      read_text, run, tail, write_file)
+from .scenarios import HELLO, SIZE_1M, SIZE_5M
+
+# --------------------------------------------------------------------------------------------
+# Setup: build, virtualenv, site files
+# --------------------------------------------------------------------------------------------
+
+
+def build_oxwsgi(work: Path, skip: bool) -> tuple:
+    """(path of a private copy of the module, None) or (None, reason)."""
+    so = REPO / "target" / "release" / "libmod_oxwsgi.so"
+    if not skip:
+        log("building: cargo build --release --lib")
+        try:
+            p = run(["cargo", "build", "--release", "--lib"], timeout=1800, cwd=REPO)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return None, f"cargo build failed: {e}"
+        if p.returncode != 0:
+            return None, f"cargo build --release --lib failed: {tail(p.stdout, 4)}"
+    return private_copy(so, work, "libmod_oxwsgi.so")
+
+
+def private_copy(so: Path, work: Path, name: str) -> tuple:
+    """(path of WORK/modules/NAME, a copy of the module so, None) or (None, reason)."""
+    if not so.is_file():
+        return None, f"{so} does not exist"
+    # A private copy: other engineers may rebuild target/ during the run, and www-data must
+    # be able to read it.
+    dst = ensure_dir(work / "modules") / name
+    shutil.copy2(so, dst)
+    os.chmod(dst, 0o755)
+    return str(dst), None
+
+
+def pip(venv: Path, *pkgs, timeout=900) -> str | None:
+    try:
+        p = run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *pkgs], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"pip install {' '.join(pkgs)} timed out"
+    return None if p.returncode == 0 else f"pip install {' '.join(pkgs)} failed: {tail(p.stdout, 3)}"
+
+
+def venv_has(venv: Path, mod: str) -> bool:
+    try:
+        return run([str(venv / "bin" / "python"), "-c", f"import {mod}"], timeout=120).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def setup_venv(work: Path, want_latest: bool) -> dict:
+    """The bench virtualenv (from /usr/bin/python3.11): Django for every server, matplotlib
+    for the chart, and the newest mod_wsgi from PyPI. Reused across runs."""
+    venv = work / "venv"
+    info = {"venv": str(venv), "django": None, "matplotlib": False, "mw_latest_module": None,
+            "mw_latest_version": None, "mw_latest_reason": None, "notes": []}
+    if not (venv / "bin" / "python").exists():
+        log(f"creating virtualenv {venv} from {SYSTEM_PYTHON}")
+        p = run([SYSTEM_PYTHON, "-m", "venv", str(venv)], timeout=300)
+        if p.returncode != 0:
+            raise SystemExit(f"cannot create the bench virtualenv: {p.stdout}")
+    if not venv_has(venv, "django"):
+        log("installing Django into the bench virtualenv")
+        err = pip(venv, "django")
+        if err:
+            info["notes"].append(err)
+    if not venv_has(venv, "matplotlib"):
+        log("installing matplotlib into the bench virtualenv")
+        err = pip(venv, "matplotlib")
+        if err:
+            info["notes"].append(f"chart skipped: {err}")
+    info["matplotlib"] = venv_has(venv, "matplotlib")
+    q = run([str(venv / "bin" / "python"), "-c",
+             "import importlib.metadata as m, sys\n"
+             "for n in ('django', 'mod_wsgi'):\n"
+             "    try: print(n, m.version(n))\n"
+             "    except Exception: print(n, '-')"], timeout=120)
+    versions = dict(l.split(" ", 1) for l in q.stdout.splitlines() if " " in l)
+    info["django"] = None if versions.get("django", "-") == "-" else versions["django"]
+    if want_latest:
+        express = venv / "bin" / "mod_wsgi-express"
+        if not express.exists():
+            log("installing the newest mod_wsgi from PyPI (compiles against apache2-dev)")
+            err = pip(venv, "mod_wsgi")
+            if err:
+                info["mw_latest_reason"] = err
+        if express.exists():
+            p = run([str(express), "module-config"], timeout=120)
+            m = re.search(r'^LoadModule\s+wsgi_module\s+"?([^"\n]+)"?', p.stdout, re.M)
+            if m:
+                info["mw_latest_module"] = m.group(1).strip()
+                q = run([str(venv / "bin" / "python"), "-c",
+                         "import importlib.metadata as m; print(m.version('mod_wsgi'))"], timeout=120)
+                info["mw_latest_version"] = q.stdout.strip() or None
+            else:
+                info["mw_latest_reason"] = f"mod_wsgi-express module-config: {tail(p.stdout, 2)}"
+        elif not info["mw_latest_reason"]:
+            info["mw_latest_reason"] = "mod_wsgi-express missing after pip install"
+    else:
+        info["mw_latest_reason"] = "skipped (--skip-latest)"
+    make_readable(venv)
+    return info
+
+
+def setup_site(work: Path) -> Path:
+    site = work / "site"
+    apps, htdocs = ensure_dir(site / "apps"), ensure_dir(site / "htdocs")
+    for name in ("app.wsgi", "django.wsgi", "benchsite.py"):
+        write_file(apps / name, (BENCH / "apps" / name).read_bytes())
+    # Deterministic, incompressible-ish data files.
+    block = bytes((i * 131 + 7) & 0xFF for i in range(65536))
+    write_file(apps / "data" / "5m.bin", block * (SIZE_5M // len(block)))
+    write_file(htdocs / "5m.bin", block * (SIZE_5M // len(block)))
+    write_file(htdocs / "1m.bin", block * (SIZE_1M // len(block)))
+    write_file(htdocs / "64k.bin", block)
+    write_file(htdocs / "hello.txt", HELLO)
+    write_file(work / "report.lua", (BENCH / "report.lua").read_bytes())
+    make_readable(site)
+    return site
+
+
+def machine_info(args) -> dict:
+    def cmd_out(cmd, cwd=None):
+        try:
+            return run(cmd, timeout=30, cwd=cwd).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+
+    cpu = "?"
+    for line in read_text(Path("/proc/cpuinfo")).splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    commit = cmd_out(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO)
+    dirty = cmd_out(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO)
+    mem_kb = 0
+    for line in read_text(Path("/proc/meminfo")).splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kb / (1 << 20), 1),
+        "kernel": os.uname().release,
+        "apache": cmd_out([HTTPD, "-v"]).splitlines()[0].split(":", 1)[-1].strip(),
+        "python": cmd_out([SYSTEM_PYTHON, "-V"]),
+        "wrk": cmd_out(["wrk", "--version"]).splitlines()[0].split(" Copyright")[0],
+        "git_commit": commit + (" (tracked files modified)" if dirty else ""),
+        "loadavg_at_start": read_text(Path("/proc/loadavg")).split()[:3],
+    }

@@ -1,0 +1,413 @@
+"""The server variants, the scenarios, each variant's Apache configuration and the run itself
+(rounds, per-scenario preflight, wrk and RSS, idle daemon RSS)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .harness import (DAEMON_PROCESSES, DAEMON_THREADS, DEBIAN_MOD_WSGI, MODULES_DIR, MPM,
+                      RUN_GROUP, RUN_USER, Apache, RssSampler, log, one_request, proc_cmdline,
+                      reset_hwm, rss_snapshot, run_wrk)
+
+SIZE_1M = 1 << 20
+SIZE_5M = 5 << 20
+SIZE_64K = 64 << 10
+HELLO = b"Hello, world!"
+
+
+# --------------------------------------------------------------------------------------------
+# Variants and scenarios
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    key: str
+    label: str
+    impl: str  # static | oxwsgi | mw494 | mwlatest
+    mode: str  # static | embedded | daemon
+    module: str | None = None
+    unavailable: str | None = None  # reason, when the variant cannot run at all
+    notes: list = field(default_factory=list)
+
+    @property
+    def baseline_key(self) -> str | None:
+        """The mod_wsgi 4.9.4 variant in the same mode."""
+        if self.mode == "embedded":
+            return "mw494-emb"
+        if self.mode == "daemon":
+            return "mw494-dmn"
+        return None
+
+
+@dataclass
+class Scenario:
+    key: str
+    title: str
+    path: str
+    conns: int
+    static_path: str | None = None  # measured on the static variant under this scenario's key
+    static_from: str | None = None  # reuse another scenario's static measurement instead
+    static_note: str = ""
+    expect_len: int | None = None
+    expect_contains: bytes | None = None
+    post_bytes: int = 0
+    close: bool = False
+
+    @property
+    def static_key(self) -> str:
+        return self.static_from or self.key
+
+
+SCENARIOS = [
+    Scenario("hello16", "hello world, keep-alive, 16 connections", "/wsgi/hello", 16,
+             static_path="/hello.txt", expect_len=len(HELLO),
+             static_note="static: 13-byte hello.txt"),
+    Scenario("hello64", "hello world, keep-alive, 64 connections", "/wsgi/hello", 64,
+             static_path="/hello.txt", expect_len=len(HELLO),
+             static_note="static: 13-byte hello.txt"),
+    Scenario("close16", "hello world, Connection: close, 16 connections", "/wsgi/hello", 16,
+             static_path="/hello.txt", expect_len=len(HELLO), close=True,
+             static_note="static: hello.txt with Connection: close"),
+    Scenario("post64k", "64 KiB POST echoed back, 16 connections", "/wsgi/echo", 16,
+             static_path="/64k.bin", expect_len=SIZE_64K, post_bytes=SIZE_64K,
+             static_note="static: GET of a 64 KiB file (Apache cannot echo)"),
+    Scenario("body1m", "1 MiB body from a list, 16 connections", "/wsgi/body1m", 16,
+             static_path="/1m.bin", expect_len=SIZE_1M, static_note="static: 1 MiB file"),
+    Scenario("file5m", "5 MiB file via wsgi.file_wrapper, 16 connections", "/wsgi/file5m", 16,
+             static_path="/5m.bin", expect_len=SIZE_5M, static_note="static: the same 5 MiB file"),
+    Scenario("django", "Django view (URL resolver, middleware, template), 16 connections",
+             "/django/", 16, static_from="hello16", expect_contains=b"DJANGO BENCH",
+             static_note="static: hello.txt at 16 connections"),
+]
+
+
+# --compare-module: each oxwsgi variant and its twin loading the other build of the module.
+COMPARE = {"ox-emb": "oxprev-emb", "ox-dmn": "oxprev-dmn"}
+
+
+def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
+                  mw_latest_reason: str | None, ox_module: str | None, ox_reason: str | None,
+                  compare: tuple | None = None):
+    """compare: (module, reason) of --compare-module, or None without it."""
+    latest = f"mod_wsgi {mw_latest_version}" if mw_latest_version else "mod_wsgi (PyPI latest)"
+    ox = [Variant("ox-emb", "oxwsgi embedded", "oxwsgi", "embedded", ox_module, ox_reason),
+          Variant("ox-dmn", "oxwsgi daemon", "oxwsgi", "daemon", ox_module, ox_reason)]
+    if compare:
+        ox += [Variant(COMPARE[x.key], f"oxwsgi prev {x.mode}", "oxprev", x.mode, *compare)
+               for x in ox]
+    v = [
+        Variant("static", "Apache static file", "static", "static"),
+        *ox,
+        Variant("mw494-emb", "mod_wsgi 4.9.4 embedded", "mw494", "embedded", DEBIAN_MOD_WSGI),
+        Variant("mw494-dmn", "mod_wsgi 4.9.4 daemon", "mw494", "daemon", DEBIAN_MOD_WSGI),
+        Variant("mwnew-emb", f"{latest} embedded", "mwlatest", "embedded", mw_latest_module,
+                mw_latest_reason),
+        Variant("mwnew-dmn", f"{latest} daemon", "mwlatest", "daemon", mw_latest_module,
+                mw_latest_reason),
+    ]
+    for x in v:
+        if x.module and not x.unavailable and not os.path.isfile(x.module):
+            x.unavailable = f"module {x.module} does not exist"
+    return v
+
+
+def pick(items: list, csv: str, what: str, companions: dict | None = None) -> list:
+    """The variants / scenarios named in a comma-separated --only / --scenarios value (all of
+    them when it is empty), with the companions[key] of each one named; an unknown name ends
+    the run."""
+    if not csv:
+        return items
+    keys = {k.strip() for k in csv.split(",") if k.strip()}
+    unknown = keys - {x.key for x in items}
+    if unknown:
+        raise SystemExit(f"unknown {what}(s): {', '.join(sorted(unknown))}")
+    keys |= {companions[k] for k in keys if k in (companions or {})}
+    return [x for x in items if x.key in keys]
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+def render_conf(v: Variant, root: Path, port: int, site: Path, venv: Path, sendfile: bool,
+                daemon_group: tuple | None) -> str:
+    """daemon_group: (name, processes, threads) or None for embedded/static."""
+    apps, htdocs = site / "apps", site / "htdocs"
+    c = [f"# oxwsgi bench: {v.label}",
+         f'ServerRoot "{root}"',
+         f"LoadModule mpm_event_module {MODULES_DIR}/mod_mpm_event.so"]
+    c += [f"{k} {val}" for k, val in MPM.items()]
+    for m in ("authz_core", "mime"):
+        c.append(f"LoadModule {m}_module {MODULES_DIR}/mod_{m}.so")
+    if v.module:
+        c.append(f'LoadModule wsgi_module "{v.module}"')
+    c += [
+        f"User {RUN_USER}",
+        f"Group {RUN_GROUP}",
+        "ServerName 127.0.0.1",
+        f"Listen 127.0.0.1:{port}",
+        f'PidFile "{root}/run/apache2.pid"',
+        f'DefaultRuntimeDir "{root}/run"',
+        f"Mutex file:{root}/run default",
+        f'ErrorLog "{root}/logs/error.log"',
+        "LogLevel warn",
+        "TypesConfig /etc/mime.types",
+        "Timeout 60",
+        "KeepAlive On",
+        "MaxKeepAliveRequests 0",
+        "KeepAliveTimeout 5",
+        f"EnableSendfile {'On' if sendfile else 'Off'}",
+        f'DocumentRoot "{htdocs}"',
+        "<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>",
+        f'<Directory "{htdocs}">\n    Require all granted\n</Directory>',
+        f'<Directory "{apps}">\n    Require all granted\n</Directory>',
+    ]
+    if v.module:
+        c += [
+            f'WSGISocketPrefix "{root}/run/wsgi"',
+            f'WSGIPythonHome "{venv}"',
+            f'WSGIPythonPath "{apps}"',
+            "WSGIApplicationGroup %{GLOBAL}",
+            f'WSGIScriptAlias /wsgi "{apps}/app.wsgi"',
+            f'WSGIScriptAlias /django "{apps}/django.wsgi"',
+        ]
+        if daemon_group:
+            name, procs, threads = daemon_group
+            c += [
+                f"WSGIDaemonProcess {name} processes={procs} threads={threads} "
+                f'display-name=%{{GROUP}} python-home="{venv}" python-path="{apps}"',
+                f"WSGIProcessGroup {name}",
+            ]
+    return "\n".join(c) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Preflight: is the scenario's response right?
+# --------------------------------------------------------------------------------------------
+
+
+def preflight(inst: Apache, sc: Scenario, path: str, post: bool, repeat: int) -> str | None:
+    """Check the scenario's URL answers correctly. Retries connection errors and 502/503
+    until 20 s after Apache started (daemon processes may still be starting)."""
+    body = b"x" * sc.post_bytes if post else b""
+    method = "POST" if post else "GET"
+    deadline = max(inst.started_at + 20.0, time.monotonic() + 2.0)
+    last = ""
+    done = 0
+    while True:
+        try:
+            status, data, _h = one_request(inst.port, method, path, body, sc.close)
+            if status == 200:
+                if sc.expect_len is not None and len(data) != sc.expect_len:
+                    return f"{method} {path}: body is {len(data)} bytes, expected {sc.expect_len}"
+                if post and data != body:
+                    return f"{method} {path}: echoed body differs from the request body"
+                if sc.expect_contains and sc.expect_contains not in data:
+                    return f"{method} {path}: response lacks {sc.expect_contains!r}"
+                done += 1
+                if done >= repeat:
+                    return None
+                continue
+            last = f"{method} {path}: HTTP {status} {data[:120]!r}"
+            if status not in (502, 503):
+                break
+        except (OSError, http.client.HTTPException) as e:
+            last = f"{method} {path}: {type(e).__name__}: {e}"
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    return f"{last}; error log: {inst.log_tail(3)}"
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args, work: Path, site: Path, venv: Path, variants, scenarios):
+        self.args, self.work, self.site, self.venv = args, work, site, venv
+        self.variants = variants
+        self.scenarios = scenarios
+        self.lua = work / "report.lua"
+        # results[variant][scenario] = {"runs": [...], "failures": [...]}
+        self.results = {v.key: {s.key: {"runs": [], "failures": []} for s in SCENARIOS}
+                        for v in variants}
+        self.idle = {v.key: {"runs": [], "failures": []} for v in variants if v.mode == "daemon"}
+        self.stop_reports = []
+
+    def instance(self, v: Variant, rnd: int, daemon_group) -> Apache:
+        root = self.work / "instances" / f"r{rnd}-{v.key}{'-idle' if daemon_group and daemon_group[1] == 1 else ''}"
+
+        def conf(root_, port):
+            return render_conf(v, root_, port, self.site, self.venv, self.args.sendfile, daemon_group)
+        return Apache(v.key, root, conf)
+
+    def scenarios_for(self, v: Variant):
+        return scenarios_for(v, self.scenarios)
+
+    def fail_all(self, v: Variant, rnd: int, reason: str):
+        for s in self.scenarios_for(v):
+            self.results[v.key][s.key]["failures"].append({"round": rnd, "reason": reason})
+
+    def finish(self, inst: Apache, rnd: int, v: Variant, ok: bool):
+        rep = inst.stop()
+        if rep["forced"] or rep["leftovers"]:
+            self.stop_reports.append({"round": rnd, "variant": v.key, **rep})
+        if ok and not self.args.keep_instances:
+            shutil.rmtree(inst.root, ignore_errors=True)
+
+    def run_scenario(self, inst: Apache, v: Variant, s: Scenario, rnd: int) -> bool:
+        static = v.mode == "static"
+        path = s.static_path if static else s.path
+        post = s.post_bytes if not static else 0
+        slot = self.results[v.key][s.key]
+        if inst.proc is None or inst.proc.poll() is not None:
+            slot["failures"].append({"round": rnd, "reason": f"Apache exited: {inst.log_tail(3)}"})
+            return False
+        err = preflight(inst, s, path, bool(post), self.args.preflight_requests)
+        if err:
+            log(f"  {v.label} / {s.key}: n/a: {err}")
+            slot["failures"].append({"round": rnd, "reason": err})
+            return False
+        a = self.args
+        if a.warmup > 0:
+            _fig, err = run_wrk(inst.port, path, s.conns, a.warmup, a.wrk_threads, self.lua, post, s.close)
+            if err:
+                log(f"  {v.label} / {s.key}: warm-up failed: {err}")
+                slot["failures"].append({"round": rnd, "reason": f"warm-up: {err}"})
+                return False
+        daemon_mode = v.mode == "daemon"
+        reset_hwm(inst.track().keys())
+        sampler = RssSampler(inst.pid, daemon_mode)
+        sampler.sample()
+        sampler.start()
+        fig, err = run_wrk(inst.port, path, s.conns, a.duration, a.wrk_threads, self.lua, post, s.close)
+        sampler.stop_event.set()
+        sampler.join(timeout=5)
+        after = sampler.sample()  # after the run
+        inst.track()
+        if err:
+            log(f"  {v.label} / {s.key}: n/a: {err}")
+            slot["failures"].append({"round": rnd, "reason": err})
+            return False
+        errors = fig["connect_errors"] + fig["read_errors"] + fig["write_errors"] + fig["timeouts"]
+        bad = fig["status_errors"]
+        if fig["requests"] == 0 or bad > 0.01 * fig["requests"]:
+            reason = (f"{fig['requests']} responses, {bad} not 2xx/3xx, {errors} socket errors; "
+                      f"error log: {inst.log_tail(3)}")
+            log(f"  {v.label} / {s.key}: n/a: {reason}")
+            slot["failures"].append({"round": rnd, "reason": reason})
+            return False
+        rec = {
+            "round": rnd,
+            "rps": round(fig["rps"], 1),
+            "p50_ms": fig["p50_us"] / 1000, "p90_ms": fig["p90_us"] / 1000,
+            "p99_ms": fig["p99_us"] / 1000, "max_ms": fig["max_us"] / 1000,
+            "requests": fig["requests"], "bytes": fig["bytes"],
+            "socket_errors": errors, "status_errors": bad,
+            "wrk": fig,
+            "workers_rss_peak_mib": sampler.peak["worker"] / 1024,
+            "workers_hwm_mib": after["worker"]["hwm"] / 1024,
+            "workers_n": after["worker"]["n"],
+            "daemons_rss_peak_mib": sampler.peak["daemon"] / 1024 if daemon_mode else None,
+            "daemons_hwm_mib": after["daemon"]["hwm"] / 1024 if daemon_mode else None,
+            "daemons_n": after["daemon"]["n"] if daemon_mode else None,
+            "rss_samples": sampler.samples,
+        }
+        # Peak RSS: the larger of the sampled peak and the summed per-process high-water marks
+        # (reset just before the run), so a spike between samples is not missed.
+        rec["workers_peak_mib"] = max(rec["workers_rss_peak_mib"], rec["workers_hwm_mib"])
+        rec["daemons_peak_mib"] = (max(rec["daemons_rss_peak_mib"], rec["daemons_hwm_mib"])
+                                   if daemon_mode else None)
+        slot["runs"].append(rec)
+        extra = f", daemons {rec['daemons_peak_mib']:.0f} MiB" if daemon_mode else ""
+        log(f"  {v.label:28s} {s.key:8s} {rec['rps']:10.0f} req/s  p50 {rec['p50_ms']:7.2f} ms  "
+            f"p99 {rec['p99_ms']:7.2f} ms  children {rec['workers_peak_mib']:.0f} MiB{extra}"
+            + (f"  ({errors} socket errors)" if errors else ""))
+        return True
+
+    def run_idle(self, v: Variant, rnd: int):
+        """Idle RSS of a one-process daemon group after startup + one request."""
+        inst = self.instance(v, rnd, ("idle", 1, DAEMON_THREADS))
+        slot = self.idle[v.key]
+        err = inst.start()
+        ok = False
+        try:
+            if not err:
+                err = preflight(inst, SCENARIOS[0], "/wsgi/hello", False, 1)
+            if not err:
+                time.sleep(1.0)
+                snap = rss_snapshot(inst.pid, True)
+                d = snap["daemon"]
+                if d["n"] == 0:
+                    err = "no daemon process found among Apache's descendants"
+                else:
+                    slot["runs"].append({"round": rnd, "rss_mib": d["rss"] / 1024,
+                                         "hwm_mib": d["hwm"] / 1024, "processes": d["n"],
+                                         "cmdlines": [proc_cmdline(p)[:60] for p in d["pids"]]})
+                    log(f"  {v.label:28s} idle 1-process daemon: {d['rss'] / 1024:.1f} MiB "
+                        f"({d['n']} process{'es' if d['n'] != 1 else ''})")
+                    ok = True
+            if err:
+                log(f"  {v.label} idle daemon: n/a: {err}")
+                slot["failures"].append({"round": rnd, "reason": err})
+        finally:
+            self.finish(inst, rnd, v, ok=ok)
+
+    def run_all(self):
+        runnable = [v for v in self.variants if not v.unavailable]
+        for v in self.variants:
+            if v.unavailable:
+                self.fail_all(v, 0, v.unavailable)
+                if v.key in self.idle:
+                    self.idle[v.key]["failures"].append({"round": 0, "reason": v.unavailable})
+        for rnd in range(1, self.args.rounds + 1):
+            k = (rnd - 1) % max(1, len(runnable))
+            order = runnable[k:] + runnable[:k]
+            if rnd % 2 == 0:
+                order = order[::-1]
+            log(f"round {rnd}/{self.args.rounds}: {', '.join(v.key for v in order)}")
+            self.run_round(order, rnd)
+            if not self.args.no_idle:
+                for v in order:
+                    if v.mode == "daemon":
+                        self.run_idle(v, rnd)
+
+    def run_round(self, order, rnd: int):
+        """One round: every variant's Apache is started, then each scenario runs on every variant
+        in turn, so a noisy stretch of time lands on all servers of a scenario, not on one."""
+        live = []  # (variant, instance, [ok])
+        for v in order:
+            daemon_group = ("bench", DAEMON_PROCESSES, DAEMON_THREADS) if v.mode == "daemon" else None
+            inst = self.instance(v, rnd, daemon_group)
+            err = inst.start()
+            if err:
+                log(f"  {v.label}: n/a: {err}")
+                self.fail_all(v, rnd, err)
+                self.finish(inst, rnd, v, ok=False)
+                continue
+            live.append((v, inst, [True]))
+        try:
+            for s in SCENARIOS:
+                for v, inst, ok in live:
+                    if any(x.key == s.key for x in self.scenarios_for(v)):
+                        ok[0] &= self.run_scenario(inst, v, s, rnd)
+        finally:
+            for v, inst, ok in live:
+                self.finish(inst, rnd, v, ok=ok[0])
+
+
+def scenarios_for(v: Variant, scenarios: list) -> list:
+    """The scenarios a variant runs: the static server only those with a static counterpart."""
+    if v.mode == "static":
+        needed = {s.static_key for s in scenarios}
+        return [s for s in SCENARIOS if s.key in needed and s.static_path]
+    return scenarios
