@@ -13,6 +13,7 @@
 #include <mpm_common.h>
 #include <unixd.h>
 #include <util_script.h>
+#include <mod_auth.h>
 #include <scoreboard.h>
 #include <apr_buckets.h>
 #include <apr_strings.h>

@@ -1,7 +1,9 @@
 //! The directive table Apache reads from the module record: every directive's name, callback,
 //! where it may be used and its one-line help. docs/configuration.md is checked against it.
 
+use super::auth::{cmd_access_script, cmd_auth_group_script, cmd_auth_user_script};
 use super::conf::*;
+use super::dispatch::cmd_dispatch_script;
 use super::handler_script::{cmd_handler_script, cmd_import_script};
 use super::proxy::{cmd_trusted_proxies, cmd_trusted_proxy_headers};
 use super::python_start::{cmd_dont_write_bytecode, cmd_python_eggs, cmd_python_hash_seed, cmd_python_warnings};
@@ -26,9 +28,11 @@ const fn directive(name: &'static CStr, f: RawFn, how: u32, help: &'static CStr)
 const SERVER: u32 = ffi::RSRC_CONF;
 const DIR: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF;
 const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
+/// Where mod_wsgi allows its auth scripts: directory sections and .htaccess with AuthConfig.
+const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 34] = [
+pub static mut COMMANDS: [ffi::command_rec; 38] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -104,6 +108,31 @@ pub static mut COMMANDS: [ffi::command_rec; 34] = [
         cmd_trusted_proxies,
         DIR_HTACCESS,
         c"ADDRESS-OR-NETWORK ...: the proxies whose headers are believed",
+    ),
+    directive(
+        c"WSGIAuthUserScript",
+        cmd_auth_user_script,
+        AUTH,
+        c"SCRIPT [application-group=A]: check_password() for AuthBasicProvider wsgi",
+    ),
+    directive(
+        c"WSGIAuthGroupScript",
+        cmd_auth_group_script,
+        AUTH,
+        c"SCRIPT [application-group=A]: groups_for_user() for Require wsgi-group",
+    ),
+    directive(
+        c"WSGIAccessScript",
+        cmd_access_script,
+        AUTH,
+        c"SCRIPT [application-group=A]: allow_access() for each request",
+    ),
+    // Not in .htaccess: choosing a daemon group chooses the user scripts run as.
+    directive(
+        c"WSGIDispatchScript",
+        cmd_dispatch_script,
+        DIR,
+        c"SCRIPT [application-group=A]: choose group, interpreter and callable per request",
     ),
     directive(c"WSGIPythonWarnings", cmd_python_warnings, SERVER, c"a -W warning filter for Python (repeatable)"),
     directive(c"WSGIDontWriteBytecode", cmd_dont_write_bytecode, SERVER, c"On|Off: do not write .pyc files"),

@@ -72,6 +72,12 @@ pub struct DirConf {
     /// WSGITrustedProxyHeaders, as environ keys, and WSGITrustedProxies.
     pub trusted_proxy_headers: Option<Vec<&'static str>>,
     pub trusted_proxies: Option<Vec<crate::proxy_headers::Subnet>>,
+    /// WSGIAuthUserScript, WSGIAuthGroupScript, WSGIAccessScript.
+    pub auth_user_script: Option<config::AuthScript>,
+    pub auth_group_script: Option<config::AuthScript>,
+    pub access_script: Option<config::AuthScript>,
+    /// WSGIDispatchScript.
+    pub dispatch_script: Option<config::AuthScript>,
 }
 
 impl DirConf {
@@ -87,6 +93,10 @@ impl DirConf {
             map_head_to_get: new.map_head_to_get.or(base.map_head_to_get),
             trusted_proxy_headers: new.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),
             trusted_proxies: new.trusted_proxies.clone().or_else(|| base.trusted_proxies.clone()),
+            auth_user_script: new.auth_user_script.clone().or_else(|| base.auth_user_script.clone()),
+            auth_group_script: new.auth_group_script.clone().or_else(|| base.auth_group_script.clone()),
+            access_script: new.access_script.clone().or_else(|| base.access_script.clone()),
+            dispatch_script: new.dispatch_script.clone().or_else(|| base.dispatch_script.clone()),
         }
     }
 }
@@ -145,6 +155,10 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
         map_head_to_get: None,
         trusted_proxy_headers: None,
         trusted_proxies: None,
+        auth_user_script: None,
+        auth_group_script: None,
+        access_script: None,
+        dispatch_script: None,
     };
     let p = module_config::<DirConf>(unsafe { (*r).per_dir_config });
     if p.is_null() {

@@ -7,9 +7,11 @@
 //! Apache and are valid for the duration of the hook or callback that passes them on; the
 //! functions are the thin wrappers that keep that assumption in one place.
 #![allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
+pub mod auth;
 pub mod commands;
 pub mod conf;
 pub mod directive;
+pub mod dispatch;
 pub mod handler_script;
 pub mod hooks;
 pub mod proxy;

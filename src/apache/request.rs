@@ -285,6 +285,21 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
     if !path_info.is_empty() {
         cgi.push((b"PATH_TRANSLATED", &path_translated));
     }
+    // WSGIDispatchScript may choose another group, interpreter or callable for this request.
+    let mut choice = super::dispatch::Choice { process_group, application_group: group, callable };
+    let naming = NamingContext { server_name, port, script_name: &script_name_text };
+    if let Err(status) = super::dispatch::apply(r, &cgi, &naming, &mut choice) {
+        return status;
+    }
+    let super::dispatch::Choice { process_group, application_group: group, callable } = choice;
+    if process_group.is_empty() && main.restrict_embedded == Some(true) {
+        log_request(
+            r,
+            util::LOG_ERR,
+            "oxwsgi: embedded mode is disabled (WSGIRestrictEmbedded On); refusing the dispatch script's choice",
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+    }
     let request_id = match cstr((*r).log_id) {
         Some(id) => id.to_string(),
         None => format!("{:x}-{:x}", child_pid(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)),

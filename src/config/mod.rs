@@ -26,4 +26,7 @@ pub use daemon::{
     parse_daemon_process, DaemonProcess, DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED, DAEMON_OPTIONS_IMPLEMENTED,
 };
 pub use script_alias::{parse_script_alias, MountOptions, ScriptAlias};
-pub use scripts::{parse_handler_script, parse_import_script, HandlerScript, ImportScript, HANDLER_CALLABLE};
+pub use scripts::{
+    parse_auth_script, parse_handler_script, parse_import_script, AuthScript, HandlerScript, ImportScript,
+    HANDLER_CALLABLE,
+};

@@ -25,6 +25,26 @@ pub struct ImportScript {
     pub application_group: Option<String>,
 }
 
+/// `WSGIAuthUserScript`, `WSGIAuthGroupScript`, `WSGIAccessScript`: a script run in the Apache
+/// child, in the interpreter `application-group=` names (default `%{GLOBAL}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthScript {
+    pub script: String,
+    pub application_group: Option<String>,
+}
+
+/// `DIRECTIVE SCRIPT [application-group=A]`.
+pub fn parse_auth_script(directive: &str, raw_args: &str) -> Result<AuthScript, ConfigError> {
+    let mut args = Args::new(directive, raw_args);
+    let script = args
+        .word()?
+        .filter(|w| !w.is_empty())
+        .ok_or(ConfigError::MissingArgument { directive: directive.to_string(), expected: "needs a script file" })?;
+    absolute(directive, &script)?;
+    let options = mount_options(directive, &mut args, &["application-group"])?;
+    Ok(AuthScript { script, application_group: options.application_group })
+}
+
 /// The callable a handler script provides, as in mod_wsgi.
 pub const HANDLER_CALLABLE: &str = "handle_request";
 
@@ -93,6 +113,14 @@ mod tests {
         assert_eq!(i.process_group, None);
         let i = parse_import_script("/srv/app.wsgi process-group=site application-group=a").unwrap();
         assert_eq!((i.process_group.as_deref(), i.application_group.as_deref()), (Some("site"), Some("a")));
+    }
+
+    #[test]
+    fn auth_scripts() {
+        let a = parse_auth_script("WSGIAuthUserScript", "/srv/auth.wsgi application-group=auth").unwrap();
+        assert_eq!((a.script.as_str(), a.application_group.as_deref()), ("/srv/auth.wsgi", Some("auth")));
+        assert!(parse_auth_script("WSGIAccessScript", "/srv/a.wsgi process-group=x").is_err());
+        assert!(parse_auth_script("WSGIAccessScript", "a.wsgi").is_err());
     }
 
     #[test]

@@ -444,7 +444,7 @@ impl Attached<'_> {
         }
     }
 
-    fn load(&self, path: &std::path::Path, mtime: i64, reload: bool, force: bool) -> PyResult<Obj> {
+    pub fn load(&self, path: &std::path::Path, mtime: i64, reload: bool, force: bool) -> PyResult<Obj> {
         let p = obj::text(&path.to_string_lossy())?;
         self.data().load_script.call(&[&p, &obj::int(mtime)?, &obj::boolean(reload), &obj::boolean(force)])
     }

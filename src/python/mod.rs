@@ -12,6 +12,7 @@ pub mod headers;
 pub mod interp;
 mod native;
 pub mod obj;
+pub mod script_call;
 mod state;
 pub mod wsgi;
 
