@@ -8,8 +8,7 @@
 //! never a granted request.
 
 use super::conf::{dir_conf, DirConf};
-use super::directive::{answer, args, directive_name, group_spec};
-use crate::appgroup::GroupSpec;
+use super::directive::{answer, args, directive_name, fixed_interpreter};
 use crate::config::{self, AuthScript};
 use crate::python::script_call::{self, Value};
 use crate::sys::ffi;
@@ -25,7 +24,7 @@ macro_rules! script_setter {
             let r = (|| {
                 let name = directive_name(cmd);
                 let s = config::parse_auth_script(name, args(a)).map_err(|e| e.to_string())?;
-                interpreter_of(&s).map_err(|e| format!("{name}: {e}"))?;
+                interpreter_of(name, &s)?;
                 (*(m as *mut DirConf)).$field = Some(s);
                 Ok(())
             })();
@@ -37,13 +36,9 @@ script_setter!(cmd_auth_user_script, auth_user_script);
 script_setter!(cmd_auth_group_script, auth_group_script);
 script_setter!(cmd_access_script, access_script);
 
-/// There is no request to name an interpreter from: `%{GLOBAL}` (the default) or a name.
-pub(super) fn interpreter_of(s: &AuthScript) -> Result<String, String> {
-    match s.application_group.as_deref().map(|g| group_spec("application-group", g)).transpose()? {
-        None | Some(GroupSpec::Global) => Ok(String::new()),
-        Some(GroupSpec::Literal(name)) => Ok(name),
-        Some(_) => Err("application-group must be %{GLOBAL} or a name".to_string()),
-    }
+/// The interpreter a script's `application-group=` names.
+pub(super) fn interpreter_of(directive: &str, s: &AuthScript) -> Result<String, String> {
+    fixed_interpreter(directive, s.application_group.as_deref())
 }
 
 /// The environ an auth script sees: the request's CGI variables, without its credentials.
@@ -77,7 +72,7 @@ unsafe fn run(
         return None;
     };
     super::python_start::ensure_python();
-    let group = interpreter_of(s).ok()?;
+    let group = interpreter_of(directive, s).ok()?;
     let env = auth_environ(r);
     let reload = dir_conf(r).script_reloading.unwrap_or(true);
     match script_call::call(&group, Path::new(&s.script), reload, function, &env, args, want_list) {
@@ -92,9 +87,7 @@ unsafe fn run(
                     s.script
                 ),
             );
-            for line in e.lines() {
-                log_request(r, util::LOG_ERR, line);
-            }
+            util::log_request_lines(r, util::LOG_ERR, e.message());
             None
         }
     }

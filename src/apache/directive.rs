@@ -67,6 +67,19 @@ pub fn one_word(directive: &str, raw: &str) -> Result<String> {
     }
 }
 
+/// The interpreter a script that runs without a request (import, auth, access and dispatch
+/// scripts) names with `application-group=`: `%{GLOBAL}` (the default) or a literal name.
+pub fn fixed_interpreter(directive: &str, application_group: Option<&str>) -> Result<String> {
+    match application_group.map(|g| group_spec(directive, g)).transpose()? {
+        None | Some(GroupSpec::Global) => Ok(String::new()),
+        Some(GroupSpec::Literal(name)) => Ok(name),
+        Some(_) => Err(format!(
+            "{directive}: application-group must be %{{GLOBAL}} or a name (there is no request to take \
+             %{{RESOURCE}}, %{{SERVER}} or %{{ENV:...}} from)"
+        )),
+    }
+}
+
 pub fn group_spec(directive: &str, value: &str) -> Result<GroupSpec> {
     GroupSpec::parse(value).map_err(|e| format!("{directive}: {e}"))
 }

@@ -23,7 +23,7 @@ pub unsafe extern "C" fn cmd_dispatch_script(
     let r = (|| {
         let name = directive_name(cmd);
         let s = config::parse_auth_script(name, args(a)).map_err(|e| e.to_string())?;
-        super::auth::interpreter_of(&s).map_err(|e| format!("{name}: {e}"))?;
+        super::auth::interpreter_of(name, &s)?;
         (*(m as *mut DirConf)).dispatch_script = Some(s);
         Ok(())
     })();
@@ -47,7 +47,8 @@ pub unsafe fn apply(
 ) -> Result<(), i32> {
     let Some(s) = dir_conf(r).dispatch_script.as_ref() else { return Ok(()) };
     super::python_start::ensure_python();
-    let interpreter = super::auth::interpreter_of(s).map_err(|_| ffi::HTTP_INTERNAL_SERVER_ERROR as i32)?;
+    let interpreter =
+        super::auth::interpreter_of("WSGIDispatchScript", s).map_err(|_| ffi::HTTP_INTERNAL_SERVER_ERROR as i32)?;
     let reload = dir_conf(r).script_reloading.unwrap_or(true);
     let steps: [(&CStr, &str); 3] = [
         (c"process_group", "process_group"),
@@ -67,9 +68,7 @@ pub unsafe fn apply(
                         s.script
                     ),
                 );
-                for line in e.lines() {
-                    log_request(r, util::LOG_ERR, line);
-                }
+                util::log_request_lines(r, util::LOG_ERR, e.message());
                 return Err(ffi::HTTP_INTERNAL_SERVER_ERROR as i32);
             }
         };

@@ -4,8 +4,7 @@
 //! scripts (`crate::daemon::server`), handed over with its group.
 
 use super::conf::{dir_conf, server_conf, server_conf_mut, DirConf};
-use super::directive::{answer, args, global_only, group_spec, origin};
-use crate::appgroup::GroupSpec;
+use super::directive::{answer, args, fixed_interpreter, global_only, group_spec, origin};
 use crate::config::{self, HandlerScript, ImportScript};
 use crate::sys::ffi;
 use crate::sys::util::{self, cbytes};
@@ -55,16 +54,9 @@ pub unsafe extern "C" fn cmd_import_script(
     answer(cmd, r)
 }
 
-/// The interpreter an import script runs in: there is no request to name one from, so only
-/// `%{GLOBAL}` (the default) or a literal name.
+/// The interpreter an import script runs in.
 fn interpreter_name(i: &ImportScript) -> Result<String, String> {
-    match i.application_group.as_deref().map(|g| group_spec("WSGIImportScript", g)).transpose()? {
-        None | Some(GroupSpec::Global) => Ok(String::new()),
-        Some(GroupSpec::Literal(name)) => Ok(name),
-        Some(_) => Err("WSGIImportScript: application-group must be %{GLOBAL} or a name (there is no request \
-                        to take %{RESOURCE}, %{SERVER} or %{ENV:...} from)"
-            .to_string()),
-    }
+    fixed_interpreter("WSGIImportScript", i.application_group.as_deref())
 }
 
 /// The handler script for this request's Apache handler, if one is configured for it.
@@ -99,9 +91,7 @@ pub fn run_embedded_imports() {
     for i in embedded {
         let Ok(name) = interpreter_name(i) else { continue };
         if let Err(e) = crate::python::wsgi::preload(&name, Path::new(&i.script)) {
-            for line in e.lines() {
-                util::log_server(ptr::null(), util::LOG_ERR, line);
-            }
+            util::log_server_lines(ptr::null(), util::LOG_ERR, &e);
         }
     }
 }

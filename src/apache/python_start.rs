@@ -20,6 +20,8 @@ pub fn mpm_query(what: u32) -> i32 {
     v
 }
 
+/// Python starts in an Apache child on its first embedded-mode request, so children that only
+/// pass requests to daemon processes never carry an interpreter.
 pub fn ensure_python() {
     static START: std::sync::Once = std::sync::Once::new();
     START.call_once(|| {

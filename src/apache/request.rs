@@ -179,10 +179,7 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
         }
         None => (*r).finfo.mtime,
         Some(_) => match std::fs::metadata(&script) {
-            Ok(m) => {
-                use std::os::unix::fs::MetadataExt;
-                m.mtime() * 1_000_000 + m.mtime_nsec() / 1000
-            }
+            Ok(m) => interp::mtime_micros(&m),
             Err(e) => {
                 log_request(r, util::LOG_ERR, &format!("oxwsgi: WSGI handler script '{script}' cannot be read: {e}"));
                 return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
@@ -380,9 +377,6 @@ unsafe fn original_uri<'a>(r: *const ffi::request_rec) -> &'a [u8] {
     words.next();
     words.next().unwrap_or(b"")
 }
-
-/// Python starts in an Apache child on its first embedded-mode request, so children that only
-/// pass requests to daemon processes never carry an interpreter.
 
 /// The port the connection arrived on (never the one a client puts in its Host header).
 unsafe fn local_port(r: *const ffi::request_rec) -> u16 {

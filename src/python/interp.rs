@@ -467,6 +467,12 @@ impl Drop for Attached<'_> {
     }
 }
 
+/// A file's modification time as the script cache keeps it: microseconds (APR's `finfo.mtime`).
+pub fn mtime_micros(meta: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime() * 1_000_000 + meta.mtime_nsec() / 1000
+}
+
 pub enum LoadError {
     /// The script changed since it was loaded and the caller asked not to reload in place.
     Stale,

@@ -4,7 +4,7 @@
 //! as its module (again when it changed, with reloading on), in the interpreter named, and the
 //! result is classified for the caller; an exception comes back as its traceback.
 
-use super::interp::interpreter;
+use super::interp::{interpreter, mtime_micros};
 use super::obj::{self, Obj};
 use pyo3::ffi;
 use std::ffi::CStr;
@@ -24,8 +24,26 @@ pub enum Value {
     Other(String),
 }
 
+/// Why a call gave no value.
+#[derive(Debug)]
+pub enum CallError {
+    /// The script has no such function.
+    Missing(String),
+    /// It could not be read or loaded, or the function raised: what to log (the traceback).
+    Failed(String),
+}
+
+impl CallError {
+    /// The text to log.
+    pub fn message(&self) -> &str {
+        match self {
+            CallError::Missing(m) | CallError::Failed(m) => m,
+        }
+    }
+}
+
 /// Calls `function(environ, *args)` of `script` in interpreter `group`. Strings are given to
-/// Python as latin-1 (as mod_wsgi 6 does). Err is what to log: a traceback or what was missing.
+/// Python as latin-1 (as mod_wsgi 6 does).
 pub fn call(
     group: &str,
     script: &Path,
@@ -34,20 +52,26 @@ pub fn call(
     environ: &[(&[u8], &[u8])],
     args: &[&[u8]],
     want_list: bool,
-) -> Result<Value, String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(script).map_err(|e| format!("cannot read script '{}': {e}", script.display()))?;
-    let mtime = meta.mtime() * 1_000_000 + meta.mtime_nsec() / 1000;
-    let interp = interpreter(group)?;
+) -> Result<Value, CallError> {
+    let meta = std::fs::metadata(script)
+        .map_err(|e| CallError::Failed(format!("cannot read script '{}': {e}", script.display())))?;
+    let mtime = mtime_micros(&meta);
+    let interp = interpreter(group).map_err(CallError::Failed)?;
     let at = interp.attach();
-    let traceback = || match obj::take_error() {
-        Some(exc) => at.format_exception(&exc),
-        None => "unknown Python error".to_string(),
+    let traceback = || {
+        CallError::Failed(match obj::take_error() {
+            Some(exc) => at.format_exception(&exc),
+            None => "unknown Python error".to_string(),
+        })
     };
     let module = at.load(script, mtime, reload, false).map_err(|_| traceback())?;
     let Ok(f) = module.getattr(function) else {
         unsafe { ffi::PyErr_Clear() };
-        return Err(format!("script '{}': {}{MISSING}", script.display(), function.to_string_lossy()));
+        return Err(CallError::Missing(format!(
+            "script '{}' has no function {}()",
+            script.display(),
+            function.to_string_lossy()
+        )));
     };
     let result = (|| {
         let env = obj::dict()?;
@@ -72,14 +96,12 @@ pub fn call_optional(
     reload: bool,
     function: &CStr,
     environ: &[(&[u8], &[u8])],
-) -> Result<Value, String> {
+) -> Result<Value, CallError> {
     match call(group, script, reload, function, environ, &[], false) {
-        Err(e) if e.ends_with(MISSING) => Ok(Value::None),
+        Err(CallError::Missing(_)) => Ok(Value::None),
         other => other,
     }
 }
-
-const MISSING: &str = "(): not defined";
 
 fn text_of(o: &Obj) -> Option<Vec<u8>> {
     o.as_str().map(|s| s.as_bytes().to_vec()).or_else(|| o.as_bytes().map(<[u8]>::to_vec))

@@ -259,9 +259,8 @@ pub fn preload(group: &str, script: &Path) -> Result<(), String> {
             script.display()
         )
     };
-    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(script).map_err(|e| failed(format!("cannot read it: {e}")))?;
-    let mtime = meta.mtime() * 1_000_000 + meta.mtime_nsec() / 1000;
+    let mtime = super::interp::mtime_micros(&meta);
     let interp = super::interp::interpreter(group).map_err(failed)?;
     let at = interp.attach();
     at.preload(script, mtime).map_err(failed)

@@ -44,6 +44,20 @@ pub fn log_server(s: *const ffi::server_rec, level: u8, msg: &str) {
     unsafe { ffi::oxwsgi_log_error(c"mod_oxwsgi".as_ptr(), 0, module_index(), level as i32, 0, s, m.as_ptr()) }
 }
 
+/// Each line of `text` (a traceback, a stack dump) as its own log line, attributed to a request.
+pub fn log_request_lines(r: *const ffi::request_rec, level: u8, text: &str) {
+    for line in text.lines() {
+        log_request(r, level, line);
+    }
+}
+
+/// Each line of `text` as its own line in a server's error log (null: the main server).
+pub fn log_server_lines(s: *const ffi::server_rec, level: u8, text: &str) {
+    for line in text.lines() {
+        log_server(s, level, line);
+    }
+}
+
 /// Moves `value` into memory owned by `pool`: it is dropped when the pool is cleared.
 pub fn pool_box<T>(pool: *mut ffi::apr_pool_t, value: T) -> *mut T {
     unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> ffi::apr_status_t {

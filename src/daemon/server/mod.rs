@@ -59,9 +59,7 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
     // WSGIImportScript: preloaded before the first request is taken.
     for (script, interpreter) in &group.imports {
         if let Err(e) = crate::python::wsgi::preload(interpreter, std::path::Path::new(script)) {
-            for line in e.lines() {
-                log_server(ptr::null(), util::LOG_ERR, line);
-            }
+            util::log_server_lines(ptr::null(), util::LOG_ERR, &e);
         }
     }
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };

@@ -262,9 +262,7 @@ pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
     let stacks = rx
         .recv_timeout(Duration::from_secs(2))
         .unwrap_or_else(|_| "(Python stacks unavailable: a thread holds the GIL)".to_string());
-    for line in stacks.lines() {
-        log_server(ptr::null(), util::LOG_ERR, line);
-    }
+    util::log_server_lines(ptr::null(), util::LOG_ERR, &stacks);
 }
 
 /// Every thread's Python stack, as text (taken in the main interpreter).

@@ -180,10 +180,7 @@ pub(super) fn handle_request(
         .unwrap_or("")
         .to_string();
     let mtime = match std::fs::metadata(&script) {
-        Ok(m) => {
-            use std::os::unix::fs::MetadataExt;
-            m.mtime() * 1_000_000 + m.mtime_nsec() / 1000
-        }
+        Ok(m) => interp::mtime_micros(&m),
         Err(e) => {
             backend.log(
                 util::LOG_ERR,
