@@ -147,6 +147,8 @@ pub struct InterpData {
     /// boot.py's `_pending` set (partial log lines) and `flush_pending`.
     pub pending_streams: Obj,
     pub flush_pending: Obj,
+    /// boot.py's `process_stopping(reason)`: the `mod_wsgi.subscribe_shutdown` callbacks.
+    pub process_stopping: Obj,
     pub wsgi_version: Obj,
     pub mod_wsgi_version: Obj,
     /// `apache.version`: the httpd this module was built against.
@@ -467,6 +469,25 @@ impl Drop for Attached<'_> {
     }
 }
 
+/// The process is stopping: every interpreter's `mod_wsgi` event subscribers hear
+/// `process_stopping` with mod_wsgi's `shutdown_reason` (what a callback raises is logged).
+pub fn process_stopping(reason: &str) {
+    let interps: Vec<Arc<Interp>> = match REGISTRY.lock() {
+        Ok(registry) => registry.as_ref().map(|r| r.values().cloned().collect()).unwrap_or_default(),
+        Err(_) => return,
+    };
+    for interp in interps {
+        let attached = interp.attach();
+        let data = attached.data();
+        if let Ok(reason) = obj::text(reason) {
+            let _ = data.process_stopping.call1(&reason);
+        }
+        let _ = data.flush_pending.call0();
+        obj::take_error();
+        drop(attached);
+    }
+}
+
 /// A file's modification time as the script cache keeps it: microseconds (APR's `finfo.mtime`).
 pub fn mtime_micros(meta: &std::fs::Metadata) -> i64 {
     use std::os::unix::fs::MetadataExt;
@@ -522,6 +543,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             format_exception: get(c"format_exception")?,
             pending_streams: get(c"_pending")?,
             flush_pending: get(c"flush_pending")?,
+            process_stopping: get(c"process_stopping")?,
             wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
             mod_wsgi_version,
             apache_version: obj::tuple(&[

@@ -91,6 +91,7 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         next_id: AtomicU64::new(1),
         served: AtomicU64::new(0),
         last_activity: Mutex::new(Instant::now()),
+        stop_reason: Mutex::new("shutdown_signal"),
     });
     shared.arm(libc::EPOLL_CTL_ADD, group.listener, LISTENER);
     let stack_size = if spec.stack_size > 0 { spec.stack_size as usize } else { 8 << 20 };

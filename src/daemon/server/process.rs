@@ -140,9 +140,9 @@ pub(super) fn signals(shared: &Shared) {
         }
         if sig == libc::SIGUSR1 {
             // Apache's graceful restart: the next generation takes over the socket at once.
-            shared.begin_stop(StopKind::Graceful, shared.graceful(), "graceful restart requested");
+            shared.begin_stop(StopKind::Graceful, "graceful_signal", shared.graceful(), "graceful restart requested");
         } else {
-            shared.begin_stop(StopKind::Drain, shared.group.spec.shutdown_timeout, "Apache is stopping or restarting");
+            shared.begin_stop(StopKind::Drain, "shutdown_signal", shared.group.spec.shutdown_timeout, "Apache is stopping or restarting");
         }
     }
 }
@@ -173,6 +173,7 @@ pub(super) fn monitor(shared: &Shared) -> ! {
             {
                 shared.begin_stop(
                     StopKind::Replace,
+                    "startup_timeout",
                     shared.graceful(),
                     &format!("startup-timeout ({}s): the WSGI script has not loaded", t.as_secs()),
                 );
@@ -182,6 +183,7 @@ pub(super) fn monitor(shared: &Shared) -> ! {
             if shared.started.elapsed() >= t {
                 shared.begin_stop(
                     StopKind::Replace,
+                    "restart_interval",
                     shared.graceful(),
                     &format!("restart-interval ({}s) reached", t.as_secs()),
                 );
@@ -197,6 +199,7 @@ pub(super) fn monitor(shared: &Shared) -> ! {
             if idle && shared.last_activity.lock().unwrap().elapsed() >= t {
                 shared.begin_stop(
                     StopKind::Replace,
+                    "inactivity_timeout",
                     Duration::ZERO,
                     &format!("inactivity-timeout ({}s) reached", t.as_secs()),
                 );
@@ -211,9 +214,28 @@ pub(super) fn monitor(shared: &Shared) -> ! {
                     log_server(ptr::null(), util::LOG_WARNING, &format!(
                         "oxwsgi: daemon group '{}': requests still running at the shutdown deadline; exiting anyway", spec.name));
                 }
+                announce_stop(*shared.stop_reason.lock().unwrap());
                 unsafe { libc::_exit(0) };
             }
         }
+    }
+}
+
+/// Runs the `mod_wsgi.subscribe_shutdown` callbacks, waiting at most `SHUTDOWN_CALLBACKS` for
+/// them: a request still running past the deadline may hold the GIL, and a stop must not hang.
+fn announce_stop(reason: &'static str) {
+    const SHUTDOWN_CALLBACKS: Duration = Duration::from_secs(5);
+    let (done, wait) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name("oxwsgi-stop".into()).spawn(move || {
+        interp::process_stopping(reason);
+        let _ = done.send(());
+    });
+    if spawned.is_ok() && wait.recv_timeout(SHUTDOWN_CALLBACKS).is_err() {
+        log_server(
+            ptr::null(),
+            util::LOG_WARNING,
+            "oxwsgi: the process_stopping callbacks did not finish within 5s; exiting anyway",
+        );
     }
 }
 
@@ -252,7 +274,7 @@ pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
         let _ = st.stream.shutdown(std::net::Shutdown::Write);
         st.taken_over = true;
     }
-    shared.begin_stop(StopKind::Abandon, shared.graceful().min(Duration::from_secs(5)), "request-timeout exceeded");
+    shared.begin_stop(StopKind::Abandon, "request_timeout", shared.graceful().min(Duration::from_secs(5)), "request-timeout exceeded");
     // The stacks need the GIL, which the stuck request may never give up: take them on another
     // thread and wait a little, so the monitor itself can never hang.
     let (tx, rx) = std::sync::mpsc::channel();

@@ -229,6 +229,7 @@ pub(super) fn handle_request(
         Outcome::Restart => {
             shared.begin_stop(
                 StopKind::Replace,
+                "script_reload",
                 shared.graceful(),
                 &format!("WSGI script '{script}' changed: restarting to load it"),
             );

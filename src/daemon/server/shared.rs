@@ -44,6 +44,8 @@ pub(super) struct Shared {
     pub(super) next_id: AtomicU64,
     pub(super) served: AtomicU64,
     pub(super) last_activity: Mutex<Instant>,
+    /// mod_wsgi's name for why the process stops, once it does (see `begin_stop`).
+    pub(super) stop_reason: Mutex<&'static str>,
 }
 
 pub(super) struct Active {
@@ -85,7 +87,9 @@ impl Shared {
 
     /// Begins an orderly stop; the process leaves once in-flight requests are done and no
     /// connection Apache may still reuse is open, or at `grace` from now.
-    pub(super) fn begin_stop(&self, kind: StopKind, grace: Duration, why: &str) {
+    /// `reason` is mod_wsgi's `shutdown_reason` of the `process_stopping` event; the first
+    /// stop's reason is the one reported.
+    pub(super) fn begin_stop(&self, kind: StopKind, reason: &'static str, grace: Duration, why: &str) {
         let now = Instant::now();
         {
             let mut deadline = self.deadline.lock().unwrap();
@@ -104,6 +108,7 @@ impl Shared {
             }
         }
         if !self.stop.swap(true, Ordering::SeqCst) {
+            *self.stop_reason.lock().unwrap() = reason;
             log_server(
                 ptr::null(),
                 util::LOG_INFO,
@@ -160,7 +165,7 @@ impl Shared {
         let served = self.served.fetch_add(1, Ordering::SeqCst) + 1;
         let max = self.group.spec.maximum_requests;
         if max > 0 && served >= max {
-            self.begin_stop(StopKind::Replace, self.graceful(), &format!("maximum-requests ({max}) reached"));
+            self.begin_stop(StopKind::Replace, "maximum_requests", self.graceful(), &format!("maximum-requests ({max}) reached"));
         }
     }
 
