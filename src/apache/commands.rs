@@ -32,7 +32,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 38] = [
+pub static mut COMMANDS: [ffi::command_rec; 40] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -68,6 +68,18 @@ pub static mut COMMANDS: [ffi::command_rec; 38] = [
     ),
     directive(c"WSGIScriptReloading", cmd_script_reloading, DIR_HTACCESS, c"On|Off: reload a changed WSGI script"),
     directive(c"WSGIChunkedRequest", cmd_chunked_request, DIR_HTACCESS, c"On|Off: accept chunked request bodies"),
+    directive(
+        c"WSGIIgnoreActivity",
+        cmd_ignore_activity,
+        DIR_HTACCESS,
+        c"On|Off: these requests do not reset a daemon's inactivity-timeout",
+    ),
+    directive(
+        c"WSGIGroupAuthoritative",
+        cmd_group_authoritative,
+        AUTH,
+        c"On|Off: accepted; Apache 2.4's authorization providers decide",
+    ),
     directive(c"WSGIPythonHome", cmd_python_home, SERVER, c"Python prefix or virtualenv"),
     directive(c"WSGIPythonPath", cmd_python_path, SERVER, c"':'-separated site directories for sys.path"),
     directive(c"WSGIRestrictEmbedded", cmd_restrict_embedded, SERVER, c"On|Off: refuse embedded-mode requests"),

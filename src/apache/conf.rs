@@ -66,6 +66,8 @@ pub struct DirConf {
     pub pass_authorization: Option<bool>,
     pub script_reloading: Option<bool>,
     pub chunked_request: Option<bool>,
+    /// WSGIIgnoreActivity: requests here do not reset a daemon's inactivity-timeout.
+    pub ignore_activity: Option<bool>,
     /// WSGIHandlerScript lines, later ones (and inner sections') first.
     pub handler_scripts: Vec<HandlerScript>,
     pub map_head_to_get: Option<config::MapHeadToGet>,
@@ -89,6 +91,7 @@ impl DirConf {
             pass_authorization: new.pass_authorization.or(base.pass_authorization),
             script_reloading: new.script_reloading.or(base.script_reloading),
             chunked_request: new.chunked_request.or(base.chunked_request),
+            ignore_activity: new.ignore_activity.or(base.ignore_activity),
             handler_scripts: new.handler_scripts.iter().chain(&base.handler_scripts).cloned().collect(),
             map_head_to_get: new.map_head_to_get.or(base.map_head_to_get),
             trusted_proxy_headers: new.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),
@@ -151,6 +154,7 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
         pass_authorization: None,
         script_reloading: None,
         chunked_request: None,
+        ignore_activity: None,
         handler_scripts: Vec::new(),
         map_head_to_get: None,
         trusted_proxy_headers: None,
@@ -282,6 +286,17 @@ dir_setter!(cmd_script_reloading, |conf, name, raw| {
 });
 dir_setter!(cmd_chunked_request, |conf, name, raw| {
     conf.chunked_request = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+dir_setter!(cmd_ignore_activity, |conf, name, raw| {
+    conf.ignore_activity = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+// WSGIGroupAuthoritative: mod_wsgi stores it but Apache 2.4 never asks (the authz providers
+// decide; `Require wsgi-group` failing is a denial, and `<RequireAny>` combines providers).
+dir_setter!(cmd_group_authoritative, |conf, name, raw| {
+    let _ = conf;
+    config::parse_on_off(name, raw).map_err(|e| e.to_string())?;
     Ok(())
 });
 dir_setter!(cmd_map_head_to_get, |conf, name, raw| {

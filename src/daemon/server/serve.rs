@@ -101,7 +101,11 @@ pub(super) fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
         .lock()
         .unwrap()
         .insert(id, Active { started: Instant::now(), uri, writer: conn.writer.clone(), timed_out: false });
-    *shared.last_activity.lock().unwrap() = Instant::now();
+    // WSGIIgnoreActivity (a health check, say) leaves the inactivity-timeout running.
+    let activity = environ.get(b"mod_wsgi.ignore_activity") != Some(&b"1"[..]);
+    if activity {
+        *shared.last_activity.lock().unwrap() = Instant::now();
+    }
     let mut backend = DaemonBackend {
         shared: shared.clone(),
         writer: conn.writer.clone(),
@@ -130,7 +134,9 @@ pub(super) fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
     conn.out = backend.out;
     conn.out.clear();
     shared.active.lock().unwrap().remove(&id);
-    *shared.last_activity.lock().unwrap() = Instant::now();
+    if activity {
+        *shared.last_activity.lock().unwrap() = Instant::now();
+    }
     shared.count_request();
     keep
 }
