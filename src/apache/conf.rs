@@ -68,6 +68,8 @@ pub struct DirConf {
     pub chunked_request: Option<bool>,
     /// WSGIIgnoreActivity: requests here do not reset a daemon's inactivity-timeout.
     pub ignore_activity: Option<bool>,
+    /// WSGIErrorOverride: a daemon's 4xx/5xx answer is replaced by Apache's error document.
+    pub error_override: Option<bool>,
     /// WSGIHandlerScript lines, later ones (and inner sections') first.
     pub handler_scripts: Vec<HandlerScript>,
     pub map_head_to_get: Option<config::MapHeadToGet>,
@@ -92,6 +94,7 @@ impl DirConf {
             script_reloading: new.script_reloading.or(base.script_reloading),
             chunked_request: new.chunked_request.or(base.chunked_request),
             ignore_activity: new.ignore_activity.or(base.ignore_activity),
+            error_override: new.error_override.or(base.error_override),
             handler_scripts: new.handler_scripts.iter().chain(&base.handler_scripts).cloned().collect(),
             map_head_to_get: new.map_head_to_get.or(base.map_head_to_get),
             trusted_proxy_headers: new.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),
@@ -155,6 +158,7 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
         script_reloading: None,
         chunked_request: None,
         ignore_activity: None,
+        error_override: None,
         handler_scripts: Vec::new(),
         map_head_to_get: None,
         trusted_proxy_headers: None,
@@ -290,6 +294,10 @@ dir_setter!(cmd_chunked_request, |conf, name, raw| {
 });
 dir_setter!(cmd_ignore_activity, |conf, name, raw| {
     conf.ignore_activity = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+dir_setter!(cmd_error_override, |conf, name, raw| {
+    conf.error_override = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
     Ok(())
 });
 // WSGIGroupAuthoritative: mod_wsgi stores it but Apache 2.4 never asks (the authz providers

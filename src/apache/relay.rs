@@ -18,7 +18,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Runs a request in daemon process group `name`; returns the handler's status.
-pub unsafe fn handle(r: *mut ffi::request_rec, name: &str, cgi: &[(&[u8], &[u8])], content_length: Option<u64>) -> i32 {
+/// With `error_override` (WSGIErrorOverride On), a 4xx/5xx answer's headers and body are
+/// dropped and its status returned to Apache, which answers with its own error document.
+pub unsafe fn handle(
+    r: *mut ffi::request_rec,
+    name: &str,
+    cgi: &[(&[u8], &[u8])],
+    content_length: Option<u64>,
+    error_override: bool,
+) -> i32 {
     let Some(group) = find_group(name) else {
         log_request(r, util::LOG_ERR, &format!("oxwsgi: daemon process group '{name}' is not running in this Apache"));
         return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
@@ -57,7 +65,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec, name: &str, cgi: &[(&[u8], &[u8])
             return fail(r, name, &mut backend, f);
         }
     }
-    let status = send_request(r, name, &group, &request, &mut backend);
+    let status = send_request(r, name, &group, &request, &mut backend, error_override);
     // The buffer serves this thread's next request.
     REQUEST_BUFFER.with(|b| *b.borrow_mut() = request);
     status
@@ -75,6 +83,7 @@ unsafe fn send_request(
     group: &Group,
     request: &[u8],
     backend: &mut ApacheBackend,
+    error_override: bool,
 ) -> i32 {
     let mut attempts = 0;
     loop {
@@ -94,7 +103,7 @@ unsafe fn send_request(
                 }
             },
         };
-        match relay(r, group, conn, request, backend) {
+        match relay(r, group, conn, request, backend, error_override) {
             Ok(status) => return status,
             // A kept-alive connection the daemon closed without reading this request (it was
             // stopping): the request never ran, so it goes again on a new connection.
@@ -341,6 +350,7 @@ unsafe fn relay(
     mut conn: Conn,
     request: &[u8],
     backend: &mut ApacheBackend,
+    error_override: bool,
 ) -> Result<i32, Failure> {
     let reused = !conn.fresh;
     // A kept connection was counted as running when it was taken; a new one once its daemon
@@ -391,6 +401,8 @@ unsafe fn relay(
             other => return Err(Failure::Broken(format!("unexpected {} frame", other.frame_type()))),
         }
     }
+    // WSGIErrorOverride: the error status the application answered, whose body is discarded.
+    let mut overridden: Option<u16> = None;
     loop {
         let frame = match next.take() {
             Some(f) => f,
@@ -408,11 +420,17 @@ unsafe fn relay(
                 if !reason_bytes_ok(&reason) || !headers.iter().all(|(n, v)| header_bytes_ok(n, v)) {
                     return Err(Failure::Broken("the daemon sent an invalid status line or header".into()));
                 }
+                if error_override && (400..=599).contains(&status) {
+                    overridden = Some(status);
+                    continue;
+                }
                 let line = format!("{status} {}", String::from_utf8_lossy(&reason));
                 if let Err(e) = backend.start(status, &line, &headers) {
                     return Err(Failure::Broken(e));
                 }
             }
+            Frame::Data(data) if overridden.is_some() => conn.reader.recycle(data),
+            Frame::SendFile { .. } if overridden.is_some() => drop(conn.reader.get_mut().fds.pop_front()),
             Frame::Data(data) => {
                 // A large block goes out from the frame's own buffer, without another copy.
                 let sent = if data.len() >= 64 * 1024 {
@@ -450,6 +468,13 @@ unsafe fn relay(
                 }
             }
             Frame::Restart if !backend.started => return Err(Failure::Restarting),
+            Frame::End | Frame::EndClose if overridden.is_some() => {
+                if matches!(frame, Frame::End) && conn.reader.get_ref().fds.is_empty() {
+                    put_back(conn);
+                }
+                return Ok(overridden.map_or(ffi::OK as i32, i32::from));
+            }
+            Frame::Abort { .. } if overridden.is_some() => return Ok(overridden.map_or(ffi::OK as i32, i32::from)),
             Frame::End | Frame::EndClose => {
                 let reusable = matches!(frame, Frame::End) && conn.reader.get_ref().fds.is_empty();
                 if backend.finish().is_err() {

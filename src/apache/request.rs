@@ -328,7 +328,7 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
         if https {
             cgi.push((b"HTTPS", b"on"));
         }
-        return super::relay::handle(r, &process_group, &cgi, content_length);
+        return super::relay::handle(r, &process_group, &cgi, content_length, dir.error_override == Some(true));
     }
     ensure_python();
     if !interp::is_initialized() {
