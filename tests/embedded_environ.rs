@@ -49,6 +49,25 @@ fn environ_keys_and_types() {
     assert_eq!(get(&rep, "PATH_INFO"), "''");
 }
 
+/// WSGIEnableSendfile and WSGIIgnoreActivity show in the environ as in mod_wsgi 4.9.4.
+#[test]
+fn sendfile_and_activity_flags() {
+    let apache = Apache::builder()
+        .app("env.wsgi", ENV_APP)
+        .config(
+            "WSGIScriptAlias /env {APPS}/env.wsgi
+             <Location /env/on>
+  WSGIEnableSendfile On
+  WSGIIgnoreActivity On
+</Location>",
+        )
+        .start();
+    let rep = report(&apache.get("/env/x"));
+    assert_eq!((get(&rep, "mod_wsgi.enable_sendfile"), get(&rep, "mod_wsgi.ignore_activity")), ("'0'", "'0'"));
+    let rep = report(&apache.get("/env/on"));
+    assert_eq!((get(&rep, "mod_wsgi.enable_sendfile"), get(&rep, "mod_wsgi.ignore_activity")), ("'1'", "'1'"));
+}
+
 /// Each request's environ has exactly its own header keys, whatever the requests before it on
 /// the same interpreter sent (the key strings are reused by position and by name).
 #[test]

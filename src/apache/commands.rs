@@ -32,7 +32,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 41] = [
+pub static mut COMMANDS: [ffi::command_rec; 42] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -79,6 +79,12 @@ pub static mut COMMANDS: [ffi::command_rec; 41] = [
         cmd_error_override,
         DIR_HTACCESS,
         c"On|Off: a daemon's 4xx/5xx answer gets Apache's error document",
+    ),
+    directive(
+        c"WSGIEnableSendfile",
+        cmd_enable_sendfile,
+        DIR_HTACCESS,
+        c"On|Off: accepted; wsgi.file_wrapper files always go to Apache as files",
     ),
     directive(
         c"WSGIGroupAuthoritative",

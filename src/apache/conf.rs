@@ -70,6 +70,8 @@ pub struct DirConf {
     pub ignore_activity: Option<bool>,
     /// WSGIErrorOverride: a daemon's 4xx/5xx answer is replaced by Apache's error document.
     pub error_override: Option<bool>,
+    /// WSGIEnableSendfile: shown to the application as `mod_wsgi.enable_sendfile`.
+    pub enable_sendfile: Option<bool>,
     /// WSGIHandlerScript lines, later ones (and inner sections') first.
     pub handler_scripts: Vec<HandlerScript>,
     pub map_head_to_get: Option<config::MapHeadToGet>,
@@ -95,6 +97,7 @@ impl DirConf {
             chunked_request: new.chunked_request.or(base.chunked_request),
             ignore_activity: new.ignore_activity.or(base.ignore_activity),
             error_override: new.error_override.or(base.error_override),
+            enable_sendfile: new.enable_sendfile.or(base.enable_sendfile),
             handler_scripts: new.handler_scripts.iter().chain(&base.handler_scripts).cloned().collect(),
             map_head_to_get: new.map_head_to_get.or(base.map_head_to_get),
             trusted_proxy_headers: new.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),
@@ -159,6 +162,7 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
         chunked_request: None,
         ignore_activity: None,
         error_override: None,
+        enable_sendfile: None,
         handler_scripts: Vec::new(),
         map_head_to_get: None,
         trusted_proxy_headers: None,
@@ -298,6 +302,10 @@ dir_setter!(cmd_ignore_activity, |conf, name, raw| {
 });
 dir_setter!(cmd_error_override, |conf, name, raw| {
     conf.error_override = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+dir_setter!(cmd_enable_sendfile, |conf, name, raw| {
+    conf.enable_sendfile = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
     Ok(())
 });
 // WSGIGroupAuthoritative: mod_wsgi stores it but Apache 2.4 never asks (the authz providers

@@ -306,7 +306,7 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
     let port_text = port.to_string();
     let listener_host = cstr((*(*r).connection).local_ip).unwrap_or("").to_string();
     let extras: [(&[u8], &[u8]); 15] = [
-        (b"mod_wsgi.enable_sendfile", b"0"),
+        (b"mod_wsgi.enable_sendfile", if dir.enable_sendfile == Some(true) { b"1" } else { b"0" }),
         (b"mod_wsgi.ignore_activity", if dir.ignore_activity == Some(true) { b"1" } else { b"0" }),
         (b"mod_wsgi.script_start", start.as_bytes()),
         (b"mod_wsgi.process_group", process_group.as_bytes()),
