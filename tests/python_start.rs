@@ -1,6 +1,6 @@
 //! The directives that set how Python starts, seen from inside the app in an Apache child and
 //! in a daemon process: WSGIPythonWarnings, WSGIDontWriteBytecode, WSGIPythonHashSeed and
-//! WSGIPythonEggs.
+//! WSGIPythonEggs, WSGISwitchInterval (`switch-interval=` in a daemon).
 
 mod common;
 
@@ -16,6 +16,7 @@ def application(environ, start_response):
         "hash=%d" % hash("oxwsgi"),
         "hash_randomization=%d" % sys.flags.hash_randomization,
         "eggs=%s" % os.environ.get("PYTHON_EGG_CACHE", "-"),
+        "switch_interval=%g" % sys.getswitchinterval(),
     ]
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [("\n".join(out) + "\n").encode()]
@@ -35,7 +36,8 @@ fn python_start_options_apply_to_children_and_daemons() {
              WSGIDontWriteBytecode On\n\
              WSGIPythonHashSeed 42\n\
              WSGIPythonEggs /tmp/oxwsgi-embedded-eggs\n\
-             WSGIDaemonProcess opts threads=1\n\
+             WSGISwitchInterval 0.25\n\
+             WSGIDaemonProcess opts threads=1 switch-interval=0.125\n\
              WSGIScriptAlias /emb {APPS}/app.py\n\
              WSGIScriptAlias /dmn {APPS}/app.py process-group=opts",
         )
@@ -55,6 +57,7 @@ fn python_start_options_apply_to_children_and_daemons() {
     let want = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(e["hash"], want);
     assert_eq!(d["hash"], want);
+    assert_eq!((e["switch_interval"].as_str(), d["switch_interval"].as_str()), ("0.25", "0.125"));
     assert_eq!(e["eggs"], "/tmp/oxwsgi-embedded-eggs");
     assert_eq!(d["eggs"], "-", "daemons take python-eggs=, not WSGIPythonEggs");
 }
@@ -66,4 +69,5 @@ fn without_them_python_keeps_its_defaults() {
     assert_eq!(e["warnoptions"], "");
     assert_eq!(e["dont_write_bytecode"], "False");
     assert_eq!(e["hash_randomization"], "1");
+    assert_eq!(e["switch_interval"], "0.005");
 }

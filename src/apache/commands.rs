@@ -6,7 +6,9 @@ use super::conf::*;
 use super::dispatch::cmd_dispatch_script;
 use super::handler_script::{cmd_handler_script, cmd_import_script};
 use super::proxy::{cmd_trusted_proxies, cmd_trusted_proxy_headers};
-use super::python_start::{cmd_dont_write_bytecode, cmd_python_eggs, cmd_python_hash_seed, cmd_python_warnings};
+use super::python_start::{
+    cmd_dont_write_bytecode, cmd_python_eggs, cmd_python_hash_seed, cmd_python_warnings, cmd_switch_interval,
+};
 use crate::sys::ffi;
 use std::ffi::{c_void, CStr};
 use std::os::raw::c_char;
@@ -32,7 +34,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 42] = [
+pub static mut COMMANDS: [ffi::command_rec; 43] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -161,6 +163,12 @@ pub static mut COMMANDS: [ffi::command_rec; 42] = [
     directive(c"WSGIPythonWarnings", cmd_python_warnings, SERVER, c"a -W warning filter for Python (repeatable)"),
     directive(c"WSGIDontWriteBytecode", cmd_dont_write_bytecode, SERVER, c"On|Off: do not write .pyc files"),
     directive(c"WSGIPythonHashSeed", cmd_python_hash_seed, SERVER, c"random|N: Python's hash seed"),
+    directive(
+        c"WSGISwitchInterval",
+        cmd_switch_interval,
+        SERVER,
+        c"SECONDS: sys.setswitchinterval() in Apache's children (daemons: switch-interval=)",
+    ),
     directive(c"WSGIPythonEggs", cmd_python_eggs, SERVER, c"DIR: PYTHON_EGG_CACHE in embedded mode"),
     directive(
         c"WSGIServerMetrics",

@@ -52,6 +52,7 @@ pub struct ServerConf {
     pub python_warnings: Vec<String>,
     pub dont_write_bytecode: Option<bool>,
     pub hash_seed: Option<Option<u32>>,
+    pub switch_interval: Option<std::time::Duration>,
     pub python_eggs: Option<String>,
     /// Process groups named by directives in this server, checked once all are defined.
     pub group_references: Vec<(String, Origin)>,

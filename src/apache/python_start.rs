@@ -52,6 +52,7 @@ pub fn start_options() -> interp::StartOptions {
         warnings: conf.python_warnings.clone(),
         dont_write_bytecode: conf.dont_write_bytecode.unwrap_or(false),
         hash_seed: conf.hash_seed.flatten(),
+        switch_interval: conf.switch_interval,
     }
 }
 
@@ -63,6 +64,11 @@ server_setter!(cmd_python_warnings, global = true, |conf, cmd, name, raw| {
 server_setter!(cmd_dont_write_bytecode, global = true, |conf, cmd, name, raw| {
     let _ = cmd;
     conf.dont_write_bytecode = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+server_setter!(cmd_switch_interval, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.switch_interval = Some(config::parse_switch_interval(name, raw).map_err(|e| e.to_string())?);
     Ok(())
 });
 server_setter!(cmd_python_hash_seed, global = true, |conf, cmd, name, raw| {

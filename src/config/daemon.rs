@@ -48,6 +48,7 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
     "send-buffer-size",
     "receive-buffer-size",
     "server-metrics",
+    "switch-interval",
 ];
 
 /// Options whose value may be empty, as mod_wsgi allows (`python-path=''` in the configs
@@ -67,7 +68,6 @@ pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &[
     "response-socket-timeout",
     "script-user",
     "script-group",
-    "switch-interval",
     "response-flush-delay",
     "newrelic-config-file",
     "newrelic-environment",
@@ -126,6 +126,8 @@ pub struct DaemonProcess {
     pub cpu_time_limit: u64,
     /// setpriority() niceness, -20..=19.
     pub cpu_priority: Option<i32>,
+    /// `switch-interval=`: `sys.setswitchinterval()` in the daemon processes.
+    pub switch_interval: Option<Duration>,
     /// RLIMIT_DATA and RLIMIT_AS in bytes; 0 = none.
     pub memory_limit: u64,
     pub virtual_memory_limit: u64,
@@ -171,6 +173,7 @@ impl DaemonProcess {
             supplementary_groups: Vec::new(),
             cpu_time_limit: 0,
             cpu_priority: None,
+            switch_interval: None,
             memory_limit: 0,
             virtual_memory_limit: 0,
             stack_size: 0,
@@ -311,6 +314,12 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
                 value.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect()
         }
         "cpu-time-limit" => d.cpu_time_limit = number(0, MAX_SECONDS, "needs a whole number of seconds (0 = none)")?,
+        "switch-interval" => {
+            d.switch_interval = Some(
+                super::parse_switch_interval(DIRECTIVE, &value)
+                    .map_err(|_| bad("needs a number of seconds above 0 (Python's default is 0.005)"))?,
+            )
+        }
         "cpu-priority" => {
             let n: Option<i32> = value.parse().ok().filter(|n| (-20..=19).contains(n));
             d.cpu_priority = Some(n.ok_or_else(|| bad("needs a whole number from -20 to 19"))?);
@@ -394,7 +403,8 @@ mod tests {
              queue-timeout=45 restart-interval=3600 listen-backlog=500 socket-user=apache \
              python-eggs=/srv/eggs supplementary-groups=adm,staff cpu-time-limit=600 \
              cpu-priority=-5 memory-limit=1000000000 virtual-memory-limit=2000000000 \
-             stack-size=524288 send-buffer-size=65536 receive-buffer-size=131072 server-metrics=On",
+             stack-size=524288 send-buffer-size=65536 receive-buffer-size=131072 server-metrics=On \
+             switch-interval=0.01",
         );
         let secs = Duration::from_secs;
         let expected = DaemonProcess {
@@ -427,6 +437,7 @@ mod tests {
             supplementary_groups: vec!["adm".into(), "staff".into()],
             cpu_time_limit: 600,
             cpu_priority: Some(-5),
+            switch_interval: Some(Duration::from_millis(10)),
             memory_limit: 1_000_000_000,
             virtual_memory_limit: 2_000_000_000,
             stack_size: 524288,

@@ -20,7 +20,7 @@ mod scripts;
 pub use args::{parse_on_off, split_args, ConfigError};
 pub use head_to_get::{parse_map_head_to_get, MapHeadToGet};
 pub use python_home::{check_python_home, parse_pyvenv_cfg, PyvenvCfg, PYTHON_VERSION};
-pub use python_options::parse_hash_seed;
+pub use python_options::{parse_hash_seed, parse_switch_interval};
 
 pub use daemon::{
     parse_daemon_process, DaemonProcess, DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED, DAEMON_OPTIONS_IMPLEMENTED,

@@ -22,9 +22,35 @@ pub fn parse_hash_seed(directive: &str, raw: &str) -> Result<Option<u32>, Config
     })
 }
 
+/// WSGISwitchInterval / `switch-interval=`: seconds (a decimal number above 0, at most an hour)
+/// for `sys.setswitchinterval()`.
+pub fn parse_switch_interval(directive: &str, raw: &str) -> Result<std::time::Duration, ConfigError> {
+    let v = raw.trim_matches(is_space);
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 && !v.starts_with('+') => {
+            Ok(std::time::Duration::from_secs_f64(s))
+        }
+        _ => Err(ConfigError::BadArgument {
+            directive: directive.to_string(),
+            expected: "needs a number of seconds above 0 (Python's default is 0.005)".to_string(),
+            value: raw.to_string(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switch_intervals() {
+        let p = |v| parse_switch_interval("WSGISwitchInterval", v);
+        assert_eq!(p("0.005").unwrap(), std::time::Duration::from_micros(5000));
+        assert_eq!(p(" 1 ").unwrap(), std::time::Duration::from_secs(1));
+        for bad in ["0", "-1", "", "abc", "nan", "inf", "1e9", "+1"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn hash_seeds() {

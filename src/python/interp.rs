@@ -103,6 +103,8 @@ pub struct StartOptions {
     pub dont_write_bytecode: bool,
     /// None: Python's default (random).
     pub hash_seed: Option<u32>,
+    /// `sys.setswitchinterval()` (WSGISwitchInterval; `switch-interval=` in a daemon).
+    pub switch_interval: Option<std::time::Duration>,
 }
 
 struct Runtime {
@@ -280,6 +282,14 @@ unsafe fn start_python(home: Option<&str>, start: &StartOptions) -> Result<(), S
             }
             None => format!("Python failed to start: {msg}"),
         });
+    }
+    if let Some(interval) = start.switch_interval {
+        // One GIL for every interpreter: set once, in the main one, as mod_wsgi does.
+        let code = CString::new(format!("import sys\nsys.setswitchinterval({})\n", interval.as_secs_f64()))
+            .expect("no NUL");
+        if ffi::PyRun_SimpleString(code.as_ptr()) != 0 {
+            return Err(format!("cannot set the switch interval to {}s", interval.as_secs_f64()));
+        }
     }
     Ok(())
 }

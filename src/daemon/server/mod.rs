@@ -49,7 +49,8 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         restrict_signal: false,
         threads_per_process: spec.threads as i64,
         maximum_processes: spec.processes as i64,
-        start,
+        // WSGISwitchInterval is for Apache's children; a daemon takes its own option.
+        start: StartOptions { switch_interval: spec.switch_interval, ..start },
     };
     if let Err(e) = crate::python::initialize(config) {
         log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: daemon process of group '{}': {e}", spec.name));
