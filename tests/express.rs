@@ -258,3 +258,14 @@ fn reload_on_changes_restarts_the_daemon_with_the_new_code() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn server_status_setup_serves_apaches_status_page_beside_the_app() {
+    let Some(mut site) = Site::setup("status", &["--server-status"]) else { return };
+    site.start();
+    // mod_status answers /server-status (the rewrite to the handler script leaves it alone).
+    let r = site.get("/server-status?auto");
+    assert!(r.text().contains("BusyWorkers:") && r.text().contains("Total Accesses:"), "{}", r.text());
+    let r = site.get("/s");
+    assert_eq!(field(&r, "path_info"), "/s");
+}
