@@ -24,9 +24,9 @@ const APP: &str = r#"
 import os
 
 def application(environ, start_response):
-    body = "hello from express\nscript_name=%s\npath_info=%s\nmethod=%s\npid=%d\nprocess_group=%s\napplication_group=%s\n" % (
+    body = "hello from express\nscript_name=%s\npath_info=%s\nmethod=%s\npid=%d\nprocess_group=%s\napplication_group=%s\nurl_scheme=%s\n" % (
         environ["SCRIPT_NAME"], environ["PATH_INFO"], environ["REQUEST_METHOD"], os.getpid(),
-        environ["mod_wsgi.process_group"], environ["mod_wsgi.application_group"])
+        environ["mod_wsgi.process_group"], environ["mod_wsgi.application_group"], environ["wsgi.url_scheme"])
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body.encode()]
 "#;
@@ -268,4 +268,49 @@ fn server_status_setup_serves_apaches_status_page_beside_the_app() {
     assert!(r.text().contains("BusyWorkers:") && r.text().contains("Total Accesses:"), "{}", r.text());
     let r = site.get("/s");
     assert_eq!(field(&r, "path_info"), "/s");
+}
+
+#[test]
+fn https_port_with_a_self_signed_certificate() {
+    let certs = TempDir::new("express-certs");
+    let (crt, key) = (certs.path().join("site.crt"), certs.path().join("site.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let https_port = free_port().to_string();
+    let Some(mut site) = Site::setup(
+        "https",
+        &[
+            "--server-name",
+            "localhost",
+            "--https-port",
+            &https_port,
+            "--ssl-certificate-file",
+            crt.to_str().unwrap(),
+            "--ssl-certificate-key-file",
+            key.to_str().unwrap(),
+        ],
+    ) else {
+        return;
+    };
+    site.start();
+    // HTTPS on its port, through the handler script, with wsgi.url_scheme https.
+    let url = format!("https://localhost:{https_port}/secure");
+    let resolve = format!("localhost:{https_port}:127.0.0.1");
+    let out = venv::run_with_timeout(
+        Command::new("curl").args(["-sS", "--cacert"]).arg(&crt).args(["--resolve", &resolve, &url]),
+        Duration::from_secs(30),
+    );
+    let body = out.unwrap_or_else(|e| panic!("curl {url}: {e}\n{}", site.error_log()));
+    assert!(body.contains("hello from express") && body.contains("url_scheme=https\n"), "{body}");
+    assert!(body.contains("path_info=/secure\n"), "{body}");
+    // Plain HTTP on the other port still serves the same app.
+    let r = site.get("/plain");
+    assert!(r.text().contains("url_scheme=http\n"), "{}", r.text());
 }
