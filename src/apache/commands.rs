@@ -34,7 +34,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 43] = [
+pub static mut COMMANDS: [ffi::command_rec; 44] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -87,6 +87,13 @@ pub static mut COMMANDS: [ffi::command_rec; 43] = [
         cmd_enable_sendfile,
         DIR_HTACCESS,
         c"On|Off: accepted; wsgi.file_wrapper files always go to Apache as files",
+    ),
+    // As in mod_wsgi: not in .htaccess (a raw pointer into Apache is for trusted code only).
+    directive(
+        c"WSGIPassApacheRequest",
+        cmd_pass_apache_request,
+        DIR,
+        c"On|Off: apache.request_rec (a capsule) in the embedded environ",
     ),
     directive(
         c"WSGIGroupAuthoritative",

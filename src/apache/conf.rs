@@ -73,6 +73,8 @@ pub struct DirConf {
     pub error_override: Option<bool>,
     /// WSGIEnableSendfile: shown to the application as `mod_wsgi.enable_sendfile`.
     pub enable_sendfile: Option<bool>,
+    /// WSGIPassApacheRequest: `apache.request_rec` in the embedded environ.
+    pub pass_apache_request: Option<bool>,
     /// WSGIHandlerScript lines, later ones (and inner sections') first.
     pub handler_scripts: Vec<HandlerScript>,
     pub map_head_to_get: Option<config::MapHeadToGet>,
@@ -99,6 +101,7 @@ impl DirConf {
             ignore_activity: new.ignore_activity.or(base.ignore_activity),
             error_override: new.error_override.or(base.error_override),
             enable_sendfile: new.enable_sendfile.or(base.enable_sendfile),
+            pass_apache_request: new.pass_apache_request.or(base.pass_apache_request),
             handler_scripts: new.handler_scripts.iter().chain(&base.handler_scripts).cloned().collect(),
             map_head_to_get: new.map_head_to_get.or(base.map_head_to_get),
             trusted_proxy_headers: new.trusted_proxy_headers.clone().or_else(|| base.trusted_proxy_headers.clone()),
@@ -164,6 +167,7 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
         ignore_activity: None,
         error_override: None,
         enable_sendfile: None,
+        pass_apache_request: None,
         handler_scripts: Vec::new(),
         map_head_to_get: None,
         trusted_proxy_headers: None,
@@ -307,6 +311,10 @@ dir_setter!(cmd_error_override, |conf, name, raw| {
 });
 dir_setter!(cmd_enable_sendfile, |conf, name, raw| {
     conf.enable_sendfile = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+dir_setter!(cmd_pass_apache_request, |conf, name, raw| {
+    conf.pass_apache_request = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
     Ok(())
 });
 // WSGIGroupAuthoritative: mod_wsgi stores it but Apache 2.4 never asks (the authz providers

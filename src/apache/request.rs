@@ -359,6 +359,7 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
         head: head && !as_get,
         // Embedded mode reloads a changed script in place, as mod_wsgi does.
         restart_on_change: false,
+        apache_request: if dir.pass_apache_request == Some(true) { r.cast() } else { std::ptr::null_mut() },
     };
     let mut backend = ApacheBackend::new(r);
     let outcome = wsgi::run(&interp, &request, &mut backend);

@@ -31,6 +31,9 @@ pub struct Request<'a> {
     /// A changed script is not reloaded in place: the request ends with [`Outcome::Restart`]
     /// (daemon mode, where the process restarts instead).
     pub restart_on_change: bool,
+    /// WSGIPassApacheRequest (embedded mode): Apache's `request_rec`, shown to the application
+    /// as `apache.request_rec` (an unnamed capsule, as in mod_wsgi); null when not passed.
+    pub apache_request: *mut std::ffi::c_void,
 }
 
 /// How a request ended, for the host.
@@ -344,6 +347,12 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
     set(&n.wsgi_file_wrapper, &data.file_wrapper_cls)?;
     set(&n.mod_wsgi_version, &data.mod_wsgi_version)?;
     set(&n.apache_version, &data.apache_version)?;
+    if !req.apache_request.is_null() {
+        // Valid for this request only, as under mod_wsgi.
+        // Safe: a new reference or NULL with an exception set, which owned() turns into Err.
+        let capsule = unsafe { Obj::owned(ffi::PyCapsule_New(req.apache_request, std::ptr::null(), None)) }?;
+        obj::dict_set_str(&env, c"apache.request_rec", &capsule)?;
+    }
     // mod_wsgi's per-thread and per-process request counters.
     let (thread_id, thread_requests) = THREAD_COUNTS.with(|c| {
         let (id, n) = c.get();

@@ -226,6 +226,7 @@ pub(super) fn handle_request(
         // As mod_wsgi's daemon mode: a changed script restarts the process (every module it
         // imported is loaded fresh), it is not re-executed in place.
         restart_on_change: true,
+        apache_request: std::ptr::null_mut(),
     };
     let outcome = wsgi::run(&interp, &request, backend);
     match outcome {
