@@ -34,7 +34,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 44] = [
+pub static mut COMMANDS: [ffi::command_rec; 45] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -56,6 +56,13 @@ pub static mut COMMANDS: [ffi::command_rec; 44] = [
     ),
     // Not in .htaccess: choosing a daemon group chooses the user scripts run as.
     directive(c"WSGIProcessGroup", cmd_process_group, DIR, c"the daemon process group to delegate requests to"),
+    // Not in .htaccess, like WSGIProcessGroup: it limits what the group may be set to there.
+    directive(
+        c"WSGIRestrictProcess",
+        cmd_restrict_process,
+        DIR,
+        c"GROUP ...: the only process groups (%{GLOBAL}: embedded) requests here may run in",
+    ),
     directive(
         c"WSGICallableObject",
         cmd_callable_object,

@@ -87,6 +87,8 @@ pub struct DirConf {
     pub access_script: Option<config::AuthScript>,
     /// WSGIDispatchScript.
     pub dispatch_script: Option<config::AuthScript>,
+    /// WSGIRestrictProcess.
+    pub restrict_process: Option<config::RestrictProcess>,
 }
 
 impl DirConf {
@@ -110,6 +112,7 @@ impl DirConf {
             auth_group_script: new.auth_group_script.clone().or_else(|| base.auth_group_script.clone()),
             access_script: new.access_script.clone().or_else(|| base.access_script.clone()),
             dispatch_script: new.dispatch_script.clone().or_else(|| base.dispatch_script.clone()),
+            restrict_process: new.restrict_process.clone().or_else(|| base.restrict_process.clone()),
         }
     }
 }
@@ -176,6 +179,7 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
         auth_group_script: None,
         access_script: None,
         dispatch_script: None,
+        restrict_process: None,
     };
     let p = module_config::<DirConf>(unsafe { (*r).per_dir_config });
     if p.is_null() {
@@ -322,6 +326,10 @@ dir_setter!(cmd_pass_apache_request, |conf, name, raw| {
 dir_setter!(cmd_group_authoritative, |conf, name, raw| {
     let _ = conf;
     config::parse_on_off(name, raw).map_err(|e| e.to_string())?;
+    Ok(())
+});
+dir_setter!(cmd_restrict_process, |conf, name, raw| {
+    conf.restrict_process = Some(config::parse_restrict_process(name, raw).map_err(|e| e.to_string())?);
     Ok(())
 });
 dir_setter!(cmd_map_head_to_get, |conf, name, raw| {

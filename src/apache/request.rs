@@ -297,6 +297,19 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
         );
         return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
+    if dir.restrict_process.as_ref().is_some_and(|allowed| !allowed.allows(&process_group)) {
+        let shown = if process_group.is_empty() { "%{GLOBAL}" } else { &process_group };
+        log_request(
+            r,
+            util::LOG_ERR,
+            &format!(
+                "mod_wsgi (pid={}): Daemon process called '{shown}' cannot be accessed by this WSGI application: \
+                 {script} (not listed by WSGIRestrictProcess)",
+                std::process::id()
+            ),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
+    }
     let request_id = match cstr((*r).log_id) {
         Some(id) => id.to_string(),
         None => format!("{:x}-{:x}", child_pid(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)),

@@ -316,7 +316,7 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
         "cpu-time-limit" => d.cpu_time_limit = number(0, MAX_SECONDS, "needs a whole number of seconds (0 = none)")?,
         "switch-interval" => {
             d.switch_interval = Some(
-                super::parse_switch_interval(DIRECTIVE, &value)
+                super::python_options::parse_switch_interval(DIRECTIVE, &value)
                     .map_err(|_| bad("needs a number of seconds above 0 (Python's default is 0.005)"))?,
             )
         }

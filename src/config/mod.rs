@@ -14,6 +14,7 @@ mod daemon;
 mod head_to_get;
 mod python_home;
 mod python_options;
+mod restrict_process;
 mod script_alias;
 mod scripts;
 
@@ -21,6 +22,7 @@ pub use args::{parse_on_off, split_args, ConfigError};
 pub use head_to_get::{parse_map_head_to_get, MapHeadToGet};
 pub use python_home::{check_python_home, parse_pyvenv_cfg, PyvenvCfg, PYTHON_VERSION};
 pub use python_options::{parse_hash_seed, parse_switch_interval};
+pub use restrict_process::{parse_restrict_process, RestrictProcess};
 
 pub use daemon::{
     parse_daemon_process, DaemonProcess, DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED, DAEMON_OPTIONS_IMPLEMENTED,
