@@ -269,6 +269,16 @@ macro_rules! dir_setter {
     };
 }
 
+/// A per-directory `On|Off` directive that sets `DirConf::$field`.
+macro_rules! dir_flag {
+    ($fn_name:ident, $field:ident) => {
+        dir_setter!($fn_name, |conf, name, raw| {
+            conf.$field = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+            Ok(())
+        });
+    };
+}
+
 dir_setter!(cmd_application_group, |conf, name, raw| {
     conf.application_group = Some(group_spec(name, &one_word(name, raw)?)?);
     Ok(())
@@ -293,34 +303,13 @@ dir_setter!(cmd_callable_object, |conf, name, raw| {
     conf.callable_object = Some(one_word(name, raw)?);
     Ok(())
 });
-dir_setter!(cmd_pass_authorization, |conf, name, raw| {
-    conf.pass_authorization = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
-    Ok(())
-});
-dir_setter!(cmd_script_reloading, |conf, name, raw| {
-    conf.script_reloading = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
-    Ok(())
-});
-dir_setter!(cmd_chunked_request, |conf, name, raw| {
-    conf.chunked_request = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
-    Ok(())
-});
-dir_setter!(cmd_ignore_activity, |conf, name, raw| {
-    conf.ignore_activity = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
-    Ok(())
-});
-dir_setter!(cmd_error_override, |conf, name, raw| {
-    conf.error_override = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
-    Ok(())
-});
-dir_setter!(cmd_enable_sendfile, |conf, name, raw| {
-    conf.enable_sendfile = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
-    Ok(())
-});
-dir_setter!(cmd_pass_apache_request, |conf, name, raw| {
-    conf.pass_apache_request = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
-    Ok(())
-});
+dir_flag!(cmd_pass_authorization, pass_authorization);
+dir_flag!(cmd_script_reloading, script_reloading);
+dir_flag!(cmd_chunked_request, chunked_request);
+dir_flag!(cmd_ignore_activity, ignore_activity);
+dir_flag!(cmd_error_override, error_override);
+dir_flag!(cmd_enable_sendfile, enable_sendfile);
+dir_flag!(cmd_pass_apache_request, pass_apache_request);
 // WSGIGroupAuthoritative: mod_wsgi stores it but Apache 2.4 never asks (the authz providers
 // decide; `Require wsgi-group` failing is a denial, and `<RequireAny>` combines providers).
 dir_setter!(cmd_group_authoritative, |conf, name, raw| {
