@@ -9,6 +9,7 @@
 pub mod appgroup;
 pub mod config;
 pub mod daemon;
+pub mod metrics;
 pub mod proxy_headers;
 pub mod python;
 pub mod routing;

@@ -33,23 +33,7 @@ def application(environ, start_response):
 
 /// The mod_wsgi venv, or None (with the reason printed) when PyPI cannot be reached.
 fn mod_wsgi_venv() -> Option<PathBuf> {
-    match venv::venv_with(venv::MOD_WSGI_REQUIREMENTS) {
-        Ok(v) => Some(v),
-        Err(e)
-            if [
-                "Failed to establish a new connection",
-                "Temporary failure in name resolution",
-                "No matching distribution",
-                "Network is unreachable",
-            ]
-            .iter()
-            .any(|n| e.contains(n)) =>
-        {
-            eprintln!("SKIPPED: pip cannot reach PyPI to install mod_wsgi: {}", e.lines().last().unwrap_or(""));
-            None
-        }
-        Err(e) => panic!("cannot install mod_wsgi from PyPI: {e}"),
-    }
+    venv::venv_or_skip(venv::MOD_WSGI_REQUIREMENTS)
 }
 
 fn free_port() -> u16 {

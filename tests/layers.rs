@@ -309,6 +309,7 @@ fn pure(rel: &str) -> bool {
         || rel.starts_with("daemon/protocol")
         || rel == "daemon/dispatch.rs"
         || rel == "proxy_headers.rs"
+        || rel.starts_with("metrics/")
 }
 
 #[test]

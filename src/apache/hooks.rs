@@ -19,6 +19,7 @@ pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
     ffi::ap_hook_post_config(Some(super::supervisor::post_config), ptr::null(), ptr::null(), middle);
     ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), middle);
     super::auth::register(_p);
+    super::metrics::register();
     ffi::ap_hook_translate_name(
         Some(request::translate_name),
         ptr::addr_of!(PRE_TRANSLATE) as *const _,

@@ -6,6 +6,7 @@ use super::python_start::{ensure_python, mpm_query};
 use super::response::ApacheBackend;
 use crate::appgroup::{self, GroupSpec, NamingContext};
 use crate::config::{HandlerScript, HANDLER_CALLABLE};
+use crate::metrics::running::Running;
 use crate::python::interp;
 use crate::python::wsgi::{self, Outcome, Request};
 use crate::routing::split_first_segment;
@@ -337,6 +338,7 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
     ];
     cgi.extend_from_slice(&extras);
 
+    super::metrics::mark(r, &process_group, &group);
     if !process_group.is_empty() {
         if https {
             cgi.push((b"HTTPS", b"on"));
@@ -375,6 +377,8 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
         apache_request: if dir.pass_apache_request == Some(true) { r.cast() } else { std::ptr::null_mut() },
     };
     let mut backend = ApacheBackend::new(r);
+    let threads = mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as u32;
+    let _running = Running::begin("", &group, threads, (*r).request_time.max(0) as u64, wsgi::now_micros());
     let outcome = wsgi::run(&interp, &request, &mut backend);
     match outcome {
         Outcome::Done => ffi::OK as i32,

@@ -21,6 +21,8 @@ pub struct ApacheBackend {
     input: *mut ffi::apr_bucket_brigade,
     buffered: usize,
     input_eos: bool,
+    /// Counts the body bytes read for the metrics (None: a request they do not count).
+    mark: Option<&'static super::metrics::Mark>,
 }
 
 impl ApacheBackend {
@@ -33,6 +35,7 @@ impl ApacheBackend {
             input: ptr::null_mut(),
             buffered: 0,
             input_eos: false,
+            mark: super::metrics::mark_of(r),
         }
     }
 
@@ -113,6 +116,9 @@ impl Backend for ApacheBackend {
                 }
                 ffi::apr_brigade_cleanup(self.input as *mut _);
                 if n > 0 || self.input_eos {
+                    if let Some(mark) = self.mark {
+                        mark.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
                     return Ok(n);
                 }
             }

@@ -314,6 +314,13 @@ unsafe fn supervise(reason: i32, data: *mut c_void, status: i32) {
             );
             (*slot).detached = true;
             ffi::apr_proc_other_child_unregister(data);
+            // A daemon that ended without having begun to stop crashed (whatever its status).
+            if let Some(region) = crate::metrics::shm::region() {
+                let stopping = region.end(pid as u32).is_some_and(|(_, stopping)| stopping);
+                if !stopping {
+                    region.record_restart(&name, "crash");
+                }
+            }
             let slot = Box::from_raw(slot);
             if state(ffi::AP_SQ_MAIN_STATE) == ffi::AP_SQ_MS_EXITING as i32 {
                 return;
@@ -399,6 +406,9 @@ unsafe extern "C" fn retired_maintenance(reason: i32, data: *mut c_void, _status
                 &format!("oxwsgi: retired daemon process of group '{}' (pid {pid}) {how}", (*retired).group),
             );
             stopping().retain(|(p, _, _)| *p != pid);
+            if let Some(region) = crate::metrics::shm::region() {
+                region.end(pid as u32);
+            }
             (*retired).detached = true;
             ffi::apr_proc_other_child_unregister(data);
             drop(Box::from_raw(retired));

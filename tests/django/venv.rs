@@ -43,6 +43,28 @@ pub fn venv_with(requirements: &[&str]) -> Result<PathBuf, String> {
     make_venv(requirements)
 }
 
+/// A cached venv holding `requirements`, or None (with the reason printed) when pip cannot
+/// reach PyPI; panics on any other failure.
+pub fn venv_or_skip(requirements: &[&str]) -> Option<PathBuf> {
+    match venv_with(requirements) {
+        Ok(v) => Some(v),
+        Err(e)
+            if [
+                "Failed to establish a new connection",
+                "Temporary failure in name resolution",
+                "No matching distribution",
+                "Network is unreachable",
+            ]
+            .iter()
+            .any(|n| e.contains(n)) =>
+        {
+            eprintln!("SKIPPED: pip cannot reach PyPI to install {requirements:?}: {}", e.lines().last().unwrap_or(""));
+            None
+        }
+        Err(e) => panic!("cannot install {requirements:?} from PyPI: {e}"),
+    }
+}
+
 /// `<venv>/bin/python`.
 pub fn venv_python() -> PathBuf {
     venv().join("bin/python")

@@ -40,6 +40,8 @@ use std::time::{Duration, Instant};
 pub fn run(group: &Group, index: usize, server_python_home: Option<String>, start: StartOptions) -> ! {
     let parent = unsafe { libc::getppid() };
     unsafe { process::prepare_process(group) };
+    // Counted among the group's processes (and threads) from now until it ends.
+    crate::metrics::shm::this_process(&group.spec.name, group.spec.threads as u32, crate::python::wsgi::now_micros());
     crate::python::set_server_log(|level, msg| log_server(ptr::null(), level, msg));
     let spec = &group.spec;
     let config = RuntimeConfig {

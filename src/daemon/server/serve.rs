@@ -5,6 +5,7 @@
 use super::backend::DaemonBackend;
 use super::conn::{Conn, Writer};
 use super::shared::{Active, Shared, StopKind, LISTENER};
+use crate::metrics::running::Running;
 use crate::daemon::protocol::{self, Frame, PairBuf, MAX_HELLO_PAYLOAD, PROTOCOL_VERSION};
 use crate::python::backend::Backend;
 use crate::python::interp;
@@ -228,7 +229,10 @@ pub(super) fn handle_request(
         restart_on_change: true,
         apache_request: std::ptr::null_mut(),
     };
+    let accepted = text(b"mod_wsgi.request_start").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let running = Running::begin(&spec.name, &group, spec.threads as u32, accepted, wsgi::now_micros());
     let outcome = wsgi::run(&interp, &request, backend);
+    drop(running);
     match outcome {
         Outcome::Done => true,
         Outcome::Failed(status) => backend.send_error(status, "request failed"),

@@ -109,6 +109,12 @@ impl Shared {
         }
         if !self.stop.swap(true, Ordering::SeqCst) {
             *self.stop_reason.lock().unwrap() = reason;
+            if let Some(region) = crate::metrics::shm::region() {
+                region.record_restart(&self.group.spec.name, crate::metrics::restart_label(reason));
+            }
+            if let Some(row) = crate::metrics::shm::current_process() {
+                row.set_stopping();
+            }
             log_server(
                 ptr::null(),
                 util::LOG_INFO,
