@@ -182,3 +182,71 @@ fn a_crashed_daemon_is_counted_as_a_crash() {
     assert_eq!(crashes, Some(1), "{}", apache.log_tail(20));
     let _ = apache.stop();
 }
+
+const API_APP: &str = r#"
+import json, mod_wsgi
+
+try:
+    mod_wsgi.request_data()
+    OUTSIDE = 'no error'
+except RuntimeError as e:
+    OUTSIDE = str(e)
+BEFORE_START = mod_wsgi.request_metrics()
+mod_wsgi.start_recording_metrics()
+
+def application(environ, start_response):
+    data = mod_wsgi.request_data()
+    data['seen'] = data.get('seen', 0) + 1
+    same = mod_wsgi.request_data() is data and mod_wsgi.request_data()['seen'] == 1
+    out = {
+        'outside': OUTSIDE,
+        'before_start': BEFORE_START,
+        'same': same,
+        'process': mod_wsgi.process_metrics(),
+        'interval': mod_wsgi.request_metrics(),
+        'server': mod_wsgi.server_metrics(),
+    }
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [json.dumps(out).encode()]
+"#;
+
+#[test]
+fn the_python_api_reads_this_process() {
+    let apache = Apache::builder()
+        .app("api.py", API_APP)
+        .config(
+            "WSGIDaemonProcess api processes=1 threads=3\n\
+             WSGIScriptAlias /d {APPS}/api.py process-group=api\n\
+             WSGIScriptAlias /e {APPS}/api.py",
+        )
+        .start();
+    for mount in ["/d", "/e"] {
+        let mut last: Option<Value> = None;
+        for i in 0..4 {
+            let r = apache.get(&format!("{mount}/"));
+            r.assert_status(200);
+            let v: Value = serde_json::from_str(&r.text()).unwrap();
+            assert_eq!(v["outside"], "no active request for thread");
+            assert_eq!(v["before_start"], Value::Null);
+            assert_eq!(v["same"], true, "request_data() is one dict per request, new for each");
+            assert_eq!(v["server"], Value::Null);
+            let p = &v["process"];
+            assert!(p["active_requests"].as_u64().unwrap() >= 1, "{mount}: {p}");
+            assert!(p["memory_rss"].as_u64().unwrap() > 1_000_000);
+            assert!(p["cpu_time"].as_f64().unwrap() > 0.0);
+            if mount == "/d" {
+                // One daemon process serves them all: it has counted the requests before this one.
+                assert_eq!(p["request_count"], i, "{p}");
+                assert_eq!(p["request_threads"], 3);
+            }
+            assert!(v["interval"]["sample_period"].as_f64().unwrap() > 0.0);
+            if let Some(prev) = &last {
+                if prev["process"]["pid"] == p["pid"] {
+                    assert_eq!(v["interval"]["request_count"], 1, "one request since the last call: {v}");
+                }
+            }
+            last = Some(v);
+        }
+    }
+    let _ = apache.stop();
+}

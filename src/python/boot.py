@@ -334,6 +334,102 @@ def process_stopping(reason):
             traceback.print_exc()
 
 
+def _memory():
+    """(resident, peak resident) bytes of this process."""
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    try:
+        with open('/proc/self/statm') as f:
+            rss = int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    except (OSError, ValueError, IndexError):
+        rss = 0
+    return rss, peak
+
+
+def process_metrics():
+    """mod_wsgi.process_metrics(): this process since it started (from the shared metrics)."""
+    import resource, time
+    stats = _process_stats()
+    if stats is None:
+        return None
+    started_us, requests, busy_us, threads, busy = stats
+    now = time.time()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss, peak = _memory()
+    return {
+        'pid': os.getpid(),
+        'restart_time': started_us / 1e6,
+        'current_time': now,
+        'running_time': int(now - started_us / 1e6),
+        'request_count': requests,
+        'request_busy_time': busy_us / 1e6,
+        'request_threads': threads,
+        'active_requests': busy,
+        'cpu_user_time': usage.ru_utime,
+        'cpu_system_time': usage.ru_stime,
+        'cpu_time': usage.ru_utime + usage.ru_stime,
+        'memory_rss': rss,
+        'memory_max_rss': peak,
+        'threads': [],
+    }
+
+
+_recording = None
+
+
+def start_recording_metrics():
+    """mod_wsgi.start_recording_metrics(): the first request_metrics() interval starts now."""
+    global _recording
+    if _recording is None:
+        _recording = _sample()
+
+
+def _sample():
+    import resource, time
+    stats = _process_stats() or (0, 0, 0, 0, 0)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return time.time(), stats, usage.ru_utime, usage.ru_stime
+
+
+def request_metrics():
+    """mod_wsgi.request_metrics(): this process over the interval since the previous call (or
+    since start_recording_metrics()); None until that has been called."""
+    global _recording
+    if _recording is None:
+        return None
+    then, before, user0, system0 = _recording
+    now, after, user1, system1 = _recording = _sample()
+    period = max(now - then, 1e-9)
+    count = after[1] - before[1]
+    busy = (after[2] - before[2]) / 1e6
+    threads = after[3]
+    rss, peak = _memory()
+    user, system = (user1 - user0) / period, (system1 - system0) / period
+    return {
+        'pid': os.getpid(),
+        'start_time': then,
+        'stop_time': now,
+        'sample_period': period,
+        'request_count': count,
+        'request_throughput': count / period,
+        'request_threads_maximum': threads,
+        'request_threads_active': after[4],
+        'capacity_utilization': busy / (period * threads) if threads else 0.0,
+        'request_busy_time': busy,
+        'cpu_user_utilization': user,
+        'cpu_system_utilization': system,
+        'cpu_utilization': user + system,
+        'memory_rss': rss,
+        'memory_max_rss': peak,
+    }
+
+
+def server_metrics():
+    """mod_wsgi.server_metrics(): Apache's scoreboard is not offered (as mod_wsgi without
+    WSGIServerMetrics On); the oxwsgi-metrics handler serves the server's numbers instead."""
+    return None
+
+
 def setup(process_group, application_group, version, environ_snapshot, restrict_signal,
           threads_per_process, maximum_processes):
     """Per-interpreter setup, called once right after this module is executed."""
@@ -352,6 +448,11 @@ def setup(process_group, application_group, version, environ_snapshot, restrict_
     mod.event_callbacks = _event_callbacks
     mod.subscribe_events = subscribe_events
     mod.subscribe_shutdown = subscribe_shutdown
+    mod.process_metrics = process_metrics
+    mod.request_metrics = request_metrics
+    mod.start_recording_metrics = start_recording_metrics
+    mod.server_metrics = server_metrics
+    mod.request_data = request_data
     # As under mod_wsgi: where the `mod_wsgi` package from pip is on sys.path, its subpackages
     # (mod_wsgi.express, mod_wsgi.server, which mod_wsgi-express's handler script imports) are
     # importable as `mod_wsgi.*` beside this module.

@@ -4,12 +4,13 @@
 //! One order, bottom to top: `obj` (owned references, errors) -> `interp` (interpreters, thread
 //! states, script loading) -> `backend` and `headers` (the host interface, PEP 3333's header
 //! rules) -> `state` (one request's response and input state) -> `native` (the functions Python
-//! calls back into a request through) -> `wsgi` (the adapter that runs a request). No file
+//! calls back into a request through; `metrics_api` beside it) -> `wsgi` (the adapter that runs a request). No file
 //! imports one above it.
 
 pub mod backend;
 pub mod headers;
 pub mod interp;
+mod metrics_api;
 mod native;
 pub mod obj;
 pub mod script_call;
@@ -20,5 +21,11 @@ pub use native::set_server_log;
 
 /// Starts Python for this process (once) with oxwsgi's native functions in every interpreter.
 pub fn initialize(config: interp::RuntimeConfig) -> Result<(), String> {
-    interp::initialize(config, native::install)
+    interp::initialize(config, install_natives)
+}
+
+/// Every native function boot.py and the `mod_wsgi` module use.
+fn install_natives(globals: &obj::Obj) -> obj::PyResult<()> {
+    native::install(globals)?;
+    metrics_api::install(globals)
 }

@@ -142,8 +142,14 @@ pub fn install(globals: &Obj) -> PyResult<()> {
     Ok(())
 }
 
+/// The request this thread is running, if any.
+pub(super) fn current_request<'a>() -> Option<&'a RequestState> {
+    // Safe: CURRENT is set only for the duration of the request (see CurrentRequest).
+    unsafe { CURRENT.with(Cell::get).as_ref() }
+}
+
 /// A panic must not unwind into the interpreter: it becomes a SystemError instead.
-fn py_guard(f: impl FnOnce() -> *mut ffi::PyObject) -> *mut ffi::PyObject {
+pub(super) fn py_guard(f: impl FnOnce() -> *mut ffi::PyObject) -> *mut ffi::PyObject {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .unwrap_or_else(|_| raise(unsafe { ffi::PyExc_SystemError }, "oxwsgi: internal error (see the error log)"))
 }

@@ -32,6 +32,8 @@ pub struct RequestState {
     pub(super) input_done: Cell<bool>,
     pub(super) input_error: RefCell<Option<BodyError>>,
     pub(super) client_gone: Cell<bool>,
+    /// `mod_wsgi.request_data()`: made on first use.
+    pub(super) data: RefCell<Option<Obj>>,
 }
 
 pub(super) enum Step {
@@ -54,6 +56,7 @@ impl RequestState {
             input_done: Cell::new(content_length == Some(0)),
             input_error: RefCell::new(None),
             client_gone: Cell::new(false),
+            data: RefCell::new(None),
         }
     }
 

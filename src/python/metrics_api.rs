@@ -1,0 +1,65 @@
+//! The native half of `mod_wsgi.process_metrics()`, `request_metrics()` and `request_data()`
+//! (boot.py builds the dictionaries): this process' counters from the shared metrics region,
+//! and the dictionary of the request this thread runs.
+
+use super::native::{current_request, py_guard};
+use super::obj::{self, raise, Obj, PyResult};
+use pyo3::ffi;
+use std::ptr;
+
+static mut PROCESS_STATS_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
+    ml_name: c"_process_stats".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer { PyCFunction: native_process_stats },
+    ml_flags: ffi::METH_NOARGS,
+    ml_doc: c"_process_stats() -> (start_us, requests, busy_us, threads, busy) or None".as_ptr(),
+};
+
+static mut REQUEST_DATA_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
+    ml_name: c"request_data".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer { PyCFunction: native_request_data },
+    ml_flags: ffi::METH_NOARGS,
+    ml_doc: c"request_data() -> the dict of the request this thread is running".as_ptr(),
+};
+
+/// Puts `_process_stats` and `request_data` into boot.py's globals.
+pub fn install(globals: &Obj) -> PyResult<()> {
+    unsafe {
+        let stats =
+            Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(PROCESS_STATS_DEF), ptr::null_mut(), ptr::null_mut()))?;
+        let data =
+            Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(REQUEST_DATA_DEF), ptr::null_mut(), ptr::null_mut()))?;
+        obj::dict_set_str(globals, c"_process_stats", &stats)?;
+        obj::dict_set_str(globals, c"request_data", &data)?;
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn native_process_stats(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    py_guard(|| {
+        let Some(v) = crate::metrics::shm::current_process().and_then(|row| row.read()) else {
+            return obj::none().into_ptr();
+        };
+        let items = [v.started_us as i64, v.requests as i64, v.busy_us as i64, v.threads as i64, v.busy as i64];
+        let ints: PyResult<Vec<Obj>> = items.iter().map(|&i| obj::int(i)).collect();
+        match ints.and_then(|ints| obj::tuple(&ints.iter().collect::<Vec<_>>())) {
+            Ok(t) => t.into_ptr(),
+            Err(_) => ptr::null_mut(),
+        }
+    })
+}
+
+unsafe extern "C" fn native_request_data(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    py_guard(|| {
+        let Some(state) = current_request() else {
+            return raise(ffi::PyExc_RuntimeError, "no active request for thread");
+        };
+        let mut data = state.data.borrow_mut();
+        if data.is_none() {
+            match obj::dict() {
+                Ok(d) => *data = Some(d),
+                Err(_) => return ptr::null_mut(),
+            }
+        }
+        data.as_ref().expect("just set").clone().into_ptr()
+    })
+}
