@@ -23,7 +23,7 @@ from oxbench.harness import (BENCH, HTTPD, SYSTEM_PYTHON, ensure_dir, log, make_
                              stop_all_live, world_traversable)
 from oxbench.prepare import build_oxwsgi, machine_info, private_copy, setup_site, setup_venv
 from oxbench.report import results_data, rewrite_report, write_results
-from oxbench.scenarios import COMPARE, SCENARIOS, Bench, make_variants, pick
+from oxbench.scenarios import COMPANIONS, SCENARIOS, Bench, make_variants, pick
 
 
 def parse_args(argv):
@@ -129,7 +129,7 @@ def main(argv=None):
         make_readable(work / "modules") if (work / "modules").exists() else None
         variants = make_variants(venv_info["mw_latest_module"], venv_info["mw_latest_version"],
                                  venv_info["mw_latest_reason"], ox_module, ox_reason, compare)
-        variants = pick(variants, args.only, "variant", COMPARE)
+        variants = pick(variants, args.only, "variant", COMPANIONS)
         scenarios = pick(SCENARIOS, args.scenarios, "scenario")
         machine = machine_info(args)
         log(f"machine: {machine['nproc']} × {machine['cpu']}, kernel {machine['kernel']}, "

@@ -250,3 +250,19 @@ fn the_python_api_reads_this_process() {
     }
     let _ = apache.stop();
 }
+
+#[test]
+fn wsgi_metrics_off_counts_nothing() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(
+            "WSGIMetrics Off\n\
+             WSGIScriptAlias /e {APPS}/app.py\n\
+             <Location /server-metrics>\n    SetHandler oxwsgi-metrics\n</Location>",
+        )
+        .start();
+    apache.get("/e/").assert_status(200);
+    apache.get("/server-metrics").assert_status(503);
+    assert!(apache.wait_for_log("WSGIMetrics Off", Duration::from_secs(2)), "{}", apache.log_tail(10));
+    let _ = apache.stop();
+}

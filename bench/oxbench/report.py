@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .harness import (BENCH, DAEMON_PROCESSES, DAEMON_THREADS, DEBIAN_MOD_WSGI, MPM, REPO, T0,
                       log, run, tail)
-from .scenarios import COMPARE, SCENARIOS, Variant, scenarios_for
+from .scenarios import COMPARE, NOMETRICS, SCENARIOS, Variant, scenarios_for
 
 # --------------------------------------------------------------------------------------------
 # Aggregation and reports
@@ -88,6 +88,12 @@ def aggregate(variants: list, scenarios: list, results: dict, idle_results: dict
             e["ratio_prev"] = median_ratios(e, agg[prev].get(skey))
             e["round_ratio_prev"] = {m: round_ratios(results, key, skey, prev, skey, m)
                                      for m in ("rps", "p99_ms")}
+    # The metrics overhead: ox-* over oxnm-* (the same server with WSGIMetrics Off).
+    for key, off in NOMETRICS.items():
+        for skey, e in agg.get(key, {}).items() if off in agg else ():
+            if skey in agg[off]:
+                e["ratio_nometrics"] = median_ratios(e, agg[off][skey])
+                e["round_ratio_nometrics"] = round_ratios(results, key, skey, off, skey)
     idle = {}
     for key, slot in idle_results.items():
         st = stats([r["rss_mib"] for r in slot["runs"]])
@@ -138,6 +144,8 @@ def evaluate_targets(agg: dict, variants: dict) -> list:
         if e.get("na"):
             return None, f"{variants[vkey].label}: {e['na']}"
         base = "mw494-emb" if vkey.endswith("emb") else "mw494-dmn"
+        if kind == "ratio_nometrics":
+            base = NOMETRICS[vkey]
         ref = sc.get("static" if kind == "ratio_static" else base, {}).get(
             "hello16" if (kind == "ratio_static" and skey == "django") else skey, {})
         return None, f"reference n/a: {ref.get('na', 'not measured')}"
@@ -159,6 +167,10 @@ def evaluate_targets(agg: dict, variants: dict) -> list:
     for skey, conns in (("hello16", 16), ("hello64", 64)):
         target(f"Daemon hello ({conns} conns) ≥ 1.6× mod_wsgi 4.9.4 daemon", "ox-dmn", skey,
                "ratio_mw494", 1.6)
+    for vkey, mode in (("ox-emb", "Embedded"), ("ox-dmn", "Daemon")):
+        for skey, conns in (("hello16", 16), ("hello64", 64)):
+            target(f"{mode} hello ({conns} conns) with metrics ≥ 0.97× WSGIMetrics Off", vkey, skey,
+                   "ratio_nometrics", 0.97)
     target("Embedded 5 MiB file_wrapper ≥ 0.95× static", "ox-emb", "file5m", "ratio_static", 0.95)
     target("Daemon 5 MiB file_wrapper ≥ 0.9× static", "ox-dmn", "file5m", "ratio_static", 0.9)
     target("Daemon 64 KiB POST echo ≥ 1.5× mod_wsgi 4.9.4 daemon", "ox-dmn", "post64k",

@@ -89,6 +89,10 @@ SCENARIOS = [
 
 # --compare-module: each oxwsgi variant and its twin loading the other build of the module.
 COMPARE = {"ox-emb": "oxprev-emb", "ox-dmn": "oxprev-dmn"}
+# The metrics overhead: each oxwsgi variant and its twin with `WSGIMetrics Off`, hello only.
+NOMETRICS = {"ox-emb": "oxnm-emb", "ox-dmn": "oxnm-dmn"}
+NOMETRICS_SCENARIOS = ("hello16", "hello64")
+COMPANIONS = {k: [COMPARE[k], NOMETRICS[k]] for k in COMPARE}
 
 
 def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
@@ -98,9 +102,12 @@ def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
     latest = f"mod_wsgi {mw_latest_version}" if mw_latest_version else "mod_wsgi (PyPI latest)"
     ox = [Variant("ox-emb", "oxwsgi embedded", "oxwsgi", "embedded", ox_module, ox_reason),
           Variant("ox-dmn", "oxwsgi daemon", "oxwsgi", "daemon", ox_module, ox_reason)]
+    base = list(ox)
+    ox += [Variant(NOMETRICS[x.key], f"oxwsgi {x.mode} WSGIMetrics Off", "oxnometrics", x.mode,
+                   ox_module, ox_reason) for x in base]
     if compare:
         ox += [Variant(COMPARE[x.key], f"oxwsgi prev {x.mode}", "oxprev", x.mode, *compare)
-               for x in ox]
+               for x in base]
     v = [
         Variant("static", "Apache static file", "static", "static"),
         *ox,
@@ -127,7 +134,7 @@ def pick(items: list, csv: str, what: str, companions: dict | None = None) -> li
     unknown = keys - {x.key for x in items}
     if unknown:
         raise SystemExit(f"unknown {what}(s): {', '.join(sorted(unknown))}")
-    keys |= {companions[k] for k in keys if k in (companions or {})}
+    keys |= {c for k in keys for c in (companions or {}).get(k, ())}
     return [x for x in items if x.key in keys]
 
 
@@ -175,6 +182,7 @@ def render_conf(v: Variant, root: Path, port: int, site: Path, venv: Path, sendf
             f'WSGIPythonHome "{venv}"',
             f'WSGIPythonPath "{apps}"',
             "WSGIApplicationGroup %{GLOBAL}",
+            *(["WSGIMetrics Off"] if v.impl == "oxnometrics" else []),
             f'WSGIScriptAlias /wsgi "{apps}/app.wsgi"',
             f'WSGIScriptAlias /django "{apps}/django.wsgi"',
         ]
@@ -240,7 +248,8 @@ class Bench:
         # results[variant][scenario] = {"runs": [...], "failures": [...]}
         self.results = {v.key: {s.key: {"runs": [], "failures": []} for s in SCENARIOS}
                         for v in variants}
-        self.idle = {v.key: {"runs": [], "failures": []} for v in variants if v.mode == "daemon"}
+        self.idle = {v.key: {"runs": [], "failures": []} for v in variants
+                     if v.mode == "daemon" and v.impl != "oxnometrics"}
         self.stop_reports = []
 
     def instance(self, v: Variant, rnd: int, daemon_group) -> Apache:
@@ -378,7 +387,7 @@ class Bench:
             self.run_round(order, rnd)
             if not self.args.no_idle:
                 for v in order:
-                    if v.mode == "daemon":
+                    if v.mode == "daemon" and v.impl != "oxnometrics":
                         self.run_idle(v, rnd)
 
     def run_round(self, order, rnd: int):
@@ -410,4 +419,6 @@ def scenarios_for(v: Variant, scenarios: list) -> list:
     if v.mode == "static":
         needed = {s.static_key for s in scenarios}
         return [s for s in SCENARIOS if s.key in needed and s.static_path]
+    if v.impl == "oxnometrics":
+        return [s for s in scenarios if s.key in NOMETRICS_SCENARIOS]
     return scenarios

@@ -34,7 +34,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 45] = [
+pub static mut COMMANDS: [ffi::command_rec; 46] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -113,6 +113,7 @@ pub static mut COMMANDS: [ffi::command_rec; 45] = [
     directive(c"WSGIRestrictEmbedded", cmd_restrict_embedded, SERVER, c"On|Off: refuse embedded-mode requests"),
     directive(c"WSGIRestrictSignal", cmd_restrict_signal, SERVER, c"On|Off: ignore signal.signal() in embedded mode"),
     directive(c"WSGISocketPrefix", cmd_socket_prefix, SERVER, c"path prefix of daemon sockets"),
+    directive(c"WSGIMetrics", cmd_metrics, SERVER, c"On|Off: count requests for the oxwsgi-metrics handler"),
     directive(
         c"WSGIRestrictUnknownHosts",
         cmd_restrict_unknown_hosts,

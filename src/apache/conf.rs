@@ -42,6 +42,8 @@ pub struct ServerConf {
     pub python_home: Option<(String, Origin)>,
     pub python_path: Vec<String>,
     pub restrict_embedded: Option<bool>,
+    /// WSGIMetrics (main server only): None means On.
+    pub metrics: Option<bool>,
     pub restrict_signal: Option<bool>,
     pub socket_prefix: Option<String>,
     /// WSGIImportScript lines (main server only: they run when processes start).
@@ -386,6 +388,11 @@ server_setter!(cmd_server_metrics, global = true, |conf, cmd, name, raw| {
 server_setter!(cmd_socket_rotation, global = true, |conf, cmd, name, raw| {
     let (_, _) = (conf, cmd);
     config::parse_on_off(name, raw).map_err(|e| e.to_string())?;
+    Ok(())
+});
+server_setter!(cmd_metrics, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.metrics = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
     Ok(())
 });
 server_setter!(cmd_restrict_unknown_hosts, global = false, |conf, cmd, name, raw| {

@@ -43,6 +43,9 @@ unsafe extern "C" fn post_config(
         std::mem::size_of::<crate::metrics::Region>()
     ))
     .expect("no NUL");
+    if server_conf(s).metrics == Some(false) {
+        return ffi::OK as i32;
+    }
     let pool = (*(*s).process).pool;
     let mut data: *mut c_void = ptr::null_mut();
     ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), pool);
@@ -145,6 +148,7 @@ unsafe fn serve(r: *mut ffi::request_rec) -> i32 {
         return ffi::HTTP_METHOD_NOT_ALLOWED as i32;
     }
     let Some(region) = shm::region() else {
+        util::log_request(r, util::LOG_ERR, "oxwsgi: no metrics are kept (WSGIMetrics Off): nothing to serve");
         return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
     };
     // Rows of processes that ended without saying so (killed children) are freed here.

@@ -81,7 +81,13 @@ impl<const N: usize> Label<N> {
     /// Whether this slot holds `key`, claiming it for `key` if it is free. Waits (briefly) for
     /// a slot another process is writing.
     fn matches_or_claim(&self, key: &[u8]) -> Option<bool> {
-        if self.state.compare_exchange(FREE, WRITING, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        // Read first: a compare-and-swap would take the cache line from every other core.
+        if let Some(name) = self.get() {
+            return Some(name == &key[..key.len().min(N)]);
+        }
+        if self.state.load(Ordering::Relaxed) == FREE
+            && self.state.compare_exchange(FREE, WRITING, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
             let n = key.len().min(N);
             unsafe { (&mut *self.bytes.get())[..n].copy_from_slice(&key[..n]) };
             self.len.store(n as u32, Ordering::Relaxed);
@@ -257,8 +263,25 @@ impl Region {
     /// The series of (group, application group), created on first use. None when the table is
     /// full (then the request goes uncounted).
     pub fn series(&self, group: &str, application_group: &str) -> Option<&SeriesSlot> {
+        thread_local! {
+            /// The last series this thread looked up: (region, key, slot index).
+            static LAST: std::cell::RefCell<(usize, Vec<u8>, usize)> = const { std::cell::RefCell::new((0, Vec::new(), 0)) };
+        }
+        let me = self as *const Region as usize;
+        let (g, a) = (group.as_bytes(), application_group.as_bytes());
+        let cached = LAST.with(|l| {
+            let l = l.borrow();
+            let k = &l.1;
+            let hit = l.0 == me && k.len() == g.len() + 1 + a.len() && k.starts_with(g) && k.ends_with(a);
+            hit.then_some(l.2)
+        });
+        if let Some(i) = cached {
+            return Some(&self.series[i]);
+        }
         let key = series_key(group, application_group);
-        self.series.iter().find(|s| s.label.matches_or_claim(&key) == Some(true))
+        let i = self.series.iter().position(|s| s.label.matches_or_claim(&key) == Some(true))?;
+        LAST.with(|l| *l.borrow_mut() = (me, key, i));
+        Some(&self.series[i])
     }
 
     pub fn record_restart(&self, group: &str, reason: &'static str) {
