@@ -21,6 +21,8 @@ pub struct ApacheBackend {
     input: *mut ffi::apr_bucket_brigade,
     buffered: usize,
     input_eos: bool,
+    /// A file was handed to Apache (see `finish`).
+    sent_file: bool,
     /// Counts the body bytes read for the metrics (None: a request they do not count).
     mark: Option<&'static super::metrics::Mark>,
 }
@@ -35,6 +37,7 @@ impl ApacheBackend {
             input: ptr::null_mut(),
             buffered: 0,
             input_eos: false,
+            sent_file: false,
             mark: super::metrics::mark_of(r),
         }
     }
@@ -208,6 +211,7 @@ impl Backend for ApacheBackend {
             }
             ffi::apr_brigade_insert_file(self.out, file, offset as i64, len as i64, pool);
         }
+        self.sent_file = true;
         Ok(())
     }
 
@@ -216,6 +220,12 @@ impl Backend for ApacheBackend {
             let c = (*self.r).connection;
             ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_eos_create((*c).bucket_alloc));
             self.pass()?;
+            // A file is left to Apache: its core output filter keeps what the client has not
+            // taken yet, and the event MPM finishes the transfer (write completion) without
+            // this thread, so a slow client holds no worker (nor a daemon's thread).
+            if self.sent_file {
+                return Ok(());
+            }
             // Write the response out now rather than after the handler returns. Apache checks
             // for the client's next keep-alive request right after the handler; a small
             // response still held in the core output filter at that point cannot have been

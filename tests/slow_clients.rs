@@ -1,0 +1,81 @@
+//! Slow clients hold no Python thread: clients that ask for a large response and then stop
+//! reading must not keep a hello from being answered at once, in embedded mode (file_wrapper
+//! responses are finished by Apache's write completion, not by the worker thread) and in
+//! daemon mode (Apache's child takes the whole body off the daemon, spooling it to a
+//! temporary file beyond response-buffer-size).
+
+mod common;
+
+use common::Apache;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"
+import os
+
+BIG = os.path.join(os.path.dirname(__file__), 'big.bin')
+
+def application(environ, start_response):
+    path = environ.get('PATH_INFO', '')
+    if path == '/file':
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return environ['wsgi.file_wrapper'](open(BIG, 'rb'))
+    if path == '/body':
+        chunk = b'x' * (1 << 20)
+        start_response('200 OK', [('Content-Type', 'application/octet-stream'),
+                                  ('Content-Length', str(16 << 20))])
+        return (chunk for _ in range(16))
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'hello']
+"#;
+
+/// A client that sends `GET path` and then reads only the first few bytes (and nothing more
+/// until dropped), like a phone on a bad network.
+fn stall(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "the stalled request was answered");
+    s
+}
+
+/// Each child's resident memory (KiB) summed, from /proc.
+fn rss_kib(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.to_string()))
+        .filter_map(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .sum()
+}
+
+/// How long a hello takes while the stalled clients hold their responses.
+fn hello_time(apache: &Apache, path: &str) -> Duration {
+    let t = Instant::now();
+    let r = apache.get(path);
+    r.assert_status(200);
+    assert_eq!(r.text(), "hello");
+    t.elapsed()
+}
+
+#[test]
+fn embedded_file_wrapper_leaves_the_worker_to_write_completion() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .file("apps/big.bin", vec![b'f'; 64 << 20])
+        .config(
+            "ServerLimit 1\nStartServers 1\nThreadsPerChild 4\nMaxRequestWorkers 4\n\
+             MinSpareThreads 1\nMaxSpareThreads 4\nEnableSendfile Off\n\
+             WSGIScriptAlias /app {APPS}/app.py",
+        )
+        .start();
+    hello_time(&apache, "/app/hello");
+    let stalled: Vec<TcpStream> = (0..6).map(|_| stall(apache.addr(), "/app/file")).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let took = hello_time(&apache, "/app/hello");
+    assert!(took < Duration::from_secs(1), "hello took {took:?} with 6 stalled 64 MiB downloads on 4 threads");
+    drop(stalled);
+    let _ = apache.stop();
+}
