@@ -79,3 +79,43 @@ fn embedded_file_wrapper_leaves_the_worker_to_write_completion() {
     drop(stalled);
     let _ = apache.stop();
 }
+#[test]
+fn daemon_thread_is_free_once_the_body_is_produced() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(
+            "WSGIDaemonProcess one processes=1 threads=1\n\
+             WSGIScriptAlias /app {APPS}/app.py process-group=one",
+        )
+        .start();
+    hello_time(&apache, "/app/hello");
+    let children = apache.child_pids();
+    let before = rss_kib(&children);
+    let stalled: Vec<TcpStream> = (0..3).map(|_| stall(apache.addr(), "/app/body")).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let took = hello_time(&apache, "/app/hello");
+    assert!(took < Duration::from_secs(1), "hello took {took:?} with 3 stalled 16 MiB bodies on threads=1");
+    let grown = rss_kib(&children).saturating_sub(before);
+    assert!(grown < 100 * 1024, "Apache's children grew by {grown} KiB holding three 16 MiB bodies");
+    // A stalled client that reads again gets its whole body, byte for byte.
+    let mut s = stalled.into_iter().next().unwrap();
+    let mut rest = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut read_more = |rest: &mut Vec<u8>| {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed after {} bytes", rest.len());
+        rest.extend_from_slice(&buf[..n]);
+    };
+    let start = loop {
+        if let Some(p) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        read_more(&mut rest);
+    };
+    while rest.len() < start + (16 << 20) {
+        read_more(&mut rest);
+    }
+    assert!(rest[start..].iter().all(|&b| b == b'x'));
+    assert_eq!(rest.len() - start, 16 << 20, "body length");
+    let _ = apache.stop();
+}

@@ -20,5 +20,6 @@ pub mod python_start;
 pub mod relay;
 pub mod request;
 pub mod response;
+pub mod response_buffer;
 pub mod supervisor;
 pub mod vhost;

@@ -3,6 +3,7 @@
 //! [`ApacheBackend`] embedded mode uses, so both modes answer alike.
 
 use super::response::ApacheBackend;
+use super::response_buffer::ResponseBuffer;
 use crate::daemon::group::{find_group, Group};
 use crate::daemon::protocol::{self, Frame, FrameReader, EAGER_BODY_MAX, PROTOCOL_VERSION};
 use crate::python::backend::Backend;
@@ -403,6 +404,7 @@ unsafe fn relay(
     }
     // WSGIErrorOverride: the error status the application answered, whose body is discarded.
     let mut overridden: Option<u16> = None;
+    let mut buffer = ResponseBuffer::new(group.spec.response_buffer_size, group.spec.response_spool_size);
     loop {
         let frame = match next.take() {
             Some(f) => f,
@@ -432,19 +434,9 @@ unsafe fn relay(
             Frame::Data(data) if overridden.is_some() => conn.reader.recycle(data),
             Frame::SendFile { .. } if overridden.is_some() => drop(conn.reader.get_mut().fds.pop_front()),
             Frame::Data(data) => {
-                // A large block goes out from the frame's own buffer, without another copy.
-                let sent = if data.len() >= 64 * 1024 {
-                    backend.write_now(&data)
-                } else {
-                    backend.write(&data);
-                    // Push to the client whenever the daemon has nothing more queued right now.
-                    if conn.reader.buffered().is_empty() {
-                        backend.flush()
-                    } else {
-                        Ok(())
-                    }
-                };
-                if sent.is_err() {
+                // Pushed to the client whenever the daemon has nothing more queued right now.
+                let push = conn.reader.buffered().is_empty();
+                if buffer.send(backend, &data, push).is_err() {
                     backend.abort();
                     return Ok(ffi::OK as i32);
                 }

@@ -47,6 +47,33 @@ impl ApacheBackend {
         self.pass_to((*self.r).output_filters)
     }
 
+    /// Passes what is in the output brigade on, without asking Apache to write it out now.
+    pub fn pass_pending(&mut self) -> io::Result<()> {
+        unsafe { self.pass() }
+    }
+
+    /// Apache's core output filter holds bytes the client has not taken yet.
+    pub fn output_pending(&self) -> bool {
+        unsafe { (*(*self.r).connection).data_in_output_filters != 0 }
+    }
+
+    /// Whether the client's socket has room to write, waiting up to `ms` milliseconds.
+    pub fn client_writable(&self, ms: i32) -> bool {
+        unsafe {
+            let sock = ffi::ap_get_conn_socket((*self.r).connection);
+            let mut fd: ffi::apr_os_sock_t = -1;
+            if sock.is_null() || ffi::apr_os_sock_get(&mut fd, sock) != 0 {
+                return true;
+            }
+            let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+            libc::poll(&mut p, 1, ms) == 1
+        }
+    }
+
+    pub fn log_error(&self, msg: &str) {
+        log_request(self.r, crate::sys::util::LOG_ERR, msg);
+    }
+
     unsafe fn pass_to(&mut self, filters: *mut ffi::ap_filter_t) -> io::Result<()> {
         let rv = ffi::ap_pass_brigade(filters, self.out);
         ffi::apr_brigade_cleanup(self.out as *mut _);
@@ -220,10 +247,10 @@ impl Backend for ApacheBackend {
             let c = (*self.r).connection;
             ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_eos_create((*c).bucket_alloc));
             self.pass()?;
-            // A file is left to Apache: its core output filter keeps what the client has not
-            // taken yet, and the event MPM finishes the transfer (write completion) without
-            // this thread, so a slow client holds no worker (nor a daemon's thread).
-            if self.sent_file {
+            // A file, or anything a slow client has not taken yet, is left to Apache: its core
+            // output filter keeps it, and the event MPM finishes the transfer (write
+            // completion) without this thread, so a slow client holds no worker thread.
+            if self.sent_file || self.output_pending() {
                 return Ok(());
             }
             // Write the response out now rather than after the handler returns. Apache checks
@@ -244,9 +271,9 @@ impl Backend for ApacheBackend {
         unsafe {
             // What was produced still reaches the client (a partial response says more than
             // none), then the connection is dropped so it cannot pass for a complete one.
-            if ffi::oxwsgi_brigade_empty(self.out) == 0 {
-                let _ = self.flush();
-            }
+            // (Also what Apache's core filter holds back: it would be dropped with the
+            // connection.)
+            let _ = self.flush();
             let c = (*self.r).connection;
             (*c).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
             (*c).aborted = 1;
