@@ -34,7 +34,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 46] = [
+pub static mut COMMANDS: [ffi::command_rec; 47] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -143,6 +143,12 @@ pub static mut COMMANDS: [ffi::command_rec; 46] = [
         cmd_trusted_proxy_headers,
         DIR_HTACCESS,
         c"HEADER ...: proxy headers that may set REMOTE_ADDR, HTTP_HOST, the scheme, ...",
+    ),
+    directive(
+        c"WSGIXSendfilePath",
+        super::xsendfile::cmd_xsendfile_path,
+        DIR,
+        c"DIR ...: an X-Sendfile response header may name files in these directories",
     ),
     directive(
         c"WSGITrustedProxies",

@@ -91,6 +91,8 @@ pub struct DirConf {
     pub dispatch_script: Option<config::AuthScript>,
     /// WSGIRestrictProcess.
     pub restrict_process: Option<config::RestrictProcess>,
+    /// WSGIXSendfilePath: where files named by an X-Sendfile header may be.
+    pub xsendfile_paths: Option<Vec<std::path::PathBuf>>,
 }
 
 impl DirConf {
@@ -115,6 +117,7 @@ impl DirConf {
             access_script: new.access_script.clone().or_else(|| base.access_script.clone()),
             dispatch_script: new.dispatch_script.clone().or_else(|| base.dispatch_script.clone()),
             restrict_process: new.restrict_process.clone().or_else(|| base.restrict_process.clone()),
+            xsendfile_paths: new.xsendfile_paths.clone().or_else(|| base.xsendfile_paths.clone()),
         }
     }
 }
@@ -182,6 +185,7 @@ pub fn dir_conf<'a>(r: *const ffi::request_rec) -> &'a DirConf {
         access_script: None,
         dispatch_script: None,
         restrict_process: None,
+        xsendfile_paths: None,
     };
     let p = module_config::<DirConf>(unsafe { (*r).per_dir_config });
     if p.is_null() {

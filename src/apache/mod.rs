@@ -23,3 +23,4 @@ pub mod response;
 pub mod response_buffer;
 pub mod supervisor;
 pub mod vhost;
+pub mod xsendfile;

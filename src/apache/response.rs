@@ -2,12 +2,13 @@
 //! WSGI adapter's [`Backend`]. Neither mode's handler owns it (`request` runs the app here,
 //! `relay` copies a daemon's response into it).
 
+use super::xsendfile::{self, Replacement};
 use crate::python::backend::{copy_to_uninit, Backend, BodyError};
 use crate::sys::ffi;
 use crate::sys::util::{log_request, pstr};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::raw::c_char;
 use std::ptr;
 
@@ -23,6 +24,8 @@ pub struct ApacheBackend {
     input_eos: bool,
     /// A file was handed to Apache (see `finish`).
     sent_file: bool,
+    /// X-Sendfile: the body is this file, or a refusal, instead of what the application writes.
+    replacement: Option<Replacement>,
     /// Counts the body bytes read for the metrics (None: a request they do not count).
     mark: Option<&'static super::metrics::Mark>,
 }
@@ -38,6 +41,7 @@ impl ApacheBackend {
             buffered: 0,
             input_eos: false,
             sent_file: false,
+            replacement: None,
             mark: super::metrics::mark_of(r),
         }
     }
@@ -82,6 +86,70 @@ impl ApacheBackend {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client connection closed"));
         }
         Ok(())
+    }
+
+    /// Hands `len` bytes of the open file `fd` from `offset` to Apache as a file bucket.
+    fn insert_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+        unsafe {
+            // Our own descriptor for the file, closed with the request pool (which lives until
+            // the response has been written): the application may close its file object as
+            // soon as we return. A duplicate, not a reopen, so a file only a daemon's user may
+            // open can still be sent by Apache.
+            let own = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
+            if own < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            unsafe extern "C" fn close_fd(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+                libc::close(data as usize as i32);
+                0
+            }
+            let pool = (*self.r).pool;
+            ffi::apr_pool_cleanup_register(
+                pool,
+                own as usize as *const std::ffi::c_void,
+                Some(close_fd),
+                Some(ffi::apr_pool_cleanup_null),
+            );
+            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
+            let mut os_fd = own;
+            let rv = ffi::apr_os_file_put(
+                &mut file,
+                &mut os_fd,
+                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
+                pool,
+            );
+            if rv != 0 {
+                return Err(io::Error::other(format!("cannot hand the file to Apache (APR status {rv})")));
+            }
+            ffi::apr_brigade_insert_file(self.out, file, offset as i64, len as i64, pool);
+        }
+        self.sent_file = true;
+        Ok(())
+    }
+
+    fn finish_body(&mut self) -> io::Result<()> {
+        unsafe {
+            let c = (*self.r).connection;
+            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_eos_create((*c).bucket_alloc));
+            self.pass()?;
+            // A file, or anything a slow client has not taken yet, is left to Apache: its core
+            // output filter keeps it, and the event MPM finishes the transfer (write
+            // completion) without this thread, so a slow client holds no worker thread.
+            if self.sent_file || self.output_pending() {
+                return Ok(());
+            }
+            // Write the response out now rather than after the handler returns. Apache checks
+            // for the client's next keep-alive request right after the handler; a small
+            // response still held in the core output filter at that point cannot have been
+            // answered yet, so the check always fails and the connection goes back through
+            // the MPM's listener (two epoll_ctl calls and two thread handoffs per request).
+            // Written first, the next request is often already there and this worker serves
+            // it at once, as Apache does for static files. Only the connection's filters see
+            // this FLUSH, as with the one Apache sends itself, so no content filter (deflate)
+            // is made to flush mid-stream.
+            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
+            self.pass_to((*c).output_filters)
+        }
     }
 }
 
@@ -160,9 +228,25 @@ impl Backend for ApacheBackend {
             let r = self.r;
             let pool = (*r).pool;
             self.started = true;
+            self.replacement = xsendfile::replacement(r, status, headers);
+            if let Some(Replacement::Refused(why)) = &self.replacement {
+                log_request(r, crate::sys::util::LOG_ERR, &format!("oxwsgi: refusing the response: {why}"));
+                (*r).status = 500;
+                (*r).status_line = pstr(pool, b"500 Internal Server Error");
+                ffi::ap_set_content_type(r, pstr(pool, b"text/plain"));
+                return Ok(());
+            }
+            if let Some(Replacement::File(_, size)) = &self.replacement {
+                ffi::apr_table_setn((*r).headers_out, c"Content-Length".as_ptr(), pstr(pool, size.to_string().as_bytes()));
+            }
             (*r).status = status as i32;
             (*r).status_line = pstr(pool, status_line.as_bytes());
             for (name, value) in headers {
+                if self.replacement.is_some()
+                    && (crate::xsendfile::is_header(name) || name.eq_ignore_ascii_case(b"content-length"))
+                {
+                    continue;
+                }
                 if name.eq_ignore_ascii_case(b"content-type") {
                     ffi::ap_set_content_type(r, pstr(pool, value));
                 } else {
@@ -174,6 +258,9 @@ impl Backend for ApacheBackend {
     }
 
     fn write(&mut self, data: &[u8]) {
+        if self.replacement.is_some() {
+            return;
+        }
         unsafe {
             ffi::apr_brigade_write(self.out, None, ptr::null_mut(), data.as_ptr() as *const c_char, data.len());
         }
@@ -193,6 +280,9 @@ impl Backend for ApacheBackend {
     }
 
     fn write_now(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.replacement.is_some() {
+            return Ok(());
+        }
         unsafe {
             // A transient bucket points at the caller's memory; the FLUSH bucket makes Apache
             // write it out (or copy it, in a filter that sets data aside) before pass returns.
@@ -205,66 +295,24 @@ impl Backend for ApacheBackend {
     }
 
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
-        unsafe {
-            // Our own descriptor for the file, closed with the request pool (which lives until
-            // the response has been written): the application may close its file object as
-            // soon as we return. A duplicate, not a reopen, so a file only a daemon's user may
-            // open can still be sent by Apache.
-            let own = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
-            if own < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            unsafe extern "C" fn close_fd(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
-                libc::close(data as usize as i32);
-                0
-            }
-            let pool = (*self.r).pool;
-            ffi::apr_pool_cleanup_register(
-                pool,
-                own as usize as *const std::ffi::c_void,
-                Some(close_fd),
-                Some(ffi::apr_pool_cleanup_null),
-            );
-            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
-            let mut os_fd = own;
-            let rv = ffi::apr_os_file_put(
-                &mut file,
-                &mut os_fd,
-                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
-                pool,
-            );
-            if rv != 0 {
-                return Err(io::Error::other(format!("cannot hand the file to Apache (APR status {rv})")));
-            }
-            ffi::apr_brigade_insert_file(self.out, file, offset as i64, len as i64, pool);
+        if self.replacement.is_some() {
+            return Ok(());
         }
-        self.sent_file = true;
-        Ok(())
+        self.insert_file(fd, offset, len)
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        unsafe {
-            let c = (*self.r).connection;
-            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_eos_create((*c).bucket_alloc));
-            self.pass()?;
-            // A file, or anything a slow client has not taken yet, is left to Apache: its core
-            // output filter keeps it, and the event MPM finishes the transfer (write
-            // completion) without this thread, so a slow client holds no worker thread.
-            if self.sent_file || self.output_pending() {
-                return Ok(());
+        match self.replacement.take() {
+            Some(Replacement::File(file, size)) => self.insert_file(file.as_raw_fd(), 0, size)?,
+            Some(Replacement::Refused(_)) => {
+                let body = b"500 Internal Server Error\n";
+                unsafe {
+                    ffi::apr_brigade_write(self.out, None, ptr::null_mut(), body.as_ptr() as *const c_char, body.len());
+                }
             }
-            // Write the response out now rather than after the handler returns. Apache checks
-            // for the client's next keep-alive request right after the handler; a small
-            // response still held in the core output filter at that point cannot have been
-            // answered yet, so the check always fails and the connection goes back through
-            // the MPM's listener (two epoll_ctl calls and two thread handoffs per request).
-            // Written first, the next request is often already there and this worker serves
-            // it at once, as Apache does for static files. Only the connection's filters see
-            // this FLUSH, as with the one Apache sends itself, so no content filter (deflate)
-            // is made to flush mid-stream.
-            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
-            self.pass_to((*c).output_filters)
+            None => {}
         }
+        self.finish_body()
     }
 
     fn abort(&mut self) {
