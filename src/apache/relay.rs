@@ -404,7 +404,7 @@ unsafe fn relay(
     }
     // WSGIErrorOverride: the error status the application answered, whose body is discarded.
     let mut overridden: Option<u16> = None;
-    let mut buffer = ResponseBuffer::new(group.spec.response_buffer_size, group.spec.response_spool_size);
+    let mut buffer = ResponseBuffer::new(group.spec.response_spool_size);
     loop {
         let frame = match next.take() {
             Some(f) => f,

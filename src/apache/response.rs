@@ -56,6 +56,20 @@ impl ApacheBackend {
         unsafe { self.pass() }
     }
 
+    /// Passes `data` on from the caller's memory, without asking Apache to write it out now
+    /// (what Apache keeps, it copies before this returns).
+    pub fn pass_transient(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.replacement.is_some() {
+            return Ok(());
+        }
+        unsafe {
+            let c = (*self.r).connection;
+            let b = ffi::apr_bucket_transient_create(data.as_ptr() as *const c_char, data.len(), (*c).bucket_alloc);
+            ffi::oxwsgi_brigade_append(self.out, b);
+            self.pass()
+        }
+    }
+
     /// Apache's core output filter holds bytes the client has not taken yet.
     pub fn output_pending(&self) -> bool {
         unsafe { (*(*self.r).connection).data_in_output_filters != 0 }

@@ -8,8 +8,9 @@
 //! the temporary directory) and each appended range is handed to Apache as a file bucket:
 //! Apache sends it as the client reads, after the handler has returned (the event MPM's write
 //! completion), and a file bucket never makes Apache's filters block. So the Apache child's
-//! memory holds at most `response-buffer-size` bytes of a response (Apache's own set-aside
-//! data), the file at most `response-spool-size`; past that, writes block as in mod_wsgi.
+//! memory holds at most what Apache's core output filter sets aside (less than its
+//! `FlushMaxThreshold`, 64 KiB by default: bytes are passed in smaller pieces, from the frame's
+//! own buffer), the file at most `response-spool-size`; past that, writes block as in mod_wsgi.
 
 use super::response::ApacheBackend;
 use crate::python::backend::Backend;
@@ -20,41 +21,48 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// per response: after that the file is used whenever the client is behind).
 const GRACE_MS: i32 = 10;
 
+/// Bytes handed to Apache at a time while the client keeps up: less than Apache's
+/// FlushMaxThreshold (64 KiB), so whatever its core filter cannot write at once it keeps
+/// without waiting for the client.
+const PIECE: usize = 48 * 1024;
+
+/// Small enough to FLUSH at the end of what the daemon has sent for now (Apache would hold a
+/// few bytes back to coalesce them with more).
+const SMALL: usize = 16 * 1024;
+
 pub struct ResponseBuffer {
-    piece: usize,
     spool_limit: u64,
     spool: Option<OwnedFd>,
     spooled: u64,
-    /// The temporary file could not be made: do not try again for this response.
+    /// The temporary file could not be made or written: not tried again for this response.
     no_spool: bool,
 }
 
 impl ResponseBuffer {
-    pub fn new(piece: u64, spool_limit: u64) -> ResponseBuffer {
-        ResponseBuffer { piece: piece.clamp(4096, 1 << 30) as usize, spool_limit, spool: None, spooled: 0, no_spool: false }
+    pub fn new(spool_limit: u64) -> ResponseBuffer {
+        ResponseBuffer { spool_limit, spool: None, spooled: 0, no_spool: spool_limit == 0 }
     }
 
     /// Sends `data` on to the client, or to the file if the client is behind. `push`: the
     /// daemon has nothing more queued right now, so what the client can take should go out.
     pub fn send(&mut self, backend: &mut ApacheBackend, data: &[u8], push: bool) -> io::Result<()> {
+        if !self.can_spool(data.len()) {
+            // No file to fall back on: the old way, Apache writes it before we go on.
+            return backend.write_now(data);
+        }
         let mut rest = data;
         while !rest.is_empty() {
-            if self.can_spool(rest.len()) && self.behind(backend) {
+            if self.behind(backend) {
                 return self.spool(backend, rest);
             }
-            let n = rest.len().min(self.piece);
-            backend.write(&rest[..n]);
-            rest = &rest[n..];
-            if !self.can_spool(rest.len().max(1)) {
-                // No file to fall back on: the old way, Apache writes it before we go on.
-                backend.flush()?;
-            } else if rest.is_empty() && push && n <= 16 * 1024 && !self.behind_now(backend) {
-                // The end of what the daemon has sent for now, to a client that keeps up:
-                // small enough to go out at once (Apache would hold a few bytes back).
-                backend.flush()?;
-            } else {
-                backend.pass_pending()?;
+            let n = rest.len().min(PIECE);
+            if rest.len() == n && push && n <= SMALL {
+                backend.write(rest);
+                return backend.flush();
             }
+            // From the frame's own buffer: Apache copies only what it cannot write at once.
+            backend.pass_transient(&rest[..n])?;
+            rest = &rest[n..];
         }
         Ok(())
     }
@@ -63,16 +71,9 @@ impl ResponseBuffer {
         !self.no_spool && self.spooled + len as u64 <= self.spool_limit
     }
 
-    /// The client's socket has no room right now (a FLUSH would wait for the client).
-    fn behind_now(&self, backend: &ApacheBackend) -> bool {
-        !backend.client_writable(0)
-    }
-
-    /// Whether the client is behind: Apache holds bytes it could not write (not only the few
-    /// it keeps back to coalesce small writes) and the socket stays full, for a short grace
-    /// the first time.
+    /// The client's socket has no room (after a short grace, until the file is in use).
     fn behind(&self, backend: &ApacheBackend) -> bool {
-        backend.output_pending() && !backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
+        !backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
     }
 
     fn spool(&mut self, backend: &mut ApacheBackend, data: &[u8]) -> io::Result<()> {
@@ -82,8 +83,7 @@ impl ResponseBuffer {
                 Err(e) => {
                     backend.log_error(&format!("oxwsgi: cannot make a temporary file for a slow client's response: {e}"));
                     self.no_spool = true;
-                    backend.write(data);
-                    return backend.flush();
+                    return backend.write_now(data);
                 }
             }
         }
@@ -105,8 +105,7 @@ impl ResponseBuffer {
                 if done > 0 {
                     backend.send_file(fd, offset, done as u64)?;
                 }
-                backend.write(&data[done..]);
-                return backend.flush();
+                return backend.write_now(&data[done..]);
             }
             done += n as usize;
         }

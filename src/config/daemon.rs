@@ -49,7 +49,6 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
     "receive-buffer-size",
     "server-metrics",
     "switch-interval",
-    "response-buffer-size",
     "response-spool-size",
 ];
 
@@ -66,6 +65,7 @@ pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &[
     "eviction-timeout",
     "interrupt-timeout",
     "header-buffer-size",
+    "response-buffer-size",
     "response-socket-timeout",
     "script-user",
     "script-group",
@@ -139,9 +139,6 @@ pub struct DaemonProcess {
     pub receive_buffer_size: u32,
     /// Whether `mod_wsgi.server_metrics()` reports for this group.
     pub server_metrics: bool,
-    /// `response-buffer-size=`: most bytes of a response an Apache child keeps in memory for a
-    /// client that is behind; beyond it the body goes to a temporary file (see `response_buffer`).
-    pub response_buffer_size: u64,
     /// `response-spool-size=` (oxwsgi): most bytes of one response kept in that file; 0 turns
     /// spooling off (a slow client then holds the daemon's thread, as in mod_wsgi).
     pub response_spool_size: u64,
@@ -187,7 +184,6 @@ impl DaemonProcess {
             send_buffer_size: 0,
             receive_buffer_size: 0,
             server_metrics: false,
-            response_buffer_size: 65536,
             response_spool_size: 1 << 30,
         }
     }
@@ -354,14 +350,6 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
                 d.receive_buffer_size = n as u32;
             }
         }
-        "response-buffer-size" => {
-            // mod_wsgi's rule: at least 65536, or 0 for the default.
-            let n = number(0, 1 << 30, "needs a number of bytes, at least 65536 (0: the default)")?;
-            if n != 0 && n < 65536 {
-                return Err(bad("needs a number of bytes, at least 65536 (0: the default)"));
-            }
-            d.response_buffer_size = if n == 0 { 65536 } else { n };
-        }
         "response-spool-size" => d.response_spool_size = number(0, u64::MAX, "needs a number of bytes (0: no spooling)")?,
         "server-metrics" => d.server_metrics = super::args::on_off(&value).ok_or_else(|| bad("needs On or Off"))?,
         other => unreachable!("option '{other}' is listed as implemented but not handled"),
@@ -462,7 +450,6 @@ mod tests {
             send_buffer_size: 65536,
             receive_buffer_size: 131072,
             server_metrics: true,
-            response_buffer_size: 65536,
             response_spool_size: 1 << 30,
         };
         assert_eq!(d, expected);
@@ -475,8 +462,7 @@ mod tests {
         let d = parse("site python-path='' python-eggs='' threads=5");
         assert!(d.python_path.is_empty() && d.python_eggs.is_none());
         assert!(matches!(parse_daemon_process("site home=''"), Err(ConfigError::EmptyValue { .. })));
-        assert_eq!(parse("g response-buffer-size=0").response_buffer_size, 65536);
-        for bad in ["cpu-priority=20", "stack-size=100", "send-buffer-size=10", "server-metrics=maybe", "response-buffer-size=4096"] {
+        for bad in ["cpu-priority=20", "stack-size=100", "send-buffer-size=10", "server-metrics=maybe"] {
             assert!(parse_daemon_process(&format!("g {bad}")).is_err(), "{bad}");
         }
     }
@@ -498,7 +484,6 @@ mod tests {
                 "server-metrics" => "On",
                 "stack-size" => "65536",
                 "send-buffer-size" | "receive-buffer-size" => "512",
-                "response-buffer-size" => "65536",
                 _ => "1",
             };
             let (_, warnings) =
@@ -622,7 +607,7 @@ mod tests {
     #[test]
     fn unimplemented_options_set_to_0_do_not_warn() {
         let (_, warnings) =
-            parse_daemon_process("g interrupt-timeout=0 eviction-timeout=0 header-buffer-size=0").unwrap();
+            parse_daemon_process("g interrupt-timeout=0 eviction-timeout=0 response-buffer-size=0").unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 
