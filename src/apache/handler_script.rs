@@ -68,14 +68,36 @@ pub unsafe fn for_request<'a>(r: *const ffi::request_rec) -> Option<&'a HandlerS
     dir_conf(r).handler_scripts.iter().find(|h| h.name.as_bytes() == name)
 }
 
-/// Import scripts for the daemon group `group`: (script, interpreter name).
+/// Scripts the daemon group `group` loads when a process starts, before it takes a request:
+/// (script, interpreter name). Its WSGIImportScript lines, then, as in mod_wsgi, each
+/// WSGIScriptAlias script delegated to it with both `process-group=` and a fixed
+/// `application-group=` (so a new process is ready when it takes its first request).
 pub fn for_group(group: &str) -> Vec<(String, String)> {
     let main = server_conf(unsafe { ffi::ap_server_conf });
-    main.import_scripts
+    let mut scripts: Vec<(String, String)> = main
+        .import_scripts
         .iter()
         .filter(|(i, _)| i.process_group.as_deref() == Some(group))
         .filter_map(|(i, _)| Some((i.script.clone(), interpreter_name(i).ok()?)))
-        .collect()
+        .collect();
+    let mut server = unsafe { ffi::ap_server_conf };
+    while !server.is_null() {
+        for (_, mount) in server_conf(server).mounts.iter() {
+            let o = &mount.options;
+            if o.process_group.as_deref() != Some(group) || mount.target_is_dir != Some(false) {
+                continue;
+            }
+            let Some(name) = o.application_group.as_deref().and_then(|g| fixed_interpreter("", Some(g)).ok()) else {
+                continue;
+            };
+            let entry = (mount.target.clone(), name);
+            if !scripts.contains(&entry) {
+                scripts.push(entry);
+            }
+        }
+        server = unsafe { (*server).next };
+    }
+    scripts
 }
 
 /// child_init: an Apache child with embedded-mode import scripts starts Python now and runs

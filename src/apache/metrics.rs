@@ -43,9 +43,6 @@ unsafe extern "C" fn post_config(
         std::mem::size_of::<crate::metrics::Region>()
     ))
     .expect("no NUL");
-    if server_conf(s).metrics == Some(false) {
-        return ffi::OK as i32;
-    }
     let pool = (*(*s).process).pool;
     let mut data: *mut c_void = ptr::null_mut();
     ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), pool);
@@ -61,7 +58,7 @@ unsafe extern "C" fn post_config(
             }
         }
     }
-    shm::attach(data as *mut crate::metrics::Region);
+    shm::attach(data as *mut crate::metrics::Region, server_conf(s).metrics != Some(false));
     ffi::OK as i32
 }
 

@@ -59,6 +59,12 @@ impl ApacheBackend {
     /// Passes `data` on from the caller's memory, without asking Apache to write it out now
     /// (what Apache keeps, it copies before this returns).
     pub fn pass_transient(&mut self, data: &[u8]) -> io::Result<()> {
+        self.pass_memory(data, false)
+    }
+
+    /// A transient bucket pointing at `data`, then (with `flush`) a FLUSH bucket that makes
+    /// Apache write it out (or copy it, in a filter that sets data aside) before this returns.
+    fn pass_memory(&mut self, data: &[u8], flush: bool) -> io::Result<()> {
         if self.replacement.is_some() {
             return Ok(());
         }
@@ -66,6 +72,9 @@ impl ApacheBackend {
             let c = (*self.r).connection;
             let b = ffi::apr_bucket_transient_create(data.as_ptr() as *const c_char, data.len(), (*c).bucket_alloc);
             ffi::oxwsgi_brigade_append(self.out, b);
+            if flush {
+                ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
+            }
             self.pass()
         }
     }
@@ -294,18 +303,7 @@ impl Backend for ApacheBackend {
     }
 
     fn write_now(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.replacement.is_some() {
-            return Ok(());
-        }
-        unsafe {
-            // A transient bucket points at the caller's memory; the FLUSH bucket makes Apache
-            // write it out (or copy it, in a filter that sets data aside) before pass returns.
-            let c = (*self.r).connection;
-            let b = ffi::apr_bucket_transient_create(data.as_ptr() as *const c_char, data.len(), (*c).bucket_alloc);
-            ffi::oxwsgi_brigade_append(self.out, b);
-            ffi::oxwsgi_brigade_append(self.out, ffi::oxwsgi_bucket_flush_create((*c).bucket_alloc));
-            self.pass()
-        }
+        self.pass_memory(data, true)
     }
 
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {

@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// How long a client that is behind gets to catch up before the body goes to the file (once
 /// per response: after that the file is used whenever the client is behind).
-const GRACE_MS: i32 = 10;
+const GRACE_MS: i32 = 50;
 
 /// Bytes handed to Apache at a time while the client keeps up: less than Apache's
 /// FlushMaxThreshold (64 KiB), so whatever its core filter cannot write at once it keeps

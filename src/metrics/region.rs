@@ -135,11 +135,59 @@ impl SeriesSlot {
     }
 }
 
-/// One process group's restart counters.
+/// One process group's restart counters, and its rolling-restart baton.
 #[repr(C)]
 pub struct GroupSlot {
     label: Label<NAME>,
     restarts: [AtomicU64; REASONS.len()],
+    /// 1 + the index of the daemon process being replaced for a changed script, or 0.
+    reloading: AtomicU32,
+    reloading_since_us: AtomicU64,
+    /// The modification time of the newest changed script a process found: every process
+    /// started before it restarts.
+    reload_requested_us: AtomicU64,
+}
+
+/// A reload baton older than this is taken to be lost (its holder's replacement never started).
+const RELOAD_BATON_US: u64 = 120_000_000;
+
+impl GroupSlot {
+    /// Whether a process of the group other than `index` is being replaced for a reload.
+    pub fn reloading_other(&self, index: usize, now_us: u64) -> bool {
+        let holder = self.reloading.load(Ordering::Acquire);
+        holder != 0
+            && holder as usize != index + 1
+            && now_us.saturating_sub(self.reloading_since_us.load(Ordering::Relaxed)) < RELOAD_BATON_US
+    }
+
+    /// Process `index` takes the baton if no other process holds it: it is the one restarting
+    /// now. False if another one is.
+    pub fn try_begin_reload(&self, index: usize, now_us: u64) -> bool {
+        if self.reloading_other(index, now_us) {
+            return false;
+        }
+        let holder = self.reloading.load(Ordering::Acquire);
+        if self.reloading.compare_exchange(holder, index as u32 + 1, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            return false;
+        }
+        self.reloading_since_us.store(now_us, Ordering::Relaxed);
+        true
+    }
+
+    /// A process found a script of the group changed at `modified_us`.
+    pub fn request_reload(&self, modified_us: u64) {
+        self.reload_requested_us.fetch_max(modified_us, Ordering::AcqRel);
+    }
+
+    /// Whether a process started at `started_us` runs code older than a change found since.
+    pub fn reload_pending(&self, started_us: u64) -> bool {
+        self.reload_requested_us.load(Ordering::Acquire) > started_us
+    }
+
+    /// The replacement of process `index` is ready: the next process may restart.
+    pub fn end_reload(&self, index: usize) {
+        let _ = self.reloading.compare_exchange(index as u32 + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
 }
 
 /// One live process that serves requests.
@@ -286,9 +334,14 @@ impl Region {
 
     pub fn record_restart(&self, group: &str, reason: &'static str) {
         let i = REASONS.iter().position(|r| *r == reason).unwrap_or(REASONS.len() - 1);
-        if let Some(g) = self.groups.iter().find(|g| g.label.matches_or_claim(group.as_bytes()) == Some(true)) {
+        if let Some(g) = self.group(group) {
             g.restarts[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The slot of process group `name`, created on first use.
+    pub fn group(&self, name: &str) -> Option<&GroupSlot> {
+        self.groups.iter().find(|g| g.label.matches_or_claim(name.as_bytes()) == Some(true))
     }
 
     /// Takes a free row for process `pid` of `group` (empty: Apache's own children).
@@ -434,6 +487,25 @@ mod tests {
         assert_eq!(v[0].1[0], 1);
         assert_eq!(v[0].1[1], 2);
         assert_eq!(v[1].1[REASONS.len() - 1], 1);
+    }
+
+    #[test]
+    fn one_process_of_a_group_reloads_at_a_time() {
+        let r = Region::new_boxed();
+        let g = r.group("g").unwrap();
+        assert!(!g.reloading_other(0, 10) && !g.reloading_other(1, 10));
+        g.request_reload(10);
+        assert!(g.reload_pending(5) && !g.reload_pending(10));
+        assert!(g.try_begin_reload(0, 10));
+        assert!(!g.try_begin_reload(1, 15), "the baton is held");
+        assert!(g.reloading_other(1, 20), "process 1 waits for process 0's replacement");
+        assert!(!g.reloading_other(0, 20), "process 0's replacement is not held up by itself");
+        g.end_reload(1);
+        assert!(g.reloading_other(1, 30), "only the holder's replacement ends it");
+        assert!(!g.reloading_other(1, 10 + RELOAD_BATON_US), "a lost baton expires");
+        g.end_reload(0);
+        assert!(!g.reloading_other(1, 40));
+        assert!(!r.group("h").unwrap().reloading_other(0, 40));
     }
 
     #[test]

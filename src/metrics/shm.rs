@@ -9,6 +9,9 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 static REGION: AtomicPtr<Region> = AtomicPtr::new(ptr::null_mut());
+/// Whether requests are counted (WSGIMetrics); the region also carries state that is not a
+/// metric (daemon groups' reload baton), kept either way.
+static RECORDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static THIS_PROCESS: AtomicPtr<ProcessRow> = AtomicPtr::new(ptr::null_mut());
 
 /// Maps a new zeroed region shared with every process forked from this one from now on.
@@ -36,12 +39,23 @@ pub fn create() -> std::io::Result<*mut Region> {
 /// # Safety
 /// `region` must point to a mapping made by [`create`] that stays mapped for the life of the
 /// process.
-pub unsafe fn attach(region: *mut Region) {
+/// `recording`: whether requests are counted into it.
+pub unsafe fn attach(region: *mut Region, recording: bool) {
+    RECORDING.store(recording, Ordering::Release);
     REGION.store(region, Ordering::Release);
 }
 
-/// The server's region, if this process has one (not in `configtest`, not in unit tests).
+/// The server's region to count into, if this process has one and metrics are on (not in
+/// `configtest`, not in unit tests, not with `WSGIMetrics Off`).
 pub fn region() -> Option<&'static Region> {
+    if !RECORDING.load(Ordering::Acquire) {
+        return None;
+    }
+    shared()
+}
+
+/// The server's region, whether or not requests are counted.
+pub fn shared() -> Option<&'static Region> {
     let p = REGION.load(Ordering::Acquire);
     // Safe: set only by `attach`, to a mapping that lives as long as the process.
     (!p.is_null()).then(|| unsafe { &*p })

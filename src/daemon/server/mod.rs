@@ -59,11 +59,17 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         std::thread::sleep(Duration::from_secs(1));
         unsafe { libc::_exit(1) };
     }
-    // WSGIImportScript: preloaded before the first request is taken.
+    // WSGIImportScript (and WSGIScriptAlias with process-group= and application-group=):
+    // preloaded before the first request is taken.
     for (script, interpreter) in &group.imports {
         if let Err(e) = crate::python::wsgi::preload(interpreter, std::path::Path::new(script)) {
             util::log_server_lines(ptr::null(), util::LOG_ERR, &e);
         }
+    }
+    // Ready: if this process replaces one that restarted for a changed script, the next
+    // process of the group may now do the same (see serve::reload_turn).
+    if let Some(baton) = crate::metrics::shm::shared().and_then(|r| r.group(&spec.name)) {
+        baton.end_reload(index);
     }
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if epoll < 0 {

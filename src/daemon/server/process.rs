@@ -147,6 +147,26 @@ pub(super) fn signals(shared: &Shared) {
     }
 }
 
+/// A rolling reload: when another process of the group found its WSGI script changed, this
+/// one (started before that) restarts too, once no other process is being replaced, so the
+/// group's processes restart one at a time and all of them load the new code.
+fn reload_turn(shared: &Shared) {
+    if shared.stopping() {
+        return;
+    }
+    let Some(baton) = crate::metrics::shm::shared().and_then(|r| r.group(&shared.group.spec.name)) else { return };
+    let now = wsgi::now_micros();
+    let started = now.saturating_sub(shared.started.elapsed().as_micros() as u64);
+    if baton.reload_pending(started) && baton.try_begin_reload(shared.index, now) {
+        shared.begin_stop(
+            StopKind::Replace,
+            "script_reload",
+            shared.graceful(),
+            "the WSGI script changed (found by another process of the group): restarting to load it",
+        );
+    }
+}
+
 pub(super) fn monitor(shared: &Shared) -> ! {
     let spec = &shared.group.spec;
     loop {
@@ -179,6 +199,7 @@ pub(super) fn monitor(shared: &Shared) -> ! {
                 );
             }
         }
+        reload_turn(shared);
         if let Some(t) = spec.restart_interval {
             if shared.started.elapsed() >= t {
                 shared.begin_stop(

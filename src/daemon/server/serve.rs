@@ -213,10 +213,14 @@ pub(super) fn handle_request(
             return backend.send_error(500, "cannot create interpreter");
         }
     };
-    let request = Request {
+    // A changed script restarts the group's processes one at a time: while another one is
+    // being replaced, this one goes on with the code it has (and checks again next time).
+    let baton = crate::metrics::shm::shared().and_then(|r| r.group(&spec.name));
+    let others_reloading = spec.processes > 1 && baton.is_some_and(|b| b.reloading_other(shared.index, wsgi::now_micros()));
+    let mut request = Request {
         script: Path::new(&script),
         mtime,
-        reload: text(b"mod_wsgi.script_reloading") != Some("0"),
+        reload: text(b"mod_wsgi.script_reloading") != Some("0") && !others_reloading,
         callable: &callable,
         cgi: &cgi,
         https: text(b"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on")),
@@ -231,7 +235,19 @@ pub(super) fn handle_request(
     };
     let accepted = text(b"mod_wsgi.request_start").and_then(|t| t.parse().ok()).unwrap_or(0);
     let running = Running::begin(&spec.name, &group, spec.threads as u32, accepted, wsgi::now_micros());
-    let outcome = wsgi::run(&interp, &request, backend);
+    let mut outcome = wsgi::run(&interp, &request, backend);
+    if let (Outcome::Restart, Some(baton)) = (&outcome, baton) {
+        // Every other process of the group follows, one at a time (process::monitor). If
+        // another one found the change first and is restarting, this one serves the request
+        // with the code it has (the application has not run yet) and takes its turn later.
+        // Processes started before the script was changed run its old code.
+        let now = wsgi::now_micros();
+        baton.request_reload((mtime.max(0) as u64).min(now));
+        if spec.processes > 1 && !baton.try_begin_reload(shared.index, now) {
+            request.reload = false;
+            outcome = wsgi::run(&interp, &request, backend);
+        }
+    }
     drop(running);
     match outcome {
         Outcome::Done => true,
