@@ -114,6 +114,8 @@ pub struct ApacheBuilder {
     env: Vec<(String, String)>,
     start_timeout: Duration,
     stop_grace: Duration,
+    /// Listen on this port rather than a free one (to stand in for an instance that stopped).
+    port: Option<u16>,
 }
 
 impl Default for ApacheBuilder {
@@ -128,6 +130,7 @@ impl Default for ApacheBuilder {
             env: Vec::new(),
             start_timeout: DEFAULT_START_TIMEOUT,
             stop_grace: STOP_GRACE,
+            port: None,
         }
     }
 }
@@ -214,6 +217,12 @@ impl ApacheBuilder {
     }
 
     /// How long to wait for Apache to accept connections (default 15 s).
+    /// Listen on `port` (no retry elsewhere if it is taken).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
         self
@@ -239,7 +248,7 @@ impl ApacheBuilder {
         };
         let mut clashes = Vec::new();
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = self.port.unwrap_or_else(free_port);
             let root = make_root_dir();
             let conf = self.prepare(&root, port, module.as_deref());
             let mut apache = spawn_apache(&root, port, self.mpm, &self.env);
@@ -249,7 +258,7 @@ impl ApacheBuilder {
                 Err(failure) => {
                     let report = apache.shutdown();
                     let logs = apache.startup_logs();
-                    if failure == StartFailure::Exited && is_port_clash(&logs) {
+                    if failure == StartFailure::Exited && is_port_clash(&logs) && self.port.is_none() {
                         clashes.push(format!("port {port}: {}", logs.trim()));
                         drop(apache); // removes its directory
                         continue;
