@@ -1,5 +1,5 @@
 //! The directives that set how Python starts, seen from inside the app in an Apache child and
-//! in a daemon process: WSGIPythonWarnings, WSGIDontWriteBytecode, WSGIPythonHashSeed and
+//! in a daemon process: WSGIPythonWarnings, WSGIDontWriteBytecode, WSGIPythonHashSeed, WSGIPythonOptimize and
 //! WSGIPythonEggs, WSGISwitchInterval (`switch-interval=` in a daemon).
 
 mod common;
@@ -17,6 +17,7 @@ def application(environ, start_response):
         "hash_randomization=%d" % sys.flags.hash_randomization,
         "eggs=%s" % os.environ.get("PYTHON_EGG_CACHE", "-"),
         "switch_interval=%g" % sys.getswitchinterval(),
+        "optimize=%d" % sys.flags.optimize,
     ]
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [("\n".join(out) + "\n").encode()]
@@ -37,6 +38,7 @@ fn python_start_options_apply_to_children_and_daemons() {
              WSGIPythonHashSeed 42\n\
              WSGIPythonEggs /tmp/oxwsgi-embedded-eggs\n\
              WSGISwitchInterval 0.25\n\
+             WSGIPythonOptimize 2\n\
              WSGIDaemonProcess opts threads=1 switch-interval=0.125\n\
              WSGIScriptAlias /emb {APPS}/app.py\n\
              WSGIScriptAlias /dmn {APPS}/app.py process-group=opts",
@@ -47,6 +49,7 @@ fn python_start_options_apply_to_children_and_daemons() {
     for f in [&e, &d] {
         assert_eq!(f["warnoptions"], "ignore::DeprecationWarning,error::ResourceWarning", "{f:?}");
         assert_eq!(f["dont_write_bytecode"], "True", "{f:?}");
+        assert_eq!(f["optimize"], "2", "{f:?}");
     }
     // Seed 42: the hash Python gives with PYTHONHASHSEED=42, in a child and in a daemon.
     let out = std::process::Command::new("/usr/bin/python3.11")
@@ -70,4 +73,5 @@ fn without_them_python_keeps_its_defaults() {
     assert_eq!(e["dont_write_bytecode"], "False");
     assert_eq!(e["hash_randomization"], "1");
     assert_eq!(e["switch_interval"], "0.005");
+    assert_eq!(e["optimize"], "0");
 }

@@ -7,7 +7,7 @@ use super::dispatch::cmd_dispatch_script;
 use super::handler_script::{cmd_handler_script, cmd_import_script};
 use super::proxy::{cmd_trusted_proxies, cmd_trusted_proxy_headers};
 use super::python_start::{
-    cmd_dont_write_bytecode, cmd_python_eggs, cmd_python_hash_seed, cmd_python_warnings, cmd_switch_interval,
+    cmd_dont_write_bytecode, cmd_python_eggs, cmd_python_hash_seed, cmd_python_optimize, cmd_python_warnings, cmd_switch_interval,
 };
 use crate::sys::ffi;
 use std::ffi::{c_void, CStr};
@@ -203,7 +203,7 @@ pub static mut COMMANDS: [ffi::command_rec; 47] = [
         SERVER,
         c"On|Off: accepted; daemon sockets are kept across restarts",
     ),
-    directive(c"WSGIPythonOptimize", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIPythonOptimize", cmd_python_optimize, SERVER, c"0|1|2: Python's -O level"),
     directive(c"WSGILazyInitialization", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIRestrictStdin", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIRestrictStdout", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),

@@ -53,6 +53,8 @@ pub struct ServerConf {
     /// WSGIPythonWarnings (in order), WSGIDontWriteBytecode, WSGIPythonHashSeed, WSGIPythonEggs.
     pub python_warnings: Vec<String>,
     pub dont_write_bytecode: Option<bool>,
+    /// WSGIPythonOptimize: Python's -O level.
+    pub python_optimize: Option<u8>,
     pub hash_seed: Option<Option<u32>>,
     pub switch_interval: Option<std::time::Duration>,
     pub python_eggs: Option<String>,

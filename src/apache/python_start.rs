@@ -53,8 +53,21 @@ pub fn start_options() -> interp::StartOptions {
         dont_write_bytecode: conf.dont_write_bytecode.unwrap_or(false),
         hash_seed: conf.hash_seed.flatten(),
         switch_interval: conf.switch_interval,
+        optimize: conf.python_optimize.unwrap_or(0),
     }
 }
+
+server_setter!(cmd_python_optimize, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    let level = one_word(name, raw)?;
+    conf.python_optimize = Some(match level.as_str() {
+        "0" => 0,
+        "1" => 1,
+        "2" => 2,
+        _ => return Err(format!("{name} needs 0, 1 or 2 (Python's -O level), not '{level}'")),
+    });
+    Ok(())
+});
 
 server_setter!(cmd_python_warnings, global = true, |conf, cmd, name, raw| {
     let _ = cmd;

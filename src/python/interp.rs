@@ -105,6 +105,8 @@ pub struct StartOptions {
     pub hash_seed: Option<u32>,
     /// `sys.setswitchinterval()` (WSGISwitchInterval; `switch-interval=` in a daemon).
     pub switch_interval: Option<std::time::Duration>,
+    /// `-O` level (WSGIPythonOptimize): 0, 1 or 2.
+    pub optimize: u8,
 }
 
 struct Runtime {
@@ -244,6 +246,7 @@ unsafe fn start_python(home: Option<&str>, start: &StartOptions) -> Result<(), S
     if start.dont_write_bytecode {
         config.write_bytecode = 0;
     }
+    config.optimization_level = start.optimize as _;
     if let Some(seed) = start.hash_seed {
         config.use_hash_seed = 1;
         config.hash_seed = seed as _;
