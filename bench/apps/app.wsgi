@@ -4,6 +4,7 @@ Mounted at /wsgi; one callable, routed on PATH_INFO:
 
   /hello   13-byte text/plain "Hello, world!" (keep-alive and Connection: close scenarios)
   /body1m  a 1 MiB body returned as a one-element list
+  /body16m a 16 MiB body yielded in 1 MiB pieces (what the slow clients of `slow64` download)
   /file5m  the 5 MiB file data/5m.bin through environ['wsgi.file_wrapper']
   /echo    POST: reads CONTENT_LENGTH bytes of wsgi.input and sends them back
 
@@ -30,6 +31,10 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(len(BODY_1M)))])
         return [BODY_1M]
+    if path == "/body16m":
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(16 * len(BODY_1M)))])
+        return (BODY_1M for _ in range(16))
     if path == "/file5m":
         f = open(FILE_5M, "rb")
         size = os.fstat(f.fileno()).st_size

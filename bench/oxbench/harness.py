@@ -453,3 +453,46 @@ def run_wrk(port: int, path: str, conns: int, seconds: int, threads: int, lua: P
     fig = json.loads(m.group(1))
     fig["rps"] = fig["requests"] / (fig["duration_us"] / 1e6) if fig["duration_us"] else 0.0
     return fig, None
+
+
+class SlowClients:
+    """`n` clients that each ask for `path` and then read it at about `rate` bytes/s (a phone on
+    a bad network), over and over, until stopped: the load beside a scenario's wrk run."""
+
+    def __init__(self, port: int, path: str, n: int, rate: int = 16 * 1024):
+        self.port, self.path, self.n, self.rate = port, path, n, rate
+        self.stop_event = threading.Event()
+        self.threads = []
+        self.started = 0
+
+    def _client(self):
+        import socket
+        while not self.stop_event.is_set():
+            try:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.settimeout(5)
+                s.connect(("127.0.0.1", self.port))
+                s.sendall(f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+                self.started += 1
+                chunk = max(1, self.rate // 10)
+                while not self.stop_event.is_set():
+                    if not s.recv(chunk):
+                        break
+                    self.stop_event.wait(0.1)
+                s.close()
+            except OSError:
+                self.stop_event.wait(0.2)
+
+    def __enter__(self):
+        for _ in range(self.n):
+            t = threading.Thread(target=self._client, daemon=True)
+            t.start()
+            self.threads.append(t)
+        time.sleep(1.0)  # let them all be stuck in their downloads
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=10)

@@ -171,6 +171,18 @@ def evaluate_targets(agg: dict, variants: dict) -> list:
         for skey, conns in (("hello16", 16), ("hello64", 64)):
             target(f"{mode} hello ({conns} conns) with metrics ≥ 0.97× WSGIMetrics Off", vkey, skey,
                    "ratio_nometrics", 0.97)
+    # Beside slow clients mod_wsgi may serve nothing at all: compare the medians directly.
+    ox_slow = ((sc.get("ox-dmn", {}).get("slow64") or {}).get("rps") or {}).get("median")
+    mw_slow = ((sc.get("mw494-dmn", {}).get("slow64") or {}).get("rps") or {}).get("median")
+    name = "Daemon hello while 64 slow clients download ≥ 1.0× mod_wsgi 4.9.4 daemon"
+    if ox_slow is not None and mw_slow is not None:
+        times = ox_slow / mw_slow if mw_slow else float("inf")
+        rows.append({"target": name, "threshold": 1.0, "value": times if mw_slow else None,
+                     "met": ox_slow > 0 and times >= 1.0,
+                     "shown": f"{ox_slow:,.0f} vs {mw_slow:,.0f} req/s"
+                              + (f" ({times:.2f}×)" if mw_slow else " (mod_wsgi served none)")})
+    else:
+        target(name, "ox-dmn", "slow64", "ratio_mw494", 1.0)
     target("Embedded 5 MiB file_wrapper ≥ 0.95× static", "ox-emb", "file5m", "ratio_static", 0.95)
     target("Daemon 5 MiB file_wrapper ≥ 0.9× static", "ox-dmn", "file5m", "ratio_static", 0.9)
     target("Daemon 64 KiB POST echo ≥ 1.5× mod_wsgi 4.9.4 daemon", "ox-dmn", "post64k",

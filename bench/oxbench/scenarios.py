@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .harness import (DAEMON_PROCESSES, DAEMON_THREADS, DEBIAN_MOD_WSGI, MODULES_DIR, MPM,
-                      RUN_GROUP, RUN_USER, Apache, RssSampler, log, one_request, proc_cmdline,
-                      reset_hwm, rss_snapshot, run_wrk)
+                      RUN_GROUP, RUN_USER, Apache, RssSampler, SlowClients, log, one_request,
+                      proc_cmdline, reset_hwm, rss_snapshot, run_wrk)
 
 SIZE_1M = 1 << 20
 SIZE_5M = 5 << 20
@@ -58,6 +58,9 @@ class Scenario:
     expect_contains: bytes | None = None
     post_bytes: int = 0
     close: bool = False
+    # Slow clients downloading `slow_path` at 16 KiB/s during the run (and its warm-up).
+    slow_clients: int = 0
+    slow_path: str = ""
 
     @property
     def static_key(self) -> str:
@@ -81,6 +84,8 @@ SCENARIOS = [
              static_path="/1m.bin", expect_len=SIZE_1M, static_note="static: 1 MiB file"),
     Scenario("file5m", "5 MiB file via wsgi.file_wrapper, 16 connections", "/wsgi/file5m", 16,
              static_path="/5m.bin", expect_len=SIZE_5M, static_note="static: the same 5 MiB file"),
+    Scenario("slow64", "hello world, 16 connections, while 64 slow clients download 16 MiB bodies",
+             "/wsgi/hello", 16, expect_len=len(HELLO), slow_clients=64, slow_path="/wsgi/body16m"),
     Scenario("django", "Django view (URL resolver, middleware, template), 16 connections",
              "/django/", 16, static_from="hello16", expect_contains=b"DJANGO BENCH",
              static_note="static: hello.txt at 16 connections"),
@@ -286,6 +291,12 @@ class Bench:
             log(f"  {v.label} / {s.key}: n/a: {err}")
             slot["failures"].append({"round": rnd, "reason": err})
             return False
+        if s.slow_clients and not static:
+            with SlowClients(inst.port, s.slow_path, s.slow_clients):
+                return self.measure(inst, v, s, rnd, path, post, slot)
+        return self.measure(inst, v, s, rnd, path, post, slot)
+
+    def measure(self, inst: Apache, v: Variant, s: Scenario, rnd: int, path: str, post: int, slot) -> bool:
         a = self.args
         if a.warmup > 0:
             _fig, err = run_wrk(inst.port, path, s.conns, a.warmup, a.wrk_threads, self.lua, post, s.close)
@@ -309,7 +320,9 @@ class Bench:
             return False
         errors = fig["connect_errors"] + fig["read_errors"] + fig["write_errors"] + fig["timeouts"]
         bad = fig["status_errors"]
-        if fig["requests"] == 0 or bad > 0.01 * fig["requests"]:
+        # Beside slow clients, serving nothing at all is a result (the server is saturated).
+        starved = s.slow_clients and fig["requests"] == 0
+        if (fig["requests"] == 0 and not starved) or bad > 0.01 * fig["requests"]:
             reason = (f"{fig['requests']} responses, {bad} not 2xx/3xx, {errors} socket errors; "
                       f"error log: {inst.log_tail(3)}")
             log(f"  {v.label} / {s.key}: n/a: {reason}")
@@ -318,8 +331,10 @@ class Bench:
         rec = {
             "round": rnd,
             "rps": round(fig["rps"], 1),
-            "p50_ms": fig["p50_us"] / 1000, "p90_ms": fig["p90_us"] / 1000,
-            "p99_ms": fig["p99_us"] / 1000, "max_ms": fig["max_us"] / 1000,
+            "p50_ms": None if starved else fig["p50_us"] / 1000,
+            "p90_ms": None if starved else fig["p90_us"] / 1000,
+            "p99_ms": None if starved else fig["p99_us"] / 1000,
+            "max_ms": None if starved else fig["max_us"] / 1000,
             "requests": fig["requests"], "bytes": fig["bytes"],
             "socket_errors": errors, "status_errors": bad,
             "wrk": fig,
@@ -338,8 +353,10 @@ class Bench:
                                    if daemon_mode else None)
         slot["runs"].append(rec)
         extra = f", daemons {rec['daemons_peak_mib']:.0f} MiB" if daemon_mode else ""
-        log(f"  {v.label:28s} {s.key:8s} {rec['rps']:10.0f} req/s  p50 {rec['p50_ms']:7.2f} ms  "
-            f"p99 {rec['p99_ms']:7.2f} ms  children {rec['workers_peak_mib']:.0f} MiB{extra}"
+        lat = ("no response" if starved else
+               f"p50 {rec['p50_ms']:7.2f} ms  p99 {rec['p99_ms']:7.2f} ms")
+        log(f"  {v.label:28s} {s.key:8s} {rec['rps']:10.0f} req/s  {lat}  "
+            f"children {rec['workers_peak_mib']:.0f} MiB{extra}"
             + (f"  ({errors} socket errors)" if errors else ""))
         return True
 

@@ -21,6 +21,7 @@ pub mod relay;
 pub mod request;
 pub mod response;
 pub mod response_buffer;
+pub mod script_owner;
 pub mod supervisor;
 pub mod vhost;
 pub mod xsendfile;

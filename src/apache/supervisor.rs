@@ -500,7 +500,7 @@ unsafe fn persistent_listener(
     Ok(fd)
 }
 
-fn lookup_user(name: &str) -> Option<(u32, u32)> {
+pub(super) fn lookup_user(name: &str) -> Option<(u32, u32)> {
     if let Some(id) = name.strip_prefix('#').and_then(|n| n.parse().ok()) {
         return Some((id, id));
     }
@@ -509,7 +509,7 @@ fn lookup_user(name: &str) -> Option<(u32, u32)> {
     (!pw.is_null()).then(|| unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
-fn lookup_group(name: &str) -> Option<u32> {
+pub(super) fn lookup_group(name: &str) -> Option<u32> {
     if let Some(id) = name.strip_prefix('#').and_then(|n| n.parse().ok()) {
         return Some(id);
     }

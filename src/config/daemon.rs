@@ -50,6 +50,8 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
     "server-metrics",
     "switch-interval",
     "response-spool-size",
+    "script-user",
+    "script-group",
 ];
 
 /// Options whose value may be empty, as mod_wsgi allows (`python-path=''` in the configs
@@ -67,8 +69,6 @@ pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &[
     "header-buffer-size",
     "response-buffer-size",
     "response-socket-timeout",
-    "script-user",
-    "script-group",
     "response-flush-delay",
     "newrelic-config-file",
     "newrelic-environment",
@@ -142,6 +142,10 @@ pub struct DaemonProcess {
     /// `response-spool-size=` (oxwsgi): most bytes of one response kept in that file; 0 turns
     /// spooling off (a slow client then holds the daemon's thread, as in mod_wsgi).
     pub response_spool_size: u64,
+    /// `script-user=` / `script-group=` (name or `#id`; at most one): who must own the WSGI
+    /// scripts this group runs, and their directories (see `apache::script_owner`).
+    pub script_user: Option<String>,
+    pub script_group: Option<String>,
 }
 
 impl DaemonProcess {
@@ -185,6 +189,8 @@ impl DaemonProcess {
             receive_buffer_size: 0,
             server_metrics: false,
             response_spool_size: 1 << 30,
+            script_user: None,
+            script_group: None,
         }
     }
 
@@ -240,6 +246,13 @@ pub fn parse_daemon_process(raw_args: &str) -> Result<(DaemonProcess, Vec<String
             warnings.push(format!("{DIRECTIVE}: option '{option}' is accepted but not implemented by oxwsgi; ignored"));
         }
         seen.push(option);
+    }
+    if daemon.script_user.is_some() && daemon.script_group.is_some() {
+        return Err(ConfigError::BadArgument {
+            directive: DIRECTIVE.to_string(),
+            expected: "only one of script-user= and script-group= (as in mod_wsgi)".to_string(),
+            value: name,
+        });
     }
     Ok((daemon, warnings))
 }
@@ -313,6 +326,8 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
         "lang" => d.lang = Some(value),
         "locale" => d.locale = Some(value),
         "socket-user" => d.socket_user = Some(value),
+        "script-user" => d.script_user = Some(value),
+        "script-group" => d.script_group = Some(value),
         "python-eggs" => d.python_eggs = Some(value).filter(|v| !v.is_empty()),
         "supplementary-groups" => {
             d.supplementary_groups =
@@ -451,6 +466,8 @@ mod tests {
             receive_buffer_size: 131072,
             server_metrics: true,
             response_spool_size: 1 << 30,
+            script_user: None,
+            script_group: None,
         };
         assert_eq!(d, expected);
         assert_eq!(d.title().as_deref(), Some("(wsgi:site)"));
@@ -462,6 +479,7 @@ mod tests {
         let d = parse("site python-path='' python-eggs='' threads=5");
         assert!(d.python_path.is_empty() && d.python_eggs.is_none());
         assert!(matches!(parse_daemon_process("site home=''"), Err(ConfigError::EmptyValue { .. })));
+        assert!(parse_daemon_process("site script-user=a script-group=b").is_err());
         for bad in ["cpu-priority=20", "stack-size=100", "send-buffer-size=10", "server-metrics=maybe"] {
             assert!(parse_daemon_process(&format!("g {bad}")).is_err(), "{bad}");
         }
@@ -476,6 +494,8 @@ mod tests {
                 "user"
                 | "group"
                 | "socket-user"
+                | "script-user"
+                | "script-group"
                 | "display-name"
                 | "lang"
                 | "locale"
