@@ -2,7 +2,7 @@
 //! daemon process group and streams the answer back to the client through the same
 //! [`ApacheBackend`] embedded mode uses, so both modes answer alike.
 
-use super::response::ApacheBackend;
+use super::response::{ApacheBackend, ClientTimeout};
 use super::response_buffer::ResponseBuffer;
 use crate::daemon::group::{find_group, Group};
 use crate::daemon::protocol::{self, Frame, FrameReader, EAGER_BODY_MAX, PROTOCOL_VERSION};
@@ -47,6 +47,7 @@ pub unsafe fn handle(
         }
     }
     let mut backend = ApacheBackend::new(r);
+    let _timeout = group.spec.response_socket_timeout.map(|t| ClientTimeout::set(r, t));
     // The REQUEST, with the first piece of the body when one is expected; kept so that it can be
     // sent again on a fresh connection if a reused one turns out to be gone.
     let expects_continue = util::table_get((*r).headers_in, c"Expect").is_some();
@@ -421,6 +422,20 @@ unsafe fn relay(
                 // same rules to what arrives as the adapter applies to start_response.
                 if !reason_bytes_ok(&reason) || !headers.iter().all(|(n, v)| header_bytes_ok(n, v)) {
                     return Err(Failure::Broken("the daemon sent an invalid status line or header".into()));
+                }
+                // header-buffer-size: as in mod_wsgi, a longer header is an error.
+                let limit = group.spec.header_buffer_size;
+                if let Some((name, _)) = headers.iter().find(|(n, v)| n.len() + 2 + v.len() > limit) {
+                    log_request(
+                        r,
+                        util::LOG_ERR,
+                        &format!(
+                            "oxwsgi: response header '{}' from daemon process group '{}' is longer than header-buffer-size ({limit} bytes)",
+                            String::from_utf8_lossy(name),
+                            group.spec.name
+                        ),
+                    );
+                    return Ok(ffi::HTTP_INTERNAL_SERVER_ERROR as i32);
                 }
                 if error_override && (400..=599).contains(&status) {
                     overridden = Some(status);

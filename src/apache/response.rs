@@ -344,3 +344,30 @@ impl Backend for ApacheBackend {
         log_request(self.r, level, msg);
     }
 }
+
+/// `response-socket-timeout=`: the timeout of writes to the client for the rest of this
+/// request (Apache's `Timeout` again when dropped, for the connection's next request).
+pub struct ClientTimeout {
+    sock: *mut ffi::apr_socket_t,
+    old: ffi::apr_interval_time_t,
+}
+
+impl ClientTimeout {
+    pub unsafe fn set(r: *mut ffi::request_rec, t: std::time::Duration) -> ClientTimeout {
+        let sock = ffi::ap_get_conn_socket((*r).connection);
+        let mut old = 0;
+        if !sock.is_null() {
+            ffi::apr_socket_timeout_get(sock, &mut old);
+            ffi::apr_socket_timeout_set(sock, t.as_micros() as ffi::apr_interval_time_t);
+        }
+        ClientTimeout { sock, old }
+    }
+}
+
+impl Drop for ClientTimeout {
+    fn drop(&mut self) {
+        if !self.sock.is_null() {
+            unsafe { ffi::apr_socket_timeout_set(self.sock, self.old) };
+        }
+    }
+}

@@ -52,6 +52,8 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
     "response-spool-size",
     "script-user",
     "script-group",
+    "header-buffer-size",
+    "response-socket-timeout",
 ];
 
 /// Options whose value may be empty, as mod_wsgi allows (`python-path=''` in the configs
@@ -66,9 +68,7 @@ pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &[
     "deadlock-timeout",
     "eviction-timeout",
     "interrupt-timeout",
-    "header-buffer-size",
     "response-buffer-size",
-    "response-socket-timeout",
     "response-flush-delay",
     "newrelic-config-file",
     "newrelic-environment",
@@ -146,6 +146,12 @@ pub struct DaemonProcess {
     /// scripts this group runs, and their directories (see `apache::script_owner`).
     pub script_user: Option<String>,
     pub script_group: Option<String>,
+    /// `header-buffer-size=`: the longest response header (name, ": ", value) the application
+    /// may send; a longer one is a 500.
+    pub header_buffer_size: usize,
+    /// `response-socket-timeout=`: timeout of writes to the client while relaying a response;
+    /// None: Apache's Timeout.
+    pub response_socket_timeout: Option<Duration>,
 }
 
 impl DaemonProcess {
@@ -191,6 +197,8 @@ impl DaemonProcess {
             response_spool_size: 1 << 30,
             script_user: None,
             script_group: None,
+            header_buffer_size: 32768,
+            response_socket_timeout: None,
         }
     }
 
@@ -326,6 +334,15 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
         "lang" => d.lang = Some(value),
         "locale" => d.locale = Some(value),
         "socket-user" => d.socket_user = Some(value),
+        "header-buffer-size" => {
+            // mod_wsgi's rule: at least 8192, or 0 for the default.
+            let n = number(0, 1 << 30, "needs a number of bytes, at least 8192 (0: the default, 32768)")?;
+            if n != 0 && n < 8192 {
+                return Err(bad("needs a number of bytes, at least 8192 (0: the default, 32768)"));
+            }
+            d.header_buffer_size = if n == 0 { 32768 } else { n as usize };
+        }
+        "response-socket-timeout" => d.response_socket_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
         "script-user" => d.script_user = Some(value),
         "script-group" => d.script_group = Some(value),
         "python-eggs" => d.python_eggs = Some(value).filter(|v| !v.is_empty()),
@@ -468,6 +485,8 @@ mod tests {
             response_spool_size: 1 << 30,
             script_user: None,
             script_group: None,
+            header_buffer_size: 32768,
+            response_socket_timeout: None,
         };
         assert_eq!(d, expected);
         assert_eq!(d.title().as_deref(), Some("(wsgi:site)"));
@@ -480,6 +499,8 @@ mod tests {
         assert!(d.python_path.is_empty() && d.python_eggs.is_none());
         assert!(matches!(parse_daemon_process("site home=''"), Err(ConfigError::EmptyValue { .. })));
         assert!(parse_daemon_process("site script-user=a script-group=b").is_err());
+        assert_eq!(parse("g header-buffer-size=0").header_buffer_size, 32768);
+        assert!(parse_daemon_process("g header-buffer-size=100").is_err());
         for bad in ["cpu-priority=20", "stack-size=100", "send-buffer-size=10", "server-metrics=maybe"] {
             assert!(parse_daemon_process(&format!("g {bad}")).is_err(), "{bad}");
         }
@@ -504,6 +525,7 @@ mod tests {
                 "server-metrics" => "On",
                 "stack-size" => "65536",
                 "send-buffer-size" | "receive-buffer-size" => "512",
+                "header-buffer-size" => "8192",
                 _ => "1",
             };
             let (_, warnings) =
