@@ -54,6 +54,8 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
     "script-group",
     "header-buffer-size",
     "response-socket-timeout",
+    "deadlock-timeout",
+    "eviction-timeout",
 ];
 
 /// Options whose value may be empty, as mod_wsgi allows (`python-path=''` in the configs
@@ -65,8 +67,6 @@ const EMPTY_ALLOWED: &[&str] = &["python-path", "python-eggs"];
 /// releases.
 pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &[
     "chroot",
-    "deadlock-timeout",
-    "eviction-timeout",
     "interrupt-timeout",
     "response-buffer-size",
     "response-flush-delay",
@@ -152,6 +152,11 @@ pub struct DaemonProcess {
     /// `response-socket-timeout=`: timeout of writes to the client while relaying a response;
     /// None: Apache's Timeout.
     pub response_socket_timeout: Option<Duration>,
+    /// `deadlock-timeout=`: restart a process whose GIL has not been free for this long
+    /// (mod_wsgi's default 300 s; 0: never).
+    pub deadlock_timeout: Option<Duration>,
+    /// `eviction-timeout=`: the grace of a process told to go with SIGUSR2.
+    pub eviction_timeout: Option<Duration>,
 }
 
 impl DaemonProcess {
@@ -199,6 +204,8 @@ impl DaemonProcess {
             script_group: None,
             header_buffer_size: 32768,
             response_socket_timeout: None,
+            deadlock_timeout: Some(Duration::from_secs(300)),
+            eviction_timeout: None,
         }
     }
 
@@ -343,6 +350,8 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
             d.header_buffer_size = if n == 0 { 32768 } else { n as usize };
         }
         "response-socket-timeout" => d.response_socket_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
+        "deadlock-timeout" => d.deadlock_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
+        "eviction-timeout" => d.eviction_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
         "script-user" => d.script_user = Some(value),
         "script-group" => d.script_group = Some(value),
         "python-eggs" => d.python_eggs = Some(value).filter(|v| !v.is_empty()),
@@ -487,6 +496,8 @@ mod tests {
             script_group: None,
             header_buffer_size: 32768,
             response_socket_timeout: None,
+            deadlock_timeout: Some(Duration::from_secs(300)),
+            eviction_timeout: None,
         };
         assert_eq!(d, expected);
         assert_eq!(d.title().as_deref(), Some("(wsgi:site)"));
@@ -649,28 +660,24 @@ mod tests {
     #[test]
     fn unimplemented_options_set_to_0_do_not_warn() {
         let (_, warnings) =
-            parse_daemon_process("g interrupt-timeout=0 eviction-timeout=0 response-buffer-size=0").unwrap();
+            parse_daemon_process("g interrupt-timeout=0 chroot=0 response-buffer-size=0").unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
     fn unimplemented_options_warn_once_each() {
-        let (d, warnings) = parse_daemon_process("g deadlock-timeout=10 threads=4 eviction-timeout=5").unwrap();
+        let (d, warnings) = parse_daemon_process("g interrupt-timeout=10 threads=4 response-flush-delay=5").unwrap();
         assert_eq!(d.threads, 4);
         assert_eq!(
             warnings,
             [
-                "WSGIDaemonProcess: option 'deadlock-timeout' is accepted but not implemented by \
-                 oxwsgi; ignored",
-                "WSGIDaemonProcess: option 'eviction-timeout' is accepted but not implemented by \
-                 oxwsgi; ignored",
+                "WSGIDaemonProcess: option 'interrupt-timeout' is accepted but not implemented by oxwsgi; ignored",
+                "WSGIDaemonProcess: option 'response-flush-delay' is accepted but not implemented by oxwsgi; ignored",
             ]
         );
-        for option in DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED {
-            let (_, warnings) = parse_daemon_process(&format!("g {option}=1")).unwrap();
-            assert_eq!(warnings.len(), 1, "{option}");
-            assert!(warnings[0].contains(&format!("'{option}'")));
-        }
+        let (d, _) = parse_daemon_process("g deadlock-timeout=0 eviction-timeout=7").unwrap();
+        assert_eq!((d.deadlock_timeout, d.eviction_timeout), (None, Some(Duration::from_secs(7))));
+        assert_eq!(DaemonProcess::new("g").deadlock_timeout, Some(Duration::from_secs(300)), "mod_wsgi's default");
     }
 
     #[test]

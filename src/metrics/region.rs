@@ -27,7 +27,7 @@ pub const NAME: usize = 128;
 pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
 /// Why a daemon process was replaced (the `reason` label).
-pub const REASONS: [&str; 10] = [
+pub const REASONS: [&str; 12] = [
     "crash",
     "maximum-requests",
     "request-timeout",
@@ -37,6 +37,8 @@ pub const REASONS: [&str; 10] = [
     "restart-interval",
     "startup-timeout",
     "shutdown",
+    "deadlock",
+    "eviction",
     "other",
 ];
 
@@ -52,6 +54,8 @@ pub fn restart_label(shutdown_reason: &str) -> &'static str {
         "restart_interval" => "restart-interval",
         "startup_timeout" => "startup-timeout",
         "shutdown_signal" => "shutdown",
+        "deadlock_timeout" => "deadlock",
+        "eviction_signal" => "eviction",
         _ => "other",
     }
 }

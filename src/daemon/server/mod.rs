@@ -8,8 +8,9 @@
 //! set, so Apache can keep connections open across requests without pinning a thread, and a
 //! busy process (no worker waiting) leaves new connections in the shared backlog for an idle
 //! one. Only one worker sleeps in `epoll_wait` (see [`worker`]). A monitor enforces
-//! request-timeout, maximum-requests, inactivity-timeout, restart-interval and parent death; a
-//! signal thread turns SIGTERM/SIGINT/SIGHUP/SIGUSR1 into an orderly stop.
+//! request-timeout, maximum-requests, inactivity-timeout, restart-interval, deadlock-timeout
+//! and parent death; a signal thread turns SIGTERM/SIGINT/SIGHUP/SIGUSR1 (and SIGUSR2,
+//! eviction) into an orderly stop.
 //!
 //! Stopping: a stopping process ends each response with END_CLOSE and closes its idle
 //! connections at once. A request Apache had already written into one of them is then unread,
@@ -18,6 +19,7 @@
 
 mod backend;
 mod conn;
+mod deadlock;
 mod limits;
 mod process;
 mod serve;
@@ -111,6 +113,9 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
     {
         let s = shared.clone();
         std::thread::spawn(move || process::signals(&s));
+    }
+    if spec.deadlock_timeout.is_some() {
+        deadlock::start();
     }
     log_server(
         ptr::null(),

@@ -26,7 +26,7 @@ pub(super) unsafe fn prepare_process(group: &Group) {
     libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     let mut set: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut set);
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
         libc::sigaddset(&mut set, sig);
     }
     libc::pthread_sigmask(libc::SIG_SETMASK, &set, ptr::null_mut());
@@ -129,7 +129,7 @@ pub(super) fn signals(shared: &Shared) {
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
         libc::sigemptyset(&mut set);
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
             libc::sigaddset(&mut set, sig);
         }
     }
@@ -138,7 +138,12 @@ pub(super) fn signals(shared: &Shared) {
         if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
             continue;
         }
-        if sig == libc::SIGUSR1 {
+        if sig == libc::SIGUSR2 {
+            // Eviction (mod_wsgi): this process alone is replaced, gracefully, within
+            // eviction-timeout (else graceful-timeout, else shutdown-timeout).
+            let grace = shared.group.spec.eviction_timeout.unwrap_or_else(|| shared.graceful());
+            shared.begin_stop(StopKind::Replace, "eviction_signal", grace, "evicted (SIGUSR2)");
+        } else if sig == libc::SIGUSR1 {
             // Apache's graceful restart: the next generation takes over the socket at once.
             shared.begin_stop(StopKind::Graceful, "graceful_signal", shared.graceful(), "graceful restart requested");
         } else {
@@ -200,6 +205,9 @@ pub(super) fn monitor(shared: &Shared) -> ! {
             }
         }
         reload_turn(shared);
+        if let Some(t) = spec.deadlock_timeout {
+            super::deadlock::check(shared, t);
+        }
         if let Some(t) = spec.restart_interval {
             if shared.started.elapsed() >= t {
                 shared.begin_stop(
