@@ -324,14 +324,59 @@ def subscribe_shutdown(callback):
     _event_callbacks.append(on_event)
 
 
-def process_stopping(reason):
-    """Called once when the process stops: every subscriber hears 'process_stopping'."""
+def _publish(name, **kwargs):
     for callback in list(_event_callbacks):
         try:
-            callback('process_stopping', shutdown_reason=reason)
+            callback(name, **kwargs)
         except Exception:
             import traceback
             traceback.print_exc()
+
+
+active_requests = {}
+
+
+def request_started(environ, application, start_response):
+    """A request begins (there are subscribers): publishes 'request_started'; returns the
+    request's data dict (mod_wsgi.request_data()) and the start_response to give the
+    application, which publishes 'response_started'."""
+    import time
+    data = {}
+    request_id = environ.get('mod_wsgi.request_id')
+    if request_id is not None:
+        active_requests[request_id] = data
+    start = environ.get('mod_wsgi.request_start')
+    _publish('request_started', request_id=request_id, request_data=data,
+             request_start=int(start) / 1e6 if start else None,
+             application_object=application, callable_object=environ.get('mod_wsgi.callable_object'),
+             request_environ=environ, application_start=time.time())
+
+    def start_response_published(status, response_headers, exc_info=None):
+        _publish('response_started', request_id=request_id, request_data=data,
+                 response_status=status, response_headers=response_headers, exception_info=exc_info)
+        return start_response(status, response_headers, exc_info)
+
+    return data, start_response_published
+
+
+def request_finished(environ, data, application_start, output_length, exception):
+    """The request is over: 'request_exception' if the application raised, then
+    'request_finished'."""
+    import time
+    request_id = environ.get('mod_wsgi.request_id')
+    if exception is not None:
+        _publish('request_exception', request_id=request_id, request_data=data,
+                 exception_info=(type(exception), exception, exception.__traceback__))
+    finish = time.time()
+    _publish('request_finished', request_id=request_id, request_data=data,
+             application_finish=finish, application_time=finish - application_start,
+             output_length=output_length)
+    active_requests.pop(request_id, None)
+
+
+def process_stopping(reason):
+    """Called once when the process stops: every subscriber hears 'process_stopping'."""
+    _publish('process_stopping', shutdown_reason=reason)
 
 
 def _memory():
@@ -446,6 +491,7 @@ def setup(process_group, application_group, version, environ_snapshot, restrict_
     mod.FileWrapper = FileWrapper
     mod.oxwsgi = True
     mod.event_callbacks = _event_callbacks
+    mod.active_requests = active_requests
     mod.subscribe_events = subscribe_events
     mod.subscribe_shutdown = subscribe_shutdown
     mod.process_metrics = process_metrics

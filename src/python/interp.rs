@@ -153,6 +153,11 @@ pub struct InterpData {
     pub flush_pending: Obj,
     /// boot.py's `process_stopping(reason)`: the `mod_wsgi.subscribe_shutdown` callbacks.
     pub process_stopping: Obj,
+    /// `mod_wsgi.event_callbacks` and boot.py's `request_started`/`request_finished`, which
+    /// publish the request events to them (called only when there are subscribers).
+    pub event_callbacks: Obj,
+    pub request_started: Obj,
+    pub request_finished: Obj,
     pub wsgi_version: Obj,
     pub mod_wsgi_version: Obj,
     /// `apache.version`: the httpd this module was built against.
@@ -557,6 +562,9 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             pending_streams: get(c"_pending")?,
             flush_pending: get(c"flush_pending")?,
             process_stopping: get(c"process_stopping")?,
+            event_callbacks: get(c"_event_callbacks")?,
+            request_started: get(c"request_started")?,
+            request_finished: get(c"request_finished")?,
             wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
             mod_wsgi_version,
             apache_version: obj::tuple(&[

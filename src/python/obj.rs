@@ -244,6 +244,15 @@ pub fn int(v: i64) -> PyResult<Obj> {
     unsafe { Obj::owned(ffi::PyLong_FromLongLong(v)) }
 }
 
+pub fn float(v: f64) -> PyResult<Obj> {
+    unsafe { Obj::owned(ffi::PyFloat_FromDouble(v)) }
+}
+
+/// Item `i` of a tuple (a new reference).
+pub fn tuple_item(t: &Obj, i: isize) -> PyResult<Obj> {
+    unsafe { Obj::owned(ffi::PySequence_GetItem(t.as_ptr(), i)) }
+}
+
 pub fn boolean(v: bool) -> Obj {
     unsafe { Obj::borrowed(if v { ffi::Py_True() } else { ffi::Py_False() }) }
 }

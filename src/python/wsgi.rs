@@ -164,10 +164,24 @@ fn call(
         }
     };
 
-    let start_response = match capsule.function(ptr::addr_of_mut!(START_RESPONSE_DEF)) {
+    let mut start_response = match capsule.function(ptr::addr_of_mut!(START_RESPONSE_DEF)) {
         Ok(f) => f,
         Err(_) => return Pending::Done(Outcome::Failed(500)),
     };
+    // mod_wsgi.subscribe_events(): only with subscribers is anything published.
+    let events = unsafe { ffi::PyList_Size(data.event_callbacks.as_ptr()) } > 0;
+    let started_at = now_micros() as f64 / 1e6;
+    if events {
+        match data.request_started.call(&[&environ, app, &start_response]).and_then(|pair| {
+            Ok((obj::tuple_item(&pair, 0)?, obj::tuple_item(&pair, 1)?))
+        }) {
+            Ok((request_data, published)) => {
+                *state.data.borrow_mut() = Some(request_data);
+                start_response = published;
+            }
+            Err(_) => log_exception(at, state.backend(), script, obj::take_error()),
+        }
+    }
     let mut failure: Option<Option<Obj>> = None;
     match app.call(&[&environ, &start_response]) {
         Err(_) => failure = Some(obj::take_error()),
@@ -186,6 +200,17 @@ fn call(
                     }
                 }
             }
+        }
+    }
+    if events {
+        let request_data = state.data.borrow().clone().unwrap_or_else(obj::none);
+        let exception = failure.as_ref().and_then(|e| e.clone()).unwrap_or_else(obj::none);
+        let finished = obj::float(started_at).and_then(|t| {
+            let written = obj::int(state.written.get() as i64)?;
+            data.request_finished.call(&[&environ, &request_data, &t, &written, &exception])
+        });
+        if finished.is_err() {
+            log_exception(at, state.backend(), script, obj::take_error());
         }
     }
     // A partial line the application left in wsgi.errors (or in sys.stdout) is logged now,
