@@ -152,3 +152,35 @@ fn mod_wsgi_module_and_keys() {
     assert_eq!(get(&rep, "mod_wsgi.callable_object"), "'app2'");
     assert_eq!(get(&rep, "@callable"), "'app2'");
 }
+
+const CASE_APP: &str = r#"
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('%s\n%s' % (environ['mod_wsgi.application_group'], __name__)).encode()]
+"#;
+
+/// WSGICaseSensitivity Off (for case-insensitive file systems, as mod_wsgi): the script's module
+/// name comes from its lower-cased path, so one file reached under two spellings is one module.
+/// (The mount's part of the interpreter name is lower-cased either way, as mod_wsgi 4.x does.)
+#[test]
+fn case_sensitivity_off_lowercases_module_names() {
+    for (setting, mount_seen, lower_path) in [("On", "/app", false), ("Off", "/app", true)] {
+        let apache = Apache::builder()
+            .app("Site.py", CASE_APP)
+            .config(&format!("WSGICaseSensitivity {setting}\nWSGIScriptAlias /App {{APPS}}/Site.py"))
+            .start();
+        let r = apache.get("/App");
+        r.assert_status(200);
+        let text = r.text();
+        let (group, module) = text.split_once('\n').unwrap();
+        assert_eq!(group, format!("127.0.0.1:{}|{mount_seen}", apache.addr().port()), "{setting}");
+        let path = apache.app_path("Site.py").display().to_string();
+        let hashed = if lower_path { path.to_lowercase() } else { path };
+        let out = std::process::Command::new("/usr/bin/python3.11")
+            .args(["-c", "import hashlib,sys; print(hashlib.md5(sys.argv[1].encode()).hexdigest())", &hashed])
+            .output()
+            .unwrap();
+        assert_eq!(module, format!("_mod_wsgi_{}", String::from_utf8_lossy(&out.stdout).trim()), "{setting}");
+        let _ = apache.stop();
+    }
+}

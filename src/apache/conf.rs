@@ -55,6 +55,8 @@ pub struct ServerConf {
     pub dont_write_bytecode: Option<bool>,
     /// WSGIPythonOptimize: Python's -O level.
     pub python_optimize: Option<u8>,
+    /// WSGICaseSensitivity (None: On, as mod_wsgi on Linux).
+    pub case_sensitivity: Option<bool>,
     pub hash_seed: Option<Option<u32>>,
     pub switch_interval: Option<std::time::Duration>,
     pub python_eggs: Option<String>,

@@ -54,8 +54,15 @@ pub fn start_options() -> interp::StartOptions {
         hash_seed: conf.hash_seed.flatten(),
         switch_interval: conf.switch_interval,
         optimize: conf.python_optimize.unwrap_or(0),
+        case_sensitive: conf.case_sensitivity.unwrap_or(true),
     }
 }
+
+server_setter!(cmd_case_sensitivity, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.case_sensitivity = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
 
 server_setter!(cmd_python_optimize, global = true, |conf, cmd, name, raw| {
     let _ = cmd;

@@ -184,12 +184,19 @@ _load_lock = _thread.RLock()
 _scripts = {}
 
 
+_case_sensitive = True
+
+
 def module_name(path):
-    """mod_wsgi's name for a script's module. `_md5` avoids loading OpenSSL through hashlib."""
+    """mod_wsgi's name for a script's module. `_md5` avoids loading OpenSSL through hashlib.
+    With WSGICaseSensitivity Off the path is lower-cased first (one module per file on a
+    case-insensitive file system), as in mod_wsgi."""
     try:
         from _md5 import md5
     except ImportError:
         from hashlib import md5
+    if not _case_sensitive:
+        path = path.lower()
     return '_mod_wsgi_' + md5(path.encode('utf-8', 'surrogateescape')).hexdigest()
 
 
@@ -476,8 +483,10 @@ def server_metrics():
 
 
 def setup(process_group, application_group, version, environ_snapshot, restrict_signal,
-          threads_per_process, maximum_processes):
+          threads_per_process, maximum_processes, case_sensitive):
     """Per-interpreter setup, called once right after this module is executed."""
+    global _case_sensitive
+    _case_sensitive = case_sensitive
     sys.stdout = _log_stream('<stdout>', LOG_ERR)
     sys.stderr = _log_stream('<stderr>', LOG_ERR)
     sys.argv = ['mod_wsgi']

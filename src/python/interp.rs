@@ -107,6 +107,8 @@ pub struct StartOptions {
     pub switch_interval: Option<std::time::Duration>,
     /// `-O` level (WSGIPythonOptimize): 0, 1 or 2.
     pub optimize: u8,
+    /// WSGICaseSensitivity: with false, script paths are lower-cased for module names.
+    pub case_sensitive: bool,
 }
 
 struct Runtime {
@@ -552,6 +554,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             &obj::boolean(rt.config.restrict_signal),
             &obj::int(rt.config.threads_per_process)?,
             &obj::int(rt.config.maximum_processes)?,
+            &obj::boolean(rt.config.start.case_sensitive),
         ])?;
         Ok(InterpData {
             input_cls: get(c"Input")?,
