@@ -34,7 +34,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 48] = [
+pub static mut COMMANDS: [ffi::command_rec; 49] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -204,6 +204,12 @@ pub static mut COMMANDS: [ffi::command_rec; 48] = [
         c"On|Off: accepted; daemon sockets are kept across restarts",
     ),
     directive(c"WSGIPythonOptimize", cmd_python_optimize, SERVER, c"0|1|2: Python's -O level"),
+    directive(
+        c"WSGISlowRequests",
+        super::slow_requests::cmd_slow_requests,
+        SERVER,
+        c"SECONDS: log WSGI requests that take longer",
+    ),
     directive(
         c"WSGICaseSensitivity",
         cmd_case_sensitivity,

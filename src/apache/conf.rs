@@ -55,6 +55,8 @@ pub struct ServerConf {
     pub dont_write_bytecode: Option<bool>,
     /// WSGIPythonOptimize: Python's -O level.
     pub python_optimize: Option<u8>,
+    /// WSGISlowRequests: requests slower than this are logged.
+    pub slow_requests: Option<std::time::Duration>,
     /// WSGICaseSensitivity (None: On, as mod_wsgi on Linux).
     pub case_sensitivity: Option<bool>,
     pub hash_seed: Option<Option<u32>>,

@@ -22,6 +22,7 @@ pub mod request;
 pub mod response;
 pub mod response_buffer;
 pub mod script_owner;
+pub mod slow_requests;
 pub mod supervisor;
 pub mod vhost;
 pub mod xsendfile;

@@ -1,0 +1,66 @@
+//! `WSGISlowRequests SECONDS` (mod_wsgi 6): a request answered by a WSGI application that took
+//! longer than SECONDS, from Apache accepting it to the end of its response, is logged at
+//! `warn` level with its pid, thread, method, path (without the query string), status and time.
+//! mod_wsgi 6 sends such records to its separate telemetry service; oxwsgi writes them to the
+//! error log, where they need nothing else to be read.
+
+use super::conf::{server_conf, server_conf_mut};
+use super::directive::{answer, args, global_only};
+use crate::sys::ffi;
+use crate::sys::util::{self, cbytes, log_request};
+use std::ffi::c_void;
+use std::os::raw::c_char;
+use std::ptr;
+use std::time::Duration;
+
+pub unsafe extern "C" fn cmd_slow_requests(cmd: *mut ffi::cmd_parms, _m: *mut c_void, a: *const c_char) -> *const c_char {
+    let r = (|| {
+        global_only(cmd)?;
+        let raw = args(a).trim();
+        let secs: f64 = raw
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| format!("WSGISlowRequests needs a number of seconds (0 or more), not '{raw}'"))?;
+        server_conf_mut(cmd).slow_requests = Some(Duration::from_secs_f64(secs));
+        Ok(())
+    })();
+    answer(cmd, r)
+}
+
+pub unsafe fn register() {
+    ffi::ap_hook_log_transaction(Some(log_transaction), ptr::null(), ptr::null(), ffi::APR_HOOK_MIDDLE as i32);
+}
+
+unsafe extern "C" fn log_transaction(r: *mut ffi::request_rec) -> i32 {
+    util::guard("WSGISlowRequests", ffi::DECLINED, || {
+        let Some(threshold) = server_conf(ffi::ap_server_conf).slow_requests else { return ffi::DECLINED };
+        if super::metrics::mark_of(r).is_none() && !super::request::is_wsgi_handler(r) {
+            return ffi::DECLINED;
+        }
+        let elapsed = Duration::from_micros((ffi::apr_time_now() - (*r).request_time).max(0) as u64);
+        if elapsed <= threshold {
+            return ffi::DECLINED;
+        }
+        let mut last = r;
+        while !(*last).next.is_null() {
+            last = (*last).next;
+        }
+        let path = String::from_utf8_lossy(cbytes((*r).uri));
+        log_request(
+            r,
+            util::LOG_WARNING,
+            &format!(
+                "oxwsgi: slow request (WSGISlowRequests {:.3}s): pid {} thread {} {} {} -> {} in {:.3}s",
+                threshold.as_secs_f64(),
+                std::process::id(),
+                libc::pthread_self(),
+                String::from_utf8_lossy(cbytes((*r).method)),
+                path,
+                (*last).status,
+                elapsed.as_secs_f64()
+            ),
+        );
+        ffi::DECLINED
+    })
+}
