@@ -1,6 +1,7 @@
 //! `mod_wsgi.subscribe_shutdown` / `subscribe_events`: a daemon process that stops tells every
 //! interpreter's subscribers `process_stopping` with mod_wsgi's `shutdown_reason`, before it
-//! exits; a callback that raises is logged and does not keep the process from stopping.
+//! exits (an Apache child with embedded applications too); a callback that raises is logged and
+//! does not keep the process from stopping.
 
 mod common;
 
@@ -67,4 +68,15 @@ fn a_stopping_daemon_calls_the_shutdown_callbacks_with_the_reason() {
     assert!(apache.wait_for_log(&line, Duration::from_secs(10)), "no '{line}' in:\n{}", apache.log_tail(40));
     assert_eq!(apache.count_in_log(&format!("pid={g} group=")), 1, "{}", apache.log_tail(40));
     assert_ne!(pid(&apache, "/g/"), g);
+}
+
+#[test]
+fn an_exiting_apache_child_calls_the_embedded_shutdown_callbacks() {
+    let mut apache = Apache::builder().app("app.py", APP).config("WSGIScriptAlias /e {APPS}/app.py").start();
+    let child = pid(&apache, "/e/");
+    let report = apache.shutdown();
+    assert!(!report.forced, "{report:?}");
+    // As mod_wsgi in embedded mode: the reason is empty (Apache does not say why a child goes).
+    let line = format!("STOP-CALLBACK name=process_stopping reason= pid={child} group=");
+    assert!(apache.error_log().contains(&line), "no '{line}' in:\n{}", apache.log_tail(30));
 }

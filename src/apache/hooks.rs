@@ -98,7 +98,18 @@ fn apache_log(level: u8, msg: &str) {
 
 /// Python is not started here: it starts on a child's first embedded-mode request (see
 /// request::ensure_python), never in Apache's parent (which reloads this module on restart).
-unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {
+unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {
+    // An Apache child that ran Python tells its interpreters' subscribers it is going, as
+    // mod_wsgi does (with an empty shutdown_reason: Apache does not say why a child exits).
+    unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+        if crate::python::interp::is_initialized()
+            && !crate::python::interp::process_stopping_within("", std::time::Duration::from_secs(5))
+        {
+            apache_log(util::LOG_WARNING, "oxwsgi: the process_stopping callbacks did not finish within 5s");
+        }
+        0
+    }
+    ffi::apr_pool_cleanup_register(p, ptr::null(), Some(child_exit), Some(ffi::apr_pool_cleanup_null));
     crate::python::set_server_log(apache_log);
     super::request::CHILD_PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
     super::handler_script::run_embedded_imports();

@@ -508,6 +508,17 @@ pub fn process_stopping(reason: &str) {
     }
 }
 
+/// [`process_stopping`] in a thread of its own, waiting for it at most `limit`: a request still
+/// running may hold the GIL, and a stop must not hang. False if it did not finish in time.
+pub fn process_stopping_within(reason: &'static str, limit: std::time::Duration) -> bool {
+    let (done, wait) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name("oxwsgi-stop".into()).spawn(move || {
+        process_stopping(reason);
+        let _ = done.send(());
+    });
+    spawned.is_err() || wait.recv_timeout(limit).is_ok()
+}
+
 /// A file's modification time as the script cache keeps it: microseconds (APR's `finfo.mtime`).
 pub fn mtime_micros(meta: &std::fs::Metadata) -> i64 {
     use std::os::unix::fs::MetadataExt;

@@ -250,16 +250,9 @@ pub(super) fn monitor(shared: &Shared) -> ! {
     }
 }
 
-/// Runs the `mod_wsgi.subscribe_shutdown` callbacks, waiting at most `SHUTDOWN_CALLBACKS` for
-/// them: a request still running past the deadline may hold the GIL, and a stop must not hang.
+/// Runs the `mod_wsgi.subscribe_shutdown` callbacks, waiting for them at most 5 s.
 fn announce_stop(reason: &'static str) {
-    const SHUTDOWN_CALLBACKS: Duration = Duration::from_secs(5);
-    let (done, wait) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new().name("oxwsgi-stop".into()).spawn(move || {
-        interp::process_stopping(reason);
-        let _ = done.send(());
-    });
-    if spawned.is_ok() && wait.recv_timeout(SHUTDOWN_CALLBACKS).is_err() {
+    if !interp::process_stopping_within(reason, Duration::from_secs(5)) {
         log_server(
             ptr::null(),
             util::LOG_WARNING,
