@@ -480,6 +480,8 @@ fn interpreter_diffs(pair: &Pair) -> Vec<Diff> {
     o.remove("mod_wsgi.oxwsgi");
     // mod_wsgi 6's, not in 4.9.4: oxwsgi offers both releases' metrics API.
     o.remove("mod_wsgi.start_recording_metrics");
+    o.remove("mod_wsgi.subscribe_signals");
+    o.remove("mod_wsgi.signal_callbacks");
     diff_maps("", &t, &o, &[])
 }
 

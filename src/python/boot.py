@@ -381,6 +381,34 @@ def request_finished(environ, data, application_start, output_length, exception)
     active_requests.pop(request_id, None)
 
 
+_signal_callbacks = []
+_daemon = False
+
+
+def subscribe_signals(callback):
+    """mod_wsgi.subscribe_signals (mod_wsgi 6): callback('process_signal', signame=..., signum=...)
+    when this daemon process gets SIGHUP or SIGUSR2. Inert in embedded mode (signals belong to
+    Apache there): logged, and the callback is returned unregistered. Usable as a decorator."""
+    if _daemon:
+        _signal_callbacks.append(callback)
+    else:
+        import traceback
+        sys.stderr.write('mod_wsgi (pid=%d): mod_wsgi.subscribe_signals() has no effect in embedded mode; '
+                         'the callback is not registered.\n' % os.getpid())
+        traceback.print_stack(sys._getframe(1), file=sys.stderr)
+        sys.stderr.flush()
+    return callback
+
+
+def process_signal(signame, signum):
+    for callback in list(_signal_callbacks):
+        try:
+            callback('process_signal', signame=signame, signum=signum)
+        except Exception:
+            import traceback
+            traceback.print_exc()
+
+
 def process_stopping(reason):
     """Called once when the process stops: every subscriber hears 'process_stopping'."""
     _publish('process_stopping', shutdown_reason=reason)
@@ -485,8 +513,9 @@ def server_metrics():
 def setup(process_group, application_group, version, environ_snapshot, restrict_signal,
           threads_per_process, maximum_processes, case_sensitive):
     """Per-interpreter setup, called once right after this module is executed."""
-    global _case_sensitive
+    global _case_sensitive, _daemon
     _case_sensitive = case_sensitive
+    _daemon = bool(process_group)
     sys.stdout = _log_stream('<stdout>', LOG_ERR)
     sys.stderr = _log_stream('<stderr>', LOG_ERR)
     sys.argv = ['mod_wsgi']
@@ -501,6 +530,8 @@ def setup(process_group, application_group, version, environ_snapshot, restrict_
     mod.oxwsgi = True
     mod.event_callbacks = _event_callbacks
     mod.active_requests = active_requests
+    mod.signal_callbacks = _signal_callbacks
+    mod.subscribe_signals = subscribe_signals
     mod.subscribe_events = subscribe_events
     mod.subscribe_shutdown = subscribe_shutdown
     mod.process_metrics = process_metrics

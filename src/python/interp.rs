@@ -153,8 +153,10 @@ pub struct InterpData {
     /// boot.py's `_pending` set (partial log lines) and `flush_pending`.
     pub pending_streams: Obj,
     pub flush_pending: Obj,
-    /// boot.py's `process_stopping(reason)`: the `mod_wsgi.subscribe_shutdown` callbacks.
+    /// boot.py's `process_stopping(reason)` and `process_signal(signame, signum)`: the
+    /// `subscribe_shutdown`/`subscribe_events` and `subscribe_signals` callbacks.
     pub process_stopping: Obj,
+    pub process_signal: Obj,
     /// `mod_wsgi.event_callbacks` and boot.py's `request_started`/`request_finished`, which
     /// publish the request events to them (called only when there are subscribers).
     pub event_callbacks: Obj,
@@ -489,34 +491,12 @@ impl Drop for Attached<'_> {
     }
 }
 
-/// The process is stopping: every interpreter's `mod_wsgi` event subscribers hear
-/// `process_stopping` with mod_wsgi's `shutdown_reason` (what a callback raises is logged).
-pub fn process_stopping(reason: &str) {
-    let interps: Vec<Arc<Interp>> = match REGISTRY.lock() {
+/// Every interpreter made so far in this process.
+pub fn interpreters() -> Vec<Arc<Interp>> {
+    match REGISTRY.lock() {
         Ok(registry) => registry.as_ref().map(|r| r.values().cloned().collect()).unwrap_or_default(),
-        Err(_) => return,
-    };
-    for interp in interps {
-        let attached = interp.attach();
-        let data = attached.data();
-        if let Ok(reason) = obj::text(reason) {
-            let _ = data.process_stopping.call1(&reason);
-        }
-        let _ = data.flush_pending.call0();
-        obj::take_error();
-        drop(attached);
+        Err(_) => Vec::new(),
     }
-}
-
-/// [`process_stopping`] in a thread of its own, waiting for it at most `limit`: a request still
-/// running may hold the GIL, and a stop must not hang. False if it did not finish in time.
-pub fn process_stopping_within(reason: &'static str, limit: std::time::Duration) -> bool {
-    let (done, wait) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new().name("oxwsgi-stop".into()).spawn(move || {
-        process_stopping(reason);
-        let _ = done.send(());
-    });
-    spawned.is_err() || wait.recv_timeout(limit).is_ok()
 }
 
 /// A file's modification time as the script cache keeps it: microseconds (APR's `finfo.mtime`).
@@ -576,6 +556,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             pending_streams: get(c"_pending")?,
             flush_pending: get(c"flush_pending")?,
             process_stopping: get(c"process_stopping")?,
+            process_signal: get(c"process_signal")?,
             event_callbacks: get(c"_event_callbacks")?,
             request_started: get(c"request_started")?,
             request_finished: get(c"request_finished")?,

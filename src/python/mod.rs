@@ -2,12 +2,13 @@
 //! adapter. Uses `pyo3::ffi` directly: pyo3's safe API does not support sub-interpreters.
 //!
 //! One order, bottom to top: `obj` (owned references, errors) -> `interp` (interpreters, thread
-//! states, script loading) -> `backend` and `headers` (the host interface, PEP 3333's header
+//! states, script loading; `events` publishes process events to them) -> `backend` and `headers` (the host interface, PEP 3333's header
 //! rules) -> `state` (one request's response and input state) -> `native` (the functions Python
 //! calls back into a request through; `metrics_api` beside it) -> `wsgi` (the adapter that runs a request). No file
 //! imports one above it.
 
 pub mod backend;
+pub mod events;
 pub mod headers;
 pub mod interp;
 mod metrics_api;

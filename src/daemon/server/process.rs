@@ -138,11 +138,15 @@ pub(super) fn signals(shared: &Shared) {
         if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
             continue;
         }
-        if sig == libc::SIGUSR2 {
-            // Eviction (mod_wsgi): this process alone is replaced, gracefully, within
-            // eviction-timeout (else graceful-timeout, else shutdown-timeout).
-            let grace = shared.group.spec.eviction_timeout.unwrap_or_else(|| shared.graceful());
-            shared.begin_stop(StopKind::Replace, "eviction_signal", grace, "evicted (SIGUSR2)");
+        if sig == libc::SIGHUP || sig == libc::SIGUSR2 {
+            // mod_wsgi 6: for the application (mod_wsgi.subscribe_signals), not a stop.
+            let name = if sig == libc::SIGHUP { "SIGHUP" } else { "SIGUSR2" };
+            crate::python::events::process_signal(name, sig);
+        } else if sig == libc::SIGUSR1 && shared.group.spec.eviction_timeout.is_some() {
+            // Eviction (mod_wsgi): with eviction-timeout, SIGUSR1 (a graceful restart, or one
+            // sent to this process alone) gives it that long to finish its requests.
+            let grace = shared.group.spec.eviction_timeout.unwrap_or_default();
+            shared.begin_stop(StopKind::Graceful, "eviction_signal", grace, "evicted (SIGUSR1 with eviction-timeout)");
         } else if sig == libc::SIGUSR1 {
             // Apache's graceful restart: the next generation takes over the socket at once.
             shared.begin_stop(StopKind::Graceful, "graceful_signal", shared.graceful(), "graceful restart requested");
@@ -252,7 +256,7 @@ pub(super) fn monitor(shared: &Shared) -> ! {
 
 /// Runs the `mod_wsgi.subscribe_shutdown` callbacks, waiting for them at most 5 s.
 fn announce_stop(reason: &'static str) {
-    if !interp::process_stopping_within(reason, Duration::from_secs(5)) {
+    if !crate::python::events::process_stopping_within(reason, Duration::from_secs(5)) {
         log_server(
             ptr::null(),
             util::LOG_WARNING,

@@ -1,0 +1,42 @@
+//! Process events for every interpreter's `mod_wsgi` subscribers: `process_stopping` (the
+//! process is going; `subscribe_shutdown` and `subscribe_events`) and `process_signal` (a
+//! daemon process got SIGHUP or SIGUSR2; `subscribe_signals`, mod_wsgi 6). Each interpreter's
+//! callbacks run with its GIL held, in turn; what a callback raises is logged.
+
+use super::interp::{interpreters, Attached};
+use super::obj::{self, Obj};
+use std::time::Duration;
+
+fn publish(call: impl Fn(&Attached) -> Result<Obj, obj::PyErrSet>) {
+    for interp in interpreters() {
+        let attached = interp.attach();
+        let _ = call(&attached);
+        let _ = attached.data().flush_pending.call0();
+        obj::take_error();
+        drop(attached);
+    }
+}
+
+/// `process_stopping` with mod_wsgi's `shutdown_reason`.
+pub fn process_stopping(reason: &str) {
+    publish(|at| at.data().process_stopping.call1(&obj::text(reason)?));
+}
+
+/// [`process_stopping`] in a thread of its own, waiting for it at most `limit`: a request still
+/// running may hold the GIL, and a stop must not hang. False if it did not finish in time.
+pub fn process_stopping_within(reason: &'static str, limit: Duration) -> bool {
+    let (done, wait) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name("oxwsgi-stop".into()).spawn(move || {
+        process_stopping(reason);
+        let _ = done.send(());
+    });
+    spawned.is_err() || wait.recv_timeout(limit).is_ok()
+}
+
+/// `process_signal` (`signame`, `signum`), in a thread of its own so that a slow callback holds
+/// up neither requests nor the handling of the next signal.
+pub fn process_signal(signame: &'static str, signum: i32) {
+    let _ = std::thread::Builder::new().name("oxwsgi-signal".into()).spawn(move || {
+        publish(|at| at.data().process_signal.call(&[&obj::text(signame)?, &obj::int(signum as i64)?]));
+    });
+}
