@@ -266,3 +266,31 @@ fn wsgi_metrics_off_counts_nothing() {
     assert!(apache.wait_for_log("WSGIMetrics Off", Duration::from_secs(2)), "{}", apache.log_tail(10));
     let _ = apache.stop();
 }
+
+const SCOREBOARD_APP: &str = r#"
+import json, os, mod_wsgi
+
+def application(environ, start_response):
+    sm = mod_wsgi.server_metrics()
+    me = None
+    if sm is not None:
+        me = [w for p in sm['processes'] if p['pid'] == os.getpid() for w in p['workers'] if w['status'] == 'W']
+    out = {'keys': sorted(sm) if sm else None, 'busy_here': len(me) if me is not None else None}
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [json.dumps(out).encode()]
+"#;
+
+#[test]
+fn server_metrics_reads_the_scoreboard_with_wsgi_server_metrics_on() {
+    let apache = Apache::builder()
+        .app("sb.py", SCOREBOARD_APP)
+        .config("WSGIServerMetrics On\nWSGIScriptAlias /sb {APPS}/sb.py")
+        .start();
+    let v: Value = serde_json::from_str(&apache.get("/sb").text()).unwrap();
+    assert_eq!(
+        v["keys"],
+        serde_json::json!(["current_time", "processes", "restart_time", "running_generation", "running_time", "server_limit", "thread_limit"])
+    );
+    assert!(v["busy_here"].as_u64().unwrap() >= 1, "this request's worker is writing: {v}");
+    let _ = apache.stop();
+}

@@ -63,7 +63,11 @@ unsafe extern "C" fn post_config(
 }
 
 /// An Apache child's row (if it served embedded requests) is freed when the child exits.
-unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {
+unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+    // WSGIServerMetrics On: mod_wsgi.server_metrics() reads the scoreboard.
+    if server_conf(s).server_metrics == Some(true) {
+        crate::python::set_server_metrics_source(crate::sys::scoreboard::json);
+    }
     unsafe extern "C" fn ended(_data: *mut c_void) -> ffi::apr_status_t {
         if let Some(region) = shm::region() {
             region.end(std::process::id());

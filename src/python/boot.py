@@ -505,9 +505,13 @@ def request_metrics():
 
 
 def server_metrics():
-    """mod_wsgi.server_metrics(): Apache's scoreboard is not offered (as mod_wsgi without
-    WSGIServerMetrics On); the oxwsgi-metrics handler serves the server's numbers instead."""
-    return None
+    """mod_wsgi.server_metrics(): Apache's scoreboard (every process and worker slot), where
+    WSGIServerMetrics On (embedded) or server-metrics=On (daemon) allows it; else None."""
+    raw = _server_metrics_json()
+    if raw is None:
+        return None
+    import json
+    return json.loads(raw)
 
 
 def setup(process_group, application_group, version, environ_snapshot, restrict_signal,

@@ -1,11 +1,38 @@
-//! The native half of `mod_wsgi.process_metrics()`, `request_metrics()` and `request_data()`
-//! (boot.py builds the dictionaries): this process' counters from the shared metrics region,
-//! and the dictionary of the request this thread runs.
+//! The native half of `mod_wsgi.process_metrics()`, `request_metrics()`, `server_metrics()` and
+//! `request_data()` (boot.py builds the dictionaries): this process' counters from the shared
+//! metrics region, Apache's scoreboard (from the host, where WSGIServerMetrics or
+//! server-metrics= turns it on), and the dictionary of the request this thread runs.
 
 use super::native::{current_request, py_guard};
 use super::obj::{self, raise, Obj, PyResult};
 use pyo3::ffi;
 use std::ptr;
+use std::sync::OnceLock;
+
+/// Where `mod_wsgi.server_metrics()` gets Apache's scoreboard (as JSON); unset: it returns None.
+static SERVER_METRICS: OnceLock<fn() -> Option<String>> = OnceLock::new();
+
+pub fn set_server_metrics_source(f: fn() -> Option<String>) {
+    let _ = SERVER_METRICS.set(f);
+}
+
+static mut SERVER_METRICS_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
+    ml_name: c"_server_metrics_json".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer { PyCFunction: native_server_metrics },
+    ml_flags: ffi::METH_NOARGS,
+    ml_doc: c"_server_metrics_json() -> Apache's scoreboard as JSON, or None".as_ptr(),
+};
+
+unsafe extern "C" fn native_server_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    py_guard(|| {
+        // The scoreboard is read without the GIL: it is Apache's shared memory, not Python's.
+        let json = SERVER_METRICS.get().and_then(|f| super::interp::without_gil(f));
+        match json {
+            Some(text) => obj::text(&text).map_or(ptr::null_mut(), Obj::into_ptr),
+            None => obj::none().into_ptr(),
+        }
+    })
+}
 
 static mut PROCESS_STATS_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
     ml_name: c"_process_stats".as_ptr(),
@@ -29,6 +56,9 @@ pub fn install(globals: &Obj) -> PyResult<()> {
         let data =
             Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(REQUEST_DATA_DEF), ptr::null_mut(), ptr::null_mut()))?;
         obj::dict_set_str(globals, c"_process_stats", &stats)?;
+        let sm =
+            Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(SERVER_METRICS_DEF), ptr::null_mut(), ptr::null_mut()))?;
+        obj::dict_set_str(globals, c"_server_metrics_json", &sm)?;
         obj::dict_set_str(globals, c"request_data", &data)?;
     }
     Ok(())

@@ -18,6 +18,7 @@ pub mod script_call;
 mod state;
 pub mod wsgi;
 
+pub use metrics_api::set_server_metrics_source;
 pub use native::set_server_log;
 
 /// Starts Python for this process (once) with oxwsgi's native functions in every interpreter.

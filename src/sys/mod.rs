@@ -3,4 +3,5 @@
 //! oxwsgi's configuration, requests or Python.
 #![allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
 pub mod ffi;
+pub mod scoreboard;
 pub mod util;

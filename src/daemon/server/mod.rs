@@ -45,6 +45,9 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
     // Counted among the group's processes (and threads) from now until it ends.
     crate::metrics::shm::this_process(&group.spec.name, group.spec.threads as u32, crate::python::wsgi::now_micros());
     crate::python::set_server_log(|level, msg| log_server(ptr::null(), level, msg));
+    if group.spec.server_metrics {
+        crate::python::set_server_metrics_source(crate::sys::scoreboard::json);
+    }
     let spec = &group.spec;
     let config = RuntimeConfig {
         python_home: spec.python_home.clone().or(server_python_home),
