@@ -139,7 +139,7 @@ fn not_available() -> BTreeSet<String> {
 #[test]
 fn directives_listed_as_missing_really_are() {
     let missing = not_available();
-    assert!(missing.contains("WSGINewRelicConfigFile"), "{missing:?}");
+    assert!(missing.contains("WSGITelemetryService"), "{missing:?}");
     let known = directives();
     let now_there: Vec<&String> = missing.iter().filter(|d| known.contains(*d)).collect();
     assert!(

@@ -7,7 +7,7 @@ use super::dispatch::cmd_dispatch_script;
 use super::handler_script::{cmd_handler_script, cmd_import_script};
 use super::proxy::{cmd_trusted_proxies, cmd_trusted_proxy_headers};
 use super::python_start::{
-    cmd_dont_write_bytecode, cmd_python_eggs, cmd_python_hash_seed, cmd_python_optimize, cmd_case_sensitivity, cmd_python_warnings, cmd_switch_interval,
+    cmd_dont_write_bytecode, cmd_python_eggs, cmd_python_hash_seed, cmd_python_optimize, cmd_case_sensitivity, cmd_newrelic_config_file, cmd_newrelic_environment, cmd_python_warnings, cmd_switch_interval,
 };
 use crate::sys::ffi;
 use std::ffi::{c_void, CStr};
@@ -34,7 +34,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 49] = [
+pub static mut COMMANDS: [ffi::command_rec; 51] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -204,6 +204,18 @@ pub static mut COMMANDS: [ffi::command_rec; 49] = [
         c"On|Off: accepted; daemon sockets are kept across restarts",
     ),
     directive(c"WSGIPythonOptimize", cmd_python_optimize, SERVER, c"0|1|2: Python's -O level"),
+    directive(
+        c"WSGINewRelicConfigFile",
+        cmd_newrelic_config_file,
+        SERVER,
+        c"FILE: each interpreter runs newrelic.agent.initialize(FILE) (mod_wsgi 4.x)",
+    ),
+    directive(
+        c"WSGINewRelicEnvironment",
+        cmd_newrelic_environment,
+        SERVER,
+        c"NAME: the environment given to newrelic.agent.initialize()",
+    ),
     directive(
         c"WSGISlowRequests",
         super::slow_requests::cmd_slow_requests,

@@ -55,6 +55,9 @@ pub struct ServerConf {
     pub dont_write_bytecode: Option<bool>,
     /// WSGIPythonOptimize: Python's -O level.
     pub python_optimize: Option<u8>,
+    /// WSGINewRelicConfigFile, WSGINewRelicEnvironment (mod_wsgi 4.x).
+    pub newrelic_config_file: Option<String>,
+    pub newrelic_environment: Option<String>,
     /// WSGISlowRequests: requests slower than this are logged.
     pub slow_requests: Option<std::time::Duration>,
     /// WSGICaseSensitivity (None: On, as mod_wsgi on Linux).

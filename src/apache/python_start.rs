@@ -34,6 +34,7 @@ pub fn ensure_python() {
             threads_per_process: mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as i64,
             maximum_processes: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1) as i64,
             start: start_options(),
+            newrelic: conf.newrelic_config_file.clone().map(|f| (f, conf.newrelic_environment.clone())),
         };
         // WSGIPythonEggs: embedded mode's egg cache (daemons have python-eggs=).
         if let Some(dir) = &conf.python_eggs {
@@ -58,6 +59,16 @@ pub fn start_options() -> interp::StartOptions {
     }
 }
 
+server_setter!(cmd_newrelic_config_file, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.newrelic_config_file = Some(one_word(name, raw)?);
+    Ok(())
+});
+server_setter!(cmd_newrelic_environment, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.newrelic_environment = Some(one_word(name, raw)?);
+    Ok(())
+});
 server_setter!(cmd_case_sensitivity, global = true, |conf, cmd, name, raw| {
     let _ = cmd;
     conf.case_sensitivity = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);

@@ -56,6 +56,8 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
     "response-socket-timeout",
     "deadlock-timeout",
     "eviction-timeout",
+    "newrelic-config-file",
+    "newrelic-environment",
 ];
 
 /// Options whose value may be empty, as mod_wsgi allows (`python-path=''` in the configs
@@ -63,15 +65,12 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
 const EMPTY_ALLOWED: &[&str] = &["python-path", "python-eggs"];
 
 /// mod_wsgi options that are accepted (so configs load) but ignored, each with a warning.
-/// `newrelic-*` exist in mod_wsgi 4.x only; `interrupt-timeout` and `switch-interval` in later
-/// releases.
+/// `interrupt-timeout` exists in mod_wsgi 6 only.
 pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &[
     "chroot",
     "interrupt-timeout",
     "response-buffer-size",
     "response-flush-delay",
-    "newrelic-config-file",
-    "newrelic-environment",
 ];
 
 /// mod_wsgi keeps seconds in a C `int`.
@@ -155,8 +154,12 @@ pub struct DaemonProcess {
     /// `deadlock-timeout=`: restart a process whose GIL has not been free for this long
     /// (mod_wsgi's default 300 s; 0: never).
     pub deadlock_timeout: Option<Duration>,
-    /// `eviction-timeout=`: the grace of a process told to go with SIGUSR2.
+    /// `eviction-timeout=`: the grace of a process told to go with SIGUSR1.
     pub eviction_timeout: Option<Duration>,
+    /// `newrelic-config-file=` / `newrelic-environment=` (mod_wsgi 4.x): the New Relic agent
+    /// each of the group's interpreters initialises at start.
+    pub newrelic_config_file: Option<String>,
+    pub newrelic_environment: Option<String>,
 }
 
 impl DaemonProcess {
@@ -206,6 +209,8 @@ impl DaemonProcess {
             response_socket_timeout: None,
             deadlock_timeout: Some(Duration::from_secs(300)),
             eviction_timeout: None,
+            newrelic_config_file: None,
+            newrelic_environment: None,
         }
     }
 
@@ -352,6 +357,8 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
         "response-socket-timeout" => d.response_socket_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
         "deadlock-timeout" => d.deadlock_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
         "eviction-timeout" => d.eviction_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
+        "newrelic-config-file" => d.newrelic_config_file = Some(value),
+        "newrelic-environment" => d.newrelic_environment = Some(value),
         "script-user" => d.script_user = Some(value),
         "script-group" => d.script_group = Some(value),
         "python-eggs" => d.python_eggs = Some(value).filter(|v| !v.is_empty()),
@@ -498,6 +505,8 @@ mod tests {
             response_socket_timeout: None,
             deadlock_timeout: Some(Duration::from_secs(300)),
             eviction_timeout: None,
+            newrelic_config_file: None,
+            newrelic_environment: None,
         };
         assert_eq!(d, expected);
         assert_eq!(d.title().as_deref(), Some("(wsgi:site)"));
@@ -528,6 +537,8 @@ mod tests {
                 | "socket-user"
                 | "script-user"
                 | "script-group"
+                | "newrelic-config-file"
+                | "newrelic-environment"
                 | "display-name"
                 | "lang"
                 | "locale"

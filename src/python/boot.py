@@ -561,6 +561,26 @@ def setup(process_group, application_group, version, environ_snapshot, restrict_
         restrict_signals(application_group)
 
 
+def newrelic_initialize(config_file, environment):
+    """WSGINewRelicConfigFile (mod_wsgi 4.x): this interpreter starts the New Relic agent."""
+    import traceback
+    try:
+        import newrelic.agent
+    except Exception:
+        sys.stderr.write("mod_wsgi (pid=%d): Unable to import 'newrelic.agent' module.\n" % os.getpid())
+        traceback.print_exc()
+        return
+    mod = sys.modules['mod_wsgi']
+    sys.stderr.write("mod_wsgi (pid=%d, process=%r, application=%r): Imported 'newrelic.agent'.\n"
+                     % (os.getpid(), mod.process_group, mod.application_group))
+    try:
+        newrelic.agent.initialize(config_file, environment)
+    except Exception:
+        sys.stderr.write("mod_wsgi (pid=%d): Unable to initialise New Relic agent with config '%s'.\n"
+                         % (os.getpid(), config_file))
+        traceback.print_exc()
+
+
 def isolate_environ(snapshot):
     """Give this interpreter its own process environment, starting from `snapshot` (the process
     environment as it was before any application ran).

@@ -92,6 +92,9 @@ pub struct RuntimeConfig {
     pub threads_per_process: i64,
     pub maximum_processes: i64,
     pub start: StartOptions,
+    /// WSGINewRelicConfigFile / newrelic-config-file= and the environment: every interpreter
+    /// calls `newrelic.agent.initialize(file, environment)` when it is made (mod_wsgi 4.x).
+    pub newrelic: Option<(String, Option<String>)>,
 }
 
 /// How Python itself starts in this process (WSGIPythonWarnings, WSGIDontWriteBytecode,
@@ -547,6 +550,10 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             &obj::int(rt.config.maximum_processes)?,
             &obj::boolean(rt.config.start.case_sensitive),
         ])?;
+        if let Some((file, environment)) = &rt.config.newrelic {
+            let environment = environment.as_deref().map_or(Ok(obj::none()), obj::text)?;
+            get(c"newrelic_initialize")?.call(&[&obj::text(file)?, &environment])?;
+        }
         Ok(InterpData {
             input_cls: get(c"Input")?,
             log_cls: get(c"LogStream")?,

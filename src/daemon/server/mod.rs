@@ -58,6 +58,7 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         maximum_processes: spec.processes as i64,
         // WSGISwitchInterval is for Apache's children; a daemon takes its own option.
         start: StartOptions { switch_interval: spec.switch_interval, ..start },
+        newrelic: spec.newrelic_config_file.clone().map(|f| (f, spec.newrelic_environment.clone())),
     };
     if let Err(e) = crate::python::initialize(config) {
         log_server(ptr::null(), util::LOG_ERR, &format!("oxwsgi: daemon process of group '{}': {e}", spec.name));
