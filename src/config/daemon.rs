@@ -58,6 +58,7 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
     "eviction-timeout",
     "newrelic-config-file",
     "newrelic-environment",
+    "chroot",
 ];
 
 /// Options whose value may be empty, as mod_wsgi allows (`python-path=''` in the configs
@@ -67,7 +68,6 @@ const EMPTY_ALLOWED: &[&str] = &["python-path", "python-eggs"];
 /// mod_wsgi options that are accepted (so configs load) but ignored, each with a warning.
 /// `interrupt-timeout` exists in mod_wsgi 6 only.
 pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &[
-    "chroot",
     "interrupt-timeout",
     "response-buffer-size",
     "response-flush-delay",
@@ -160,6 +160,9 @@ pub struct DaemonProcess {
     /// each of the group's interpreters initialises at start.
     pub newrelic_config_file: Option<String>,
     pub newrelic_environment: Option<String>,
+    /// `chroot=`: the directory the group's processes make their root before dropping
+    /// privileges (Python's standard library and the application must be inside it).
+    pub chroot: Option<String>,
 }
 
 impl DaemonProcess {
@@ -211,6 +214,7 @@ impl DaemonProcess {
             eviction_timeout: None,
             newrelic_config_file: None,
             newrelic_environment: None,
+            chroot: None,
         }
     }
 
@@ -357,6 +361,12 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
         "response-socket-timeout" => d.response_socket_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
         "deadlock-timeout" => d.deadlock_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
         "eviction-timeout" => d.eviction_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
+        "chroot" => {
+            if !value.starts_with('/') {
+                return Err(bad("needs an absolute directory path"));
+            }
+            d.chroot = Some(value);
+        }
         "newrelic-config-file" => d.newrelic_config_file = Some(value),
         "newrelic-environment" => d.newrelic_environment = Some(value),
         "script-user" => d.script_user = Some(value),
@@ -507,6 +517,7 @@ mod tests {
             eviction_timeout: None,
             newrelic_config_file: None,
             newrelic_environment: None,
+            chroot: None,
         };
         assert_eq!(d, expected);
         assert_eq!(d.title().as_deref(), Some("(wsgi:site)"));
@@ -531,7 +542,7 @@ mod tests {
         // Each implemented option parses with some valid value and no warning.
         for option in DAEMON_OPTIONS_IMPLEMENTED {
             let value = match *option {
-                "home" | "python-home" | "python-path" => "/x",
+                "home" | "python-home" | "python-path" | "chroot" => "/x",
                 "user"
                 | "group"
                 | "socket-user"
@@ -671,7 +682,7 @@ mod tests {
     #[test]
     fn unimplemented_options_set_to_0_do_not_warn() {
         let (_, warnings) =
-            parse_daemon_process("g interrupt-timeout=0 chroot=0 response-buffer-size=0").unwrap();
+            parse_daemon_process("g interrupt-timeout=0 response-flush-delay=0 response-buffer-size=0").unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 

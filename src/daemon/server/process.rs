@@ -80,9 +80,24 @@ pub(super) unsafe fn prepare_process(group: &Group) {
             groups.extend(extra.iter().filter(|g| !groups.contains(g)).copied().collect::<Vec<_>>());
             libc::setgroups(groups.len(), groups.as_ptr()) == 0
         };
+        // chroot=: after the groups are looked up (the jail need not have /etc/group), before
+        // the last privilege that allows it is gone.
+        let jail = || match &spec.chroot {
+            None => true,
+            Some(root) => {
+                let c = CString::new(root.as_str()).unwrap_or_default();
+                let ok = libc::chdir(c.as_ptr()) == 0 && libc::chroot(c.as_ptr()) == 0 && libc::chdir(c"/".as_ptr()) == 0;
+                if !ok {
+                    let e = std::io::Error::last_os_error();
+                    log_server(ptr::null(), util::LOG_EMERG, &format!("oxwsgi: daemon group '{}': cannot chroot to '{root}': {e}", spec.name));
+                }
+                ok
+            }
+        };
         if libc::setgid(group.gid) != 0
             || libc::initgroups(user.as_ptr(), group.gid) != 0
             || !add_extra()
+            || !jail()
             || libc::setuid(group.uid) != 0
         {
             log_server(
