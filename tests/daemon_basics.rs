@@ -236,10 +236,10 @@ fn config_errors_name_the_file_and_line() {
     }
 
     // Accepted but not implemented: the configuration is fine, and a warning names the option.
-    let t = config_test("WSGIDaemonProcess warned threads=1 deadlock-timeout=10");
+    let t = config_test("WSGIDaemonProcess warned threads=1 interrupt-timeout=10");
     assert!(t.ok, "{t:?}");
     assert!(
-        t.output.contains("option 'deadlock-timeout' is accepted but not implemented"),
+        t.output.contains("option 'interrupt-timeout' is accepted but not implemented"),
         "no warning naming the option:\n{}",
         t.output
     );
@@ -250,15 +250,15 @@ fn unimplemented_option_warning_reaches_a_running_apaches_log() {
     let apache = Apache::builder()
         .app("app.py", APP)
         .config(
-            "WSGIDaemonProcess warned processes=1 threads=1 eviction-timeout=10\n\
+            "WSGIDaemonProcess warned processes=1 threads=1 response-flush-delay=10\n\
              WSGIScriptAlias /w {APPS}/app.py process-group=warned",
         )
         .start();
     apache.get("/w/facts").assert_status(200);
     let all = format!("{}{}", apache.stderr_log(), apache.error_log());
-    assert!(all.contains("option 'eviction-timeout' is accepted but not implemented"), "{all}");
+    assert!(all.contains("option 'response-flush-delay' is accepted but not implemented"), "{all}");
     assert!(
-        all.lines().any(|l| l.contains("eviction-timeout") && l.contains("warn")),
+        all.lines().any(|l| l.contains("response-flush-delay") && l.contains("warn")),
         "the line is not a warning:\n{all}"
     );
 }
