@@ -138,8 +138,10 @@ pub struct DaemonProcess {
     pub receive_buffer_size: u32,
     /// Whether `mod_wsgi.server_metrics()` reports for this group.
     pub server_metrics: bool,
-    /// `response-spool-size=` (oxwsgi): most bytes of one response kept in that file; 0 turns
-    /// spooling off (a slow client then holds the daemon's thread, as in mod_wsgi).
+    /// `response-spool-size=` (oxwsgi): most bytes of one response an Apache child keeps in a
+    /// temporary file for a client that reads slower than the daemon writes (see
+    /// `apache::response_buffer`); 0 turns spooling off (a slow client then holds the daemon's
+    /// thread, as in mod_wsgi).
     pub response_spool_size: u64,
     /// `script-user=` / `script-group=` (name or `#id`; at most one): who must own the WSGI
     /// scripts this group runs, and their directories (see `apache::script_owner`).
