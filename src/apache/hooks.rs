@@ -102,10 +102,8 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, _s: *mut ffi::server_re
     // An Apache child that ran Python tells its interpreters' subscribers it is going, as
     // mod_wsgi does (with an empty shutdown_reason: Apache does not say why a child exits).
     unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> ffi::apr_status_t {
-        if crate::python::interp::is_initialized()
-            && !crate::python::events::process_stopping_within("", std::time::Duration::from_secs(5))
-        {
-            apache_log(util::LOG_WARNING, "oxwsgi: the process_stopping callbacks did not finish within 5s");
+        if crate::python::interp::is_initialized() {
+            crate::python::events::process_stopping_within("", std::time::Duration::from_secs(5));
         }
         0
     }

@@ -98,15 +98,20 @@ pub unsafe fn mark_of<'a>(r: *const ffi::request_rec) -> Option<&'a Mark> {
     (data as *const Mark).as_ref()
 }
 
+/// The request as the client got it (the last internal redirect's, as `%>s` logs it), and the
+/// microseconds since Apache accepted it.
+pub unsafe fn answered(r: *const ffi::request_rec) -> (*const ffi::request_rec, u64) {
+    let mut last = r;
+    while !(*last).next.is_null() {
+        last = (*last).next;
+    }
+    (last, (ffi::apr_time_now() - (*r).request_time).max(0) as u64)
+}
+
 unsafe extern "C" fn log_transaction(r: *mut ffi::request_rec) -> i32 {
     util::guard("log_transaction", ffi::DECLINED, || {
         if let Some(mark) = mark_of(r) {
-            // The status the client got is the last internal redirect's (as `%>s` logs it).
-            let mut last = r;
-            while !(*last).next.is_null() {
-                last = (*last).next;
-            }
-            let elapsed = (ffi::apr_time_now() - (*r).request_time).max(0) as u64;
+            let (last, elapsed) = answered(r);
             let status = (*last).status.clamp(0, u16::MAX as i32) as u16;
             mark.series.done(status, elapsed, mark.read.load(Ordering::Relaxed), (*last).bytes_sent.max(0) as u64);
         }

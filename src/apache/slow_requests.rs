@@ -38,13 +38,10 @@ unsafe extern "C" fn log_transaction(r: *mut ffi::request_rec) -> i32 {
         if super::metrics::mark_of(r).is_none() && !super::request::is_wsgi_handler(r) {
             return ffi::DECLINED;
         }
-        let elapsed = Duration::from_micros((ffi::apr_time_now() - (*r).request_time).max(0) as u64);
+        let (last, elapsed) = super::metrics::answered(r);
+        let elapsed = Duration::from_micros(elapsed);
         if elapsed <= threshold {
             return ffi::DECLINED;
-        }
-        let mut last = r;
-        while !(*last).next.is_null() {
-            last = (*last).next;
         }
         let path = String::from_utf8_lossy(cbytes((*r).uri));
         log_request(

@@ -331,8 +331,8 @@ def subscribe_shutdown(callback):
     _event_callbacks.append(on_event)
 
 
-def _publish(name, **kwargs):
-    for callback in list(_event_callbacks):
+def _publish(name, _callbacks=_event_callbacks, **kwargs):
+    for callback in list(_callbacks):
         try:
             callback(name, **kwargs)
         except Exception:
@@ -343,11 +343,10 @@ def _publish(name, **kwargs):
 active_requests = {}
 
 
-def request_started(environ, application, start_response):
+def request_started(environ, application, start_response, application_start):
     """A request begins (there are subscribers): publishes 'request_started'; returns the
     request's data dict (mod_wsgi.request_data()) and the start_response to give the
     application, which publishes 'response_started'."""
-    import time
     data = {}
     request_id = environ.get('mod_wsgi.request_id')
     if request_id is not None:
@@ -356,7 +355,7 @@ def request_started(environ, application, start_response):
     _publish('request_started', request_id=request_id, request_data=data,
              request_start=int(start) / 1e6 if start else None,
              application_object=application, callable_object=environ.get('mod_wsgi.callable_object'),
-             request_environ=environ, application_start=time.time())
+             request_environ=environ, application_start=application_start)
 
     def start_response_published(status, response_headers, exc_info=None):
         _publish('response_started', request_id=request_id, request_data=data,
@@ -401,12 +400,7 @@ def subscribe_signals(callback):
 
 
 def process_signal(signame, signum):
-    for callback in list(_signal_callbacks):
-        try:
-            callback('process_signal', signame=signame, signum=signum)
-        except Exception:
-            import traceback
-            traceback.print_exc()
+    _publish('process_signal', _signal_callbacks, signame=signame, signum=signum)
 
 
 def process_stopping(reason):

@@ -3,7 +3,9 @@
 //! daemon process got SIGHUP or SIGUSR2; `subscribe_signals`, mod_wsgi 6). Each interpreter's
 //! callbacks run with its GIL held, in turn; what a callback raises is logged.
 
+use super::backend::LOG_WARNING;
 use super::interp::{interpreters, Attached};
+use super::native::server_log;
 use super::obj::{self, Obj};
 use std::time::Duration;
 
@@ -23,14 +25,19 @@ pub fn process_stopping(reason: &str) {
 }
 
 /// [`process_stopping`] in a thread of its own, waiting for it at most `limit`: a request still
-/// running may hold the GIL, and a stop must not hang. False if it did not finish in time.
-pub fn process_stopping_within(reason: &'static str, limit: Duration) -> bool {
+/// running may hold the GIL, and a stop must not hang (a warning says so when it did not finish).
+pub fn process_stopping_within(reason: &'static str, limit: Duration) {
     let (done, wait) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().name("oxwsgi-stop".into()).spawn(move || {
         process_stopping(reason);
         let _ = done.send(());
     });
-    spawned.is_err() || wait.recv_timeout(limit).is_ok()
+    if spawned.is_ok() && wait.recv_timeout(limit).is_err() {
+        server_log(
+            LOG_WARNING,
+            &format!("oxwsgi: the process_stopping callbacks did not finish within {}s; exiting anyway", limit.as_secs()),
+        );
+    }
 }
 
 /// `process_signal` (`signame`, `signum`), in a thread of its own so that a slow callback holds

@@ -17,11 +17,13 @@ static LAST_HELD: AtomicU64 = AtomicU64::new(0);
 /// Starts the heartbeat thread (once Python runs).
 pub(super) fn start() {
     LAST_HELD.store(now_micros(), Ordering::Relaxed);
-    std::thread::spawn(|| loop {
-        std::thread::sleep(Duration::from_secs(1));
+    std::thread::spawn(|| {
         let Ok(main) = interp::interpreter("") else { return };
-        drop(main.attach());
-        LAST_HELD.store(now_micros(), Ordering::Relaxed);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            drop(main.attach());
+            LAST_HELD.store(now_micros(), Ordering::Relaxed);
+        }
     });
 }
 

@@ -157,10 +157,9 @@ pub(super) fn signals(shared: &Shared) {
             // mod_wsgi 6: for the application (mod_wsgi.subscribe_signals), not a stop.
             let name = if sig == libc::SIGHUP { "SIGHUP" } else { "SIGUSR2" };
             crate::python::events::process_signal(name, sig);
-        } else if sig == libc::SIGUSR1 && shared.group.spec.eviction_timeout.is_some() {
+        } else if let (libc::SIGUSR1, Some(grace)) = (sig, shared.group.spec.eviction_timeout) {
             // Eviction (mod_wsgi): with eviction-timeout, SIGUSR1 (a graceful restart, or one
             // sent to this process alone) gives it that long to finish its requests.
-            let grace = shared.group.spec.eviction_timeout.unwrap_or_default();
             shared.begin_stop(StopKind::Graceful, "eviction_signal", grace, "evicted (SIGUSR1 with eviction-timeout)");
         } else if sig == libc::SIGUSR1 {
             // Apache's graceful restart: the next generation takes over the socket at once.
@@ -262,21 +261,10 @@ pub(super) fn monitor(shared: &Shared) -> ! {
                     log_server(ptr::null(), util::LOG_WARNING, &format!(
                         "oxwsgi: daemon group '{}': requests still running at the shutdown deadline; exiting anyway", spec.name));
                 }
-                announce_stop(*shared.stop_reason.lock().unwrap());
+                crate::python::events::process_stopping_within(*shared.stop_reason.lock().unwrap(), Duration::from_secs(5));
                 unsafe { libc::_exit(0) };
             }
         }
-    }
-}
-
-/// Runs the `mod_wsgi.subscribe_shutdown` callbacks, waiting for them at most 5 s.
-fn announce_stop(reason: &'static str) {
-    if !crate::python::events::process_stopping_within(reason, Duration::from_secs(5)) {
-        log_server(
-            ptr::null(),
-            util::LOG_WARNING,
-            "oxwsgi: the process_stopping callbacks did not finish within 5s; exiting anyway",
-        );
     }
 }
 
