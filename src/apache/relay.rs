@@ -18,12 +18,14 @@ use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Runs a request in daemon process group `name`; returns the handler's status.
+/// Runs a request in daemon process group `name` (for the WSGI script `script`); returns the
+/// handler's status.
 /// With `error_override` (WSGIErrorOverride On), a 4xx/5xx answer's headers and body are
 /// dropped and its status returned to Apache, which answers with its own error document.
 pub unsafe fn handle(
     r: *mut ffi::request_rec,
     name: &str,
+    script: &std::path::Path,
     cgi: &[(&[u8], &[u8])],
     content_length: Option<u64>,
     error_override: bool,
@@ -45,6 +47,11 @@ pub unsafe fn handle(
             );
             return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
         }
+    }
+    // script-user= / script-group=: only scripts of that owner run in the group.
+    if let Err(why) = super::script_owner::check(&group.spec, script) {
+        log_request(r, util::LOG_ERR, &format!("oxwsgi: refusing to run it in daemon group '{name}': {why}"));
+        return ffi::HTTP_FORBIDDEN as i32;
     }
     let mut backend = ApacheBackend::new(r);
     let _timeout = group.spec.response_socket_timeout.map(|t| ClientTimeout::set(r, t));

@@ -343,13 +343,8 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
         if https {
             cgi.push((b"HTTPS", b"on"));
         }
-        let owner = crate::daemon::group::find_group(&process_group)
-            .map_or(Ok(()), |g| super::script_owner::check(&g.spec, std::path::Path::new(&script)));
-        if let Err(why) = owner {
-            log_request(r, util::LOG_ERR, &format!("oxwsgi: refusing to run it in daemon group '{process_group}': {why}"));
-            return ffi::HTTP_FORBIDDEN as i32;
-        }
-        return super::relay::handle(r, &process_group, &cgi, content_length, dir.error_override == Some(true));
+        let script = std::path::Path::new(&script);
+        return super::relay::handle(r, &process_group, script, &cgi, content_length, dir.error_override == Some(true));
     }
     ensure_python();
     if !interp::is_initialized() {
