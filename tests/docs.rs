@@ -24,17 +24,17 @@ fn read(rel: &str) -> String {
 }
 
 /// Directive names from the module's command table: every `c"WSGI..."` literal in the
-/// `COMMANDS` array of conf.rs (however rustfmt wraps the `directive(...)` calls).
+/// `COMMANDS` array of commands.rs (however rustfmt wraps the `directive(...)` calls).
 fn directives() -> BTreeSet<String> {
     let src = read("src/apache/commands.rs");
     let table = &src[src.find("pub static mut COMMANDS").expect("COMMANDS table")..];
     let table = &table[..table.find("];").expect("end of COMMANDS")];
+    // Section directives are named with their '<' (`c"<WSGIInterpreterOptions"`).
     let names: BTreeSet<String> = table
-        .match_indices("c\"WSGI")
-        .map(|(at, _)| {
-            let rest = &table[at + 2..];
-            rest[..rest.find('"').expect("closing quote")].to_string()
-        })
+        .match_indices("c\"")
+        .map(|(at, _)| table[at + 2..].trim_start_matches('<'))
+        .filter(|rest| rest.starts_with("WSGI"))
+        .map(|rest| rest[..rest.find('"').expect("closing quote")].to_string())
         .collect();
     assert!(names.len() >= 20 && names.contains("WSGIScriptAlias"), "parsed too few directives: {names:?}");
     names

@@ -5,9 +5,13 @@ use super::auth::{cmd_access_script, cmd_auth_group_script, cmd_auth_user_script
 use super::conf::*;
 use super::dispatch::cmd_dispatch_script;
 use super::handler_script::{cmd_handler_script, cmd_import_script};
+use super::interpreter_options::{
+    cmd_free_threading, cmd_interpreter_options, cmd_per_interpreter_gil, cmd_restrict_stdio,
+};
 use super::proxy::{cmd_trusted_proxies, cmd_trusted_proxy_headers};
 use super::python_start::{
-    cmd_dont_write_bytecode, cmd_python_eggs, cmd_python_hash_seed, cmd_python_optimize, cmd_case_sensitivity, cmd_newrelic_config_file, cmd_newrelic_environment, cmd_python_warnings, cmd_switch_interval,
+    cmd_case_sensitivity, cmd_dont_write_bytecode, cmd_newrelic_config_file, cmd_newrelic_environment, cmd_python_eggs,
+    cmd_python_hash_seed, cmd_python_optimize, cmd_python_warnings, cmd_switch_interval,
 };
 use crate::sys::ffi;
 use std::ffi::{c_void, CStr};
@@ -34,7 +38,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 51] = [
+pub static mut COMMANDS: [ffi::command_rec; 54] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -229,8 +233,26 @@ pub static mut COMMANDS: [ffi::command_rec; 51] = [
         c"On|Off: whether script paths differing in case are different files",
     ),
     directive(c"WSGILazyInitialization", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGIRestrictStdin", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGIRestrictStdout", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
+    directive(c"WSGIRestrictStdin", cmd_restrict_stdio, SERVER, c"On|Off: accepted for compatibility; no effect"),
+    directive(c"WSGIRestrictStdout", cmd_restrict_stdio, SERVER, c"On|Off: accepted for compatibility; no effect"),
+    directive(
+        c"<WSGIInterpreterOptions",
+        cmd_interpreter_options,
+        SERVER,
+        c"[process-group=G] [application-group=A]>: per-interpreter WSGIPythonPath, WSGISwitchInterval, ...",
+    ),
+    directive(
+        c"WSGIPerInterpreterGIL",
+        cmd_per_interpreter_gil,
+        SERVER,
+        c"On|Off: a GIL per sub-interpreter (Python 3.12+; no effect on 3.11)",
+    ),
+    directive(
+        c"WSGIFreeThreading",
+        cmd_free_threading,
+        SERVER,
+        c"On|Off: Python without the GIL (free-threaded 3.13t builds; no effect on 3.11)",
+    ),
     directive(c"WSGIAcceptMutex", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIVerboseDebugging", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIDestroyInterpreter", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),

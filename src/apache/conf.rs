@@ -65,6 +65,10 @@ pub struct ServerConf {
     pub hash_seed: Option<Option<u32>>,
     pub switch_interval: Option<std::time::Duration>,
     pub python_eggs: Option<String>,
+    /// `<WSGIInterpreterOptions>` sections in order, WSGIPerInterpreterGIL, WSGIFreeThreading.
+    pub interpreter_options: Vec<config::InterpreterOptions>,
+    pub per_interpreter_gil: Option<bool>,
+    pub free_threading: Option<bool>,
     /// Process groups named by directives in this server, checked once all are defined.
     pub group_references: Vec<(String, Origin)>,
 }
@@ -370,8 +374,11 @@ server_setter!(cmd_python_home, global = true, |conf, cmd, name, raw| {
     Ok(())
 });
 server_setter!(cmd_python_path, global = true, |conf, cmd, name, raw| {
-    let _ = cmd;
-    conf.python_path = one_word(name, raw)?.split(':').filter(|p| !p.is_empty()).map(String::from).collect();
+    let dirs = one_word(name, raw)?.split(':').filter(|p| !p.is_empty()).map(String::from).collect();
+    match super::interpreter_options::block_of(cmd, conf) {
+        Some(block) => block.python_path = dirs,
+        None => conf.python_path = dirs,
+    }
     Ok(())
 });
 server_setter!(cmd_restrict_embedded, global = true, |conf, cmd, name, raw| {
@@ -380,8 +387,11 @@ server_setter!(cmd_restrict_embedded, global = true, |conf, cmd, name, raw| {
     Ok(())
 });
 server_setter!(cmd_restrict_signal, global = true, |conf, cmd, name, raw| {
-    let _ = cmd;
-    conf.restrict_signal = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    let on = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    match super::interpreter_options::block_of(cmd, conf) {
+        Some(block) => block.restrict_signal = on,
+        None => conf.restrict_signal = on,
+    }
     Ok(())
 });
 server_setter!(cmd_socket_prefix, global = true, |conf, cmd, name, raw| {

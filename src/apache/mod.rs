@@ -14,6 +14,7 @@ pub mod directive;
 pub mod dispatch;
 pub mod handler_script;
 pub mod hooks;
+pub mod interpreter_options;
 pub mod metrics;
 pub mod proxy;
 pub mod python_start;

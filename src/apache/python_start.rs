@@ -56,6 +56,8 @@ pub fn start_options() -> interp::StartOptions {
         switch_interval: conf.switch_interval,
         optimize: conf.python_optimize.unwrap_or(0),
         case_sensitive: conf.case_sensitivity.unwrap_or(true),
+        interpreter_options: conf.interpreter_options.clone(),
+        per_interpreter_gil: conf.per_interpreter_gil.unwrap_or(false),
     }
 }
 
@@ -98,8 +100,11 @@ server_setter!(cmd_dont_write_bytecode, global = true, |conf, cmd, name, raw| {
     Ok(())
 });
 server_setter!(cmd_switch_interval, global = true, |conf, cmd, name, raw| {
-    let _ = cmd;
-    conf.switch_interval = Some(config::parse_switch_interval(name, raw).map_err(|e| e.to_string())?);
+    let interval = Some(config::parse_switch_interval(name, raw).map_err(|e| e.to_string())?);
+    match super::interpreter_options::block_of(cmd, conf) {
+        Some(block) => block.switch_interval = interval,
+        None => conf.switch_interval = interval,
+    }
     Ok(())
 });
 server_setter!(cmd_python_hash_seed, global = true, |conf, cmd, name, raw| {

@@ -12,6 +12,7 @@
 mod args;
 mod daemon;
 mod head_to_get;
+mod interpreter_options;
 mod python_home;
 mod python_options;
 mod restrict_process;
@@ -20,6 +21,11 @@ mod scripts;
 
 pub use args::{parse_on_off, split_args, ConfigError};
 pub use head_to_get::{parse_map_head_to_get, MapHeadToGet};
+pub use interpreter_options::{
+    parse_selectors as parse_interpreter_selectors, resolve as resolve_interpreter_options, resolve_free_threading,
+    Block as InterpreterOptions, Resolved as ResolvedInterpreterOptions,
+    ALLOWED_IN_BLOCK as ALLOWED_IN_INTERPRETER_OPTIONS,
+};
 pub use python_home::{check_python_home, parse_pyvenv_cfg, PyvenvCfg, PYTHON_VERSION};
 pub use python_options::{parse_hash_seed, parse_switch_interval};
 pub use restrict_process::{parse_restrict_process, RestrictProcess};

@@ -112,6 +112,9 @@ pub struct StartOptions {
     pub optimize: u8,
     /// WSGICaseSensitivity: with false, script paths are lower-cased for module names.
     pub case_sensitive: bool,
+    /// `<WSGIInterpreterOptions>` blocks and the top-level WSGIPerInterpreterGIL.
+    pub interpreter_options: Vec<crate::config::InterpreterOptions>,
+    pub per_interpreter_gil: bool,
 }
 
 struct Runtime {
@@ -300,8 +303,8 @@ unsafe fn start_python(home: Option<&str>, start: &StartOptions) -> Result<(), S
     }
     if let Some(interval) = start.switch_interval {
         // One GIL for every interpreter: set once, in the main one, as mod_wsgi does.
-        let code = CString::new(format!("import sys\nsys.setswitchinterval({})\n", interval.as_secs_f64()))
-            .expect("no NUL");
+        let code =
+            CString::new(format!("import sys\nsys.setswitchinterval({})\n", interval.as_secs_f64())).expect("no NUL");
         if ffi::PyRun_SimpleString(code.as_ptr()) != 0 {
             return Err(format!("cannot set the switch interval to {}s", interval.as_secs_f64()));
         }
@@ -521,8 +524,20 @@ pub enum LoadError {
 /// current) and records its objects.
 unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
     let rt = RUNTIME.get().expect("runtime");
+    let options = crate::config::resolve_interpreter_options(
+        &rt.config.start.interpreter_options,
+        &rt.config.process_group,
+        &interp.name,
+        rt.config.start.per_interpreter_gil,
+        rt.config.restrict_signal,
+    );
     let result: PyResult<InterpData> = (|| {
+        // python-path= / WSGIPythonPath, then each matching block's, the most specific in front.
         add_python_path(&rt.config.python_path)?;
+        for layer in &options.python_path_layers {
+            add_python_path(layer)?;
+        }
+        block_switch_interval(&interp.name, options.switch_interval)?;
         let module = Obj::owned(ffi::PyModule_New(c"_oxwsgi".as_ptr()))?;
         let globals = Obj::borrowed(ffi::PyModule_GetDict(module.as_ptr()));
         obj::dict_set_str(&globals, c"__builtins__", &Obj::borrowed(ffi::PyEval_GetBuiltins()))?;
@@ -545,7 +560,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             &obj::text(&interp.name)?,
             &mod_wsgi_version,
             &environ,
-            &obj::boolean(rt.config.restrict_signal),
+            &obj::boolean(options.restrict_signal),
             &obj::int(rt.config.threads_per_process)?,
             &obj::int(rt.config.maximum_processes)?,
             &obj::boolean(rt.config.start.case_sensitive),
@@ -591,6 +606,27 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             Err(format!("cannot set up Python interpreter '{}': {msg}", interp.name))
         }
     }
+}
+
+/// A `<WSGIInterpreterOptions>` block's WSGISwitchInterval, set when the interpreter is made.
+/// Every interpreter shares the GIL on this Python, so a block that selects an application
+/// group must not change the interval of all the others: skipped with mod_wsgi's warning.
+unsafe fn block_switch_interval(name: &str, interval: Option<(std::time::Duration, bool)>) -> PyResult<()> {
+    let Some((interval, app_scoped)) = interval else { return Ok(()) };
+    if app_scoped && !name.is_empty() {
+        super::native::server_log(
+            super::backend::LOG_WARNING,
+            &format!(
+                "oxwsgi: Skipping per-interpreter switch interval {:.6}s for sub-interpreter '{name}': setting it \
+                 would mutate the process-global value because this interpreter does not have its own GIL",
+                interval.as_secs_f64()
+            ),
+        );
+        return Ok(());
+    }
+    let sys = Obj::owned(ffi::PyImport_ImportModule(c"sys".as_ptr()))?;
+    sys.getattr(c"setswitchinterval")?.call1(&Obj::owned(ffi::PyFloat_FromDouble(interval.as_secs_f64()))?)?;
+    Ok(())
 }
 
 /// `WSGIPythonPath`: each directory is added with site.addsitedir (so .pth files work) and the

@@ -1,0 +1,242 @@
+//! `<WSGIInterpreterOptions [process-group=NAME] [application-group=NAME]>` (mod_wsgi 6): a
+//! section that scopes WSGIPerInterpreterGIL, WSGIFreeThreading, WSGISwitchInterval,
+//! WSGIPythonPath and WSGIRestrictStdin/Stdout/Signal to the interpreters it selects.
+//!
+//! The rules are mod_wsgi 6's (wsgi_resolve_interpreter_options): a block matches when each
+//! selector it has equals the interpreter's process group (`""` for embedded mode) and
+//! application group (`""` for the main interpreter); `%{GLOBAL}` means `""` on both. For a
+//! scalar the most specific matching block wins (specificity = number of selectors; later wins
+//! a tie), over the top-level value. WSGIPythonPath is additive instead: every matching block's
+//! directories are added, least specific first, each layer in front of the one before.
+//! WSGIFreeThreading is per process, so blocks with `application-group=` do not count for it.
+
+use std::time::Duration;
+
+/// The directives a block may hold; anything else inside one is a configuration error.
+pub const ALLOWED_IN_BLOCK: &[&str] = &[
+    "WSGIPerInterpreterGIL",
+    "WSGIFreeThreading",
+    "WSGISwitchInterval",
+    "WSGIPythonPath",
+    "WSGIRestrictStdin",
+    "WSGIRestrictStdout",
+    "WSGIRestrictSignal",
+];
+
+/// One `<WSGIInterpreterOptions>` section: its selectors and what it sets (None: not set here).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Block {
+    pub process_group: Option<String>,
+    pub application_group: Option<String>,
+    pub per_interpreter_gil: Option<bool>,
+    pub free_threading: Option<bool>,
+    pub switch_interval: Option<Duration>,
+    pub restrict_stdin: Option<bool>,
+    pub restrict_stdout: Option<bool>,
+    pub restrict_signal: Option<bool>,
+    pub python_path: Vec<String>,
+}
+
+/// The opening tag's arguments, with or without the closing `>`: `process-group=NAME` and
+/// `application-group=NAME`, each at most once, in any order.
+pub fn parse_selectors(raw: &str) -> Result<Block, String> {
+    const TAG: &str = "<WSGIInterpreterOptions>";
+    let inner = raw.trim().strip_suffix('>').ok_or(format!("{TAG} directive missing closing '>'"))?;
+    let mut block = Block::default();
+    for word in super::split_args(inner).map_err(|e| e.to_string())? {
+        let (key, value) =
+            word.split_once('=').ok_or(format!("{TAG}: argument '{word}' is not of the form key=value"))?;
+        let value = if value == "%{GLOBAL}" { String::new() } else { value.to_string() };
+        let slot = match key.to_ascii_lowercase().as_str() {
+            "process-group" => &mut block.process_group,
+            "application-group" => &mut block.application_group,
+            _ => return Err(format!("{TAG}: unknown selector '{key}', expected process-group or application-group")),
+        };
+        if slot.replace(value).is_some() {
+            return Err(format!("{TAG}: {key} given more than once"));
+        }
+    }
+    Ok(block)
+}
+
+impl Block {
+    /// How specific this block is for the interpreter, or None when it does not select it.
+    fn specificity(&self, process_group: &str, application_group: &str) -> Option<u8> {
+        let mut n = 0;
+        for (selector, actual) in [(&self.process_group, process_group), (&self.application_group, application_group)] {
+            if let Some(want) = selector {
+                if want != actual {
+                    return None;
+                }
+                n += 1;
+            }
+        }
+        Some(n)
+    }
+}
+
+/// What the blocks say for one interpreter, over the top-level values the caller started from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolved {
+    pub per_interpreter_gil: bool,
+    /// A block's switch interval, and whether that block selected an application group (then
+    /// it may not change the interval every interpreter of a shared GIL sees).
+    pub switch_interval: Option<(Duration, bool)>,
+    pub restrict_signal: bool,
+    /// Directory lists to add to sys.path after the base one, least specific first.
+    pub python_path_layers: Vec<Vec<String>>,
+}
+
+/// Resolves the blocks for the interpreter `application_group` in `process_group`;
+/// `per_interpreter_gil` and `restrict_signal` are the top-level values.
+pub fn resolve(
+    blocks: &[Block],
+    process_group: &str,
+    application_group: &str,
+    per_interpreter_gil: bool,
+    restrict_signal: bool,
+) -> Resolved {
+    let mut out = Resolved { per_interpreter_gil, restrict_signal, ..Resolved::default() };
+    // (specificity, value) of the winner so far: a later block of equal specificity wins.
+    let mut gil: Option<u8> = None;
+    let mut signal: Option<u8> = None;
+    let mut interval: Option<u8> = None;
+    let mut layers: Vec<(u8, usize, &Vec<String>)> = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let Some(s) = b.specificity(process_group, application_group) else { continue };
+        if let Some(v) = b.per_interpreter_gil {
+            if gil.map_or(true, |g| s >= g) {
+                out.per_interpreter_gil = v;
+                gil = Some(s);
+            }
+        }
+        if let Some(v) = b.restrict_signal {
+            if signal.map_or(true, |g| s >= g) {
+                out.restrict_signal = v;
+                signal = Some(s);
+            }
+        }
+        if let Some(v) = b.switch_interval {
+            if interval.map_or(true, |g| s >= g) {
+                out.switch_interval = Some((v, b.application_group.is_some()));
+                interval = Some(s);
+            }
+        }
+        if !b.python_path.is_empty() {
+            layers.push((s, i, &b.python_path));
+        }
+    }
+    layers.sort_by_key(|&(s, i, _)| (s, i));
+    out.python_path_layers = layers.into_iter().map(|(_, _, p)| p.clone()).collect();
+    out
+}
+
+/// WSGIFreeThreading for the process `process_group`, over the top-level value.
+pub fn resolve_free_threading(blocks: &[Block], process_group: &str, top: bool) -> bool {
+    let mut out = (top, None::<u8>);
+    for b in blocks.iter().filter(|b| b.application_group.is_none()) {
+        let Some(s) = b.specificity(process_group, "") else { continue };
+        if let Some(v) = b.free_threading {
+            if out.1.map_or(true, |g| s >= g) {
+                out = (v, Some(s));
+            }
+        }
+    }
+    out.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(pg: Option<&str>, ag: Option<&str>) -> Block {
+        Block { process_group: pg.map(String::from), application_group: ag.map(String::from), ..Block::default() }
+    }
+
+    #[test]
+    fn selectors() {
+        assert_eq!(parse_selectors(">").unwrap(), Block::default());
+        let b = parse_selectors("process-group=d1 application-group=%{GLOBAL}>").unwrap();
+        assert_eq!(b, block(Some("d1"), Some("")));
+        assert_eq!(parse_selectors("Process-Group=a>").unwrap().process_group.as_deref(), Some("a"));
+        for (bad, says) in [
+            ("process-group=a", "missing closing '>'"),
+            ("pg>", "not of the form key=value"),
+            ("user=a>", "unknown selector 'user'"),
+            ("process-group=a process-group=b>", "given more than once"),
+        ] {
+            let e = parse_selectors(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn most_specific_wins_and_later_breaks_ties() {
+        let mut any = block(None, None);
+        any.per_interpreter_gil = Some(true);
+        any.restrict_signal = Some(false);
+        let mut app = block(None, Some("app1"));
+        app.per_interpreter_gil = Some(false);
+        let mut both = block(Some("d1"), Some("app1"));
+        both.restrict_signal = Some(true);
+        let mut tie = block(Some("d1"), None);
+        tie.per_interpreter_gil = Some(true);
+        let blocks = [both.clone(), any, app, tie];
+        let r = resolve(&blocks, "d1", "app1", false, false);
+        // app (1) and tie (1) match with the same specificity: the later one, tie, wins.
+        assert!(r.per_interpreter_gil);
+        assert!(r.restrict_signal, "the two-selector block beats the empty one");
+        let r = resolve(&blocks, "", "app1", false, true);
+        assert!(!r.per_interpreter_gil, "app beats any for another process group");
+        assert!(!r.restrict_signal);
+        let r = resolve(&blocks, "", "other", false, true);
+        assert!(r.per_interpreter_gil && !r.restrict_signal);
+        assert_eq!(
+            resolve(&[], "d1", "", true, true),
+            Resolved { per_interpreter_gil: true, restrict_signal: true, ..Default::default() }
+        );
+    }
+
+    #[test]
+    fn python_path_layers_go_least_specific_first() {
+        let mut both = block(Some("d1"), Some("app1"));
+        both.python_path = vec!["/both".into()];
+        let mut any = block(None, None);
+        any.python_path = vec!["/any".into()];
+        let mut pg = block(Some("d1"), None);
+        pg.python_path = vec!["/pg1".into(), "/pg2".into()];
+        let mut other = block(Some("d2"), None);
+        other.python_path = vec!["/other".into()];
+        let r = resolve(&[both, other, pg, any], "d1", "app1", false, false);
+        assert_eq!(
+            r.python_path_layers,
+            vec![vec!["/any".to_string()], vec!["/pg1".into(), "/pg2".into()], vec!["/both".into()]]
+        );
+    }
+
+    #[test]
+    fn switch_interval_remembers_whether_it_is_app_scoped() {
+        let mut pg = block(Some(""), None);
+        pg.switch_interval = Some(Duration::from_millis(2));
+        let mut app = block(None, Some("a"));
+        app.switch_interval = Some(Duration::from_millis(1));
+        let blocks = [pg, app];
+        assert_eq!(resolve(&blocks, "", "b", false, false).switch_interval, Some((Duration::from_millis(2), false)));
+        assert_eq!(resolve(&blocks, "", "a", false, false).switch_interval, Some((Duration::from_millis(1), true)));
+        assert_eq!(resolve(&blocks, "d", "b", false, false).switch_interval, None);
+    }
+
+    #[test]
+    fn free_threading_is_per_process() {
+        let mut embedded = block(Some(""), None);
+        embedded.free_threading = Some(true);
+        let mut app = block(None, Some("a"));
+        app.free_threading = Some(false);
+        let mut any = block(None, None);
+        any.free_threading = Some(false);
+        let blocks = [embedded, app, any];
+        assert!(resolve_free_threading(&blocks, "", false), "the process-group block beats the empty one");
+        assert!(!resolve_free_threading(&blocks, "d1", true), "the empty block beats the top level");
+        assert!(resolve_free_threading(&[], "d1", true));
+    }
+}
