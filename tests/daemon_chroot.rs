@@ -75,6 +75,10 @@ fn a_missing_jail_is_logged_and_the_group_does_not_run() {
         .app("app.py", APP)
         .config("WSGIDaemonProcess jailed threads=1 chroot=/nonexistent/jail\nWSGIScriptAlias /j {APPS}/app.py process-group=jailed")
         .start();
-    assert!(apache.wait_for_log("cannot chroot to '/nonexistent/jail'", std::time::Duration::from_secs(5)), "{}", apache.log_tail(10));
+    assert!(
+        apache.wait_for_log("cannot chroot to '/nonexistent/jail'", std::time::Duration::from_secs(5)),
+        "{}",
+        apache.log_tail(10)
+    );
     let _ = apache.stop();
 }

@@ -41,14 +41,17 @@ fn a_process_holding_the_gil_past_deadlock_timeout_is_replaced() {
     let before = pid(&apache, "/s/");
     let addr = apache.addr();
     let hold = std::thread::spawn(move || {
-        Client::connect_timeout(addr, Duration::from_secs(40)).and_then(|mut c| c.try_send("GET", "/s/hold-gil", &[], b""))
+        Client::connect_timeout(addr, Duration::from_secs(40))
+            .and_then(|mut c| c.try_send("GET", "/s/hold-gil", &[], b""))
     });
     assert!(
         apache.wait_for_log("has not been released for", Duration::from_secs(15)),
         "no deadlock detected\n{}",
         apache.log_tail(20)
     );
-    let replaced = common::eventually(Duration::from_secs(15), || apache.try_get("/s/").is_ok_and(|r| r.status == 200 && r.text() != before));
+    let replaced = common::eventually(Duration::from_secs(15), || {
+        apache.try_get("/s/").is_ok_and(|r| r.status == 200 && r.text() != before)
+    });
     assert!(replaced, "{}", apache.log_tail(20));
     let _ = hold.join();
     let _ = apache.stop();
@@ -66,8 +69,14 @@ fn sigusr1_with_eviction_timeout_evicts_one_daemon_process() {
     let before = pid(&apache, "/e/");
     let n: i32 = before.trim_start_matches("pid=").parse().unwrap();
     unsafe { libc::kill(n, libc::SIGUSR1) };
-    assert!(apache.wait_for_log("evicted (SIGUSR1 with eviction-timeout)", Duration::from_secs(5)), "{}", apache.log_tail(20));
-    let replaced = common::eventually(Duration::from_secs(10), || apache.try_get("/e/").is_ok_and(|r| r.status == 200 && r.text() != before));
+    assert!(
+        apache.wait_for_log("evicted (SIGUSR1 with eviction-timeout)", Duration::from_secs(5)),
+        "{}",
+        apache.log_tail(20)
+    );
+    let replaced = common::eventually(Duration::from_secs(10), || {
+        apache.try_get("/e/").is_ok_and(|r| r.status == 200 && r.text() != before)
+    });
     assert!(replaced, "{}", apache.log_tail(20));
     let _ = apache.stop();
 }

@@ -128,7 +128,11 @@ fn a_changed_script_reloads_a_two_process_group_one_process_at_a_time() {
     assert_eq!(apache.count_in_log("started daemon process"), 4, "{}", apache.log_tail(30));
     // One process at a time: the other answered while each replacement imported (1 s), so no
     // request waited for an import.
-    assert!(slowest < Duration::from_millis(900), "a request took {slowest:?} during the reload\n{}", apache.log_tail(30));
+    assert!(
+        slowest < Duration::from_millis(900),
+        "a request took {slowest:?} during the reload\n{}",
+        apache.log_tail(30)
+    );
     assert_eq!(apache.count_in_log("changed: restarting to load it"), 2, "{}", apache.log_tail(30));
     let _ = apache.stop();
 }

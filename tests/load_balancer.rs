@@ -97,7 +97,10 @@ fn get(port: u16) -> Result<String, String> {
 
 #[test]
 fn a_rolling_restart_behind_haproxy_fails_no_request() {
-    assert!(std::path::Path::new(HAPROXY).exists(), "{HAPROXY} is not installed: run scripts/bootstrap (make test does)");
+    assert!(
+        std::path::Path::new(HAPROXY).exists(),
+        "{HAPROXY} is not installed: run scripts/bootstrap (make test does)"
+    );
     let a = instance("a", None);
     let b = instance("b", None);
     let lb = haproxy(&[a.port, b.port]);

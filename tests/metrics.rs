@@ -51,7 +51,11 @@ fn parse(python: &std::path::Path, text: &str) -> Samples {
         .unwrap();
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "prometheus_client refused the exposition:\n{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the exposition:\n{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -138,7 +142,8 @@ fn counts_survive_recycles_in_both_modes() {
     assert!(le("0.25") <= 13.0, "the 0.3 s request is in the 0.25 s bucket");
     assert!(value(&samples, "oxwsgi_request_duration_seconds_sum", &d) >= 0.3);
     assert!(
-        value(&samples, "oxwsgi_daemon_restarts_total", &[("group", "recycled"), ("reason", "maximum-requests")]) >= 2.0
+        value(&samples, "oxwsgi_daemon_restarts_total", &[("group", "recycled"), ("reason", "maximum-requests")])
+            >= 2.0
     );
     assert_eq!(value(&samples, "oxwsgi_daemon_restarts_total", &[("group", "recycled"), ("reason", "crash")]), 0.0);
     assert_eq!(value(&samples, "oxwsgi_threads", &[("group", "recycled")]) as u32 % 2, 0);
@@ -289,7 +294,15 @@ fn server_metrics_reads_the_scoreboard_with_wsgi_server_metrics_on() {
     let v: Value = serde_json::from_str(&apache.get("/sb").text()).unwrap();
     assert_eq!(
         v["keys"],
-        serde_json::json!(["current_time", "processes", "restart_time", "running_generation", "running_time", "server_limit", "thread_limit"])
+        serde_json::json!([
+            "current_time",
+            "processes",
+            "restart_time",
+            "running_generation",
+            "running_time",
+            "server_limit",
+            "thread_limit"
+        ])
     );
     assert!(v["busy_here"].as_u64().unwrap() >= 1, "this request's worker is writing: {v}");
     let _ = apache.stop();

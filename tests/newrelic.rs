@@ -7,7 +7,8 @@ mod common;
 
 use common::Apache;
 
-const AGENT: &str = "CALLS = []\n\ndef initialize(config_file=None, environment=None):\n    CALLS.append([config_file, environment])\n";
+const AGENT: &str =
+    "CALLS = []\n\ndef initialize(config_file=None, environment=None):\n    CALLS.append([config_file, environment])\n";
 
 const APP: &str = r#"
 import json

@@ -35,7 +35,9 @@ fn the_request_rec_is_passed_only_where_asked_and_only_in_embedded_mode() {
              <Location /daemon>\n  WSGIPassApacheRequest On\n</Location>",
         )
         .start();
-    for (path, want) in [("/on", "PyCapsule nonnull"), ("/off", "none"), ("/daemon", "none"), ("/on", "PyCapsule nonnull")] {
+    for (path, want) in
+        [("/on", "PyCapsule nonnull"), ("/off", "none"), ("/daemon", "none"), ("/on", "PyCapsule nonnull")]
+    {
         let r = apache.get(path);
         r.assert_status(200);
         assert_eq!(r.text(), want, "{path}");

@@ -39,7 +39,11 @@ fn only_scripts_of_the_named_owner_run() {
     assert!(apache.wait_for_log("is owned by uid 0, not by script-user 'www-data'", std::time::Duration::from_secs(2)));
     // A directory anyone can write to: someone else could have put the script there.
     apache.get("/open").assert_status(403);
-    assert!(apache.wait_for_log("is writable by its group or by everyone", std::time::Duration::from_secs(2)), "{}", apache.log_tail(10));
+    assert!(
+        apache.wait_for_log("is writable by its group or by everyone", std::time::Duration::from_secs(2)),
+        "{}",
+        apache.log_tail(10)
+    );
     let _ = apache.stop();
 }
 

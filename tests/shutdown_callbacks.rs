@@ -57,7 +57,11 @@ fn a_stopping_daemon_calls_the_shutdown_callbacks_with_the_reason() {
     assert!(apache.wait_for_log(&format!("EVENT-CALLBACK reason=maximum_requests pid={first}"), Duration::from_secs(1)));
     // The raising callback is logged with its traceback; the others still ran, and the
     // process was replaced.
-    assert!(apache.wait_for_log("RuntimeError: broken shutdown callback", Duration::from_secs(1)), "{}", apache.log_tail(40));
+    assert!(
+        apache.wait_for_log("RuntimeError: broken shutdown callback", Duration::from_secs(1)),
+        "{}",
+        apache.log_tail(40)
+    );
     let next = pid(&apache, "/mr/");
     assert_ne!(next, first);
 

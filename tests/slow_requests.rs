@@ -42,7 +42,9 @@ fn slower_requests_are_logged_with_what_they_were() {
 
 #[test]
 fn bad_thresholds_fail_configtest() {
-    for snippet in ["WSGISlowRequests soon", "WSGISlowRequests -1", "<VirtualHost *:80>\nWSGISlowRequests 1\n</VirtualHost>"] {
+    for snippet in
+        ["WSGISlowRequests soon", "WSGISlowRequests -1", "<VirtualHost *:80>\nWSGISlowRequests 1\n</VirtualHost>"]
+    {
         let t = daemon_apps::config_test(snippet);
         assert!(!t.ok, "{snippet}: {t:?}");
         assert!(t.output.contains("Syntax error on line"), "{snippet}: {}", t.output);

@@ -165,8 +165,11 @@ unsafe fn serve(r: *mut ffi::request_rec) -> i32 {
     }
     let snap = Snapshot::read(region, &daemon_groups(), resident);
     let json = cbytes((*r).args).split(|&b| b == b'&').any(|kv| kv == b"format=json");
-    let (body, content_type) =
-        if json { (json::render(&snap), json::CONTENT_TYPE) } else { (prometheus::render(&snap), prometheus::CONTENT_TYPE) };
+    let (body, content_type) = if json {
+        (json::render(&snap), json::CONTENT_TYPE)
+    } else {
+        (prometheus::render(&snap), prometheus::CONTENT_TYPE)
+    };
     let ct = CString::new(content_type).expect("no NUL");
     ffi::ap_set_content_type(r, ffi::apr_pstrdup((*r).pool, ct.as_ptr()));
     ffi::apr_table_setn((*r).headers_out, c"Cache-Control".as_ptr(), c"no-store".as_ptr());

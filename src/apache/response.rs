@@ -260,7 +260,11 @@ impl Backend for ApacheBackend {
                 return Ok(());
             }
             if let Some(Replacement::File(_, size)) = &self.replacement {
-                ffi::apr_table_setn((*r).headers_out, c"Content-Length".as_ptr(), pstr(pool, size.to_string().as_bytes()));
+                ffi::apr_table_setn(
+                    (*r).headers_out,
+                    c"Content-Length".as_ptr(),
+                    pstr(pool, size.to_string().as_bytes()),
+                );
             }
             (*r).status = status as i32;
             (*r).status_line = pstr(pool, status_line.as_bytes());

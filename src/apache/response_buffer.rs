@@ -81,7 +81,8 @@ impl ResponseBuffer {
             match temp_file() {
                 Ok(fd) => self.spool = Some(fd),
                 Err(e) => {
-                    backend.log_error(&format!("oxwsgi: cannot make a temporary file for a slow client's response: {e}"));
+                    backend
+                        .log_error(&format!("oxwsgi: cannot make a temporary file for a slow client's response: {e}"));
                     self.no_spool = true;
                     return backend.write_now(data);
                 }

@@ -13,11 +13,16 @@ pub fn check(spec: &DaemonProcess, script: &Path) -> Result<(), String> {
     let parent = script.parent().unwrap_or(Path::new("/"));
     let meta = |p: &Path| std::fs::metadata(p).map_err(|e| format!("cannot stat '{}': {e}", p.display()));
     if let Some(user) = &spec.script_user {
-        let (uid, _) = super::supervisor::lookup_user(user).ok_or_else(|| format!("script-user '{user}' does not exist"))?;
+        let (uid, _) =
+            super::supervisor::lookup_user(user).ok_or_else(|| format!("script-user '{user}' does not exist"))?;
         for (what, path) in [("WSGI script file", script), ("parent directory of the WSGI script file", parent)] {
             let m = meta(path)?;
             if m.uid() != uid {
-                return Err(format!("{what} '{}' is owned by uid {}, not by script-user '{user}'", path.display(), m.uid()));
+                return Err(format!(
+                    "{what} '{}' is owned by uid {}, not by script-user '{user}'",
+                    path.display(),
+                    m.uid()
+                ));
             }
             if m.mode() & 0o022 != 0 {
                 return Err(format!("{what} '{}' is writable by its group or by everyone", path.display()));
@@ -25,7 +30,8 @@ pub fn check(spec: &DaemonProcess, script: &Path) -> Result<(), String> {
         }
     }
     if let Some(group) = &spec.script_group {
-        let gid = super::supervisor::lookup_group(group).ok_or_else(|| format!("script-group '{group}' does not exist"))?;
+        let gid =
+            super::supervisor::lookup_group(group).ok_or_else(|| format!("script-group '{group}' does not exist"))?;
         for (what, path) in [("WSGI script file", script), ("parent directory of the WSGI script file", parent)] {
             let m = meta(path)?;
             if m.gid() != gid {

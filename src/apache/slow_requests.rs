@@ -13,7 +13,11 @@ use std::os::raw::c_char;
 use std::ptr;
 use std::time::Duration;
 
-pub unsafe extern "C" fn cmd_slow_requests(cmd: *mut ffi::cmd_parms, _m: *mut c_void, a: *const c_char) -> *const c_char {
+pub unsafe extern "C" fn cmd_slow_requests(
+    cmd: *mut ffi::cmd_parms,
+    _m: *mut c_void,
+    a: *const c_char,
+) -> *const c_char {
     let r = (|| {
         global_only(cmd)?;
         let raw = args(a).trim();

@@ -46,7 +46,11 @@ pub enum Replacement {
 /// Checks `headers` of a response with `status` for X-Sendfile, where WSGIXSendfilePath
 /// applies to `r`. None: no header, or X-Sendfile is not configured here (then the header is
 /// an ordinary one).
-pub unsafe fn replacement(r: *const ffi::request_rec, status: u16, headers: &[(Vec<u8>, Vec<u8>)]) -> Option<Replacement> {
+pub unsafe fn replacement(
+    r: *const ffi::request_rec,
+    status: u16,
+    headers: &[(Vec<u8>, Vec<u8>)],
+) -> Option<Replacement> {
     let dirs = dir_conf(r).xsendfile_paths.as_deref()?;
     let (_, value) = headers.iter().find(|(n, _)| crate::xsendfile::is_header(n))?;
     if !(200..300).contains(&status) {

@@ -67,11 +67,8 @@ const EMPTY_ALLOWED: &[&str] = &["python-path", "python-eggs"];
 
 /// mod_wsgi options that are accepted (so configs load) but ignored, each with a warning.
 /// `interrupt-timeout` exists in mod_wsgi 6 only.
-pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &[
-    "interrupt-timeout",
-    "response-buffer-size",
-    "response-flush-delay",
-];
+pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] =
+    &["interrupt-timeout", "response-buffer-size", "response-flush-delay"];
 
 /// mod_wsgi keeps seconds in a C `int`.
 const MAX_SECONDS: u64 = i32::MAX as u64;
@@ -410,7 +407,9 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
                 d.receive_buffer_size = n as u32;
             }
         }
-        "response-spool-size" => d.response_spool_size = number(0, u64::MAX, "needs a number of bytes (0: no spooling)")?,
+        "response-spool-size" => {
+            d.response_spool_size = number(0, u64::MAX, "needs a number of bytes (0: no spooling)")?
+        }
         "server-metrics" => d.server_metrics = super::args::on_off(&value).ok_or_else(|| bad("needs On or Off"))?,
         other => unreachable!("option '{other}' is listed as implemented but not handled"),
     }

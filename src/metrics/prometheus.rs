@@ -70,11 +70,9 @@ pub fn render(snap: &Snapshot) -> String {
     let gauges: [(&str, &str, fn(&super::snapshot::GroupValues) -> u64); 3] = [
         ("oxwsgi_busy_threads", "Threads running a request now.", |g| g.busy_threads),
         ("oxwsgi_threads", "Request threads of the group's live processes.", |g| g.threads),
-        (
-            "oxwsgi_process_resident_memory_bytes",
-            "Resident memory of the group's live processes.",
-            |g| g.resident_memory_bytes,
-        ),
+        ("oxwsgi_process_resident_memory_bytes", "Resident memory of the group's live processes.", |g| {
+            g.resident_memory_bytes
+        }),
     ];
     for (name, help, value) in gauges {
         family(&mut out, name, "gauge", help);
@@ -89,7 +87,8 @@ pub fn render(snap: &Snapshot) -> String {
     family(&mut out, "oxwsgi_daemon_restarts_total", "counter", "Daemon processes replaced, by reason.");
     for g in snap.groups.iter().filter(|g| g.is_daemon()) {
         for (reason, n) in REASONS.iter().zip(g.restarts.iter()) {
-            let _ = writeln!(out, "oxwsgi_daemon_restarts_total{{group=\"{}\",reason=\"{reason}\"}} {n}", escape(&g.name));
+            let _ =
+                writeln!(out, "oxwsgi_daemon_restarts_total{{group=\"{}\",reason=\"{reason}\"}} {n}", escape(&g.name));
         }
     }
     out
@@ -109,9 +108,15 @@ mod tests {
         r.record_restart("d", "maximum-requests");
         let text = render(&Snapshot::read(&r, &["d".into()], |_| Some(4096)));
         assert!(text.contains("oxwsgi_requests_total{group=\"d\",application_group=\"a\\\"b|/\",status=\"2xx\"} 1\n"));
-        assert!(text.contains("oxwsgi_request_duration_seconds_bucket{group=\"d\",application_group=\"a\\\"b|/\",le=\"0.001\"} 0\n"));
-        assert!(text.contains("oxwsgi_request_duration_seconds_bucket{group=\"d\",application_group=\"a\\\"b|/\",le=\"0.0025\"} 1\n"));
-        assert!(text.contains("oxwsgi_request_duration_seconds_sum{group=\"d\",application_group=\"a\\\"b|/\"} 0.002\n"));
+        assert!(text.contains(
+            "oxwsgi_request_duration_seconds_bucket{group=\"d\",application_group=\"a\\\"b|/\",le=\"0.001\"} 0\n"
+        ));
+        assert!(text.contains(
+            "oxwsgi_request_duration_seconds_bucket{group=\"d\",application_group=\"a\\\"b|/\",le=\"0.0025\"} 1\n"
+        ));
+        assert!(
+            text.contains("oxwsgi_request_duration_seconds_sum{group=\"d\",application_group=\"a\\\"b|/\"} 0.002\n")
+        );
         assert!(text.contains("oxwsgi_queue_wait_seconds_count{group=\"d\",application_group=\"a\\\"b|/\"} 1\n"));
         assert!(text.contains("oxwsgi_response_bytes_total{group=\"d\",application_group=\"a\\\"b|/\"} 4\n"));
         assert!(text.contains("oxwsgi_threads{group=\"d\"} 2\n"));

@@ -415,7 +415,10 @@ impl Region {
             .iter()
             .map_while(|g| g.label.get().map(|name| (g, name)))
             .map(|(g, name)| {
-                (String::from_utf8_lossy(name).into_owned(), std::array::from_fn(|i| g.restarts[i].load(Ordering::Relaxed)))
+                (
+                    String::from_utf8_lossy(name).into_owned(),
+                    std::array::from_fn(|i| g.restarts[i].load(Ordering::Relaxed)),
+                )
             })
             .collect()
     }

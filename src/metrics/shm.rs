@@ -69,7 +69,8 @@ pub fn this_process(group: &str, threads: u32, started_us: u64) -> Option<&'stat
         return Some(unsafe { &*p });
     }
     let row = region()?.register(std::process::id(), group, threads, started_us)?;
-    match THIS_PROCESS.compare_exchange(ptr::null_mut(), row as *const _ as *mut _, Ordering::AcqRel, Ordering::Acquire) {
+    match THIS_PROCESS.compare_exchange(ptr::null_mut(), row as *const _ as *mut _, Ordering::AcqRel, Ordering::Acquire)
+    {
         Ok(_) => Some(row),
         Err(other) => {
             // Another thread registered first: give this row back.

@@ -35,7 +35,10 @@ pub fn process_stopping_within(reason: &'static str, limit: Duration) {
     if spawned.is_ok() && wait.recv_timeout(limit).is_err() {
         server_log(
             LOG_WARNING,
-            &format!("oxwsgi: the process_stopping callbacks did not finish within {}s; exiting anyway", limit.as_secs()),
+            &format!(
+                "oxwsgi: the process_stopping callbacks did not finish within {}s; exiting anyway",
+                limit.as_secs()
+            ),
         );
     }
 }

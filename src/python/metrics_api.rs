@@ -56,8 +56,11 @@ pub fn install(globals: &Obj) -> PyResult<()> {
         let data =
             Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(REQUEST_DATA_DEF), ptr::null_mut(), ptr::null_mut()))?;
         obj::dict_set_str(globals, c"_process_stats", &stats)?;
-        let sm =
-            Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(SERVER_METRICS_DEF), ptr::null_mut(), ptr::null_mut()))?;
+        let sm = Obj::owned(ffi::PyCFunction_NewEx(
+            ptr::addr_of_mut!(SERVER_METRICS_DEF),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        ))?;
         obj::dict_set_str(globals, c"_server_metrics_json", &sm)?;
         obj::dict_set_str(globals, c"request_data", &data)?;
     }

@@ -172,7 +172,8 @@ fn call(
     let events = unsafe { ffi::PyList_Size(data.event_callbacks.as_ptr()) } > 0;
     let started_at = if events { now_micros() as f64 / 1e6 } else { 0.0 };
     if events {
-        let started = obj::float(started_at).and_then(|t| data.request_started.call(&[&environ, app, &start_response, &t]));
+        let started =
+            obj::float(started_at).and_then(|t| data.request_started.call(&[&environ, app, &start_response, &t]));
         match started.and_then(|pair| Ok((obj::tuple_item(&pair, 0)?, obj::tuple_item(&pair, 1)?))) {
             Ok((request_data, published)) => {
                 *state.data.borrow_mut() = Some(request_data);

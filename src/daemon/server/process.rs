@@ -86,10 +86,15 @@ pub(super) unsafe fn prepare_process(group: &Group) {
             None => true,
             Some(root) => {
                 let c = CString::new(root.as_str()).unwrap_or_default();
-                let ok = libc::chdir(c.as_ptr()) == 0 && libc::chroot(c.as_ptr()) == 0 && libc::chdir(c"/".as_ptr()) == 0;
+                let ok =
+                    libc::chdir(c.as_ptr()) == 0 && libc::chroot(c.as_ptr()) == 0 && libc::chdir(c"/".as_ptr()) == 0;
                 if !ok {
                     let e = std::io::Error::last_os_error();
-                    log_server(ptr::null(), util::LOG_EMERG, &format!("oxwsgi: daemon group '{}': cannot chroot to '{root}': {e}", spec.name));
+                    log_server(
+                        ptr::null(),
+                        util::LOG_EMERG,
+                        &format!("oxwsgi: daemon group '{}': cannot chroot to '{root}': {e}", spec.name),
+                    );
                 }
                 ok
             }
@@ -165,7 +170,12 @@ pub(super) fn signals(shared: &Shared) {
             // Apache's graceful restart: the next generation takes over the socket at once.
             shared.begin_stop(StopKind::Graceful, "graceful_signal", shared.graceful(), "graceful restart requested");
         } else {
-            shared.begin_stop(StopKind::Drain, "shutdown_signal", shared.group.spec.shutdown_timeout, "Apache is stopping or restarting");
+            shared.begin_stop(
+                StopKind::Drain,
+                "shutdown_signal",
+                shared.group.spec.shutdown_timeout,
+                "Apache is stopping or restarting",
+            );
         }
     }
 }
@@ -261,7 +271,10 @@ pub(super) fn monitor(shared: &Shared) -> ! {
                     log_server(ptr::null(), util::LOG_WARNING, &format!(
                         "oxwsgi: daemon group '{}': requests still running at the shutdown deadline; exiting anyway", spec.name));
                 }
-                crate::python::events::process_stopping_within(*shared.stop_reason.lock().unwrap(), Duration::from_secs(5));
+                crate::python::events::process_stopping_within(
+                    *shared.stop_reason.lock().unwrap(),
+                    Duration::from_secs(5),
+                );
                 unsafe { libc::_exit(0) };
             }
         }
@@ -303,7 +316,12 @@ pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
         let _ = st.stream.shutdown(std::net::Shutdown::Write);
         st.taken_over = true;
     }
-    shared.begin_stop(StopKind::Abandon, "request_timeout", shared.graceful().min(Duration::from_secs(5)), "request-timeout exceeded");
+    shared.begin_stop(
+        StopKind::Abandon,
+        "request_timeout",
+        shared.graceful().min(Duration::from_secs(5)),
+        "request-timeout exceeded",
+    );
     // The stacks need the GIL, which the stuck request may never give up: take them on another
     // thread and wait a little, so the monitor itself can never hang.
     let (tx, rx) = std::sync::mpsc::channel();

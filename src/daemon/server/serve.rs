@@ -5,8 +5,8 @@
 use super::backend::DaemonBackend;
 use super::conn::{Conn, Writer};
 use super::shared::{Active, Shared, StopKind, LISTENER};
-use crate::metrics::running::Running;
 use crate::daemon::protocol::{self, Frame, PairBuf, MAX_HELLO_PAYLOAD, PROTOCOL_VERSION};
+use crate::metrics::running::Running;
 use crate::python::backend::Backend;
 use crate::python::interp;
 use crate::python::wsgi::{self, Outcome, Request};
@@ -216,7 +216,8 @@ pub(super) fn handle_request(
     // A changed script restarts the group's processes one at a time: while another one is
     // being replaced, this one goes on with the code it has (and checks again next time).
     let baton = crate::metrics::shm::shared().and_then(|r| r.group(&spec.name));
-    let others_reloading = spec.processes > 1 && baton.is_some_and(|b| b.reloading_other(shared.index, wsgi::now_micros()));
+    let others_reloading =
+        spec.processes > 1 && baton.is_some_and(|b| b.reloading_other(shared.index, wsgi::now_micros()));
     let mut request = Request {
         script: Path::new(&script),
         mtime,

@@ -171,7 +171,12 @@ impl Shared {
         let served = self.served.fetch_add(1, Ordering::SeqCst) + 1;
         let max = self.group.spec.maximum_requests;
         if max > 0 && served >= max {
-            self.begin_stop(StopKind::Replace, "maximum_requests", self.graceful(), &format!("maximum-requests ({max}) reached"));
+            self.begin_stop(
+                StopKind::Replace,
+                "maximum_requests",
+                self.graceful(),
+                &format!("maximum-requests ({max}) reached"),
+            );
         }
     }
 
