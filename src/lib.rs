@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod proxy_headers;
 pub mod python;
 pub mod routing;
+pub mod telemetry;
 pub mod xsendfile;
 
 #[cfg(not(test))]

@@ -298,3 +298,30 @@ fn https_port_with_a_self_signed_certificate() {
     let r = site.get("/plain");
     assert!(r.text().contains("url_scheme=http\n"), "{}", r.text());
 }
+
+#[test]
+fn telemetry_service_setup_reports_to_its_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixDatagram;
+    let sockets = TempDir::new("express-telemetry");
+    fs::set_permissions(sockets.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = sockets.path().join("t.sock");
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o666)).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let target = format!("unix:{}", sock.display());
+    let args = ["--telemetry-service", &target, "--telemetry-interval", "0.5", "--slow-requests", "2"];
+    let Some(mut site) = Site::setup("telemetry", &args) else { return };
+    site.start();
+    assert_eq!(field(&site.get("/t"), "path_info"), "/t");
+    // Every process sends mod_wsgi's datagrams: magic "WSGI", version 1, then the kind.
+    let mut kinds = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 8192];
+    while !kinds.contains(&2) && Instant::now() < deadline {
+        let n = rx.recv(&mut buf).expect("a telemetry datagram within 10 s");
+        assert!(n >= 24 && &buf[..5] == b"WSGI\x01", "{:?}", &buf[..n.min(24)]);
+        kinds.insert(buf[5]);
+    }
+    assert!(kinds.contains(&5) && kinds.contains(&2), "process_started and a sample, got kinds {kinds:?}");
+}

@@ -38,7 +38,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 54] = [
+pub static mut COMMANDS: [ffi::command_rec; 56] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -225,6 +225,18 @@ pub static mut COMMANDS: [ffi::command_rec; 54] = [
         super::slow_requests::cmd_slow_requests,
         SERVER,
         c"SECONDS: log WSGI requests that take longer",
+    ),
+    directive(
+        c"WSGITelemetryService",
+        super::telemetry::cmd_telemetry_service,
+        SERVER,
+        c"unix:/PATH [interval=SECONDS]: send mod_wsgi telemetry datagrams to an ingester",
+    ),
+    directive(
+        c"WSGITelemetryOptions",
+        super::telemetry::cmd_telemetry_options,
+        SERVER,
+        c"[+|-]CaptureUserAgent | None | All: what slow-request records carry",
     ),
     directive(
         c"WSGICaseSensitivity",

@@ -68,6 +68,9 @@ pub struct ServerConf {
     /// `<WSGIInterpreterOptions>` sections in order, WSGIPerInterpreterGIL, WSGIFreeThreading.
     pub interpreter_options: Vec<config::InterpreterOptions>,
     pub per_interpreter_gil: Option<bool>,
+    /// WSGITelemetryService (socket path, interval) and WSGITelemetryOptions +CaptureUserAgent.
+    pub telemetry: Option<(std::path::PathBuf, std::time::Duration)>,
+    pub telemetry_capture_user_agent: bool,
     pub free_threading: Option<bool>,
     /// Process groups named by directives in this server, checked once all are defined.
     pub group_references: Vec<(String, Origin)>,

@@ -21,6 +21,7 @@ pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
     super::auth::register(_p);
     super::metrics::register();
     super::slow_requests::register();
+    super::telemetry::register();
     ffi::ap_hook_translate_name(
         Some(request::translate_name),
         ptr::addr_of!(PRE_TRANSLATE) as *const _,

@@ -3,7 +3,7 @@
 //! `config::interpreter_options`; this file parses the section and finds, for the directives
 //! a section may hold, the block they belong to.
 
-use super::conf::{server_conf_mut, ServerConf};
+use super::conf::{server_conf_mut, server_setter, ServerConf};
 use super::directive::{answer, args, directive_name, global_only, Result};
 use crate::config::{self, InterpreterOptions};
 use crate::sys::ffi;
@@ -64,97 +64,71 @@ pub(super) unsafe extern "C" fn cmd_interpreter_options(
     answer(cmd, r)
 }
 
-/// The directive's name and its On|Off value, where only the main server may set it.
-unsafe fn on_off(cmd: *mut ffi::cmd_parms, a: *const c_char) -> Result<(&'static str, bool)> {
-    global_only(cmd)?;
-    let name = directive_name(cmd);
-    Ok((name, config::parse_on_off(name, args(a)).map_err(|e| e.to_string())?))
-}
-
 /// What this Python build can do: sub-interpreters with their own GIL came in 3.12 (PEP 684),
 /// the free-threaded build in 3.13t (PEP 703). oxwsgi is built for one Python version.
 fn python_at_least(minor: u32) -> bool {
     config::PYTHON_VERSION.strip_prefix("3.").and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= minor)
 }
 
-/// `WSGIPerInterpreterGIL On|Off`, at the top level or in a block. With a Python older than
-/// 3.12 it is accepted with mod_wsgi's warning and has no effect (sub-interpreters share the GIL).
-pub(super) unsafe extern "C" fn cmd_per_interpreter_gil(
-    cmd: *mut ffi::cmd_parms,
-    _m: *mut c_void,
-    a: *const c_char,
-) -> *const c_char {
-    let r = (|| -> Result<()> {
-        let (name, on) = on_off(cmd, a)?;
-        let conf = server_conf_mut(cmd);
-        match block_of(cmd, conf) {
-            Some(b) => b.per_interpreter_gil = Some(on),
-            None => conf.per_interpreter_gil = Some(on),
-        }
-        if on && !python_at_least(12) {
-            util::log_server(
-                (*cmd).server,
-                util::LOG_WARNING,
-                &format!(
-                    "{name} requires Python 3.12 or later; directive has no effect on this build (Python {})",
-                    config::PYTHON_VERSION
-                ),
-            );
-        }
-        Ok(())
-    })();
-    answer(cmd, r)
+fn on_off(name: &str, raw: &str) -> Result<bool> {
+    config::parse_on_off(name, raw).map_err(|e| e.to_string())
 }
 
-/// `WSGIFreeThreading On|Off`, at the top level or in a block without application-group=
-/// (in such a block it is ignored with a warning, as in mod_wsgi). Python 3.11 has no
-/// free-threaded build, so On is accepted with mod_wsgi's warning and has no effect.
-pub(super) unsafe extern "C" fn cmd_free_threading(
-    cmd: *mut ffi::cmd_parms,
-    _m: *mut c_void,
-    a: *const c_char,
-) -> *const c_char {
-    let r = (|| -> Result<()> {
-        let (name, on) = on_off(cmd, a)?;
-        let conf = server_conf_mut(cmd);
-        let warn = |msg: &str| util::log_server((*cmd).server, util::LOG_WARNING, msg);
-        match block_of(cmd, conf) {
-            Some(b) if b.application_group.is_some() => {
-                warn(&format!(
+unsafe fn warn(cmd: *mut ffi::cmd_parms, msg: &str) {
+    util::log_server((*cmd).server, util::LOG_WARNING, msg);
+}
+
+// `WSGIPerInterpreterGIL On|Off`, at the top level or in a block. With a Python older than
+// 3.12 it is accepted with mod_wsgi's warning and has no effect (sub-interpreters share the GIL).
+server_setter!(cmd_per_interpreter_gil, global = true, |conf, cmd, name, raw| {
+    let on = on_off(name, raw)?;
+    match block_of(cmd, conf) {
+        Some(b) => b.per_interpreter_gil = Some(on),
+        None => conf.per_interpreter_gil = Some(on),
+    }
+    if on && !python_at_least(12) {
+        let v = config::PYTHON_VERSION;
+        warn(cmd, &format!("{name} requires Python 3.12 or later; directive has no effect on this build (Python {v})"));
+    }
+    Ok(())
+});
+
+// `WSGIFreeThreading On|Off`, at the top level or in a block without application-group=
+// (in such a block it is ignored with a warning, as in mod_wsgi). Python 3.11 has no
+// free-threaded build, so On is accepted with mod_wsgi's warning and has no effect.
+server_setter!(cmd_free_threading, global = true, |conf, cmd, name, raw| {
+    let on = on_off(name, raw)?;
+    match block_of(cmd, conf) {
+        Some(b) if b.application_group.is_some() => {
+            warn(
+                cmd,
+                &format!(
                     "{name} inside <WSGIInterpreterOptions> with application-group= set is ignored: \
                      free-threading is a process-wide setting and cannot be scoped per application group"
-                ));
-                return Ok(());
-            }
-            Some(b) => b.free_threading = Some(on),
-            None => conf.free_threading = Some(on),
+                ),
+            );
+            return Ok(());
         }
-        if on {
-            warn(&format!(
-                "{name} On has no effect: this Python build (Python {}) does not support free-threading (PEP 703)",
-                config::PYTHON_VERSION
-            ));
-        }
-        Ok(())
-    })();
-    answer(cmd, r)
-}
-
-/// `WSGIRestrictStdin` / `WSGIRestrictStdout On|Off`: accepted, at the top level or in a block,
-/// and without effect (oxwsgi's sys.stdin and sys.stdout are never the client connection).
-pub(super) unsafe extern "C" fn cmd_restrict_stdio(
-    cmd: *mut ffi::cmd_parms,
-    _m: *mut c_void,
-    a: *const c_char,
-) -> *const c_char {
-    let r = (|| -> Result<()> {
-        let (name, _) = on_off(cmd, a)?;
-        util::log_server(
-            (*cmd).server,
-            util::LOG_WARNING,
-            &format!("{name} is accepted for mod_wsgi compatibility but has no effect in oxwsgi; ignored"),
+        Some(b) => b.free_threading = Some(on),
+        None => conf.free_threading = Some(on),
+    }
+    if on {
+        let v = config::PYTHON_VERSION;
+        warn(
+            cmd,
+            &format!(
+                "{name} On has no effect: this Python build (Python {v}) does not support free-threading (PEP 703)"
+            ),
         );
-        Ok(())
-    })();
-    answer(cmd, r)
-}
+    }
+    Ok(())
+});
+
+// `WSGIRestrictStdin` / `WSGIRestrictStdout On|Off`: accepted, at the top level or in a block,
+// and without effect (oxwsgi's sys.stdin and sys.stdout are never the client connection).
+server_setter!(cmd_restrict_stdio, global = true, |conf, cmd, name, raw| {
+    let _ = conf;
+    on_off(name, raw)?;
+    warn(cmd, &format!("{name} is accepted for mod_wsgi compatibility but has no effect in oxwsgi; ignored"));
+    Ok(())
+});

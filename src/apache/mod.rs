@@ -25,5 +25,6 @@ pub mod response_buffer;
 pub mod script_owner;
 pub mod slow_requests;
 pub mod supervisor;
+pub mod telemetry;
 pub mod vhost;
 pub mod xsendfile;

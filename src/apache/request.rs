@@ -6,7 +6,7 @@ use super::python_start::{ensure_python, mpm_query};
 use super::response::ApacheBackend;
 use crate::appgroup::{self, GroupSpec, NamingContext};
 use crate::config::{HandlerScript, HANDLER_CALLABLE};
-use crate::metrics::running::Running;
+use crate::metrics::running::{Phases, Running};
 use crate::python::interp;
 use crate::python::wsgi::{self, Outcome, Request};
 use crate::routing::split_first_segment;
@@ -379,7 +379,8 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
     };
     let mut backend = ApacheBackend::new(r);
     let threads = mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as u32;
-    let _running = Running::begin("", &group, threads, (*r).request_time.max(0) as u64, wsgi::now_micros());
+    let phases = Phases { accepted_us: (*r).request_time.max(0) as u64, ..Phases::default() };
+    let _running = Running::begin("", &group, threads, phases, wsgi::now_micros());
     let outcome = wsgi::run(&interp, &request, &mut backend);
     match outcome {
         Outcome::Done => ffi::OK as i32,

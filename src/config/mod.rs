@@ -18,6 +18,7 @@ mod python_options;
 mod restrict_process;
 mod script_alias;
 mod scripts;
+mod telemetry;
 
 pub use args::{parse_on_off, split_args, ConfigError};
 pub use head_to_get::{parse_map_head_to_get, MapHeadToGet};
@@ -29,6 +30,7 @@ pub use interpreter_options::{
 pub use python_home::{check_python_home, parse_pyvenv_cfg, PyvenvCfg, PYTHON_VERSION};
 pub use python_options::{parse_hash_seed, parse_switch_interval};
 pub use restrict_process::{parse_restrict_process, RestrictProcess};
+pub use telemetry::{parse_telemetry_options, parse_telemetry_service};
 
 pub use daemon::{
     parse_daemon_process, DaemonProcess, DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED, DAEMON_OPTIONS_IMPLEMENTED,

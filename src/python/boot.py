@@ -424,7 +424,7 @@ def process_metrics():
     """mod_wsgi.process_metrics(): this process since it started (from the shared metrics)."""
     import resource, time
     stats = _process_stats()
-    if stats is None:
+    if stats is None or _telemetry:
         return None
     started_us, requests, busy_us, threads, busy = stats
     now = time.time()
@@ -469,7 +469,7 @@ def request_metrics():
     """mod_wsgi.request_metrics(): this process over the interval since the previous call (or
     since start_recording_metrics()); None until that has been called."""
     global _recording
-    if _recording is None:
+    if _recording is None or _telemetry:
         return None
     then, before, user0, system0 = _recording
     now, after, user1, system1 = _recording = _sample()

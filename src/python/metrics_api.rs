@@ -48,7 +48,7 @@ static mut REQUEST_DATA_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
     ml_doc: c"request_data() -> the dict of the request this thread is running".as_ptr(),
 };
 
-/// Puts `_process_stats` and `request_data` into boot.py's globals.
+/// Puts `_process_stats`, `request_data` and `_telemetry` into boot.py's globals.
 pub fn install(globals: &Obj) -> PyResult<()> {
     unsafe {
         let stats =
@@ -63,6 +63,8 @@ pub fn install(globals: &Obj) -> PyResult<()> {
         ))?;
         obj::dict_set_str(globals, c"_server_metrics_json", &sm)?;
         obj::dict_set_str(globals, c"request_data", &data)?;
+        // WSGITelemetryService: process_metrics() and request_metrics() give None (mod_wsgi 6).
+        obj::dict_set_str(globals, c"_telemetry", &obj::boolean(crate::telemetry::configured()))?;
     }
     Ok(())
 }

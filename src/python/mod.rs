@@ -31,3 +31,10 @@ fn install_natives(globals: &obj::Obj) -> obj::PyResult<()> {
     native::install(globals)?;
     metrics_api::install(globals)
 }
+
+/// The linked Python's version, e.g. "3.11.2" (Py_GetVersion up to its first space; callable
+/// before Python starts).
+pub fn version() -> String {
+    let v = unsafe { std::ffi::CStr::from_ptr(pyo3::ffi::Py_GetVersion()) };
+    v.to_string_lossy().split_whitespace().next().unwrap_or("").to_string()
+}

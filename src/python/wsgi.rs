@@ -52,6 +52,14 @@ pub enum Outcome {
 /// Runs the WSGI application of `req` on this thread. Takes the interpreter's GIL once; the
 /// last push of the response to the client happens after it is released.
 pub fn run(interp: &Interp, req: &Request, backend: &mut (dyn Backend + 'static)) -> Outcome {
+    let outcome = run_and_finish(interp, req, backend);
+    if let Outcome::Failed(status) = outcome {
+        crate::telemetry::set_response(status, 0, 0);
+    }
+    outcome
+}
+
+fn run_and_finish(interp: &Interp, req: &Request, backend: &mut (dyn Backend + 'static)) -> Outcome {
     let pending = {
         let at = interp.attach();
         run_attached(&at, req, backend)
@@ -135,6 +143,11 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
             let detach = Detach(&capsule);
             let current = CurrentRequest::enter(&state);
             let pending = call(&state, at, req, &app, &capsule, &script);
+            if crate::telemetry::active() {
+                let status = state.status.borrow().as_ref().map_or(0, |s| s.0);
+                let read = req.content_length.unwrap_or(0).saturating_sub(state.input_remaining.get().unwrap_or(0));
+                crate::telemetry::set_response(status, read, state.written.get());
+            }
             flush_pending(at.data());
             drop(current);
             drop(detach);

@@ -72,6 +72,10 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
             util::log_server_lines(ptr::null(), util::LOG_ERR, &e);
         }
     }
+    // WSGITelemetryService: this process' reporter (before the first request, as in mod_wsgi).
+    if let Err(e) = crate::telemetry::start(&spec.name, spec.threads as u64, &crate::python::version()) {
+        log_server(ptr::null(), util::LOG_WARNING, &format!("oxwsgi: daemon group '{}': {e}", spec.name));
+    }
     // Ready: if this process replaces one that restarted for a changed script, the next
     // process of the group may now do the same (see serve::reload_turn).
     if let Some(baton) = crate::metrics::shm::shared().and_then(|r| r.group(&spec.name)) {

@@ -271,10 +271,9 @@ pub(super) fn monitor(shared: &Shared) -> ! {
                     log_server(ptr::null(), util::LOG_WARNING, &format!(
                         "oxwsgi: daemon group '{}': requests still running at the shutdown deadline; exiting anyway", spec.name));
                 }
-                crate::python::events::process_stopping_within(
-                    *shared.stop_reason.lock().unwrap(),
-                    Duration::from_secs(5),
-                );
+                let reason = *shared.stop_reason.lock().unwrap();
+                crate::python::events::process_stopping_within(reason, Duration::from_secs(5));
+                crate::telemetry::stop(reason, shared.busy.load(Ordering::SeqCst) as u64);
                 unsafe { libc::_exit(0) };
             }
         }

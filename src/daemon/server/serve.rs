@@ -6,7 +6,7 @@ use super::backend::DaemonBackend;
 use super::conn::{Conn, Writer};
 use super::shared::{Active, Shared, StopKind, LISTENER};
 use crate::daemon::protocol::{self, Frame, PairBuf, MAX_HELLO_PAYLOAD, PROTOCOL_VERSION};
-use crate::metrics::running::Running;
+use crate::metrics::running::{Phases, Running};
 use crate::python::backend::Backend;
 use crate::python::interp;
 use crate::python::wsgi::{self, Outcome, Request};
@@ -198,7 +198,8 @@ pub(super) fn handle_request(
     };
     let group = text(b"mod_wsgi.application_group").unwrap_or("").to_string();
     let callable = text(b"mod_wsgi.callable_object").unwrap_or("application").to_string();
-    let daemon_start = wsgi::now_micros().to_string();
+    let daemon_start_us = wsgi::now_micros();
+    let daemon_start = daemon_start_us.to_string();
     // HTTPS travels from Apache only to become wsgi.url_scheme, as in embedded mode.
     let mut cgi: Vec<(&[u8], &[u8])> = environ.iter().filter(|(k, _)| *k != b"HTTPS").collect();
     cgi.extend_from_slice(&[
@@ -234,8 +235,13 @@ pub(super) fn handle_request(
         restart_on_change: true,
         apache_request: std::ptr::null_mut(),
     };
-    let accepted = text(b"mod_wsgi.request_start").and_then(|t| t.parse().ok()).unwrap_or(0);
-    let running = Running::begin(&spec.name, &group, spec.threads as u32, accepted, wsgi::now_micros());
+    let micros = |key: &[u8]| text(key).and_then(|t| t.parse::<u64>().ok());
+    let phases = Phases {
+        accepted_us: micros(b"mod_wsgi.request_start").unwrap_or(0),
+        queued_us: micros(b"mod_wsgi.queue_start"),
+        daemon_us: Some(daemon_start_us),
+    };
+    let running = Running::begin(&spec.name, &group, spec.threads as u32, phases, wsgi::now_micros());
     let mut outcome = wsgi::run(&interp, &request, backend);
     if let (Outcome::Restart, Some(baton)) = (&outcome, baton) {
         // Every other process of the group follows, one at a time (process::monitor). If

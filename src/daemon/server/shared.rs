@@ -109,6 +109,7 @@ impl Shared {
         }
         if !self.stop.swap(true, Ordering::SeqCst) {
             *self.stop_reason.lock().unwrap() = reason;
+            crate::telemetry::stopping(reason, self.busy.load(Ordering::SeqCst) as u64);
             if let Some(region) = crate::metrics::shm::region() {
                 region.record_restart(&self.group.spec.name, crate::metrics::restart_label(reason));
             }

@@ -1,0 +1,84 @@
+//! WSGITelemetryService and WSGITelemetryOptions (mod_wsgi 6), and where Apache's processes
+//! start and stop their reporters (`crate::telemetry`): the configuration is handed over in
+//! Apache's parent, before daemons are forked; every Apache child starts a reporter in
+//! child_init (unless WSGIRestrictEmbedded On, as in mod_wsgi) and sends its last interval and
+//! PROCESS_STOPPED when it exits. Daemon processes start theirs in `daemon::server`.
+
+use super::conf::{server_conf, server_conf_mut, server_setter};
+use super::directive::{answer, args, directive_name, global_only, Result};
+use crate::sys::ffi;
+use crate::sys::util::{self, cstr};
+use std::ffi::c_void;
+use std::os::raw::c_char;
+use std::ptr;
+
+server_setter!(cmd_telemetry_service, global = true, |conf, cmd, name, raw| {
+    let _ = (cmd, name);
+    conf.telemetry = Some(crate::config::parse_telemetry_service(raw)?);
+    Ok(())
+});
+
+server_setter!(cmd_telemetry_options, global = true, |conf, cmd, name, raw| {
+    let _ = (cmd, name);
+    conf.telemetry_capture_user_agent = crate::config::parse_telemetry_options(raw, conf.telemetry_capture_user_agent)?;
+    Ok(())
+});
+
+pub unsafe fn register() {
+    // FIRST: before the supervisor forks daemon processes (post_config, MIDDLE).
+    ffi::ap_hook_post_config(Some(post_config), ptr::null(), ptr::null(), ffi::APR_HOOK_FIRST as i32);
+    ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), ffi::APR_HOOK_MIDDLE as i32);
+}
+
+unsafe extern "C" fn post_config(
+    _pconf: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+) -> i32 {
+    util::guard("telemetry post_config", ffi::OK as i32, || {
+        let conf = server_conf(s);
+        let config = conf.telemetry.as_ref().map(|(target, interval)| crate::telemetry::Config {
+            target: target.clone(),
+            interval: *interval,
+            slow_threshold: conf.slow_requests,
+            capture_user_agent: conf.telemetry_capture_user_agent,
+            apache_version: cstr(ffi::ap_get_server_description())
+                .and_then(|d| d.split_whitespace().next())
+                .unwrap_or("")
+                .to_string(),
+            mpm: cstr(ffi::ap_show_mpm()).unwrap_or("").to_string(),
+        });
+        crate::telemetry::configure(config);
+        ffi::OK as i32
+    })
+}
+
+unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+    let conf = server_conf(s);
+    if conf.telemetry.is_none() || conf.restrict_embedded == Some(true) {
+        return;
+    }
+    let threads = super::python_start::mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as u64;
+    match crate::telemetry::start("", threads, &crate::python::version()) {
+        Ok(_) => {
+            let (target, interval) = conf.telemetry.as_ref().expect("checked");
+            util::log_server(
+                s,
+                util::LOG_INFO,
+                &format!(
+                    "oxwsgi: telemetry reporter started; target='unix:{}', interval={:.3}s",
+                    target.display(),
+                    interval.as_secs_f64()
+                ),
+            );
+        }
+        Err(e) => util::log_server(s, util::LOG_WARNING, &format!("oxwsgi: {e}")),
+    }
+    unsafe extern "C" fn ended(_data: *mut c_void) -> ffi::apr_status_t {
+        crate::telemetry::stopping("", 0);
+        crate::telemetry::stop("", 0);
+        0
+    }
+    ffi::apr_pool_cleanup_register(p, ptr::null(), Some(ended), Some(ffi::apr_pool_cleanup_null));
+}
