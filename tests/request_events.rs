@@ -87,3 +87,60 @@ fn request_events_reach_subscribers_in_both_modes() {
     }
     let _ = apache.stop();
 }
+
+const FIGURES_APP: &str = r#"
+import json, time, mod_wsgi
+
+FINISHED = []
+
+def on_event(name, **kwargs):
+    if name == 'request_finished' and kwargs.get('request_data', {}).get('measure'):
+        FINISHED.append({k: v for k, v in kwargs.items() if k != 'request_data'})
+
+mod_wsgi.subscribe_events(on_event)
+
+def application(environ, start_response):
+    if environ.get('PATH_INFO') == '/figures':
+        start_response('200 OK', [('Content-Type', 'application/json')])
+        return [json.dumps(FINISHED.pop()).encode()]
+    mod_wsgi.request_data()['measure'] = True
+    body = environ['wsgi.input'].read(600) + environ['wsgi.input'].read(600)
+    end = time.process_time() + 0.05
+    while time.process_time() < end:
+        pass
+    start_response('201 Created', [('Content-Type', 'text/plain')])
+    return [b'a' * 10, b'b' * 20, body[:5]]
+"#;
+
+#[test]
+fn request_finished_carries_mod_wsgis_figures() {
+    let apache = Apache::builder()
+        .app("app.py", FIGURES_APP)
+        .config(
+            "WSGIDaemonProcess fig processes=1 threads=2\n\
+             WSGIScriptAlias /d {APPS}/app.py process-group=fig application-group=%{GLOBAL}\n\
+             WSGIScriptAlias /e {APPS}/app.py application-group=%{GLOBAL}",
+        )
+        .start();
+    for mount in ["/e", "/d"] {
+        let r = apache.post(&format!("{mount}/work"), "application/octet-stream", &[b'x'; 1000]);
+        r.assert_status(201);
+        let f: Value = serde_json::from_str(&apache.get(&format!("{mount}/figures")).text()).unwrap();
+        assert_eq!(f["status"], 201, "{mount}: {f}");
+        assert_eq!(f["input_length"], 1000, "{mount}: {f}");
+        assert!(f["input_reads"].as_u64().unwrap() >= 2, "{mount}: {f}");
+        assert_eq!(f["output_length"], 35, "{mount}: {f}");
+        assert_eq!(f["output_writes"], 3, "{mount}: {f}");
+        let (cpu, app) = (f["cpu_time"].as_f64().unwrap(), f["application_time"].as_f64().unwrap());
+        assert!(cpu >= 0.03 && cpu <= app + 1e-6, "{mount}: CPU {cpu} within application time {app}: {f}");
+        let user_and_system = f["cpu_user_time"].as_f64().unwrap() + f["cpu_system_time"].as_f64().unwrap();
+        assert!((user_and_system - cpu).abs() < 1e-6, "{mount}: {f}");
+        assert!(f["gil_wait_count"].as_u64().unwrap() >= 1, "{mount}: {f}");
+        for key in ["gil_wait_time", "input_time", "output_time", "request_start", "thread_id", "application_finish"] {
+            assert!(!f[key].is_null(), "{mount}: no {key} in {f}");
+        }
+        let daemon = mount == "/d";
+        assert_eq!(!f["queue_start"].is_null(), daemon, "{mount}: {f}");
+        assert_eq!(!f["daemon_start"].is_null(), daemon, "{mount}: {f}");
+    }
+}

@@ -365,18 +365,28 @@ def request_started(environ, application, start_response, application_start):
     return data, start_response_published
 
 
-def request_finished(environ, data, application_start, output_length, exception):
+def request_finished(environ, data, application_start, stats, exception):
     """The request is over: 'request_exception' if the application raised, then
-    'request_finished'."""
+    'request_finished' with mod_wsgi's figures (stats: input/output counts and times, CPU
+    time, GIL wait, status; measured by oxwsgi)."""
     import time
     request_id = environ.get('mod_wsgi.request_id')
     if exception is not None:
         _publish('request_exception', request_id=request_id, request_data=data,
                  exception_info=(type(exception), exception, exception.__traceback__))
     finish = time.time()
+    stamps = {}
+    for key in ('request_start', 'queue_start', 'daemon_start'):
+        value = environ.get('mod_wsgi.' + key)
+        if value:
+            stamps[key] = int(value) / 1e6
+    if not _daemon:
+        # The Apache child that took the request (a daemon does not know which one did).
+        stamps['server_pid'] = os.getpid()
     _publish('request_finished', request_id=request_id, request_data=data,
+             thread_id=environ.get('mod_wsgi.thread_id'),
              application_finish=finish, application_time=finish - application_start,
-             output_length=output_length)
+             **stamps, **stats)
     active_requests.pop(request_id, None)
 
 

@@ -658,7 +658,13 @@ unsafe fn add_python_path(paths: &[String]) -> PyResult<()> {
 pub fn without_gil<R>(f: impl FnOnce() -> R) -> R {
     let ts = unsafe { ffi::PyEval_SaveThread() };
     let r = f();
-    unsafe { ffi::PyEval_RestoreThread(ts) };
+    if super::request_stats::measuring_gil() {
+        let t = std::time::Instant::now();
+        unsafe { ffi::PyEval_RestoreThread(ts) };
+        super::request_stats::gil_waited(t.elapsed());
+    } else {
+        unsafe { ffi::PyEval_RestoreThread(ts) };
+    }
     r
 }
 

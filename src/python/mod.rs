@@ -1,7 +1,7 @@
 //! Python: interpreters and thread states, the per-interpreter support code, and the WSGI
 //! adapter. Uses `pyo3::ffi` directly: pyo3's safe API does not support sub-interpreters.
 //!
-//! One order, bottom to top: `obj` (owned references, errors) -> `interp` (interpreters, thread
+//! One order, bottom to top: `obj` (owned references, errors; `request_stats` beside it) -> `interp` (interpreters, thread
 //! states, script loading; `events` publishes process events to them) -> `backend` and `headers` (the host interface, PEP 3333's header
 //! rules) -> `state` (one request's response and input state) -> `native` (the functions Python
 //! calls back into a request through; `metrics_api` beside it) -> `wsgi` (the adapter that runs a request). No file
@@ -14,6 +14,7 @@ pub mod interp;
 mod metrics_api;
 mod native;
 pub mod obj;
+mod request_stats;
 pub mod script_call;
 mod state;
 pub mod wsgi;

@@ -220,9 +220,9 @@ unsafe extern "C" fn native_read(
         let Some(req) = request(a[0]) else {
             return raise(ffi::PyExc_OSError, "wsgi.input used outside its request");
         };
-        req.read_input(if size < 0 { None } else { Some(size as u64) }, partial)
-            .map(Obj::into_ptr)
-            .unwrap_or(ptr::null_mut())
+        let size = if size < 0 { None } else { Some(size as u64) };
+        let len = |r: &PyResult<Obj>| r.as_ref().map_or(0, |b| unsafe { ffi::PyBytes_Size(b.as_ptr()) }.max(0) as u64);
+        req.io.read(|| req.read_input(size, partial), len).map(Obj::into_ptr).unwrap_or(ptr::null_mut())
     })
 }
 

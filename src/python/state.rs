@@ -34,6 +34,8 @@ pub struct RequestState {
     pub(super) client_gone: Cell<bool>,
     /// `mod_wsgi.request_data()`: made on first use.
     pub(super) data: RefCell<Option<Obj>>,
+    /// Reads and writes, for the request_finished event.
+    pub(super) io: super::request_stats::IoStats,
 }
 
 pub(super) enum Step {
@@ -57,6 +59,7 @@ impl RequestState {
             input_error: RefCell::new(None),
             client_gone: Cell::new(false),
             data: RefCell::new(None),
+            io: Default::default(),
         }
     }
 
@@ -99,7 +102,7 @@ impl RequestState {
                 if bytes.is_empty() {
                     continue;
                 }
-                match self.write_body(bytes, !listlike)? {
+                match self.write_counted(bytes, !listlike)? {
                     Step::Continue => {}
                     Step::Stop => return Ok(()),
                 }
@@ -213,6 +216,11 @@ impl RequestState {
         Ok(Step::Continue)
     }
 
+    /// One write of the response body (`write_body`), counted for request_finished.
+    pub(super) fn write_counted(&self, data: &[u8], flush: bool) -> PyResult<Step> {
+        self.io.write(|| self.write_body(data, flush))
+    }
+
     pub fn write_from_app(&self, data: &[u8]) -> PyResult<()> {
         if data.is_empty() {
             return Ok(());
@@ -221,7 +229,7 @@ impl RequestState {
             raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
             return Err(PyErrSet);
         }
-        self.write_body(data, true).map(|_| ())?;
+        self.write_counted(data, true).map(|_| ())?;
         if self.client_gone.get() {
             raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
             return Err(PyErrSet);

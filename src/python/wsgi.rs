@@ -7,11 +7,13 @@ use super::backend::{Backend, LOG_ERR, LOG_INFO};
 use super::interp::{without_gil, Attached, Interp, InterpData, LoadError};
 use super::native::{CurrentRequest, RequestCapsule, START_RESPONSE_DEF};
 use super::obj::{self, Obj, PyErrSet, PyResult};
+use super::request_stats;
 use super::state::RequestState;
 use pyo3::ffi;
 use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// What the host needs to know to run one request.
 pub struct Request<'a> {
@@ -61,8 +63,10 @@ pub fn run(interp: &Interp, req: &Request, backend: &mut (dyn Backend + 'static)
 
 fn run_and_finish(interp: &Interp, req: &Request, backend: &mut (dyn Backend + 'static)) -> Outcome {
     let pending = {
+        let waiting = std::time::Instant::now();
         let at = interp.attach();
-        run_attached(&at, req, backend)
+        let gil_wait = waiting.elapsed();
+        run_attached(&at, req, backend, gil_wait)
     };
     match pending {
         Pending::Done(outcome) => outcome,
@@ -97,7 +101,7 @@ enum Pending {
     },
 }
 
-fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'static)) -> Pending {
+fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'static), gil_wait: Duration) -> Pending {
     let script = req.script.display().to_string();
     let resource = || {
         let file = req.cgi.iter().find(|(k, _)| *k == b"SCRIPT_FILENAME").map_or(&b""[..], |(_, v)| v);
@@ -142,7 +146,7 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
             }
             let detach = Detach(&capsule);
             let current = CurrentRequest::enter(&state);
-            let pending = call(&state, at, req, &app, &capsule, &script);
+            let pending = call(&state, at, req, &app, &capsule, &script, gil_wait);
             if crate::telemetry::active() {
                 let status = state.status.borrow().as_ref().map_or(0, |s| s.0);
                 let read = req.content_length.unwrap_or(0).saturating_sub(state.input_remaining.get().unwrap_or(0));
@@ -167,6 +171,7 @@ fn call(
     app: &Obj,
     capsule: &RequestCapsule,
     script: &str,
+    gil_wait: Duration,
 ) -> Pending {
     let data = at.data();
     let environ = match build_environ(at, req, capsule) {
@@ -184,7 +189,11 @@ fn call(
     // mod_wsgi.subscribe_events(): only with subscribers is anything published.
     let events = unsafe { ffi::PyList_Size(data.event_callbacks.as_ptr()) } > 0;
     let started_at = if events { now_micros() as f64 / 1e6 } else { 0.0 };
+    let mut cpu_at_start = (0.0, 0.0);
     if events {
+        state.io.timing.set(true);
+        request_stats::gil_wait_start(gil_wait);
+        cpu_at_start = request_stats::thread_cpu();
         let started =
             obj::float(started_at).and_then(|t| data.request_started.call(&[&environ, app, &start_response, &t]));
         match started.and_then(|pair| Ok((obj::tuple_item(&pair, 0)?, obj::tuple_item(&pair, 1)?))) {
@@ -219,8 +228,10 @@ fn call(
         let request_data = state.data.borrow().clone().unwrap_or_else(obj::none);
         let exception = failure.as_ref().and_then(|e| e.clone()).unwrap_or_else(obj::none);
         let finished = obj::float(started_at).and_then(|t| {
-            let written = obj::int(state.written.get() as i64)?;
-            data.request_finished.call(&[&environ, &request_data, &t, &written, &exception])
+            let status = state.status.borrow().as_ref().map_or(0, |s| s.0);
+            let elapsed = (now_micros() as f64 / 1e6 - started_at).max(0.0);
+            let stats = request_stats::finished(&state.io, cpu_at_start, elapsed, status, state.written.get())?;
+            data.request_finished.call(&[&environ, &request_data, &t, &stats, &exception])
         });
         if finished.is_err() {
             log_exception(at, state.backend(), script, obj::take_error());

@@ -1,0 +1,117 @@
+//! mod_wsgi's per-request figures, for the `request_finished` event (mod_wsgi 4.9.4 and 6.x
+//! publish them): wsgi.input reads, bytes and time; response writes, bytes and time; the
+//! thread's CPU time (user and system) while the application ran; the time the request waited
+//! for the GIL where oxwsgi takes it; and the final status. Measured only for requests that
+//! have event subscribers.
+
+use super::obj::{self, Obj, PyResult};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// Input and output counts of one request (kept in its RequestState).
+#[derive(Default)]
+pub struct IoStats {
+    /// Whether to time reads and writes (there are subscribers).
+    pub timing: Cell<bool>,
+    pub input_reads: Cell<u64>,
+    pub input_length: Cell<u64>,
+    pub input_time: Cell<Duration>,
+    pub output_writes: Cell<u64>,
+    pub output_time: Cell<Duration>,
+}
+
+impl IoStats {
+    /// Times `f` as a read of wsgi.input that returns `n(result)` bytes.
+    pub fn read<R>(&self, f: impl FnOnce() -> R, n: impl Fn(&R) -> u64) -> R {
+        let start = self.timing.get().then(Instant::now);
+        let r = f();
+        self.input_reads.set(self.input_reads.get() + 1);
+        self.input_length.set(self.input_length.get() + n(&r));
+        if let Some(t) = start {
+            self.input_time.set(self.input_time.get() + t.elapsed());
+        }
+        r
+    }
+
+    /// Times `f` as one write of the response body.
+    pub fn write<R>(&self, f: impl FnOnce() -> R) -> R {
+        let start = self.timing.get().then(Instant::now);
+        let r = f();
+        self.output_writes.set(self.output_writes.get() + 1);
+        if let Some(t) = start {
+            self.output_time.set(self.output_time.get() + t.elapsed());
+        }
+        r
+    }
+}
+
+/// (user, system) CPU seconds of the calling thread.
+pub fn thread_cpu() -> (f64, f64) {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+thread_local! {
+    /// (microseconds waited, times taken) for the GIL on this thread since `gil_wait_start`,
+    /// or None when not measuring.
+    static GIL_WAIT: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+/// Starts counting this thread's GIL waits, `first` being the wait that began the request.
+pub fn gil_wait_start(first: Duration) {
+    GIL_WAIT.with(|g| g.set(Some((first.as_micros() as u64, 1))));
+}
+
+/// A wait for the GIL of `waited` on this thread (counted only while measuring).
+pub fn gil_waited(waited: Duration) {
+    GIL_WAIT.with(|g| {
+        if let Some((us, n)) = g.get() {
+            g.set(Some((us + waited.as_micros() as u64, n + 1)));
+        }
+    });
+}
+
+pub fn measuring_gil() -> bool {
+    GIL_WAIT.with(|g| g.get().is_some())
+}
+
+fn gil_wait_end() -> (u64, u64) {
+    GIL_WAIT.with(|g| g.take()).unwrap_or((0, 0))
+}
+
+/// The figures mod_wsgi adds to `request_finished`, as keyword arguments for boot.py.
+pub fn finished(
+    io: &IoStats,
+    cpu_at_start: (f64, f64),
+    application_time: f64,
+    status: u16,
+    output_length: u64,
+) -> PyResult<Obj> {
+    let d = obj::dict()?;
+    let (user1, system1) = thread_cpu();
+    let (mut user, mut system) = ((user1 - cpu_at_start.0).max(0.0), (system1 - cpu_at_start.1).max(0.0));
+    // As mod_wsgi: never more CPU than wall-clock time (rusage has coarse ticks).
+    let total = user + system;
+    if total > application_time && total > 0.0 {
+        user = user / total * application_time;
+        system = application_time - user;
+    }
+    let (gil_us, gil_count) = gil_wait_end();
+    let float = |d: &Obj, k: &std::ffi::CStr, v: f64| obj::dict_set_str(d, k, &obj::float(v)?);
+    let int = |d: &Obj, k: &std::ffi::CStr, v: u64| obj::dict_set_str(d, k, &obj::int(v as i64)?);
+    int(&d, c"input_reads", io.input_reads.get())?;
+    int(&d, c"input_length", io.input_length.get())?;
+    float(&d, c"input_time", io.input_time.get().as_secs_f64())?;
+    int(&d, c"output_length", output_length)?;
+    int(&d, c"output_writes", io.output_writes.get())?;
+    float(&d, c"output_time", io.output_time.get().as_secs_f64())?;
+    float(&d, c"cpu_user_time", user)?;
+    float(&d, c"cpu_system_time", system)?;
+    float(&d, c"cpu_time", user + system)?;
+    int(&d, c"status", status as u64)?;
+    float(&d, c"gil_wait_time", gil_us as f64 / 1e6)?;
+    int(&d, c"gil_wait_count", gil_count)?;
+    Ok(d)
+}
