@@ -6,7 +6,8 @@ use super::conf::*;
 use super::dispatch::cmd_dispatch_script;
 use super::handler_script::{cmd_handler_script, cmd_import_script};
 use super::interpreter_options::{
-    cmd_free_threading, cmd_interpreter_options, cmd_per_interpreter_gil, cmd_restrict_stdio,
+    cmd_free_threading, cmd_interpreter_options, cmd_per_interpreter_gil, cmd_python_path, cmd_restrict_signal,
+    cmd_restrict_stdio,
 };
 use super::proxy::{cmd_trusted_proxies, cmd_trusted_proxy_headers};
 use super::python_start::{

@@ -376,25 +376,9 @@ server_setter!(cmd_python_home, global = true, |conf, cmd, name, raw| {
     conf.python_home = Some((home, origin(cmd)));
     Ok(())
 });
-server_setter!(cmd_python_path, global = true, |conf, cmd, name, raw| {
-    let dirs = one_word(name, raw)?.split(':').filter(|p| !p.is_empty()).map(String::from).collect();
-    match super::interpreter_options::block_of(cmd, conf) {
-        Some(block) => block.python_path = dirs,
-        None => conf.python_path = dirs,
-    }
-    Ok(())
-});
 server_setter!(cmd_restrict_embedded, global = true, |conf, cmd, name, raw| {
     let _ = cmd;
     conf.restrict_embedded = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
-    Ok(())
-});
-server_setter!(cmd_restrict_signal, global = true, |conf, cmd, name, raw| {
-    let on = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
-    match super::interpreter_options::block_of(cmd, conf) {
-        Some(block) => block.restrict_signal = on,
-        None => conf.restrict_signal = on,
-    }
     Ok(())
 });
 server_setter!(cmd_socket_prefix, global = true, |conf, cmd, name, raw| {

@@ -4,7 +4,7 @@
 //! a section may hold, the block they belong to.
 
 use super::conf::{server_conf_mut, server_setter, ServerConf};
-use super::directive::{answer, args, directive_name, global_only, Result};
+use super::directive::{answer, args, directive_name, global_only, one_word, Result};
 use crate::config::{self, InterpreterOptions};
 use crate::sys::ffi;
 use crate::sys::util::{self, cstr};
@@ -77,6 +77,24 @@ fn on_off(name: &str, raw: &str) -> Result<bool> {
 unsafe fn warn(cmd: *mut ffi::cmd_parms, msg: &str) {
     util::log_server((*cmd).server, util::LOG_WARNING, msg);
 }
+
+// WSGIPythonPath and WSGIRestrictSignal: the server's, or a block's.
+server_setter!(cmd_python_path, global = true, |conf, cmd, name, raw| {
+    let dirs = one_word(name, raw)?.split(':').filter(|p| !p.is_empty()).map(String::from).collect();
+    match block_of(cmd, conf) {
+        Some(block) => block.python_path = dirs,
+        None => conf.python_path = dirs,
+    }
+    Ok(())
+});
+server_setter!(cmd_restrict_signal, global = true, |conf, cmd, name, raw| {
+    let on = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    match block_of(cmd, conf) {
+        Some(block) => block.restrict_signal = on,
+        None => conf.restrict_signal = on,
+    }
+    Ok(())
+});
 
 // `WSGIPerInterpreterGIL On|Off`, at the top level or in a block. With a Python older than
 // 3.12 it is accepted with mod_wsgi's warning and has no effect (sub-interpreters share the GIL).

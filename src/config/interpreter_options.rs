@@ -43,7 +43,7 @@ pub fn parse_selectors(raw: &str) -> Result<Block, String> {
     const TAG: &str = "<WSGIInterpreterOptions>";
     let inner = raw.trim().strip_suffix('>').ok_or(format!("{TAG} directive missing closing '>'"))?;
     let mut block = Block::default();
-    for word in super::split_args(inner).map_err(|e| e.to_string())? {
+    for word in super::args::split_args(inner).map_err(|e| e.to_string())? {
         let (key, value) =
             word.split_once('=').ok_or(format!("{TAG}: argument '{word}' is not of the form key=value"))?;
         let value = if value == "%{GLOBAL}" { String::new() } else { value.to_string() };

@@ -10,7 +10,7 @@ const SUN_PATH: usize = 108;
 /// The socket path and the interval (default 1 s, at least 0.5 s).
 pub fn parse_telemetry_service(raw: &str) -> Result<(PathBuf, Duration), String> {
     const D: &str = "WSGITelemetryService";
-    let words = super::split_args(raw).map_err(|e| e.to_string())?;
+    let words = super::args::split_args(raw).map_err(|e| e.to_string())?;
     let (target, rest) = match words.as_slice() {
         [t, rest @ ..] if rest.len() <= 1 => (t, rest),
         _ => return Err(format!("{D} takes 1-2 arguments: unix:/path [interval=N]")),
@@ -39,7 +39,7 @@ pub fn parse_telemetry_service(raw: &str) -> Result<(PathBuf, Duration), String>
 /// flag is CaptureUserAgent.
 pub fn parse_telemetry_options(raw: &str, current: bool) -> Result<bool, String> {
     const D: &str = "WSGITelemetryOptions";
-    let words = super::split_args(raw).map_err(|e| e.to_string())?;
+    let words = super::args::split_args(raw).map_err(|e| e.to_string())?;
     if words.is_empty() {
         return Err(format!("{D}: at least one flag required"));
     }

@@ -59,3 +59,18 @@ pub struct BodyError {
     pub status: u16,
     pub message: String,
 }
+
+/// Where lines that belong to no request go (sys.stdout/sys.stderr outside a request).
+/// Set once by the host (Apache's error log); stderr otherwise.
+static SERVER_LOG: std::sync::OnceLock<fn(u8, &str)> = std::sync::OnceLock::new();
+
+pub fn set_server_log(f: fn(u8, &str)) {
+    let _ = SERVER_LOG.set(f);
+}
+
+pub fn server_log(level: u8, msg: &str) {
+    match SERVER_LOG.get() {
+        Some(f) => f(level, msg),
+        None => eprintln!("{msg}"),
+    }
+}

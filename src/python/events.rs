@@ -3,9 +3,8 @@
 //! daemon process got SIGHUP or SIGUSR2; `subscribe_signals`, mod_wsgi 6). Each interpreter's
 //! callbacks run with its GIL held, in turn; what a callback raises is logged.
 
-use super::backend::LOG_WARNING;
+use super::backend::{server_log, LOG_WARNING};
 use super::interp::{interpreters, Attached};
-use super::native::server_log;
 use super::obj::{self, Obj};
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 //! - a thread never waits for the registry lock while it holds the GIL (lookups happen before
 //!   the GIL is taken, creation takes the GIL only inside the lock).
 
+use super::interp_options;
 use super::obj::{self, Obj, PyResult};
 use pyo3::ffi;
 use std::cell::{RefCell, UnsafeCell};
@@ -533,11 +534,11 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
     );
     let result: PyResult<InterpData> = (|| {
         // python-path= / WSGIPythonPath, then each matching block's, the most specific in front.
-        add_python_path(&rt.config.python_path)?;
+        interp_options::add_python_path(&rt.config.python_path)?;
         for layer in &options.python_path_layers {
-            add_python_path(layer)?;
+            interp_options::add_python_path(layer)?;
         }
-        block_switch_interval(&interp.name, options.switch_interval)?;
+        interp_options::block_switch_interval(&interp.name, options.switch_interval)?;
         let module = Obj::owned(ffi::PyModule_New(c"_oxwsgi".as_ptr()))?;
         let globals = Obj::borrowed(ffi::PyModule_GetDict(module.as_ptr()));
         obj::dict_set_str(&globals, c"__builtins__", &Obj::borrowed(ffi::PyEval_GetBuiltins()))?;
@@ -606,52 +607,6 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             Err(format!("cannot set up Python interpreter '{}': {msg}", interp.name))
         }
     }
-}
-
-/// A `<WSGIInterpreterOptions>` block's WSGISwitchInterval, set when the interpreter is made.
-/// Every interpreter shares the GIL on this Python, so a block that selects an application
-/// group must not change the interval of all the others: skipped with mod_wsgi's warning.
-unsafe fn block_switch_interval(name: &str, interval: Option<(std::time::Duration, bool)>) -> PyResult<()> {
-    let Some((interval, app_scoped)) = interval else { return Ok(()) };
-    if app_scoped && !name.is_empty() {
-        super::native::server_log(
-            super::backend::LOG_WARNING,
-            &format!(
-                "oxwsgi: Skipping per-interpreter switch interval {:.6}s for sub-interpreter '{name}': setting it \
-                 would mutate the process-global value because this interpreter does not have its own GIL",
-                interval.as_secs_f64()
-            ),
-        );
-        return Ok(());
-    }
-    let sys = Obj::owned(ffi::PyImport_ImportModule(c"sys".as_ptr()))?;
-    sys.getattr(c"setswitchinterval")?.call1(&Obj::owned(ffi::PyFloat_FromDouble(interval.as_secs_f64()))?)?;
-    Ok(())
-}
-
-/// `WSGIPythonPath`: each directory is added with site.addsitedir (so .pth files work) and the
-/// new entries are moved in front of sys.path.
-unsafe fn add_python_path(paths: &[String]) -> PyResult<()> {
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let site = Obj::owned(ffi::PyImport_ImportModule(c"site".as_ptr()))?;
-    let sys = Obj::owned(ffi::PyImport_ImportModule(c"sys".as_ptr()))?;
-    let sys_path = sys.getattr(c"path")?;
-    let before = ffi::PyList_Size(sys_path.as_ptr());
-    let addsitedir = site.getattr(c"addsitedir")?;
-    for p in paths {
-        addsitedir.call1(&obj::text(p)?)?;
-    }
-    // Rotate the added tail to the front: sys.path[:] = sys.path[before:] + sys.path[:before]
-    let after = ffi::PyList_Size(sys_path.as_ptr());
-    let head = Obj::owned(ffi::PyList_GetSlice(sys_path.as_ptr(), 0, before))?;
-    let tail = Obj::owned(ffi::PyList_GetSlice(sys_path.as_ptr(), before, after))?;
-    let joined = Obj::owned(ffi::PySequence_Concat(tail.as_ptr(), head.as_ptr()))?;
-    if ffi::PyList_SetSlice(sys_path.as_ptr(), 0, after, joined.as_ptr()) != 0 {
-        return Err(obj::PyErrSet);
-    }
-    Ok(())
 }
 
 /// Runs `f` with the current thread state's GIL released.

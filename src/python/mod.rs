@@ -11,6 +11,7 @@ pub mod backend;
 pub mod events;
 pub mod headers;
 pub mod interp;
+mod interp_options;
 mod metrics_api;
 mod native;
 pub mod obj;
@@ -19,8 +20,8 @@ pub mod script_call;
 mod state;
 pub mod wsgi;
 
+pub use backend::set_server_log;
 pub use metrics_api::set_server_metrics_source;
-pub use native::set_server_log;
 
 /// Starts Python for this process (once) with oxwsgi's native functions in every interpreter.
 pub fn initialize(config: interp::RuntimeConfig) -> Result<(), String> {

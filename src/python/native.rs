@@ -6,29 +6,14 @@
 //! state reaches them through a capsule whose pointer is cleared when the request ends, so a
 //! callable kept by an application after its request raises instead of touching freed memory.
 
+use super::backend::server_log;
 use super::obj::{self, raise, Obj, PyResult};
 use super::state::RequestState;
 use pyo3::ffi;
 use std::cell::Cell;
 use std::ptr;
-use std::sync::OnceLock;
 
 const CAPSULE_NAME: &std::ffi::CStr = c"oxwsgi.request";
-
-/// Where lines that belong to no request go (sys.stdout/sys.stderr outside a request).
-/// Set once by the host (Apache's error log); stderr otherwise.
-static SERVER_LOG: OnceLock<fn(u8, &str)> = OnceLock::new();
-
-pub fn set_server_log(f: fn(u8, &str)) {
-    let _ = SERVER_LOG.set(f);
-}
-
-pub fn server_log(level: u8, msg: &str) {
-    match SERVER_LOG.get() {
-        Some(f) => f(level, msg),
-        None => eprintln!("{msg}"),
-    }
-}
 
 /// The capsule's payload: the live request, or null once it has ended.
 pub struct Slot {
