@@ -87,7 +87,9 @@ pub struct Mark {
 /// Counts request `r` (answered by `group`'s `application_group`) when it is logged.
 pub unsafe fn mark(r: *mut ffi::request_rec, group: &str, application_group: &str) {
     let Some(series) = shm::region().and_then(|m| m.series(group, application_group)) else { return };
-    let mark = util::pool_box((*r).pool, Mark { series, read: AtomicU64::new(0) });
+    // Plain pool memory (a Mark has nothing to drop): no cleanup to register per request.
+    let mark = ffi::apr_palloc((*r).pool, std::mem::size_of::<Mark>()) as *mut Mark;
+    mark.write(Mark { series, read: AtomicU64::new(0) });
     ffi::apr_pool_userdata_setn(mark as *const c_void, MARK_KEY.as_ptr(), None, (*r).pool);
 }
 
