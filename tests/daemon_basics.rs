@@ -236,10 +236,10 @@ fn config_errors_name_the_file_and_line() {
     }
 
     // Accepted but not implemented: the configuration is fine, and a warning names the option.
-    let t = config_test("WSGIDaemonProcess warned threads=1 interrupt-timeout=10");
+    let t = config_test("WSGIDaemonProcess warned threads=1 response-buffer-size=65536");
     assert!(t.ok, "{t:?}");
     assert!(
-        t.output.contains("option 'interrupt-timeout' is accepted but not implemented"),
+        t.output.contains("option 'response-buffer-size' is accepted but not implemented"),
         "no warning naming the option:\n{}",
         t.output
     );

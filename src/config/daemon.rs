@@ -59,6 +59,7 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
     "newrelic-config-file",
     "newrelic-environment",
     "chroot",
+    "interrupt-timeout",
 ];
 
 /// Options whose value may be empty, as mod_wsgi allows (`python-path=''` in the configs
@@ -66,9 +67,7 @@ pub const DAEMON_OPTIONS_IMPLEMENTED: &[&str] = &[
 const EMPTY_ALLOWED: &[&str] = &["python-path", "python-eggs"];
 
 /// mod_wsgi options that are accepted (so configs load) but ignored, each with a warning.
-/// `interrupt-timeout` exists in mod_wsgi 6 only.
-pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] =
-    &["interrupt-timeout", "response-buffer-size", "response-flush-delay"];
+pub const DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED: &[&str] = &["response-buffer-size", "response-flush-delay"];
 
 /// mod_wsgi keeps seconds in a C `int`.
 const MAX_SECONDS: u64 = i32::MAX as u64;
@@ -155,6 +154,9 @@ pub struct DaemonProcess {
     pub deadlock_timeout: Option<Duration>,
     /// `eviction-timeout=`: the grace of a process told to go with SIGUSR1.
     pub eviction_timeout: Option<Duration>,
+    /// `interrupt-timeout=` (mod_wsgi 6): past request-timeout, a request is first interrupted
+    /// (mod_wsgi.RequestTimeout raised in its thread) and has this long to unwind.
+    pub interrupt_timeout: Option<Duration>,
     /// `newrelic-config-file=` / `newrelic-environment=` (mod_wsgi 4.x): the New Relic agent
     /// each of the group's interpreters initialises at start.
     pub newrelic_config_file: Option<String>,
@@ -211,6 +213,7 @@ impl DaemonProcess {
             response_socket_timeout: None,
             deadlock_timeout: Some(Duration::from_secs(300)),
             eviction_timeout: None,
+            interrupt_timeout: None,
             newrelic_config_file: None,
             newrelic_environment: None,
             chroot: None,
@@ -360,6 +363,7 @@ fn apply(d: &mut DaemonProcess, option: &str, value: String) -> Result<(), Confi
         "response-socket-timeout" => d.response_socket_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
         "deadlock-timeout" => d.deadlock_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
         "eviction-timeout" => d.eviction_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
+        "interrupt-timeout" => d.interrupt_timeout = Some(seconds(0)?).filter(|t| !t.is_zero()),
         "chroot" => {
             if !value.starts_with('/') {
                 return Err(bad("needs an absolute directory path"));
@@ -516,6 +520,7 @@ mod tests {
             response_socket_timeout: None,
             deadlock_timeout: Some(Duration::from_secs(300)),
             eviction_timeout: None,
+            interrupt_timeout: None,
             newrelic_config_file: None,
             newrelic_environment: None,
             chroot: None,
@@ -682,19 +687,20 @@ mod tests {
 
     #[test]
     fn unimplemented_options_set_to_0_do_not_warn() {
-        let (_, warnings) =
-            parse_daemon_process("g interrupt-timeout=0 response-flush-delay=0 response-buffer-size=0").unwrap();
+        let (_, warnings) = parse_daemon_process("g response-flush-delay=0 response-buffer-size=0").unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
     fn unimplemented_options_warn_once_each() {
-        let (d, warnings) = parse_daemon_process("g interrupt-timeout=10 threads=4 response-flush-delay=5").unwrap();
-        assert_eq!(d.threads, 4);
+        let (d, warnings) =
+            parse_daemon_process("g response-buffer-size=65536 threads=4 response-flush-delay=5 interrupt-timeout=10")
+                .unwrap();
+        assert_eq!((d.threads, d.interrupt_timeout), (4, Some(Duration::from_secs(10))));
         assert_eq!(
             warnings,
             [
-                "WSGIDaemonProcess: option 'interrupt-timeout' is accepted but not implemented by oxwsgi; ignored",
+                "WSGIDaemonProcess: option 'response-buffer-size' is accepted but not implemented by oxwsgi; ignored",
                 "WSGIDaemonProcess: option 'response-flush-delay' is accepted but not implemented by oxwsgi; ignored",
             ]
         );

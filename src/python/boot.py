@@ -518,6 +518,15 @@ def server_metrics():
     return json.loads(raw)
 
 
+class RequestTimeout(BaseException):
+    """mod_wsgi.RequestTimeout (mod_wsgi 6): raised in a request's thread when it exceeds its
+    daemon group's request-timeout and interrupt-timeout is set. A BaseException, so that
+    `except Exception:` does not swallow it; the request is answered 504."""
+
+
+RequestTimeout.__module__ = 'mod_wsgi'
+
+
 def setup(process_group, application_group, version, environ_snapshot, restrict_signal,
           threads_per_process, maximum_processes, case_sensitive):
     """Per-interpreter setup, called once right after this module is executed."""
@@ -535,6 +544,7 @@ def setup(process_group, application_group, version, environ_snapshot, restrict_
     mod.threads_per_process = threads_per_process
     mod.maximum_processes = maximum_processes
     mod.FileWrapper = FileWrapper
+    mod.RequestTimeout = RequestTimeout
     mod.oxwsgi = True
     mod.event_callbacks = _event_callbacks
     mod.active_requests = active_requests

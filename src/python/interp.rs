@@ -169,6 +169,8 @@ pub struct InterpData {
     pub event_callbacks: Obj,
     pub request_started: Obj,
     pub request_finished: Obj,
+    /// mod_wsgi.RequestTimeout (interrupt-timeout).
+    pub request_timeout: Obj,
     pub wsgi_version: Obj,
     pub mod_wsgi_version: Obj,
     /// `apache.version`: the httpd this module was built against.
@@ -583,6 +585,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             event_callbacks: get(c"_event_callbacks")?,
             request_started: get(c"request_started")?,
             request_finished: get(c"request_finished")?,
+            request_timeout: get(c"RequestTimeout")?,
             wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
             mod_wsgi_version,
             apache_version: obj::tuple(&[

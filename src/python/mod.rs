@@ -12,6 +12,7 @@ pub mod events;
 pub mod headers;
 pub mod interp;
 mod interp_options;
+pub mod interrupt;
 mod metrics_api;
 mod native;
 pub mod obj;

@@ -286,6 +286,7 @@ fn fail(state: &RequestState, at: &Attached, script: &str, exc: Option<Obj>) -> 
         );
         return Outcome::Failed(err.status);
     }
+    let interrupted = exc.as_ref().is_some_and(|e| super::interrupt::is_request_timeout(at, e));
     log_exception(at, state.backend(), script, exc);
     if state.headers_sent.get() {
         // What the application produced before failing still reaches the client (it may be
@@ -295,6 +296,9 @@ fn fail(state: &RequestState, at: &Attached, script: &str, exc: Option<Obj>) -> 
         let _ = without_gil(|| backend.flush());
         state.backend().abort();
         Outcome::Aborted
+    } else if interrupted {
+        // interrupt-timeout: the request was stopped for running past request-timeout.
+        Outcome::Failed(504)
     } else {
         Outcome::Failed(500)
     }

@@ -283,20 +283,42 @@ pub(super) fn monitor(shared: &Shared) -> ! {
 /// A request past request-timeout is answered 504 (or aborted if its response had started),
 /// every thread's Python stack is logged, and the process restarts.
 pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
+    let spec = &shared.group.spec;
     let mut overdue = Vec::new();
+    let mut interrupt = Vec::new();
     {
         let mut active = shared.active.lock().unwrap();
         for a in active.values_mut() {
-            if !a.timed_out && a.started.elapsed() > limit {
-                a.timed_out = true;
-                overdue.push((a.uri.clone(), a.writer.clone(), a.started.elapsed()));
+            if a.timed_out || a.started.elapsed() <= limit {
+                continue;
+            }
+            match (spec.interrupt_timeout, a.interrupted) {
+                // interrupt-timeout: first raise mod_wsgi.RequestTimeout in the request's thread.
+                (Some(_), None) => {
+                    a.interrupted = Some(Instant::now());
+                    interrupt.push((a.uri.clone(), a.application_group.clone(), a.thread));
+                }
+                // It did not unwind in time (blocked outside Python, or it swallowed the
+                // exception): the process restarts, as without interrupt-timeout.
+                (Some(grace), Some(at)) if at.elapsed() < grace => {}
+                _ => {
+                    a.timed_out = true;
+                    overdue.push((a.uri.clone(), a.writer.clone(), a.started.elapsed()));
+                }
             }
         }
+    }
+    for (uri, application_group, thread) in interrupt {
+        log_server(ptr::null(), util::LOG_ERR, &format!(
+            "oxwsgi: request-timeout ({}s) exceeded by request '{uri}' in daemon process {} of group '{}' (pid {}); interrupting it with mod_wsgi.RequestTimeout (interrupt-timeout {}s)",
+            limit.as_secs(), shared.index, spec.name, std::process::id(), spec.interrupt_timeout.unwrap_or_default().as_secs()));
+        // Raising it needs the interpreter's GIL, which a stuck thread may hold: not on the
+        // monitor's thread (deadlock-timeout handles a GIL that is never given up).
+        std::thread::spawn(move || crate::python::interrupt::interrupt(&application_group, thread));
     }
     if overdue.is_empty() {
         return;
     }
-    let spec = &shared.group.spec;
     for (uri, writer, ran) in &overdue {
         log_server(ptr::null(), util::LOG_ERR, &format!(
             "oxwsgi: request-timeout ({}s) exceeded by request '{uri}' after {:.1}s in daemon process {} of group '{}' (pid {}); answering 504 and restarting the process",

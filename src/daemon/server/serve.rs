@@ -96,12 +96,18 @@ pub(super) fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
     let Ok(Frame::Request { environ, body_length, eager_body }) = reader.read_frame() else { return false };
     conn.writer.state.lock().unwrap().started = false;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let uri = environ.get(b"REQUEST_URI").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
-    shared
-        .active
-        .lock()
-        .unwrap()
-        .insert(id, Active { started: Instant::now(), uri, writer: conn.writer.clone(), timed_out: false });
+    let text = |k: &[u8]| environ.get(k).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+    let active = Active {
+        started: Instant::now(),
+        uri: text(b"REQUEST_URI"),
+        writer: conn.writer.clone(),
+        timed_out: false,
+        // Python's thread ident is the pthread id.
+        thread: unsafe { libc::pthread_self() } as u64,
+        application_group: text(b"mod_wsgi.application_group"),
+        interrupted: None,
+    };
+    shared.active.lock().unwrap().insert(id, active);
     // WSGIIgnoreActivity (a health check, say) leaves the inactivity-timeout running.
     let activity = environ.get(b"mod_wsgi.ignore_activity") != Some(&b"1"[..]);
     if activity {

@@ -53,6 +53,11 @@ pub(super) struct Active {
     pub(super) uri: String,
     pub(super) writer: Arc<Writer>,
     pub(super) timed_out: bool,
+    /// The thread running it (its Python `threading.get_ident()`) and its interpreter, and
+    /// when interrupt-timeout interrupted it.
+    pub(super) thread: u64,
+    pub(super) application_group: String,
+    pub(super) interrupted: Option<Instant>,
 }
 
 /// How a stop was asked for, which decides whether new connections are still taken.

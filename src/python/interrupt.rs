@@ -1,0 +1,22 @@
+//! interrupt-timeout (mod_wsgi 6): a request past its daemon group's request-timeout is
+//! interrupted by raising `mod_wsgi.RequestTimeout` in its thread, which the adapter answers
+//! with 504 while the process goes on serving.
+
+use super::interp;
+use pyo3::ffi;
+
+/// Schedules `mod_wsgi.RequestTimeout` in the thread `ident` (its `threading.get_ident()`)
+/// running in interpreter `application_group`. Takes that interpreter's GIL, so call it where
+/// waiting is harmless. It fires when the thread next runs Python code. False when the thread
+/// is not in that interpreter.
+pub fn interrupt(application_group: &str, ident: u64) -> bool {
+    let Ok(interp) = interp::interpreter(application_group) else { return false };
+    let at = interp.attach();
+    let cls = at.data().request_timeout.as_ptr();
+    unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, cls) == 1 }
+}
+
+/// Whether the pending exception `exc` is a `mod_wsgi.RequestTimeout`.
+pub fn is_request_timeout(at: &interp::Attached, exc: &super::obj::Obj) -> bool {
+    unsafe { ffi::PyObject_IsInstance(exc.as_ptr(), at.data().request_timeout.as_ptr()) == 1 }
+}
