@@ -11,7 +11,7 @@
 //! Prometheus text format by default; `?format=json` for JSON.
 
 use super::conf::server_conf;
-use crate::metrics::{json, prometheus, shm, snapshot::Snapshot, SeriesSlot};
+use crate::metrics::{json, prometheus, shm, snapshot::Snapshot};
 use crate::sys::ffi;
 use crate::sys::util::{self, cbytes, log_server};
 use std::ffi::{c_void, CString};
@@ -19,7 +19,6 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const HANDLER_NAME: &[u8] = b"oxwsgi-metrics";
-const MARK_KEY: &std::ffi::CStr = c"oxwsgi-metrics-mark";
 
 pub unsafe fn register() {
     let middle = ffi::APR_HOOK_MIDDLE as i32;
@@ -77,27 +76,12 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec
     ffi::apr_pool_cleanup_register(p, ptr::null(), Some(ended), Some(ffi::apr_pool_cleanup_null));
 }
 
-/// What a request a WSGI application answers is counted under, kept in its pool.
-pub struct Mark {
-    series: &'static SeriesSlot,
-    /// Request body bytes read (by the application, or sent on to a daemon).
-    pub read: AtomicU64,
-}
+pub use super::request_note::{mark_of, Mark};
 
 /// Counts request `r` (answered by `group`'s `application_group`) when it is logged.
 pub unsafe fn mark(r: *mut ffi::request_rec, group: &str, application_group: &str) {
     let Some(series) = shm::region().and_then(|m| m.series(group, application_group)) else { return };
-    // Plain pool memory (a Mark has nothing to drop): no cleanup to register per request.
-    let mark = ffi::apr_palloc((*r).pool, std::mem::size_of::<Mark>()) as *mut Mark;
-    mark.write(Mark { series, read: AtomicU64::new(0) });
-    ffi::apr_pool_userdata_setn(mark as *const c_void, MARK_KEY.as_ptr(), None, (*r).pool);
-}
-
-/// The mark of `r`'s request, if a WSGI application answers it.
-pub unsafe fn mark_of<'a>(r: *const ffi::request_rec) -> Option<&'a Mark> {
-    let mut data: *mut c_void = ptr::null_mut();
-    ffi::apr_pool_userdata_get(&mut data, MARK_KEY.as_ptr(), (*r).pool);
-    (data as *const Mark).as_ref()
+    super::request_note::note_or_new(r).mark = Some(Mark { series, read: AtomicU64::new(0) });
 }
 
 /// The request as the client got it (the last internal redirect's, as `%>s` logs it), and the

@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod python_start;
 pub mod relay;
 pub mod request;
+pub mod request_note;
 pub mod response;
 pub mod response_buffer;
 pub mod script_owner;

@@ -1,8 +1,9 @@
 //! Embedded mode: mapping a URL to a WSGI script (translate_name) and the content handler that
 //! runs the app in this Apache child (or hands the request to `relay` for daemon mode).
 
-use super::conf::{dir_conf, server_conf, Mount};
+use super::conf::{dir_conf, server_conf};
 use super::python_start::{ensure_python, mpm_query};
+use super::request_note::Route;
 use super::response::ApacheBackend;
 use crate::appgroup::{self, GroupSpec, NamingContext};
 use crate::config::{HandlerScript, HANDLER_CALLABLE};
@@ -11,7 +12,7 @@ use crate::python::interp;
 use crate::python::wsgi::{self, Outcome, Request};
 use crate::routing::split_first_segment;
 use crate::sys::ffi;
-use crate::sys::util::{self, cbytes, cstr, log_request, pool_box, pstr, set_module_config, table_entries, table_get};
+use crate::sys::util::{self, cbytes, cstr, log_request, pstr, table_entries, table_get};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -22,15 +23,6 @@ pub const HANDLER_NAME: &[u8] = b"wsgi-script";
 pub unsafe fn is_wsgi_handler(r: *const ffi::request_rec) -> bool {
     let h = cbytes((*r).handler);
     h == HANDLER_NAME || h == b"application/x-httpd-wsgi"
-}
-
-/// What translate_name decided for a request, kept in its request_config.
-pub struct Route {
-    pub mount: *const Mount,
-    pub script: String,
-    /// SCRIPT_NAME and PATH_INFO as bytes: a URI need not be UTF-8.
-    pub script_name: Vec<u8>,
-    pub path_info: Vec<u8>,
 }
 
 /// translate_name: the longest WSGIScriptAlias mount (or a WSGIScriptAliasMatch) for the URI.
@@ -84,7 +76,7 @@ unsafe fn translate(r: *mut ffi::request_rec) -> i32 {
     (*r).filename = pstr(pool, route.script.as_bytes());
     (*r).path_info = pstr(pool, &route.path_info);
     (*r).handler = pstr(pool, HANDLER_NAME);
-    set_module_config((*r).request_config, pool_box(pool, route));
+    super::request_note::note_or_new(r).route = Some(route);
     ffi::OK as i32
 }
 
@@ -149,8 +141,8 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> i32 {
 /// Serves `r` with its WSGI script, or with `handler_script` (WSGIHandlerScript) for the
 /// resource the request names.
 unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript>) -> i32 {
-    let route = util::module_config::<Route>((*r).request_config);
-    let route = route.as_ref().filter(|_| handler_script.is_none());
+    let route = super::request_note::note(r).and_then(|n| n.route.as_ref());
+    let route = route.filter(|_| handler_script.is_none());
     let mount = route.map(|rt| &*rt.mount);
     // The options written on the handler script's or the mount's line come first.
     let options = handler_script.map(|h| &h.options).or(mount.map(|m| &m.options));

@@ -1,0 +1,60 @@
+//! What oxwsgi keeps for one request in the request's `request_config` slot (an array index,
+//! not a pool lookup): the route translate_name found, and what the request is counted under
+//! in the metrics.
+
+use crate::metrics::SeriesSlot;
+use crate::sys::ffi;
+use crate::sys::util::{module_config, pool_box, set_module_config};
+use std::sync::atomic::AtomicU64;
+
+use super::conf::Mount;
+
+/// What translate_name decided for a request.
+pub struct Route {
+    pub mount: *const Mount,
+    pub script: String,
+    /// SCRIPT_NAME and PATH_INFO as bytes: a URI need not be UTF-8.
+    pub script_name: Vec<u8>,
+    pub path_info: Vec<u8>,
+}
+
+/// What a request a WSGI application answers is counted under.
+pub struct Mark {
+    pub series: &'static SeriesSlot,
+    /// Request body bytes read (by the application, or sent on to a daemon).
+    pub read: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct RequestNote {
+    pub route: Option<Route>,
+    pub mark: Option<Mark>,
+}
+
+/// `r`'s note, if it has one.
+pub unsafe fn note<'a>(r: *const ffi::request_rec) -> Option<&'a mut RequestNote> {
+    module_config::<RequestNote>((*r).request_config).as_mut()
+}
+
+/// `r`'s note, made (in its pool) if it has none yet.
+pub unsafe fn note_or_new<'a>(r: *mut ffi::request_rec) -> &'a mut RequestNote {
+    if let Some(n) = note(r) {
+        return n;
+    }
+    let n = pool_box((*r).pool, RequestNote::default());
+    set_module_config((*r).request_config, n);
+    &mut *n
+}
+
+/// The mark of `r`'s request: on `r`, or on the request an internal redirect made of it (which
+/// is the one whose handler ran).
+pub unsafe fn mark_of<'a>(r: *const ffi::request_rec) -> Option<&'a Mark> {
+    let mut at = r;
+    while !at.is_null() {
+        if let Some(m) = note(at).and_then(|n| n.mark.as_ref()) {
+            return Some(m);
+        }
+        at = (*at).next;
+    }
+    None
+}
