@@ -482,6 +482,7 @@ fn interpreter_diffs(pair: &Pair) -> Vec<Diff> {
     o.remove("mod_wsgi.start_recording_metrics");
     o.remove("mod_wsgi.subscribe_signals");
     o.remove("mod_wsgi.signal_callbacks");
+    o.remove("mod_wsgi.RequestTimeout");
     diff_maps("", &t, &o, &[])
 }
 

@@ -98,7 +98,7 @@ pub static mut COMMANDS: [ffi::command_rec; 56] = [
         c"WSGIEnableSendfile",
         cmd_enable_sendfile,
         DIR_HTACCESS,
-        c"On|Off: accepted; wsgi.file_wrapper files always go to Apache as files",
+        c"On|Off: wsgi.file_wrapper files go out with sendfile(2) (default), or mapped and written (Off)",
     ),
     // As in mod_wsgi: not in .htaccess (a raw pointer into Apache is for trusted code only).
     directive(

@@ -28,6 +28,11 @@ pub struct ApacheBackend {
     replacement: Option<Replacement>,
     /// Counts the body bytes read for the metrics (None: a request they do not count).
     mark: Option<&'static super::metrics::Mark>,
+    /// Files are marked for sendfile(2), so Apache's core filter can keep them aside and
+    /// leave a slow client to write completion; with `WSGIEnableSendfile Off` (as mod_wsgi's
+    /// default) Apache maps and writes them from memory, which holds the worker thread while a
+    /// client is slow but is faster on a fast link.
+    sendfile: bool,
 }
 
 impl ApacheBackend {
@@ -43,6 +48,7 @@ impl ApacheBackend {
             sent_file: false,
             replacement: None,
             mark: super::metrics::mark_of(r),
+            sendfile: super::conf::dir_conf(r).enable_sendfile != Some(false),
         }
     }
 
@@ -138,7 +144,7 @@ impl ApacheBackend {
             let rv = ffi::apr_os_file_put(
                 &mut file,
                 &mut os_fd,
-                (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32,
+                (ffi::APR_FOPEN_READ | if self.sendfile { ffi::APR_FOPEN_SENDFILE_ENABLED } else { 0 }) as i32,
                 pool,
             );
             if rv != 0 {
