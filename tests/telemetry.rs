@@ -23,6 +23,8 @@ def application(environ, start_response):
     path = environ.get('PATH_INFO', '')
     if path == '/slow':
         time.sleep(0.5)
+    if path == '/slower':
+        time.sleep(1.4)
     if path == '/missing':
         start_response('404 Not Found', [('Content-Type', 'text/plain')])
         return [b'no']
@@ -116,6 +118,8 @@ fn the_ingester_decodes_what_every_process_sends() {
     slow.assert_status(200);
     // Telemetry is the process' metrics consumer: the Python accessors stand down.
     assert!(slow.text().contains("process_metrics=None request_metrics=None"), "{}", slow.text());
+    // Still running past the threshold at a tick: an "active" record, then the completed one.
+    apache.get("/dmn/slower").assert_status(200);
     // Two ticks of 0.5 s, then a stop: every process sends its last interval and PROCESS_STOPPED.
     std::thread::sleep(Duration::from_millis(1200));
     let report = apache.shutdown();
@@ -130,7 +134,7 @@ fn the_ingester_decodes_what_every_process_sends() {
     }
 
     // Samples count each request once, in the process that ran it.
-    assert_eq!(sum(&records, "request_metrics", "tele", "request_count"), 4, "{records:#?}");
+    assert_eq!(sum(&records, "request_metrics", "tele", "request_count"), 5, "{records:#?}");
     assert_eq!(sum(&records, "request_metrics", "tele", "status_4xx_total"), 1);
     assert_eq!(sum(&records, "request_metrics", "", "request_count"), 6, "{records:#?}");
     assert_eq!(sum(&records, "request_metrics", "", "status_2xx_total"), 6);
@@ -149,10 +153,27 @@ fn the_ingester_decodes_what_every_process_sends() {
     assert!(busy_daemon["fields"]["python_version"].as_str().unwrap().starts_with("3.11"));
     assert!(busy_daemon["fields"]["memory_rss"].as_u64().unwrap() > 1 << 20);
 
-    // The slow request, with what the record carries.
-    let slows: Vec<&Value> = records.iter().filter(|r| r["kind"] == "slow_request").collect();
-    assert_eq!(slows.len(), 1, "{slows:#?}");
-    let s = &slows[0]["fields"];
+    // The slow requests, with what the records carry: each completed once.
+    let slow_records = |path: &str, state: u64| -> Vec<&Value> {
+        records
+            .iter()
+            .filter(|r| r["kind"] == "slow_request")
+            .filter(|r| r["fields"]["slow_path_info"] == path && r["fields"]["slow_record_state"] == state)
+            .collect()
+    };
+    assert_eq!(slow_records("/emb/slow", 1).len(), 1, "{records:#?}");
+    let done = slow_records("/dmn/slower", 1);
+    assert_eq!(done.len(), 1, "{records:#?}");
+    let active = slow_records("/dmn/slower", 0);
+    assert!(!active.is_empty() && active.len() <= 3, "heartbeats while it ran: {active:#?}");
+    // The ingester pairs them by (pid, thread, start): the same in both.
+    for key in ["slow_start_stamp", "slow_thread_id"] {
+        assert_eq!(active[0]["fields"][key], done[0]["fields"][key], "{key}");
+    }
+    assert_eq!(active[0]["pid"], done[0]["pid"]);
+    assert_eq!(active[0]["fields"]["slow_status"], 0);
+    assert!(active[0]["fields"]["slow_duration"].as_f64().unwrap() >= 0.3);
+    let s = &slow_records("/emb/slow", 1)[0]["fields"];
     assert_eq!(s["slow_method"], "GET");
     assert_eq!(s["slow_path_info"], "/emb/slow");
     assert_eq!(s["slow_status"], 200);
@@ -166,7 +187,7 @@ fn the_ingester_decodes_what_every_process_sends() {
         .iter()
         .find(|r| r["kind"] == "process_stopped" && group_of(r) == "tele")
         .unwrap_or_else(|| panic!("no process_stopped from the daemon: {records:#?}"));
-    assert_eq!(stopped["fields"]["lifetime_request_count"], 4);
+    assert_eq!(stopped["fields"]["lifetime_request_count"], 5);
     assert_eq!(stopped["fields"]["graceful_drain"], 1);
     assert!(stopped["fields"]["process_uptime"].as_f64().unwrap() > 1.0);
     // Every process that started also stopped.

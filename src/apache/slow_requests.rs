@@ -92,5 +92,16 @@ unsafe fn slow_record(r: *const ffi::request_rec, last: *const ffi::request_rec,
         protocol: text((*r).protocol),
         peer_ip: if c.is_null() { String::new() } else { text((*r).useragent_ip) },
         user_agent: crate::telemetry::capture_user_agent().then(|| header(c"User-Agent")),
+        active: false,
     }
+}
+
+/// While the handler of WSGI request `r` runs: reported as an active slow request once it has
+/// run for WSGISlowRequests (with WSGITelemetryService).
+pub unsafe fn in_flight(r: *const ffi::request_rec) -> Option<crate::telemetry::InFlight> {
+    if !crate::telemetry::reports_slow_requests() {
+        return None;
+    }
+    let started = slow_record(r, r, Duration::ZERO);
+    crate::telemetry::request_begins(SlowRequest { status: 0, input_bytes: 0, output_bytes: 0, ..started })
 }

@@ -52,9 +52,9 @@ pub fn configured() -> bool {
     CONFIGURED.load(Ordering::Relaxed)
 }
 
-/// The configured slow-request threshold, when telemetry is on.
-pub fn slow_threshold() -> Option<Duration> {
-    CONFIG.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|c| c.slow_threshold)
+/// Whether this process sends slow-request records (WSGISlowRequests with a reporter).
+pub fn reports_slow_requests() -> bool {
+    REPORTER.get().is_some_and(|r| r.config.slow_threshold.is_some())
 }
 
 pub fn capture_user_agent() -> bool {
@@ -77,6 +77,8 @@ struct Reporter {
     seq: AtomicU32,
     started: Instant,
     state: Mutex<State>,
+    /// Requests running now, for the active slow-request records: (started, record).
+    in_flight: Mutex<(u64, std::collections::HashMap<u64, (Instant, SlowRequest)>)>,
     stop: Mutex<bool>,
     wake: Condvar,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -142,6 +144,7 @@ pub fn start(process_group: &str, threads: u64, python_version: &str) -> Result<
             last_tick: Instant::now(),
             cpu: (user, system),
         }),
+        in_flight: Mutex::new((0, std::collections::HashMap::new())),
         stop: Mutex::new(false),
         wake: Condvar::new(),
         thread: Mutex::new(None),
@@ -190,6 +193,33 @@ pub fn finished(mut f: Finished) {
     s.lifetime_requests += 1;
     s.threads_active.insert(std::thread::current().id());
 }
+
+/// A request running in this process, reported as an active slow request on each tick once it
+/// has run for WSGISlowRequests; forgotten when dropped.
+pub struct InFlight(u64);
+
+/// `record` (its strings and start; status 0) starts running. None when this process does not
+/// report slow requests.
+pub fn request_begins(record: SlowRequest) -> Option<InFlight> {
+    let r = REPORTER.get()?;
+    r.config.slow_threshold?;
+    let mut f = r.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    f.0 += 1;
+    let token = f.0;
+    f.1.insert(token, (Instant::now(), SlowRequest { active: true, ..record }));
+    Some(InFlight(token))
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(r) = REPORTER.get() {
+            r.in_flight.lock().unwrap_or_else(|e| e.into_inner()).1.remove(&self.0);
+        }
+    }
+}
+
+/// mod_wsgi's limit of active records per tick.
+const ACTIVE_PER_TICK: usize = 16;
 
 /// A slow request was answered: sent at once.
 pub fn slow_request(s: &SlowRequest) {
@@ -283,6 +313,21 @@ impl Reporter {
             (std::mem::take(&mut s.interval), facts)
         };
         let facts = ProcessFacts { rss: resident(), ..facts };
-        self.send(&interval::sample(&self.identity, self.next_seq(), now_stamp(), &facts, &interval));
+        let stamp = now_stamp();
+        self.send(&interval::sample(&self.identity, self.next_seq(), stamp, &facts, &interval));
+        // Requests still running past the threshold: a heartbeat each (the completed record
+        // follows when one ends).
+        let Some(threshold) = self.config.slow_threshold else { return };
+        let active: Vec<SlowRequest> = {
+            let f = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            f.1.values()
+                .filter(|(started, _)| started.elapsed() >= threshold)
+                .take(ACTIVE_PER_TICK)
+                .map(|(started, s)| SlowRequest { duration: started.elapsed().as_secs_f64(), ..s.clone() })
+                .collect()
+        };
+        for s in &active {
+            self.send(&slow::slow_record(s, self.identity.pid, self.next_seq(), stamp));
+        }
     }
 }

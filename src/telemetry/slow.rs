@@ -1,10 +1,13 @@
-//! The slow-request record (mod_wsgi's KIND_SLOW_REQUEST, state "completed"): one request that
-//! took at least WSGISlowRequests, sent when it has been answered.
+//! The slow-request record (mod_wsgi's KIND_SLOW_REQUEST): a request past WSGISlowRequests,
+//! sent on every tick while it runs (state "active") and once when it has been answered
+//! ("completed").
 
 use super::wire::{field, Datagram, Kind};
 
 #[derive(Debug, Clone, Default)]
 pub struct SlowRequest {
+    /// Still running (then `duration` is so far, and `status` 0).
+    pub active: bool,
     /// When Apache accepted it (seconds since the epoch) and how long it took (seconds).
     pub start_stamp: f64,
     pub duration: f64,
@@ -27,7 +30,7 @@ pub struct SlowRequest {
 
 pub fn slow_record(s: &SlowRequest, pid: u32, seq: u32, stamp: f64) -> Vec<u8> {
     let mut d = Datagram::new(Kind::SlowRequest, pid, seq, stamp);
-    d.u64(field::SLOW_RECORD_STATE, 1)
+    d.u64(field::SLOW_RECORD_STATE, if s.active { 0 } else { 1 })
         .f64(field::SLOW_START_STAMP, s.start_stamp)
         .f64(field::SLOW_DURATION, s.duration)
         .u64(field::SLOW_THREAD_ID, s.thread_id)
