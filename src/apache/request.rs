@@ -331,7 +331,7 @@ unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript
     cgi.extend_from_slice(&extras);
 
     super::metrics::mark(r, &process_group, &group);
-    let _in_flight = super::slow_requests::in_flight(r);
+    let _in_flight = super::telemetry::in_flight(r);
     if !process_group.is_empty() {
         if https {
             cgi.push((b"HTTPS", b"on"));
