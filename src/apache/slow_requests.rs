@@ -1,8 +1,8 @@
 //! `WSGISlowRequests SECONDS` (mod_wsgi 6): a request answered by a WSGI application that took
 //! longer than SECONDS, from Apache accepting it to the end of its response, is logged at
 //! `warn` level with its pid, thread, method, path (without the query string), status and time.
-//! mod_wsgi 6 sends such records to its separate telemetry service; oxwsgi writes them to the
-//! error log, where they need nothing else to be read.
+//! With WSGITelemetryService it goes to the telemetry ingester instead, as mod_wsgi 6 sends it
+//! (the records are built in `telemetry.rs`).
 
 use super::conf::{server_conf, server_conf_mut};
 use super::directive::{answer, args, global_only};
