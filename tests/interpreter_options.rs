@@ -16,7 +16,13 @@ import signal, sys
 
 def application(environ, start_response):
     ours = [p for p in sys.path if p.startswith("/oxwsgi-pp/")]
+    try:
+        print("printed")
+        stdout = "ok"
+    except OSError as e:
+        stdout = str(e)
     out = [
+        "stdout=%s" % stdout,
         "path=%s" % ",".join(ours),
         "switch_interval=%g" % sys.getswitchinterval(),
         "signal_restricted=%s" % hasattr(signal.signal, "__wrapped__"),
@@ -32,6 +38,7 @@ fn blocks_apply_to_the_interpreters_they_select() {
         .app("app.py", APP)
         .config(
             "WSGIPythonPath /oxwsgi-pp/top\n\
+             WSGIRestrictStdout On\n\
              WSGIDaemonProcess d1 threads=1 python-path=/oxwsgi-pp/daemon\n\
              <WSGIInterpreterOptions>\n\
              \x20 WSGIPythonPath /oxwsgi-pp/any\n\
@@ -80,6 +87,11 @@ fn blocks_apply_to_the_interpreters_they_select() {
         "{}",
         apache.error_log()
     );
+    // WSGIRestrictStdout On (in daemons too, as in mod_wsgi): print() raises mod_wsgi's error,
+    // except in embedded app2, whose block (process-group=%{GLOBAL}) turns it off.
+    let restricted = "sys.stdout access restricted by mod_wsgi";
+    assert_eq!((e1["stdout"].as_str(), e2["stdout"].as_str()), (restricted, "ok"));
+    assert_eq!((d1["stdout"].as_str(), d2["stdout"].as_str()), (restricted, restricted));
     // (Path order and switch intervals are as mod_wsgi 6.1.1 gives them for this config.)
     // WSGIRestrictSignal is On in embedded mode; the block turns it off for app2 only.
     assert_eq!((e1["signal_restricted"].as_str(), e2["signal_restricted"].as_str()), ("True", "False"));

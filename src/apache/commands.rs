@@ -246,8 +246,8 @@ pub static mut COMMANDS: [ffi::command_rec; 56] = [
         c"On|Off: whether script paths differing in case are different files",
     ),
     directive(c"WSGILazyInitialization", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
-    directive(c"WSGIRestrictStdin", cmd_restrict_stdio, SERVER, c"On|Off: accepted for compatibility; no effect"),
-    directive(c"WSGIRestrictStdout", cmd_restrict_stdio, SERVER, c"On|Off: accepted for compatibility; no effect"),
+    directive(c"WSGIRestrictStdin", cmd_restrict_stdio, SERVER, c"On|Off: any use of sys.stdin raises"),
+    directive(c"WSGIRestrictStdout", cmd_restrict_stdio, SERVER, c"On|Off: any use of sys.stdout raises"),
     directive(
         c"<WSGIInterpreterOptions",
         cmd_interpreter_options,

@@ -68,6 +68,9 @@ pub struct ServerConf {
     /// `<WSGIInterpreterOptions>` sections in order, WSGIPerInterpreterGIL, WSGIFreeThreading.
     pub interpreter_options: Vec<config::InterpreterOptions>,
     pub per_interpreter_gil: Option<bool>,
+    /// WSGIRestrictStdin, WSGIRestrictStdout (None: Off, as in mod_wsgi).
+    pub restrict_stdin: Option<bool>,
+    pub restrict_stdout: Option<bool>,
     /// WSGITelemetryService (socket path, interval) and WSGITelemetryOptions +CaptureUserAgent.
     pub telemetry: Option<(std::path::PathBuf, std::time::Duration)>,
     pub telemetry_capture_user_agent: bool,

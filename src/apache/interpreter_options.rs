@@ -142,11 +142,16 @@ server_setter!(cmd_free_threading, global = true, |conf, cmd, name, raw| {
     Ok(())
 });
 
-// `WSGIRestrictStdin` / `WSGIRestrictStdout On|Off`: accepted, at the top level or in a block,
-// and without effect (oxwsgi's sys.stdin and sys.stdout are never the client connection).
+// `WSGIRestrictStdin` / `WSGIRestrictStdout On|Off`, at the top level or in a block: with On,
+// any use of sys.stdin / sys.stdout raises (mod_wsgi's restricted objects).
 server_setter!(cmd_restrict_stdio, global = true, |conf, cmd, name, raw| {
-    let _ = conf;
-    on_off(name, raw)?;
-    warn(cmd, &format!("{name} is accepted for mod_wsgi compatibility but has no effect in oxwsgi; ignored"));
+    let on = Some(on_off(name, raw)?);
+    let stdin = name.eq_ignore_ascii_case("WSGIRestrictStdin");
+    match (block_of(cmd, conf), stdin) {
+        (Some(b), true) => b.restrict_stdin = on,
+        (Some(b), false) => b.restrict_stdout = on,
+        (None, true) => conf.restrict_stdin = on,
+        (None, false) => conf.restrict_stdout = on,
+    }
     Ok(())
 });

@@ -58,6 +58,8 @@ pub fn start_options() -> interp::StartOptions {
         case_sensitive: conf.case_sensitivity.unwrap_or(true),
         interpreter_options: conf.interpreter_options.clone(),
         per_interpreter_gil: conf.per_interpreter_gil.unwrap_or(false),
+        restrict_stdin: conf.restrict_stdin.unwrap_or(false),
+        restrict_stdout: conf.restrict_stdout.unwrap_or(false),
     }
 }
 

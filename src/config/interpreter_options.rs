@@ -83,45 +83,38 @@ pub struct Resolved {
     /// it may not change the interval every interpreter of a shared GIL sees).
     pub switch_interval: Option<(Duration, bool)>,
     pub restrict_signal: bool,
+    pub restrict_stdin: bool,
+    pub restrict_stdout: bool,
     /// Directory lists to add to sys.path after the base one, least specific first.
     pub python_path_layers: Vec<Vec<String>>,
 }
 
-/// Resolves the blocks for the interpreter `application_group` in `process_group`;
-/// `per_interpreter_gil` and `restrict_signal` are the top-level values.
-pub fn resolve(
-    blocks: &[Block],
-    process_group: &str,
-    application_group: &str,
-    per_interpreter_gil: bool,
-    restrict_signal: bool,
-) -> Resolved {
-    let mut out = Resolved { per_interpreter_gil, restrict_signal, ..Resolved::default() };
-    // (specificity, value) of the winner so far: a later block of equal specificity wins.
-    let mut gil: Option<u8> = None;
-    let mut signal: Option<u8> = None;
-    let mut interval: Option<u8> = None;
+/// Takes `value` when this block (of specificity `s`) is at least as specific as the one
+/// that set it so far (`by`): the most specific wins, the later of equal ones.
+fn take<T>(slot: &mut T, by: &mut Option<u8>, s: u8, value: Option<T>) {
+    if let Some(v) = value {
+        if by.map_or(true, |b| s >= b) {
+            *slot = v;
+            *by = Some(s);
+        }
+    }
+}
+
+/// Resolves the blocks for the interpreter `application_group` in `process_group`, over
+/// `top` (the top-level WSGIPerInterpreterGIL and WSGIRestrict* values).
+pub fn resolve(blocks: &[Block], process_group: &str, application_group: &str, top: Resolved) -> Resolved {
+    let mut out = Resolved { switch_interval: None, python_path_layers: Vec::new(), ..top };
+    // The specificity of the block each value came from so far.
+    let mut by: [Option<u8>; 5] = [None; 5];
     let mut layers: Vec<(u8, usize, &Vec<String>)> = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
         let Some(s) = b.specificity(process_group, application_group) else { continue };
-        if let Some(v) = b.per_interpreter_gil {
-            if gil.map_or(true, |g| s >= g) {
-                out.per_interpreter_gil = v;
-                gil = Some(s);
-            }
-        }
-        if let Some(v) = b.restrict_signal {
-            if signal.map_or(true, |g| s >= g) {
-                out.restrict_signal = v;
-                signal = Some(s);
-            }
-        }
-        if let Some(v) = b.switch_interval {
-            if interval.map_or(true, |g| s >= g) {
-                out.switch_interval = Some((v, b.application_group.is_some()));
-                interval = Some(s);
-            }
-        }
+        take(&mut out.per_interpreter_gil, &mut by[0], s, b.per_interpreter_gil);
+        take(&mut out.restrict_signal, &mut by[1], s, b.restrict_signal);
+        take(&mut out.restrict_stdin, &mut by[2], s, b.restrict_stdin);
+        take(&mut out.restrict_stdout, &mut by[3], s, b.restrict_stdout);
+        let interval = b.switch_interval.map(|v| Some((v, b.application_group.is_some())));
+        take(&mut out.switch_interval, &mut by[4], s, interval);
         if !b.python_path.is_empty() {
             layers.push((s, i, &b.python_path));
         }
@@ -133,21 +126,22 @@ pub fn resolve(
 
 /// WSGIFreeThreading for the process `process_group`, over the top-level value.
 pub fn resolve_free_threading(blocks: &[Block], process_group: &str, top: bool) -> bool {
-    let mut out = (top, None::<u8>);
+    let (mut out, mut by) = (top, None);
     for b in blocks.iter().filter(|b| b.application_group.is_none()) {
-        let Some(s) = b.specificity(process_group, "") else { continue };
-        if let Some(v) = b.free_threading {
-            if out.1.map_or(true, |g| s >= g) {
-                out = (v, Some(s));
-            }
+        if let Some(s) = b.specificity(process_group, "") {
+            take(&mut out, &mut by, s, b.free_threading);
         }
     }
-    out.0
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn top(per_interpreter_gil: bool, restrict_signal: bool) -> Resolved {
+        Resolved { per_interpreter_gil, restrict_signal, ..Resolved::default() }
+    }
 
     fn block(pg: Option<&str>, ag: Option<&str>) -> Block {
         Block { process_group: pg.map(String::from), application_group: ag.map(String::from), ..Block::default() }
@@ -182,19 +176,29 @@ mod tests {
         let mut tie = block(Some("d1"), None);
         tie.per_interpreter_gil = Some(true);
         let blocks = [both.clone(), any, app, tie];
-        let r = resolve(&blocks, "d1", "app1", false, false);
+        let r = resolve(&blocks, "d1", "app1", top(false, false));
         // app (1) and tie (1) match with the same specificity: the later one, tie, wins.
         assert!(r.per_interpreter_gil);
         assert!(r.restrict_signal, "the two-selector block beats the empty one");
-        let r = resolve(&blocks, "", "app1", false, true);
+        let r = resolve(&blocks, "", "app1", top(false, true));
         assert!(!r.per_interpreter_gil, "app beats any for another process group");
         assert!(!r.restrict_signal);
-        let r = resolve(&blocks, "", "other", false, true);
+        let r = resolve(&blocks, "", "other", top(false, true));
         assert!(r.per_interpreter_gil && !r.restrict_signal);
         assert_eq!(
-            resolve(&[], "d1", "", true, true),
+            resolve(&[], "d1", "", top(true, true)),
             Resolved { per_interpreter_gil: true, restrict_signal: true, ..Default::default() }
         );
+    }
+
+    #[test]
+    fn stdin_and_stdout_restrictions_resolve_like_the_others() {
+        let mut app = block(None, Some("a"));
+        app.restrict_stdout = Some(true);
+        let r = resolve(&[app], "", "a", Resolved { restrict_stdin: true, ..Resolved::default() });
+        assert!(r.restrict_stdin && r.restrict_stdout);
+        let r = resolve(&[], "", "b", Resolved::default());
+        assert!(!r.restrict_stdin && !r.restrict_stdout);
     }
 
     #[test]
@@ -207,7 +211,7 @@ mod tests {
         pg.python_path = vec!["/pg1".into(), "/pg2".into()];
         let mut other = block(Some("d2"), None);
         other.python_path = vec!["/other".into()];
-        let r = resolve(&[both, other, pg, any], "d1", "app1", false, false);
+        let r = resolve(&[both, other, pg, any], "d1", "app1", top(false, false));
         assert_eq!(
             r.python_path_layers,
             vec![vec!["/any".to_string()], vec!["/pg1".into(), "/pg2".into()], vec!["/both".into()]]
@@ -221,9 +225,15 @@ mod tests {
         let mut app = block(None, Some("a"));
         app.switch_interval = Some(Duration::from_millis(1));
         let blocks = [pg, app];
-        assert_eq!(resolve(&blocks, "", "b", false, false).switch_interval, Some((Duration::from_millis(2), false)));
-        assert_eq!(resolve(&blocks, "", "a", false, false).switch_interval, Some((Duration::from_millis(1), true)));
-        assert_eq!(resolve(&blocks, "d", "b", false, false).switch_interval, None);
+        assert_eq!(
+            resolve(&blocks, "", "b", top(false, false)).switch_interval,
+            Some((Duration::from_millis(2), false))
+        );
+        assert_eq!(
+            resolve(&blocks, "", "a", top(false, false)).switch_interval,
+            Some((Duration::from_millis(1), true))
+        );
+        assert_eq!(resolve(&blocks, "d", "b", top(false, false)).switch_interval, None);
     }
 
     #[test]

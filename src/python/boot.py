@@ -527,14 +527,27 @@ class RequestTimeout(BaseException):
 RequestTimeout.__module__ = 'mod_wsgi'
 
 
+class _Restricted(object):
+    """sys.stdin / sys.stdout under WSGIRestrictStdin / WSGIRestrictStdout On: any use raises,
+    as in mod_wsgi (so code that prints or reads the terminal is found)."""
+
+    def __init__(self, name):
+        object.__setattr__(self, '_name', name)
+
+    def __getattribute__(self, attr):
+        raise IOError('%s access restricted by mod_wsgi' % object.__getattribute__(self, '_name'))
+
+
 def setup(process_group, application_group, version, environ_snapshot, restrict_signal,
-          threads_per_process, maximum_processes, case_sensitive):
+          restrict_stdin, restrict_stdout, threads_per_process, maximum_processes, case_sensitive):
     """Per-interpreter setup, called once right after this module is executed."""
     global _case_sensitive, _daemon
     _case_sensitive = case_sensitive
     _daemon = bool(process_group)
-    sys.stdout = _log_stream('<stdout>', LOG_ERR)
+    sys.stdout = _Restricted('sys.stdout') if restrict_stdout else _log_stream('<stdout>', LOG_ERR)
     sys.stderr = _log_stream('<stderr>', LOG_ERR)
+    if restrict_stdin:
+        sys.stdin = _Restricted('sys.stdin')
     sys.argv = ['mod_wsgi']
 
     mod = types.ModuleType('mod_wsgi')

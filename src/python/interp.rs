@@ -116,6 +116,9 @@ pub struct StartOptions {
     /// `<WSGIInterpreterOptions>` blocks and the top-level WSGIPerInterpreterGIL.
     pub interpreter_options: Vec<crate::config::InterpreterOptions>,
     pub per_interpreter_gil: bool,
+    /// WSGIRestrictStdin / WSGIRestrictStdout: sys.stdin / sys.stdout raise on any use.
+    pub restrict_stdin: bool,
+    pub restrict_stdout: bool,
 }
 
 struct Runtime {
@@ -527,12 +530,19 @@ pub enum LoadError {
 /// current) and records its objects.
 unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
     let rt = RUNTIME.get().expect("runtime");
+    let start = &rt.config.start;
+    let top = crate::config::ResolvedInterpreterOptions {
+        per_interpreter_gil: start.per_interpreter_gil,
+        restrict_signal: rt.config.restrict_signal,
+        restrict_stdin: start.restrict_stdin,
+        restrict_stdout: start.restrict_stdout,
+        ..Default::default()
+    };
     let options = crate::config::resolve_interpreter_options(
-        &rt.config.start.interpreter_options,
+        &start.interpreter_options,
         &rt.config.process_group,
         &interp.name,
-        rt.config.start.per_interpreter_gil,
-        rt.config.restrict_signal,
+        top,
     );
     let result: PyResult<InterpData> = (|| {
         // python-path= / WSGIPythonPath, then each matching block's, the most specific in front.
@@ -564,6 +574,8 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             &mod_wsgi_version,
             &environ,
             &obj::boolean(options.restrict_signal),
+            &obj::boolean(options.restrict_stdin),
+            &obj::boolean(options.restrict_stdout),
             &obj::int(rt.config.threads_per_process)?,
             &obj::int(rt.config.maximum_processes)?,
             &obj::boolean(rt.config.start.case_sensitive),
