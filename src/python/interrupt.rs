@@ -6,14 +6,23 @@ use super::interp;
 use pyo3::ffi;
 
 /// Schedules `mod_wsgi.RequestTimeout` in the thread `ident` (its `threading.get_ident()`)
-/// running in interpreter `application_group`. Takes that interpreter's GIL, so call it where
-/// waiting is harmless. It fires when the thread next runs Python code. False when the thread
-/// is not in that interpreter.
-pub fn interrupt(application_group: &str, ident: u64) -> bool {
+/// running in interpreter `application_group`, if `still_running()` says (with the GIL held)
+/// that the request is still the one to interrupt. Takes that interpreter's GIL, so call it
+/// where waiting is harmless. It fires when the thread next runs Python code. False when it
+/// was not raised.
+pub fn interrupt(application_group: &str, ident: u64, still_running: impl FnOnce(&dyn Fn() -> bool) -> bool) -> bool {
     let Ok(interp) = interp::interpreter(application_group) else { return false };
     let at = interp.attach();
     let cls = at.data().request_timeout.as_ptr();
-    unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, cls) == 1 }
+    still_running(&|| unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, cls) == 1 })
+}
+
+/// Clears a `RequestTimeout` raised in thread `ident` that has not fired (its request ended
+/// first, say blocked in C to the end), so that it cannot hit the thread's next request.
+pub fn clear(application_group: &str, ident: u64) {
+    let Ok(interp) = interp::interpreter(application_group) else { return };
+    let _at = interp.attach();
+    unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, std::ptr::null_mut()) };
 }
 
 /// Whether the pending exception `exc` is a `mod_wsgi.RequestTimeout`.

@@ -106,7 +106,7 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         events: AtomicU64::new(0),
         idle: Mutex::new(HashSet::new()),
         dispatch: LeaderFollowers::new(),
-        active: Mutex::new(HashMap::new()),
+        active: Arc::new(Mutex::new(HashMap::new())),
         next_id: AtomicU64::new(1),
         served: AtomicU64::new(0),
         last_activity: Mutex::new(Instant::now()),

@@ -288,7 +288,7 @@ pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
     let mut interrupt = Vec::new();
     {
         let mut active = shared.active.lock().unwrap();
-        for a in active.values_mut() {
+        for (id, a) in active.iter_mut() {
             if a.timed_out || a.started.elapsed() <= limit {
                 continue;
             }
@@ -296,7 +296,7 @@ pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
                 // interrupt-timeout: first raise mod_wsgi.RequestTimeout in the request's thread.
                 (Some(_), None) => {
                     a.interrupted = Some(Instant::now());
-                    interrupt.push((a.uri.clone(), a.application_group.clone(), a.thread));
+                    interrupt.push((*id, a.uri.clone(), a.application_group.clone(), a.thread));
                 }
                 // It did not unwind in time (blocked outside Python, or it swallowed the
                 // exception): the process restarts, as without interrupt-timeout.
@@ -308,13 +308,21 @@ pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
             }
         }
     }
-    for (uri, application_group, thread) in interrupt {
+    for (id, uri, application_group, thread) in interrupt {
         log_server(ptr::null(), util::LOG_ERR, &format!(
             "oxwsgi: request-timeout ({}s) exceeded by request '{uri}' in daemon process {} of group '{}' (pid {}); interrupting it with mod_wsgi.RequestTimeout (interrupt-timeout {}s)",
             limit.as_secs(), shared.index, spec.name, std::process::id(), spec.interrupt_timeout.unwrap_or_default().as_secs()));
         // Raising it needs the interpreter's GIL, which a stuck thread may hold: not on the
         // monitor's thread (deadlock-timeout handles a GIL that is never given up).
-        std::thread::spawn(move || crate::python::interrupt::interrupt(&application_group, thread));
+        // It is raised only if that request still runs: checked under the map's lock, which
+        // the request's thread takes to leave it before it can start another one.
+        let shared_active = shared.active.clone();
+        std::thread::spawn(move || {
+            crate::python::interrupt::interrupt(&application_group, thread, |raise| {
+                let active = shared_active.lock().unwrap();
+                active.get(&id).is_some_and(|a| a.thread == thread) && raise()
+            })
+        });
     }
     if overdue.is_empty() {
         return;

@@ -140,7 +140,12 @@ pub(super) fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
     conn.reader = Some(backend.reader);
     conn.out = backend.out;
     conn.out.clear();
-    shared.active.lock().unwrap().remove(&id);
+    let ended = shared.active.lock().unwrap().remove(&id);
+    // interrupt-timeout raised RequestTimeout in this thread, and the request ended before it
+    // fired (it was blocked outside Python): clear it before the thread's next request.
+    if let Some(a) = ended.filter(|a| a.interrupted.is_some()) {
+        crate::python::interrupt::clear(&a.application_group, a.thread);
+    }
     if activity {
         *shared.last_activity.lock().unwrap() = Instant::now();
     }

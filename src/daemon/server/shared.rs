@@ -40,7 +40,8 @@ pub(super) struct Shared {
     pub(super) idle: Mutex<HashSet<u64>>,
     /// How the workers share the epoll set (see `crate::daemon::dispatch`).
     pub(super) dispatch: LeaderFollowers,
-    pub(super) active: Mutex<HashMap<u64, Active>>,
+    /// Shared with interrupt-timeout's helper threads (see process::check_request_timeouts).
+    pub(super) active: Arc<Mutex<HashMap<u64, Active>>>,
     pub(super) next_id: AtomicU64,
     pub(super) served: AtomicU64,
     pub(super) last_activity: Mutex<Instant>,
