@@ -81,7 +81,7 @@ pub use super::request_note::{mark_of, Mark};
 /// Counts request `r` (answered by `group`'s `application_group`) when it is logged.
 pub unsafe fn mark(r: *mut ffi::request_rec, group: &str, application_group: &str) {
     let Some(series) = shm::region().and_then(|m| m.series(group, application_group)) else { return };
-    super::request_note::note_or_new(r).mark = Some(Mark { series, read: AtomicU64::new(0) });
+    let _ = super::request_note::note_or_new(r).mark.set(Mark { series, read: AtomicU64::new(0) });
 }
 
 /// The request as the client got it (the last internal redirect's, as `%>s` logs it), and the

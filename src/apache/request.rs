@@ -76,7 +76,8 @@ unsafe fn translate(r: *mut ffi::request_rec) -> i32 {
     (*r).filename = pstr(pool, route.script.as_bytes());
     (*r).path_info = pstr(pool, &route.path_info);
     (*r).handler = pstr(pool, HANDLER_NAME);
-    super::request_note::note_or_new(r).route = Some(route);
+    // A second translate_name pass of the same request keeps the first route.
+    let _ = super::request_note::note_or_new(r).route.set(route);
     ffi::OK as i32
 }
 
@@ -141,7 +142,7 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> i32 {
 /// Serves `r` with its WSGI script, or with `handler_script` (WSGIHandlerScript) for the
 /// resource the request names.
 unsafe fn handle(r: *mut ffi::request_rec, handler_script: Option<&HandlerScript>) -> i32 {
-    let route = super::request_note::note(r).and_then(|n| n.route.as_ref());
+    let route = super::request_note::note(r).and_then(|n| n.route.get());
     let route = route.filter(|_| handler_script.is_none());
     let mount = route.map(|rt| &*rt.mount);
     // The options written on the handler script's or the mount's line come first.

@@ -5,6 +5,7 @@
 use crate::metrics::SeriesSlot;
 use crate::sys::ffi;
 use crate::sys::util::{module_config, pool_box, set_module_config};
+use std::cell::OnceCell;
 use std::sync::atomic::AtomicU64;
 
 use super::conf::Mount;
@@ -25,25 +26,27 @@ pub struct Mark {
     pub read: AtomicU64,
 }
 
+/// Each part is set once, through a shared reference (the handler holds the route while the
+/// mark is set).
 #[derive(Default)]
 pub struct RequestNote {
-    pub route: Option<Route>,
-    pub mark: Option<Mark>,
+    pub route: OnceCell<Route>,
+    pub mark: OnceCell<Mark>,
 }
 
 /// `r`'s note, if it has one.
-pub unsafe fn note<'a>(r: *const ffi::request_rec) -> Option<&'a mut RequestNote> {
-    module_config::<RequestNote>((*r).request_config).as_mut()
+pub unsafe fn note<'a>(r: *const ffi::request_rec) -> Option<&'a RequestNote> {
+    module_config::<RequestNote>((*r).request_config).as_ref()
 }
 
 /// `r`'s note, made (in its pool) if it has none yet.
-pub unsafe fn note_or_new<'a>(r: *mut ffi::request_rec) -> &'a mut RequestNote {
+pub unsafe fn note_or_new<'a>(r: *mut ffi::request_rec) -> &'a RequestNote {
     if let Some(n) = note(r) {
         return n;
     }
     let n = pool_box((*r).pool, RequestNote::default());
     set_module_config((*r).request_config, n);
-    &mut *n
+    &*n
 }
 
 /// The mark of `r`'s request: on `r`, or on the request an internal redirect made of it (which
@@ -51,7 +54,7 @@ pub unsafe fn note_or_new<'a>(r: *mut ffi::request_rec) -> &'a mut RequestNote {
 pub unsafe fn mark_of<'a>(r: *const ffi::request_rec) -> Option<&'a Mark> {
     let mut at = r;
     while !at.is_null() {
-        if let Some(m) = note(at).and_then(|n| n.mark.as_ref()) {
+        if let Some(m) = note(at).and_then(|n| n.mark.get()) {
             return Some(m);
         }
         at = (*at).next;

@@ -1,8 +1,9 @@
 //! WSGITelemetryService and WSGITelemetryOptions (mod_wsgi 6), and where Apache's processes
 //! start and stop their reporters (`crate::telemetry`): the configuration is handed over in
 //! Apache's parent, before daemons are forked; every Apache child starts a reporter in
-//! child_init (unless WSGIRestrictEmbedded On, as in mod_wsgi) and sends its last interval and
-//! PROCESS_STOPPED when it exits. Daemon processes start theirs in `daemon::server`.
+//! child_init (it also sends the slow-request records of the requests it relays to daemons)
+//! and, under a threaded MPM, sends its last interval and PROCESS_STOPPED when it exits.
+//! Daemon processes start theirs in `daemon::server`.
 
 use super::conf::{server_conf, server_conf_mut, server_setter};
 use super::directive::{answer, args, directive_name, global_only, Result};
@@ -58,7 +59,9 @@ unsafe extern "C" fn post_config(
 
 unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     let conf = server_conf(s);
-    if conf.telemetry.is_none() || conf.restrict_embedded == Some(true) {
+    // Also with WSGIRestrictEmbedded On: the children are where slow requests are seen (for
+    // daemon mode too), so they report even when no application runs in them.
+    if conf.telemetry.is_none() {
         return;
     }
     let threads = super::python_start::mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as u64;
@@ -82,7 +85,11 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec
         crate::telemetry::stop("", 0);
         0
     }
-    ffi::apr_pool_cleanup_register(p, ptr::null(), Some(ended), Some(ffi::apr_pool_cleanup_null));
+    // A prefork child may run its pool cleanups in a signal handler (SIGTERM), where joining
+    // the reporter or taking its locks could hang: there the process just goes.
+    if super::python_start::mpm_query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as i32 {
+        ffi::apr_pool_cleanup_register(p, ptr::null(), Some(ended), Some(ffi::apr_pool_cleanup_null));
+    }
 }
 
 /// The telemetry record of slow request `r` (answered as `last`, in `elapsed`).
@@ -117,5 +124,7 @@ pub unsafe fn in_flight(r: *const ffi::request_rec) -> Option<crate::telemetry::
         return None;
     }
     let started = slow_record(r, r, Duration::ZERO);
-    crate::telemetry::request_begins(SlowRequest { status: 0, input_bytes: 0, output_bytes: 0, ..started })
+    // Timed from Apache accepting it, as the completed record is.
+    let ago = Duration::from_micros((ffi::apr_time_now() - (*r).request_time).max(0) as u64);
+    crate::telemetry::request_begins(SlowRequest { status: 0, input_bytes: 0, output_bytes: 0, ..started }, ago)
 }

@@ -9,7 +9,8 @@
 //!   is freed when its process ends and reused by the next.
 //!
 //! All counters are atomics updated with relaxed ordering: a reader may see one request's
-//! count before its bytes, never a torn number. The region is zero-initialised memory, which is
+//! count before its bytes, never a torn number (a busy-thread gauge, summed over shards, is
+//! clamped to 0..threads for the moment a request moves between shards while it is read). The region is zero-initialised memory, which is
 //! a valid empty region.
 //!
 //! The counters a request changes are split into [`SHARDS`] cache-line-aligned copies, one
@@ -270,7 +271,10 @@ impl ProcessRow {
             pid,
             group,
             threads: self.threads.load(Ordering::Relaxed),
-            busy: sum(|s| s.busy.load(Ordering::Relaxed) as u64) as u32,
+            // Shards are read one by one: a request that entered on one already read and left on
+            // one not yet read makes the sum dip below zero for this read. Clamped.
+            busy: (sum(|s| s.busy.load(Ordering::Relaxed) as u64) as u32 as i32)
+                .clamp(0, self.threads.load(Ordering::Relaxed) as i32) as u32,
             started_us: self.started_us.load(Ordering::Relaxed),
             requests: sum(|s| s.requests.load(Ordering::Relaxed)),
             busy_us: sum(|s| s.busy_us.load(Ordering::Relaxed)),

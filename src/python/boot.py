@@ -527,6 +527,10 @@ class RequestTimeout(BaseException):
 RequestTimeout.__module__ = 'mod_wsgi'
 
 
+def _drain_async_exception():
+    """Does nothing: its call lets a RequestTimeout still pending on this thread fire."""
+
+
 class _Restricted(object):
     """sys.stdin / sys.stdout under WSGIRestrictStdin / WSGIRestrictStdout On: any use raises,
     as in mod_wsgi (so code that prints or reads the terminal is found)."""

@@ -172,8 +172,10 @@ pub struct InterpData {
     pub event_callbacks: Obj,
     pub request_started: Obj,
     pub request_finished: Obj,
-    /// mod_wsgi.RequestTimeout (interrupt-timeout).
+    /// mod_wsgi.RequestTimeout (interrupt-timeout), and a Python function that does nothing
+    /// (calling it lets a pending one fire).
     pub request_timeout: Obj,
+    pub request_timeout_drain: Obj,
     pub wsgi_version: Obj,
     pub mod_wsgi_version: Obj,
     /// `apache.version`: the httpd this module was built against.
@@ -405,6 +407,20 @@ impl Interp {
         unsafe { ffi::PyEval_RestoreThread(tstate) };
         Attached { interp: self, _thread_bound: std::marker::PhantomData }
     }
+
+    /// `f` with the GIL, on a thread that attaches once and then ends (a helper thread): its
+    /// thread state is deleted afterwards instead of staying in the interpreter's list.
+    pub fn attach_once<R>(&self, f: impl FnOnce(&Attached) -> R) -> R {
+        let at = self.attach();
+        let r = f(&at);
+        std::mem::forget(at);
+        THREAD_STATES.with(|m| m.borrow_mut().remove(&(self.state as usize)));
+        unsafe {
+            ffi::PyThreadState_Clear(ffi::PyThreadState_Get());
+            ffi::PyThreadState_DeleteCurrent();
+        }
+        r
+    }
 }
 
 impl Attached<'_> {
@@ -598,6 +614,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             request_started: get(c"request_started")?,
             request_finished: get(c"request_finished")?,
             request_timeout: get(c"RequestTimeout")?,
+            request_timeout_drain: get(c"_drain_async_exception")?,
             wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
             mod_wsgi_version,
             apache_version: obj::tuple(&[

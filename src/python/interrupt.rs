@@ -12,17 +12,28 @@ use pyo3::ffi;
 /// was not raised.
 pub fn interrupt(application_group: &str, ident: u64, still_running: impl FnOnce(&dyn Fn() -> bool) -> bool) -> bool {
     let Ok(interp) = interp::interpreter(application_group) else { return false };
-    let at = interp.attach();
-    let cls = at.data().request_timeout.as_ptr();
-    still_running(&|| unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, cls) == 1 })
+    interp.attach_once(|at| {
+        let cls = at.data().request_timeout.as_ptr();
+        still_running(&|| unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, cls) == 1 })
+    })
 }
 
-/// Clears a `RequestTimeout` raised in thread `ident` that has not fired (its request ended
-/// first, say blocked in C to the end), so that it cannot hit the thread's next request.
-pub fn clear(application_group: &str, ident: u64) {
+/// On the thread of a request that was interrupted, once it has ended: a `RequestTimeout`
+/// that has not fired (the request was blocked outside Python to its end) fires now, into a
+/// call of nothing, and is dropped, so that it cannot hit the thread's next request.
+/// (Clearing it with SetAsyncExc(NULL) would leave the interpreter's eval-breaker set.)
+pub fn drain(application_group: &str) {
     let Ok(interp) = interp::interpreter(application_group) else { return };
-    let _at = interp.attach();
-    unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, std::ptr::null_mut()) };
+    let at = interp.attach();
+    let noop = at.data().request_timeout_drain.as_ptr();
+    unsafe {
+        let r = ffi::PyObject_CallNoArgs(noop);
+        if r.is_null() {
+            ffi::PyErr_Clear();
+        } else {
+            ffi::Py_DECREF(r);
+        }
+    }
 }
 
 /// Whether the pending exception `exc` is a `mod_wsgi.RequestTimeout`.

@@ -56,7 +56,7 @@ pub enum Outcome {
 pub fn run(interp: &Interp, req: &Request, backend: &mut (dyn Backend + 'static)) -> Outcome {
     let outcome = run_and_finish(interp, req, backend);
     if let Outcome::Failed(status) = outcome {
-        crate::telemetry::set_response(status, 0, 0);
+        crate::telemetry::set_status(status);
     }
     outcome
 }
@@ -149,8 +149,7 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
             let pending = call(&state, at, req, &app, &capsule, &script, gil_wait);
             if crate::telemetry::active() {
                 let status = state.status.borrow().as_ref().map_or(0, |s| s.0);
-                let read = req.content_length.unwrap_or(0).saturating_sub(state.input_remaining.get().unwrap_or(0));
-                crate::telemetry::set_response(status, read, state.written.get());
+                crate::telemetry::set_response(status, state.io.input_length.get(), state.written.get());
             }
             flush_pending(at.data());
             drop(current);

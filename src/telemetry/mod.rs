@@ -57,8 +57,9 @@ pub fn reports_slow_requests() -> bool {
     REPORTER.get().is_some_and(|r| r.config.slow_threshold.is_some())
 }
 
+/// WSGITelemetryOptions +CaptureUserAgent, in a process that reports.
 pub fn capture_user_agent() -> bool {
-    CONFIG.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|c| c.capture_user_agent)
+    REPORTER.get().is_some_and(|r| r.config.capture_user_agent)
 }
 
 struct State {
@@ -183,6 +184,14 @@ pub fn set_response(status: u16, read: u64, written: u64) {
     }
 }
 
+/// The request this thread's application ran is answered with `status` instead (an error the
+/// host sends); its byte counts stay.
+pub fn set_status(status: u16) {
+    if active() {
+        RESPONSE.with(|r| r.set((status, r.get().1, r.get().2)));
+    }
+}
+
 /// A request finished in this process; `f`'s status and bytes come from `set_response`.
 pub fn finished(mut f: Finished) {
     let Some(r) = REPORTER.get() else { return };
@@ -198,15 +207,16 @@ pub fn finished(mut f: Finished) {
 /// has run for WSGISlowRequests; forgotten when dropped.
 pub struct InFlight(u64);
 
-/// `record` (its strings and start; status 0) starts running. None when this process does not
-/// report slow requests.
-pub fn request_begins(record: SlowRequest) -> Option<InFlight> {
+/// `record` (its strings and start; status 0) starts running; Apache accepted it `ago`. None
+/// when this process does not report slow requests.
+pub fn request_begins(record: SlowRequest, ago: Duration) -> Option<InFlight> {
     let r = REPORTER.get()?;
     r.config.slow_threshold?;
     let mut f = r.in_flight.lock().unwrap_or_else(|e| e.into_inner());
     f.0 += 1;
     let token = f.0;
-    f.1.insert(token, (Instant::now(), SlowRequest { active: true, ..record }));
+    let started = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
+    f.1.insert(token, (started, SlowRequest { active: true, ..record }));
     Some(InFlight(token))
 }
 

@@ -367,8 +367,8 @@ pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
 pub(super) fn python_stacks() -> String {
     const CODE: &str = "def _oxwsgi_stacks():\n    import sys, threading, traceback\n    names = {t.ident: t.name for t in threading.enumerate()}\n    out = []\n    for ident, frame in sys._current_frames().items():\n        out.append('Python stack of thread %s (%s):' % (ident, names.get(ident, 'request thread')))\n        out.extend(l.rstrip() for l in traceback.format_stack(frame))\n    return '\\n'.join(out)\n";
     let Ok(main) = interp::interpreter("") else { return String::new() };
-    let _at = main.attach();
-    unsafe {
+    // Taken on a thread of its own (see check_request_timeouts), which ends after this.
+    main.attach_once(|_at| unsafe {
         let result = (|| {
             let globals = obj::dict()?;
             obj::dict_set_str(&globals, c"__builtins__", &Obj::borrowed(py::PyEval_GetBuiltins()))?;
@@ -384,5 +384,5 @@ pub(super) fn python_stacks() -> String {
                 String::from("(Python stacks unavailable)")
             }
         }
-    }
+    })
 }

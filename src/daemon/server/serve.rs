@@ -104,7 +104,12 @@ pub(super) fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
         timed_out: false,
         // Python's thread ident is the pthread id.
         thread: unsafe { libc::pthread_self() } as u64,
-        application_group: text(b"mod_wsgi.application_group"),
+        // As handle_request reads it (a name that is not UTF-8 is the main interpreter's).
+        application_group: environ
+            .get(b"mod_wsgi.application_group")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or("")
+            .to_string(),
         interrupted: None,
     };
     shared.active.lock().unwrap().insert(id, active);
@@ -144,7 +149,7 @@ pub(super) fn serve_one(shared: &Arc<Shared>, conn: &mut Conn) -> bool {
     // interrupt-timeout raised RequestTimeout in this thread, and the request ended before it
     // fired (it was blocked outside Python): clear it before the thread's next request.
     if let Some(a) = ended.filter(|a| a.interrupted.is_some()) {
-        crate::python::interrupt::clear(&a.application_group, a.thread);
+        crate::python::interrupt::drain(&a.application_group);
     }
     if activity {
         *shared.last_activity.lock().unwrap() = Instant::now();
