@@ -60,8 +60,10 @@ thread_local! {
 }
 
 /// Starts counting this thread's GIL waits, `first` being the wait that began the request.
-pub fn gil_wait_start(first: Duration) {
-    GIL_WAIT.with(|g| g.set(Some((first.as_micros() as u64, 1))));
+/// Returns what an outer request on this thread had counted (a WSGI request run from inside
+/// another's response, by mod_include say), for `finished` to put back.
+pub fn gil_wait_start(first: Duration) -> Option<(u64, u64)> {
+    GIL_WAIT.with(|g| g.replace(Some((first.as_micros() as u64, 1))))
 }
 
 /// A wait for the GIL of `waited` on this thread (counted only while measuring).
@@ -77,14 +79,15 @@ pub fn measuring_gil() -> bool {
     GIL_WAIT.with(|g| g.get().is_some())
 }
 
-fn gil_wait_end() -> (u64, u64) {
-    GIL_WAIT.with(|g| g.take()).unwrap_or((0, 0))
+fn gil_wait_end(outer: Option<(u64, u64)>) -> (u64, u64) {
+    GIL_WAIT.with(|g| g.replace(outer)).unwrap_or((0, 0))
 }
 
 /// The figures mod_wsgi adds to `request_finished`, as keyword arguments for boot.py.
 pub fn finished(
     io: &IoStats,
     cpu_at_start: (f64, f64),
+    outer_gil_wait: Option<(u64, u64)>,
     application_time: f64,
     status: u16,
     output_length: u64,
@@ -98,7 +101,7 @@ pub fn finished(
         user = user / total * application_time;
         system = application_time - user;
     }
-    let (gil_us, gil_count) = gil_wait_end();
+    let (gil_us, gil_count) = gil_wait_end(outer_gil_wait);
     let float = |d: &Obj, k: &std::ffi::CStr, v: f64| obj::dict_set_str(d, k, &obj::float(v)?);
     let int = |d: &Obj, k: &std::ffi::CStr, v: u64| obj::dict_set_str(d, k, &obj::int(v as i64)?);
     int(&d, c"input_reads", io.input_reads.get())?;

@@ -189,9 +189,10 @@ fn call(
     let events = unsafe { ffi::PyList_Size(data.event_callbacks.as_ptr()) } > 0;
     let started_at = if events { now_micros() as f64 / 1e6 } else { 0.0 };
     let mut cpu_at_start = (0.0, 0.0);
+    let mut outer_gil_wait = None;
     if events {
         state.io.timing.set(true);
-        request_stats::gil_wait_start(gil_wait);
+        outer_gil_wait = request_stats::gil_wait_start(gil_wait);
         cpu_at_start = request_stats::thread_cpu();
         let started =
             obj::float(started_at).and_then(|t| data.request_started.call(&[&environ, app, &start_response, &t]));
@@ -229,7 +230,8 @@ fn call(
         let finished = obj::float(started_at).and_then(|t| {
             let status = state.status.borrow().as_ref().map_or(0, |s| s.0);
             let elapsed = (now_micros() as f64 / 1e6 - started_at).max(0.0);
-            let stats = request_stats::finished(&state.io, cpu_at_start, elapsed, status, state.written.get())?;
+            let stats =
+                request_stats::finished(&state.io, cpu_at_start, outer_gil_wait, elapsed, status, state.written.get())?;
             data.request_finished.call(&[&environ, &request_data, &t, &stats, &exception])
         });
         if finished.is_err() {
