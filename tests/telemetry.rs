@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const APP: &str = r#"
-import time, mod_wsgi
+import gc, time, mod_wsgi
 
 def application(environ, start_response):
     path = environ.get('PATH_INFO', '')
@@ -25,6 +25,8 @@ def application(environ, start_response):
         time.sleep(0.5)
     if path == '/slower':
         time.sleep(1.4)
+    if path == '/gc':
+        gc.collect()
     if path == '/missing':
         start_response('404 Not Found', [('Content-Type', 'text/plain')])
         return [b'no']
@@ -120,6 +122,8 @@ fn the_ingester_decodes_what_every_process_sends() {
     assert!(slow.text().contains("process_metrics=None request_metrics=None"), "{}", slow.text());
     // Still running past the threshold at a tick: an "active" record, then the completed one.
     apache.get("/dmn/slower").assert_status(200);
+    // A full collection: a GC pass record, and the collector's state, from the daemon.
+    apache.get("/dmn/gc").assert_status(200);
     // Two ticks of 0.5 s, then a stop: every process sends its last interval and PROCESS_STOPPED.
     std::thread::sleep(Duration::from_millis(1200));
     let report = apache.shutdown();
@@ -129,12 +133,12 @@ fn the_ingester_decodes_what_every_process_sends() {
     let err = std::fs::read_to_string(dir.join("dump.err")).unwrap_or_default();
     assert!(!err.contains("decode error"), "the ingester could not decode: {err}");
     let kinds: std::collections::BTreeSet<&str> = records.iter().filter_map(|r| r["kind"].as_str()).collect();
-    for k in ["process_started", "request_metrics", "slow_request", "process_stopping", "process_stopped"] {
+    for k in ["process_started", "request_metrics", "slow_request", "process_stopping", "process_stopped", "gc_event"] {
         assert!(kinds.contains(k), "no {k} in {kinds:?}:\n{records:#?}");
     }
 
     // Samples count each request once, in the process that ran it.
-    assert_eq!(sum(&records, "request_metrics", "tele", "request_count"), 5, "{records:#?}");
+    assert_eq!(sum(&records, "request_metrics", "tele", "request_count"), 6, "{records:#?}");
     assert_eq!(sum(&records, "request_metrics", "tele", "status_4xx_total"), 1);
     assert_eq!(sum(&records, "request_metrics", "", "request_count"), 6, "{records:#?}");
     assert_eq!(sum(&records, "request_metrics", "", "status_2xx_total"), 6);
@@ -187,7 +191,24 @@ fn the_ingester_decodes_what_every_process_sends() {
         .iter()
         .find(|r| r["kind"] == "process_stopped" && group_of(r) == "tele")
         .unwrap_or_else(|| panic!("no process_stopped from the daemon: {records:#?}"));
-    assert_eq!(stopped["fields"]["lifetime_request_count"], 5);
+    assert_eq!(stopped["fields"]["lifetime_request_count"], 6);
+    // mod_wsgi 6's GC records: the explicit gc.collect() as a generation-2 pass, and snapshots.
+    let daemon_pid = &stopped["pid"];
+    let gen2 = records
+        .iter()
+        .filter(|r| r["kind"] == "gc_event" && &r["pid"] == daemon_pid)
+        .filter(|r| r["fields"]["gc_event_generation"] == 2)
+        .count();
+    assert!(gen2 >= 1, "no generation-2 gc_event from the daemon: {records:#?}");
+    // The last one, sent after the collection.
+    let snapshot = records
+        .iter()
+        .filter(|r| r["kind"] == "gc_snapshot" && &r["pid"] == daemon_pid)
+        .last()
+        .unwrap_or_else(|| panic!("no gc_snapshot from the daemon"));
+    assert!(snapshot["fields"]["gc_collections2"].as_u64().unwrap() >= 1, "{snapshot:#}");
+    assert_eq!(snapshot["fields"]["gc_threshold0"], 700, "{snapshot:#}");
+    assert_eq!(snapshot["fields"]["gc_is_enabled"], 1);
     assert_eq!(stopped["fields"]["graceful_drain"], 1);
     assert!(stopped["fields"]["process_uptime"].as_f64().unwrap() > 1.0);
     // Every process that started also stopped.

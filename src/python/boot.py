@@ -527,6 +527,28 @@ class RequestTimeout(BaseException):
 RequestTimeout.__module__ = 'mod_wsgi'
 
 
+def _gc_reporter(application_group):
+    """A gc.callbacks hook (WSGITelemetryService): each collection pass, with the collector's
+    state after it, goes to the telemetry reporter (mod_wsgi 6's GC records)."""
+    import gc, time
+    started = [0.0, 0.0]
+
+    def callback(phase, info):
+        if phase == 'start':
+            started[0], started[1] = time.time(), time.perf_counter()
+            return
+        duration = time.perf_counter() - started[1]
+        stats = gc.get_stats()
+        values = ((started[0], duration, info['generation'], info['collected'], info['uncollectable'])
+                  + gc.get_count() + gc.get_threshold()
+                  + tuple(s['collections'] for s in stats) + tuple(s['collected'] for s in stats)
+                  + tuple(s['uncollectable'] for s in stats)
+                  + (int(gc.isenabled()), gc.get_freeze_count()))
+        _telemetry_gc(application_group, values)
+
+    return callback
+
+
 def _drain_async_exception():
     """Does nothing: its call lets a RequestTimeout still pending on this thread fire."""
 
@@ -585,6 +607,9 @@ def setup(process_group, application_group, version, environ_snapshot, restrict_
     except Exception:
         pass
     sys.modules['mod_wsgi'] = mod
+    if _telemetry:
+        import gc
+        gc.callbacks.append(_gc_reporter(application_group))
 
     if environ_snapshot is not None:
         isolate_environ(environ_snapshot)

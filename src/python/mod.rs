@@ -19,6 +19,7 @@ pub mod obj;
 mod request_stats;
 pub mod script_call;
 mod state;
+mod telemetry_gc;
 pub mod wsgi;
 
 pub use backend::set_server_log;
@@ -32,6 +33,7 @@ pub fn initialize(config: interp::RuntimeConfig) -> Result<(), String> {
 /// Every native function boot.py and the `mod_wsgi` module use.
 fn install_natives(globals: &obj::Obj) -> obj::PyResult<()> {
     native::install(globals)?;
+    telemetry_gc::install(globals)?;
     metrics_api::install(globals)
 }
 

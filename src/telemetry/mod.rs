@@ -8,10 +8,12 @@
 //! thread (`start`). Sending never blocks a request: the socket is non-blocking, and a datagram
 //! the ingester cannot take (or a missing ingester) is dropped, as mod_wsgi drops them.
 
+mod gc;
 mod interval;
 mod slow;
 mod wire;
 
+pub use gc::GcPass;
 pub use interval::{Finished, Identity};
 pub use slow::SlowRequest;
 
@@ -78,6 +80,8 @@ struct Reporter {
     seq: AtomicU32,
     started: Instant,
     state: Mutex<State>,
+    /// Each interpreter's garbage-collector passes since the last tick (boot.py reports them).
+    gc: Mutex<std::collections::BTreeMap<String, gc::GcLog>>,
     /// Requests running now, for the active slow-request records: (started, record).
     in_flight: Mutex<(u64, std::collections::HashMap<u64, (Instant, SlowRequest)>)>,
     stop: Mutex<bool>,
@@ -145,6 +149,7 @@ pub fn start(process_group: &str, threads: u64, python_version: &str) -> Result<
             last_tick: Instant::now(),
             cpu: (user, system),
         }),
+        gc: Mutex::new(std::collections::BTreeMap::new()),
         in_flight: Mutex::new((0, std::collections::HashMap::new())),
         stop: Mutex::new(false),
         wake: Condvar::new(),
@@ -230,6 +235,14 @@ impl Drop for InFlight {
 
 /// mod_wsgi's limit of active records per tick.
 const ACTIVE_PER_TICK: usize = 16;
+
+/// A garbage-collector pass finished in interpreter `name` (with that interpreter's GIL held:
+/// this only queues it).
+pub fn gc_pass(name: &str, pass: GcPass) {
+    if let Some(r) = REPORTER.get() {
+        r.gc.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_default().record(pass);
+    }
+}
 
 /// A slow request was answered: sent at once.
 pub fn slow_request(s: &SlowRequest) {
@@ -325,8 +338,13 @@ impl Reporter {
         let facts = ProcessFacts { rss: resident(), ..facts };
         let stamp = now_stamp();
         self.send(&interval::sample(&self.identity, self.next_seq(), stamp, &facts, &interval));
-        // Requests still running past the threshold: a heartbeat each (the completed record
-        // follows when one ends).
+        self.send_active_slow(stamp);
+        self.send_gc(stamp);
+    }
+
+    /// Requests still running past the threshold: a heartbeat each (the completed record
+    /// follows when one ends).
+    fn send_active_slow(&self, stamp: f64) {
         let Some(threshold) = self.config.slow_threshold else { return };
         let active: Vec<SlowRequest> = {
             let f = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -338,6 +356,23 @@ impl Reporter {
         };
         for s in &active {
             self.send(&slow::slow_record(s, self.identity.pid, self.next_seq(), stamp));
+        }
+    }
+
+    /// Each interpreter's garbage-collector snapshot and passes (after the sample and the slow
+    /// records, as mod_wsgi orders them).
+    fn send_gc(&self, stamp: f64) {
+        let datagrams: Vec<Vec<u8>> = {
+            let mut logs = self.gc.lock().unwrap_or_else(|e| e.into_inner());
+            let several = logs.len() > 1;
+            logs.iter_mut()
+                .flat_map(|(name, log)| {
+                    log.drain(self.identity.pid, stamp, several.then_some(name.as_str()), || self.next_seq())
+                })
+                .collect()
+        };
+        for d in &datagrams {
+            self.send(d);
         }
     }
 }

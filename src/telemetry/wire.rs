@@ -13,6 +13,8 @@ pub enum Kind {
     ProcessStarted = 5,
     ProcessStopping = 6,
     ProcessStopped = 7,
+    GcSnapshot = 8,
+    GcEvent = 9,
 }
 
 const T_U64: u8 = 0x01;
@@ -75,6 +77,16 @@ pub mod field {
     pub const SLOW_INPUT_BYTES: u16 = 230;
     pub const SLOW_OUTPUT_BYTES: u16 = 232;
     pub const SLOW_STATUS: u16 = 240;
+    pub const INTERPRETER_NAME: u16 = 8;
+    /// gc_count0..2, gc_threshold0..2, gc_collections0..2, gc_collected0..2,
+    /// gc_uncollectable0..2, gc_is_enabled, gc_freeze_count: 300..316.
+    pub const GC_COUNT0: u16 = 300;
+    pub const GC_DROPPED_EVENTS: u16 = 317;
+    pub const GC_EVENT_START_STAMP: u16 = 320;
+    pub const GC_EVENT_DURATION: u16 = 321;
+    pub const GC_EVENT_GENERATION: u16 = 322;
+    pub const GC_EVENT_COLLECTED: u16 = 323;
+    pub const GC_EVENT_UNCOLLECTABLE: u16 = 324;
 }
 
 /// One datagram being written.
