@@ -4,8 +4,8 @@
 //! With WSGITelemetryService it goes to the telemetry ingester instead, as mod_wsgi 6 sends it
 //! (the records are built in `telemetry.rs`).
 
-use super::conf::{server_conf, server_conf_mut};
-use super::directive::{answer, args, global_only};
+use super::conf::{server_conf, server_conf_mut, server_setter};
+use super::directive::{answer, args, directive_name, global_only, Result};
 use crate::sys::ffi;
 use crate::sys::util::{self, cbytes, log_request};
 use std::ffi::c_void;
@@ -13,24 +13,17 @@ use std::os::raw::c_char;
 use std::ptr;
 use std::time::Duration;
 
-pub unsafe extern "C" fn cmd_slow_requests(
-    cmd: *mut ffi::cmd_parms,
-    _m: *mut c_void,
-    a: *const c_char,
-) -> *const c_char {
-    let r = (|| {
-        global_only(cmd)?;
-        let raw = args(a).trim();
-        let secs: f64 = raw
-            .parse()
-            .ok()
-            .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-            .ok_or_else(|| format!("WSGISlowRequests needs a number of seconds (0 or more), not '{raw}'"))?;
-        server_conf_mut(cmd).slow_requests = Some(Duration::from_secs_f64(secs));
-        Ok(())
-    })();
-    answer(cmd, r)
-}
+server_setter!(cmd_slow_requests, global = true, |conf, cmd, name, raw| {
+    let _ = (cmd, name);
+    let raw = raw.trim();
+    let secs: f64 = raw
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| format!("WSGISlowRequests needs a number of seconds (0 or more), not '{raw}'"))?;
+    conf.slow_requests = Some(Duration::from_secs_f64(secs));
+    Ok(())
+});
 
 pub unsafe fn register() {
     ffi::ap_hook_log_transaction(Some(log_transaction), ptr::null(), ptr::null(), ffi::APR_HOOK_MIDDLE as i32);
