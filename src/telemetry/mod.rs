@@ -254,11 +254,8 @@ pub fn slow_request(s: &SlowRequest) {
 /// The process has decided to stop (mod_wsgi's `shutdown_reason`), with `active` requests.
 pub fn stopping(reason: &str, active: u64) {
     if let Some(r) = REPORTER.get() {
-        let mut d = wire::Datagram::new(wire::Kind::ProcessStopping, r.identity.pid, r.next_seq(), now_stamp());
-        d.bytes(wire::field::HOSTNAME, r.identity.hostname.as_bytes(), 127)
-            .bytes(wire::field::PROCESS_GROUP, r.identity.process_group.as_bytes(), 63)
-            .bytes(wire::field::SHUTDOWN_REASON, reason.as_bytes(), 63)
-            .u64(wire::field::ACTIVE_REQUESTS_AT_DECISION, active);
+        let mut d = r.stop_record(wire::Kind::ProcessStopping, reason);
+        d.u64(wire::field::ACTIVE_REQUESTS_AT_DECISION, active);
         r.send(&d.into_bytes());
     }
 }
@@ -277,11 +274,8 @@ pub fn stop(reason: &str, active: u64) {
     }
     r.tick();
     let lifetime = r.state.lock().unwrap_or_else(|e| e.into_inner()).lifetime_requests;
-    let mut d = wire::Datagram::new(wire::Kind::ProcessStopped, r.identity.pid, r.next_seq(), now_stamp());
-    d.bytes(wire::field::HOSTNAME, r.identity.hostname.as_bytes(), 127)
-        .bytes(wire::field::PROCESS_GROUP, r.identity.process_group.as_bytes(), 63)
-        .bytes(wire::field::SHUTDOWN_REASON, reason.as_bytes(), 63)
-        .f64(wire::field::PROCESS_UPTIME, r.started.elapsed().as_secs_f64())
+    let mut d = r.stop_record(wire::Kind::ProcessStopped, reason);
+    d.f64(wire::field::PROCESS_UPTIME, r.started.elapsed().as_secs_f64())
         .u64(wire::field::LIFETIME_REQUEST_COUNT, lifetime)
         .u64(wire::field::ACTIVE_REQUESTS_AT_EXIT, active)
         .u64(wire::field::GRACEFUL_DRAIN, (active == 0) as u64);
@@ -289,6 +283,15 @@ pub fn stop(reason: &str, active: u64) {
 }
 
 impl Reporter {
+    /// PROCESS_STOPPING or PROCESS_STOPPED, begun with who stops and why.
+    fn stop_record(&self, kind: wire::Kind, reason: &str) -> wire::Datagram {
+        let mut d = wire::Datagram::new(kind, self.identity.pid, self.next_seq(), now_stamp());
+        d.bytes(wire::field::HOSTNAME, self.identity.hostname.as_bytes(), 127)
+            .bytes(wire::field::PROCESS_GROUP, self.identity.process_group.as_bytes(), 63)
+            .bytes(wire::field::SHUTDOWN_REASON, reason.as_bytes(), 63);
+        d
+    }
+
     fn next_seq(&self) -> u32 {
         self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
