@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod metrics;
 pub mod proxy_headers;
 pub mod python;
+pub mod request_plan;
 pub mod routing;
 pub mod telemetry;
 pub mod xsendfile;

@@ -1,5 +1,5 @@
 //! Keeps the code's dependencies running one way (docs/design.md, "Layers"):
-//! - the pure layers (`config`, `routing`, `appgroup`, `daemon::protocol`, `daemon::dispatch`,
+//! - the pure layers (`config`, `routing`, `appgroup`, `request_plan`, `daemon::protocol`, `daemon::dispatch`,
 //!   `proxy_headers`, `metrics`, `telemetry`) name nothing of Apache, Python or the module's glue;
 //! - `daemon/` and `python/` never import `crate::apache` (the glue is on top), `python/` never
 //!   imports `daemon/`, and `sys/` (Apache's bindings) imports no oxwsgi layer;
@@ -306,6 +306,7 @@ fn pure(rel: &str) -> bool {
     rel.starts_with("config/")
         || rel == "routing.rs"
         || rel == "appgroup.rs"
+        || rel == "request_plan.rs"
         || rel.starts_with("daemon/protocol")
         || rel == "daemon/dispatch.rs"
         || rel == "proxy_headers.rs"

@@ -9,6 +9,7 @@ use super::directive::{answer, args, directive_name};
 use crate::appgroup::{self, GroupSpec, NamingContext};
 use crate::config;
 use crate::python::script_call::{self, Value};
+use crate::request_plan::Mode;
 use crate::sys::ffi;
 use crate::sys::util::{self, log_request};
 use std::ffi::{c_void, CStr};
@@ -32,7 +33,7 @@ pub unsafe extern "C" fn cmd_dispatch_script(
 
 /// What the dispatch script may change, as the handler chose it.
 pub struct Choice {
-    pub process_group: String,
+    pub mode: Mode,
     pub application_group: String,
     pub callable: String,
 }
@@ -85,7 +86,7 @@ pub unsafe fn apply(
             }
         };
         match name {
-            "process_group" => choice.process_group = if text == "%{GLOBAL}" { String::new() } else { text },
+            "process_group" => choice.mode = Mode::from_name(&text),
             "application_group" => {
                 let spec = GroupSpec::parse(&text).map_err(|e| {
                     log_request(r, util::LOG_ERR, &format!("oxwsgi: dispatch script application_group(): {e}"));

@@ -23,7 +23,7 @@ pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
     super::slow_requests::register();
     super::telemetry::register();
     ffi::ap_hook_translate_name(
-        Some(request::translate_name),
+        Some(super::translate::translate_name),
         ptr::addr_of!(PRE_TRANSLATE) as *const _,
         ptr::addr_of!(SUCC_TRANSLATE) as *const _,
         middle,
@@ -98,7 +98,7 @@ fn apache_log(level: u8, msg: &str) {
 }
 
 /// Python is not started here: it starts on a child's first embedded-mode request (see
-/// request::ensure_python), never in Apache's parent (which reloads this module on restart).
+/// python_start::ensure_python), never in Apache's parent (which reloads this module on restart).
 unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {
     // An Apache child that ran Python tells its interpreters' subscribers it is going, as
     // mod_wsgi does (with an empty shutdown_reason: Apache does not say why a child exits).
@@ -110,6 +110,6 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, _s: *mut ffi::server_re
     }
     ffi::apr_pool_cleanup_register(p, ptr::null(), Some(child_exit), Some(ffi::apr_pool_cleanup_null));
     crate::python::set_server_log(apache_log);
-    super::request::CHILD_PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
+    super::environ::CHILD_PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
     super::handler_script::run_embedded_imports();
 }

@@ -1,8 +1,9 @@
 //! `WSGITrustedProxyHeaders` and `WSGITrustedProxies` on the Apache side: their directives and
 //! the environ changes for one request (the rules are in `crate::proxy_headers`).
 
-use super::conf::{dir_conf, DirConf};
+use super::conf::DirConf;
 use super::directive::{answer, args};
+use super::request_view::RequestView;
 use crate::config;
 use crate::proxy_headers::{self, Changes, Subnet};
 use crate::sys::ffi;
@@ -63,10 +64,11 @@ fn words(raw: &str, none: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// What the configured proxy headers change in this request's environ (`env`: the CGI
-/// variables Apache built).
-pub unsafe fn changes(r: *const ffi::request_rec, env: *mut ffi::apr_table_t) -> Changes {
-    let dir = dir_conf(r);
+/// What the configured proxy headers change in this request's environ (the CGI variables
+/// Apache built).
+pub fn changes(req: RequestView) -> Changes {
+    let dir = req.dir_conf();
+    let env = req.subprocess_env();
     let Some(headers) = dir.trusted_proxy_headers.as_deref() else { return Vec::new() };
     let peer = table_get(env, c"REMOTE_ADDR").unwrap_or("");
     proxy_headers::rewrite(headers, dir.trusted_proxies.as_deref(), peer, |key| {

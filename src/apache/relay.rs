@@ -8,7 +8,6 @@ use crate::daemon::group::{find_group, Group};
 use crate::daemon::protocol::{self, Frame, FrameReader, EAGER_BODY_MAX, PROTOCOL_VERSION};
 use crate::python::backend::Backend;
 use crate::python::headers::{header_bytes_ok, reason_bytes_ok};
-use crate::python::wsgi;
 use crate::sys::ffi;
 use crate::sys::util::{self, log_request};
 use std::collections::VecDeque;
@@ -18,15 +17,15 @@ use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Runs a request in daemon process group `name` (for the WSGI script `script`); returns the
-/// handler's status.
+/// Runs a request in daemon process group `name` (for the WSGI script `script`, with the
+/// `environ` the handler built for a daemon); returns the handler's status.
 /// With `error_override` (WSGIErrorOverride On), a 4xx/5xx answer's headers and body are
 /// dropped and its status returned to Apache, which answers with its own error document.
 pub unsafe fn handle(
     r: *mut ffi::request_rec,
     name: &str,
     script: &std::path::Path,
-    cgi: &[(&[u8], &[u8])],
+    environ: &[(&[u8], &[u8])],
     content_length: Option<u64>,
     error_override: bool,
 ) -> i32 {
@@ -61,11 +60,7 @@ pub unsafe fn handle(
     let eager_body = content_length != Some(0) && !expects_continue;
     let mut request = REQUEST_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
     request.clear();
-    let queue_start = wsgi::now_micros().to_string();
-    let mut environ: Vec<(&[u8], &[u8])> = Vec::with_capacity(cgi.len() + 1);
-    environ.extend_from_slice(cgi);
-    environ.push((b"mod_wsgi.queue_start", queue_start.as_bytes()));
-    if let Err(e) = protocol::encode_request(&environ, content_length, eager_body, &mut request) {
+    if let Err(e) = protocol::encode_request(environ, content_length, eager_body, &mut request) {
         log_request(r, util::LOG_ERR, &format!("oxwsgi: request too large for daemon process group '{name}': {e}"));
         return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
     }

@@ -1,0 +1,157 @@
+//! A request Apache hands a hook, seen through a thin safe type: the fields and tables the
+//! handler reads, each borrowed for as long as the request lives, so the handler's code does
+//! not dereference `request_rec` itself.
+
+use super::conf::{dir_conf, DirConf};
+use crate::sys::ffi;
+use crate::sys::util::{self, cbytes, table_get};
+use std::ffi::CStr;
+use std::marker::PhantomData;
+
+/// A request being served (`'r`: the hook call that received it; its pool lives at least as
+/// long).
+#[derive(Clone, Copy)]
+pub struct RequestView<'r> {
+    r: *mut ffi::request_rec,
+    _request: PhantomData<&'r mut ffi::request_rec>,
+}
+
+impl<'r> RequestView<'r> {
+    /// # Safety
+    /// `r` is the live request Apache passed to the current hook, used only during that call.
+    pub unsafe fn new(r: *mut ffi::request_rec) -> RequestView<'r> {
+        debug_assert!(!r.is_null());
+        RequestView { r, _request: PhantomData }
+    }
+
+    /// The raw pointer, for the Apache calls that take one.
+    pub fn raw(self) -> *mut ffi::request_rec {
+        self.r
+    }
+
+    fn rec(self) -> &'r ffi::request_rec {
+        // SAFETY: `new`'s contract: the request outlives 'r.
+        unsafe { &*self.r }
+    }
+
+    pub fn uri(self) -> &'r [u8] {
+        cbytes(self.rec().uri)
+    }
+
+    pub fn path_info(self) -> &'r [u8] {
+        cbytes(self.rec().path_info)
+    }
+
+    /// The file the request maps to (`r->filename`), if it is UTF-8.
+    pub fn filename(self) -> Option<&'r str> {
+        util::cstr(self.rec().filename)
+    }
+
+    pub fn method(self) -> &'r [u8] {
+        cbytes(self.rec().method)
+    }
+
+    pub fn protocol(self) -> &'r [u8] {
+        cbytes(self.rec().protocol)
+    }
+
+    pub fn query_string(self) -> &'r [u8] {
+        cbytes(self.rec().args)
+    }
+
+    pub fn handler_name(self) -> &'r [u8] {
+        cbytes(self.rec().handler)
+    }
+
+    /// The URI of the request line (as ap_add_cgi_vars gives REQUEST_URI: the original
+    /// request's, also after an internal redirect).
+    pub fn request_line_uri(self) -> &'r [u8] {
+        let line = cbytes(self.rec().the_request);
+        let mut words = line.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
+        words.next();
+        words.next().unwrap_or(b"")
+    }
+
+    /// Apache's id for the request's log lines, if it made one.
+    pub fn log_id(self) -> Option<&'r str> {
+        util::cstr(self.rec().log_id)
+    }
+
+    /// When the request arrived, in microseconds since the epoch.
+    pub fn request_time(self) -> i64 {
+        self.rec().request_time
+    }
+
+    /// A HEAD request: Apache sends no body.
+    pub fn header_only(self) -> bool {
+        self.rec().header_only != 0
+    }
+
+    /// Whether filters that may change the body (mod_deflate, mod_include) are in the output
+    /// chain.
+    pub fn has_content_filters(self) -> bool {
+        self.rec().output_filters != self.rec().proto_output_filters
+    }
+
+    /// The modification time of the file `r->filename` names, when it is a regular file.
+    pub fn regular_file_mtime(self) -> Option<i64> {
+        let finfo = &self.rec().finfo;
+        (finfo.filetype == ffi::apr_filetype_e_APR_REG).then_some(finfo.mtime)
+    }
+
+    pub fn header_in(self, name: &CStr) -> Option<&'r str> {
+        table_get(self.rec().headers_in, name)
+    }
+
+    /// The CGI variables Apache has set so far (`r->subprocess_env`).
+    pub fn subprocess_env(self) -> *mut ffi::apr_table_t {
+        self.rec().subprocess_env
+    }
+
+    /// The virtual host's `ServerName`.
+    pub fn server_name(self) -> &'r str {
+        // SAFETY: a request's server record lives as long as the configuration.
+        util::cstr(unsafe { (*self.rec().server).server_hostname }).unwrap_or("localhost")
+    }
+
+    /// The port the connection arrived on (never the one a client puts in its Host header).
+    pub fn local_port(self) -> u16 {
+        // SAFETY: a request's connection outlives it; local_addr is set for every connection.
+        unsafe {
+            let addr = (*self.rec().connection).local_addr;
+            if addr.is_null() {
+                0
+            } else {
+                (*addr).port
+            }
+        }
+    }
+
+    /// The address the connection arrived on.
+    pub fn local_ip(self) -> &'r str {
+        // SAFETY: as in local_port.
+        util::cstr(unsafe { (*self.rec().connection).local_ip }).unwrap_or("")
+    }
+
+    /// oxwsgi's directory configuration for the request.
+    pub fn dir_conf(self) -> &'r DirConf {
+        dir_conf(self.r)
+    }
+
+    /// A copy of `bytes` in the request's pool, living as long as the request.
+    pub fn pool_bytes(self, bytes: &[u8]) -> &'r [u8] {
+        let copy = util::pstr(self.rec().pool, bytes);
+        // SAFETY: pstr copied all of `bytes` (NULs included) into the request's pool.
+        unsafe { std::slice::from_raw_parts(copy.cast::<u8>(), bytes.len()) }
+    }
+
+    /// Adds Apache's common CGI variables (`ap_add_common_vars`) to `subprocess_env`.
+    pub fn add_common_vars(self) {
+        // SAFETY: a live request, as `new` requires.
+        unsafe { ffi::ap_add_common_vars(self.r) }
+    }
+
+    pub fn log(self, level: u8, msg: &str) {
+        util::log_request(self.r, level, msg);
+    }
+}
