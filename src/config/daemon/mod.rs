@@ -245,7 +245,7 @@ mod tests {
         let shown = |name: &str| DAEMON_OPTIONS.iter().find(|o| o.name() == name).unwrap().default_shown();
         assert_eq!(shown("threads").as_deref(), Some("15"));
         assert_eq!(shown("maximum-requests").as_deref(), Some("0 (unlimited)"));
-        assert_eq!(shown("home").as_deref(), Some("the user's home directory"));
+        assert_eq!(shown("home").as_deref(), Some("Apache's working directory"));
         assert_eq!(shown("response-buffer-size"), None);
         // A written default is what parsing it gives, and unset ones are their type's zero.
         let d = DaemonProcess::new("g");

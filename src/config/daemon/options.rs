@@ -199,9 +199,10 @@ daemon_options! {
     /// Always absolute.
     home: Option<String> {
         syntax: "home=DIR",
-        default: Unset("the user's home directory"),
+        default: Unset("Apache's working directory"),
         parse: Value::absolute_path,
-        doc: "Working directory and `HOME` of the daemon processes. Not added to `sys.path` (use `python-path=`).",
+        doc: "Working directory of the daemon processes (`HOME` is the user's home directory either way). Not \
+            added to `sys.path` (use `python-path=`).",
     }
     python_home: Option<String> {
         syntax: "python-home=DIR",
@@ -354,7 +355,7 @@ daemon_options! {
     }
     cpu_priority: Option<i32> {
         syntax: "cpu-priority=N",
-        default: Unset("0"),
+        default: Unset("inherited from Apache"),
         parse: Value::niceness,
         doc: "Niceness of the processes (−20 to 19; lowering it needs Apache to start as root).",
     }
