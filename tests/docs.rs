@@ -2,8 +2,9 @@
 //! - docs/configuration.md describes every directive in the module's table
 //!   (`directive(c"Name"` in src/apache/commands.rs) under a `### Name` heading, and has no `WSGI*`
 //!   heading for a directive that does not exist;
-//! - it lists every `WSGIDaemonProcess` option, the implemented ones and the accepted-but-ignored
-//!   ones each in their own table, and no option that `src/config` does not know;
+//! - its two tables of `WSGIDaemonProcess` options (implemented, accepted-but-ignored) are the
+//!   options `src/config/daemon/options.rs` defines, row by row: the same options in the same
+//!   order, each with the code's default and meaning, and no option the code does not define;
 //! - the example configurations in conf/ pass `apache2 -t` with the module loaded, and
 //!   conf/oxwsgi.load names the module where `oxwsgi install-module` puts it;
 //! - docs/migrating-from-mod_wsgi.md mentions every deliberate difference listed in
@@ -15,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use mod_oxwsgi::config::{DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED, DAEMON_OPTIONS_IMPLEMENTED};
+use mod_oxwsgi::config::{DaemonOption, DAEMON_OPTIONS};
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -79,13 +80,64 @@ fn section<'a>(md: &'a str, title: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Option names from the rows of the tables in `lines`: "| `name=...` | ...".
-fn table_options(lines: &[&str]) -> Vec<String> {
+/// The cells of the table rows in `lines` ("| `name=...` | ... |"), `\|` read as `|`.
+fn table_rows(lines: &[&str]) -> Vec<Vec<String>> {
     lines
         .iter()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .filter_map(|rest| rest.split_once('=').map(|(name, _)| name.to_string()))
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let inner = l.trim_end().trim_start_matches("| ").trim_end_matches(" |");
+            inner.replace("\\|", "\u{0}").split(" | ").map(|c| c.replace('\u{0}', "|")).collect()
+        })
         .collect()
+}
+
+/// A daemon option's row as the code defines it: syntax, then (implemented options) the default,
+/// then the meaning.
+fn defined_row(option: &DaemonOption) -> Vec<String> {
+    let mut row = vec![format!("`{}`", option.syntax)];
+    row.extend(option.default_shown());
+    row.push(option.doc.to_string());
+    row
+}
+
+/// The differences between a docs table and the options the code defines for it, one line each.
+fn table_differences(title: &str, documented: &[Vec<String>], defined: &[Vec<String>]) -> Vec<String> {
+    let name = |row: &Vec<String>| row[0].trim_matches('`').split('=').next().unwrap().to_string();
+    let documented_names: Vec<String> = documented.iter().map(name).collect();
+    let defined_names: Vec<String> = defined.iter().map(name).collect();
+    let mut out = Vec::new();
+    for (row, option) in defined.iter().zip(&defined_names) {
+        match documented.iter().find(|d| name(d) == *option) {
+            None => out.push(format!("'{title}' lacks option '{option}'")),
+            Some(doc) if doc.len() != row.len() => {
+                out.push(format!("'{title}': row of '{option}' has {} cells", doc.len()))
+            }
+            Some(doc) => {
+                let columns =
+                    if row.len() == 3 { &["syntax", "default", "meaning"][..] } else { &["syntax", "meaning"][..] };
+                for ((column, written), wanted) in columns.iter().zip(doc).zip(row) {
+                    if written != wanted {
+                        out.push(format!(
+                            "'{title}': {column} of '{option}' is\n    {written}\n  where the code has\n    {wanted}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for option in documented_names.iter().filter(|d| !defined_names.contains(d)) {
+        out.push(format!("'{title}' names option '{option}', which the code does not define (or not in this table)"));
+    }
+    let mut unique = documented_names.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != documented_names.len() {
+        out.push(format!("'{title}' lists an option twice: {documented_names:?}"));
+    } else if out.is_empty() && documented_names != defined_names {
+        out.push(format!("'{title}' lists the options in another order than the code: {documented_names:?}"));
+    }
+    out
 }
 
 #[test]
@@ -193,25 +245,27 @@ fn every_mod_wsgi_directive_is_defined() {
 }
 
 #[test]
-fn every_daemon_option_is_documented_in_the_right_table() {
+fn daemon_option_tables_are_the_options_the_code_defines() {
     let md = read("docs/configuration.md");
-    let implemented = table_options(&section(&md, "Options oxwsgi implements"));
-    let ignored = table_options(&section(&md, "Options accepted and ignored"));
-    let want_implemented: Vec<String> = DAEMON_OPTIONS_IMPLEMENTED.iter().map(|s| s.to_string()).collect();
-    let want_ignored: Vec<String> = DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED.iter().map(|s| s.to_string()).collect();
-    let sorted = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
-    assert_eq!(
-        sorted(&implemented),
-        sorted(&want_implemented),
-        "the 'Options oxwsgi implements' table differs from DAEMON_OPTIONS_IMPLEMENTED"
+    let (implemented, ignored): (Vec<&DaemonOption>, Vec<&DaemonOption>) =
+        DAEMON_OPTIONS.iter().partition(|o| o.is_implemented());
+    let mut differences = Vec::new();
+    let mut expected = String::new();
+    for (title, options) in [("Options oxwsgi implements", implemented), ("Options accepted and ignored", ignored)] {
+        let defined: Vec<Vec<String>> = options.into_iter().map(defined_row).collect();
+        differences.extend(table_differences(title, &table_rows(&section(&md, title)), &defined));
+        expected += &format!("\n### {title}\n\n");
+        for row in &defined {
+            let cells: Vec<String> = row.iter().map(|cell| cell.replace('|', "\\|")).collect();
+            expected += &format!("| {} |\n", cells.join(" | "));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "docs/configuration.md's daemon option tables differ from src/config/daemon/options.rs:\n{}\n\n\
+         The rows as the code defines them:\n{expected}",
+        differences.join("\n")
     );
-    assert_eq!(
-        sorted(&ignored),
-        sorted(&want_ignored),
-        "the 'Options accepted and ignored' table differs from DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED"
-    );
-    assert_eq!(implemented.len(), sorted(&implemented).len(), "an implemented option is listed twice");
-    assert_eq!(ignored.len(), sorted(&ignored).len(), "an ignored option is listed twice");
 }
 
 #[test]

@@ -32,9 +32,7 @@ pub use python_options::{parse_hash_seed, parse_switch_interval};
 pub use restrict_process::{parse_restrict_process, RestrictProcess};
 pub use telemetry::{parse_telemetry_options, parse_telemetry_service};
 
-pub use daemon::{
-    parse_daemon_process, DaemonProcess, DAEMON_OPTIONS_ACCEPTED_UNIMPLEMENTED, DAEMON_OPTIONS_IMPLEMENTED,
-};
+pub use daemon::{parse_daemon_process, DaemonOption, DaemonProcess, DAEMON_OPTIONS};
 pub use script_alias::{parse_script_alias, MountOptions, ScriptAlias};
 pub use scripts::{
     parse_auth_script, parse_handler_script, parse_import_script, AuthScript, HandlerScript, ImportScript,
