@@ -48,7 +48,7 @@ pub unsafe fn handle(
         }
     }
     // script-user= / script-group=: only scripts of that owner run in the group.
-    if let Err(why) = super::script_owner::check(&group.spec, script) {
+    if let Err(why) = super::script_owner::check(&group.script_owner, script) {
         log_request(r, util::LOG_ERR, &format!("oxwsgi: refusing to run it in daemon group '{name}': {why}"));
         return ffi::HTTP_FORBIDDEN as i32;
     }
