@@ -19,7 +19,6 @@ pub mod xsendfile;
 
 #[cfg(not(test))]
 pub mod apache;
-#[cfg(not(test))]
 pub mod sys;
 
 #[cfg(not(test))]

@@ -53,3 +53,29 @@ fn both_options_at_once_is_a_configtest_error() {
     assert!(!t.ok, "{t:?}");
     assert!(t.output.contains("only one of script-user= and script-group="), "{}", t.output);
 }
+
+/// The owner's name is looked up once, when the group is set up; an unknown one refuses every
+/// script of the group, as before.
+#[test]
+fn an_unknown_script_owner_refuses_every_script() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(
+            "WSGIDaemonProcess nouser script-user=no-such-user-oxwsgi threads=1\n\
+             WSGIDaemonProcess nogroup script-group=no-such-group-oxwsgi threads=1\n\
+             WSGIDaemonProcess byid script-user=#0 threads=1\n\
+             WSGIScriptAlias /nouser {APPS}/app.py process-group=nouser\n\
+             WSGIScriptAlias /nogroup {APPS}/app.py process-group=nogroup\n\
+             WSGIScriptAlias /byid {APPS}/app.py process-group=byid",
+        )
+        .start();
+    apache.get("/nouser").assert_status(403);
+    assert!(apache.wait_for_log("script-user 'no-such-user-oxwsgi' does not exist", std::time::Duration::from_secs(2)));
+    apache.get("/nogroup").assert_status(403);
+    assert!(
+        apache.wait_for_log("script-group 'no-such-group-oxwsgi' does not exist", std::time::Duration::from_secs(2))
+    );
+    // `#uid` names the owner by number.
+    apache.get("/byid").assert_status(200);
+    let _ = apache.stop();
+}

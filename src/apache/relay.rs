@@ -5,14 +5,13 @@
 use super::response::{ApacheBackend, ClientTimeout};
 use super::response_buffer::ResponseBuffer;
 use crate::daemon::group::{find_group, Group};
-use crate::daemon::protocol::{self, Frame, FrameReader, EAGER_BODY_MAX, PROTOCOL_VERSION};
+use crate::daemon::protocol::{self, FdStream, Frame, FrameReader, EAGER_BODY_MAX, PROTOCOL_VERSION};
 use crate::python::backend::Backend;
 use crate::python::headers::{header_bytes_ok, reason_bytes_ok};
 use crate::sys::ffi;
 use crate::sys::util::{self, log_request};
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -48,7 +47,7 @@ pub unsafe fn handle(
         }
     }
     // script-user= / script-group=: only scripts of that owner run in the group.
-    if let Err(why) = super::script_owner::check(&group.spec, script) {
+    if let Err(why) = super::script_owner::check(&group.script_owner, script) {
         log_request(r, util::LOG_ERR, &format!("oxwsgi: refusing to run it in daemon group '{name}': {why}"));
         return ffi::HTTP_FORBIDDEN as i32;
     }
@@ -174,7 +173,7 @@ impl From<io::Error> for Failure {
 struct Conn {
     group: String,
     writer: UnixStream,
-    reader: FrameReader<FdReader>,
+    reader: FrameReader<FdStream>,
     fresh: bool,
     idle_since: Instant,
     /// The daemon process at the other end, from its HELLO_OK (0 until then).
@@ -313,7 +312,7 @@ fn connect(group: &Group) -> io::Result<Conn> {
     Ok(Conn {
         group: group.spec.name.clone(),
         writer,
-        reader: FrameReader::new(FdReader { fd: stream.as_raw_fd(), fds: VecDeque::new(), _stream: stream }),
+        reader: FrameReader::new(FdStream::new(stream)),
         fresh: true,
         idle_since: Instant::now(),
         daemon: 0,
@@ -382,13 +381,13 @@ unsafe fn relay(
     if let Err(e) = sent {
         return Err(unused(e));
     }
-    let first = conn.reader.read_frame().map_err(|e| match e {
+    let first = conn.reader.read_frame_fd().map_err(|e| match e {
         protocol::ProtocolError::Io(io) => unused(io),
         other => other.into(),
     })?;
     let mut next = Some(first);
     if conn.fresh {
-        match next.take().expect("first frame") {
+        match next.take().expect("first frame").0 {
             Frame::HelloOk { pid } => {
                 conn.daemon = pid;
                 pool().add_running(&group.spec.name, pid);
@@ -409,9 +408,10 @@ unsafe fn relay(
     let mut overridden: Option<u16> = None;
     let mut buffer = ResponseBuffer::new(group.spec.response_spool_size);
     loop {
-        let frame = match next.take() {
+        // Descriptors go through the protocol's checks: one with each SENDFILE, none elsewhere.
+        let (frame, fd) = match next.take() {
             Some(f) => f,
-            None => conn.reader.read_frame()?,
+            None => conn.reader.read_frame_fd()?,
         };
         match frame {
             Frame::Read { max } => {
@@ -449,7 +449,7 @@ unsafe fn relay(
                 }
             }
             Frame::Data(data) if overridden.is_some() => conn.reader.recycle(data),
-            Frame::SendFile { .. } if overridden.is_some() => drop(conn.reader.get_mut().fds.pop_front()),
+            Frame::SendFile { .. } if overridden.is_some() => drop(fd),
             Frame::Data(data) => {
                 // Pushed to the client whenever the daemon has nothing more queued right now.
                 let push = conn.reader.buffered().is_empty();
@@ -460,7 +460,7 @@ unsafe fn relay(
                 conn.reader.recycle(data);
             }
             Frame::SendFile { offset, length } => {
-                let Some(fd) = conn.reader.get_mut().fds.pop_front() else {
+                let Some(fd) = fd else {
                     return Err(Failure::Broken("SENDFILE without a file descriptor".into()));
                 };
                 if let Err(e) = backend.send_file(fd.as_raw_fd(), offset, length) {
@@ -478,17 +478,18 @@ unsafe fn relay(
             }
             Frame::Restart if !backend.started => return Err(Failure::Restarting),
             Frame::End | Frame::EndClose if overridden.is_some() => {
-                if matches!(frame, Frame::End) && conn.reader.get_ref().fds.is_empty() {
+                conn.reader.check_no_fds_left()?;
+                if matches!(frame, Frame::End) {
                     put_back(conn);
                 }
                 return Ok(overridden.map_or(ffi::OK as i32, i32::from));
             }
             Frame::Abort { .. } if overridden.is_some() => return Ok(overridden.map_or(ffi::OK as i32, i32::from)),
             Frame::End | Frame::EndClose => {
-                let reusable = matches!(frame, Frame::End) && conn.reader.get_ref().fds.is_empty();
+                conn.reader.check_no_fds_left()?;
                 if backend.finish().is_err() {
                     backend.abort();
-                } else if reusable {
+                } else if matches!(frame, Frame::End) {
                     put_back(conn);
                 }
                 return Ok(ffi::OK as i32);
@@ -538,49 +539,4 @@ fn body_reply(backend: &mut ApacheBackend, max: usize, out: &mut Vec<u8>) -> Res
         }
     }
     Ok(())
-}
-
-/// A socket reader that keeps any file descriptors that arrive (SCM_RIGHTS) in order, so a
-/// buffered frame reader can be used on a socket that carries SENDFILE frames.
-struct FdReader {
-    fd: RawFd,
-    fds: VecDeque<OwnedFd>,
-    _stream: UnixStream,
-}
-
-impl Read for FdReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut control = [0u64; 16];
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        let n = loop {
-            let n = unsafe { libc::recvmsg(self.fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-            if n >= 0 {
-                break n as usize;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        };
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(cmsg) as *const libc::c_int;
-                    let count =
-                        ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<libc::c_int>();
-                    for i in 0..count {
-                        self.fds.push_back(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                    }
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-            }
-        }
-        Ok(n)
-    }
 }

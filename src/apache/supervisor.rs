@@ -10,8 +10,8 @@
 use crate::apache::conf::server_conf;
 use crate::config::DaemonProcess;
 use crate::daemon::group::{Group, GROUPS};
-use crate::sys::ffi;
 use crate::sys::util::{self, log_server};
+use crate::sys::{ffi, identity};
 use std::ffi::{c_void, CStr, CString};
 use std::os::fd::RawFd;
 use std::ptr;
@@ -152,8 +152,8 @@ unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> 
         };
         let socket_path = format!("{prefix}.{}.{}.sock", std::process::id(), spec.name);
         let owner = match &spec.socket_user {
-            Some(u) => match lookup_user(u) {
-                Some((uid, _)) => uid,
+            Some(u) => match identity::user_or_id(u) {
+                Some(user) => user.uid,
                 None => {
                     log_server(
                         s,
@@ -185,7 +185,19 @@ unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> 
             }
         }
         let imports = super::handler_script::for_group(&spec.name);
-        groups.push(Arc::new(Group { spec, scope, socket_path, listener, secret, uid, gid, user_name, imports }));
+        let script_owner = super::script_owner::resolve(&spec);
+        groups.push(Arc::new(Group {
+            spec,
+            scope,
+            socket_path,
+            listener,
+            secret,
+            uid,
+            gid,
+            user_name,
+            imports,
+            script_owner,
+        }));
     }
     *GROUPS.lock().unwrap_or_else(|e| e.into_inner()) = groups.clone();
     for group in &groups {
@@ -500,30 +512,12 @@ unsafe fn persistent_listener(
     Ok(fd)
 }
 
-pub(super) fn lookup_user(name: &str) -> Option<(u32, u32)> {
-    if let Some(id) = name.strip_prefix('#').and_then(|n| n.parse().ok()) {
-        return Some((id, id));
-    }
-    let c = CString::new(name).ok()?;
-    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
-    (!pw.is_null()).then(|| unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
-}
-
-pub(super) fn lookup_group(name: &str) -> Option<u32> {
-    if let Some(id) = name.strip_prefix('#').and_then(|n| n.parse().ok()) {
-        return Some(id);
-    }
-    let c = CString::new(name).ok()?;
-    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
-    (!gr.is_null()).then(|| unsafe { (*gr).gr_gid })
-}
-
 /// The user and group a group's daemons run as: its user=/group= options, else Apache's.
 unsafe fn credentials(spec: &DaemonProcess) -> Result<(u32, u32, String), String> {
     let (uid, user_gid, user_name) = match &spec.user {
         Some(u) => {
-            let (uid, gid) = lookup_user(u).ok_or_else(|| format!("unknown user '{u}'"))?;
-            (uid, gid, u.clone())
+            let user = identity::user_or_id(u).ok_or_else(|| format!("unknown user '{u}'"))?;
+            (user.uid, user.gid, u.clone())
         }
         None => (
             ffi::ap_unixd_config.user_id,
@@ -532,7 +526,7 @@ unsafe fn credentials(spec: &DaemonProcess) -> Result<(u32, u32, String), String
         ),
     };
     let gid = match (&spec.group, &spec.user) {
-        (Some(g), _) => lookup_group(g).ok_or_else(|| format!("unknown group '{g}'"))?,
+        (Some(g), _) => identity::group_or_id(g).ok_or_else(|| format!("unknown group '{g}'"))?,
         (None, Some(_)) => user_gid,
         (None, None) => ffi::ap_unixd_config.group_id,
     };

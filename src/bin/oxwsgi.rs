@@ -14,6 +14,10 @@
 mod checks;
 #[path = "oxwsgi/httpd.rs"]
 mod httpd;
+/// The library's user and group lookups (libc only), shared as source.
+#[path = "../sys/identity.rs"]
+#[allow(dead_code)] // the `#id` forms are for daemon options
+mod identity;
 #[path = "oxwsgi/module.rs"]
 mod module;
 #[path = "oxwsgi/procs.rs"]

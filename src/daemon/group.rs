@@ -21,6 +21,20 @@ pub struct Group {
     pub user_name: String,
     /// WSGIImportScript lines for this group: (script, interpreter name), run at start.
     pub imports: Vec<(String, String)>,
+    /// `script-user=` / `script-group=`, resolved when the group was set up.
+    pub script_owner: ScriptOwner,
+}
+
+/// Whose WSGI scripts a group runs (`script-user=` / `script-group=`, at most one of them), with
+/// the name resolved once, before Apache forks, so a request compares ids only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptOwner {
+    /// Neither option: any script.
+    Anyone,
+    /// Scripts owned by this user; `uid` is None when there is no such user (none may run).
+    User { name: String, uid: Option<u32> },
+    /// Scripts of this group; `gid` is None when there is no such group (none may run).
+    Group { name: String, gid: Option<u32> },
 }
 
 /// The groups of the current configuration. Set in the parent by post_config before Apache

@@ -2,7 +2,6 @@
 //! of an Apache error log: the Python home, the application (imported in a child Python, as the
 //! user Apache will run it as), file permissions, the port.
 
-use std::ffi::CString;
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
@@ -11,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::identity;
 use crate::{Fail, Result};
 
 /// The Python the module is linked against (`PYO3_PYTHON` at build time, see .cargo/config.toml).
@@ -40,35 +40,21 @@ pub struct RunAs {
 
 impl RunAs {
     pub fn resolve(user: &str, group: &str) -> Result<RunAs> {
-        let cuser = CString::new(user).map_err(|_| Fail(format!("bad user name '{user}'")))?;
-        let cgroup = CString::new(group).map_err(|_| Fail(format!("bad group name '{group}'")))?;
-        // SAFETY: getpwnam/getgrnam return pointers into static storage; copied out at once,
-        // before any other call that could overwrite it (oxwsgi is single-threaded here).
-        let (uid, user_gid) = unsafe {
-            let pw = libc::getpwnam(cuser.as_ptr());
-            if pw.is_null() {
-                return Err(Fail(format!("no such user '{user}' (--user)")));
-            }
-            ((*pw).pw_uid, (*pw).pw_gid)
-        };
-        let gid = unsafe {
-            let gr = libc::getgrnam(cgroup.as_ptr());
-            if gr.is_null() {
-                return Err(Fail(format!("no such group '{group}' (--group)")));
-            }
-            (*gr).gr_gid
-        };
+        if user.contains('\0') {
+            return Err(Fail(format!("bad user name '{user}'")));
+        }
+        if group.contains('\0') {
+            return Err(Fail(format!("bad group name '{group}'")));
+        }
+        let identity::User { uid, gid: user_gid } =
+            identity::user(user).ok_or_else(|| Fail(format!("no such user '{user}' (--user)")))?;
+        let gid = identity::group(group).ok_or_else(|| Fail(format!("no such group '{group}' (--group)")))?;
         let is_root = unsafe { libc::geteuid() } == 0;
         if is_root && (uid == 0 || gid == 0) {
             return Err(Fail("Apache refuses to run its children as root: choose another --user/--group".to_string()));
         }
         let mut groups = vec![gid, user_gid];
-        let mut buf = vec![0 as libc::gid_t; 256];
-        let mut n = buf.len() as libc::c_int;
-        // SAFETY: buf has room for n entries; getgrouplist writes at most n and updates n.
-        if unsafe { libc::getgrouplist(cuser.as_ptr(), user_gid, buf.as_mut_ptr(), &mut n) } >= 0 {
-            groups.extend_from_slice(&buf[..n.max(0) as usize]);
-        }
+        groups.extend(identity::group_list(user, user_gid));
         Ok(RunAs { user: user.to_string(), uid, gid, groups, switch: is_root })
     }
 

@@ -1,8 +1,12 @@
 //! File descriptor passing (SENDFILE): frames sent and received with SCM_RIGHTS ancillary
-//! data on a UNIX stream socket.
+//! data on a UNIX stream socket. Two checked ways to receive: [`recv_frame_maybe_fd`] (one frame,
+//! no read-ahead) and [`FdStream`] under a buffered [`FrameReader`] (read-ahead, for a stream of
+//! frames); both share one `recvmsg` and apply the same rules.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 
 use super::consts::HEADER_LEN;
 use super::decode::decode_owned_payload;
@@ -10,8 +14,9 @@ use super::encode::encode_frame;
 use super::error::ProtocolError;
 use super::frame::{parse_header, Frame};
 use super::frame_type::FrameType;
+use super::stream::FrameReader;
 
-/// Control buffer for recvmsg/sendmsg: 64 bytes, aligned for `cmsghdr`. Room for one SCM_RIGHTS
+/// Control buffer for recvmsg: 64 bytes, aligned for `cmsghdr`. Room for one SCM_RIGHTS
 /// message of up to 12 descriptors, so a peer sending too many is detected (`MSG_CTRUNC`).
 type ControlBuf = [u64; 8];
 
@@ -24,15 +29,15 @@ pub fn send_frame_with_fd(sock: impl AsFd, frame: &Frame, fd: impl AsFd) -> Resu
     }
     let mut buf = Vec::with_capacity(HEADER_LEN + 16);
     encode_frame(frame, &mut buf)?;
-    send_bytes_with_fd(sock.as_fd().as_raw_fd(), &buf, fd.as_fd().as_raw_fd())?;
+    send_bytes_with_fds(sock.as_fd().as_raw_fd(), &buf, &[fd.as_fd().as_raw_fd()])?;
     Ok(())
 }
 
-fn send_bytes_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
-    let mut control: ControlBuf = [0; 8];
+fn send_bytes_with_fds(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let data_len = std::mem::size_of_val(fds);
     // SAFETY: CMSG_SPACE is pure arithmetic.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as libc::c_uint) };
-    debug_assert!(space as usize <= std::mem::size_of::<ControlBuf>());
+    let space = unsafe { libc::CMSG_SPACE(data_len as libc::c_uint) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
     let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
     // SAFETY: msghdr is a plain C struct; all-zero is a valid (empty) value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -41,13 +46,16 @@ fn send_bytes_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = space as _;
     // SAFETY: msg_control points at `space` bytes of suitably aligned, zeroed storage, so
-    // CMSG_FIRSTHDR is non-null and the header plus one int fit.
+    // CMSG_FIRSTHDR is non-null and the header plus the descriptors fit.
     unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as libc::c_uint) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd);
+        (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as libc::c_uint) as _;
+        let data = libc::CMSG_DATA(cmsg).cast::<libc::c_int>();
+        for (i, fd) in fds.iter().enumerate() {
+            std::ptr::write_unaligned(data.add(i), *fd);
+        }
     }
     let mut sent = loop {
         // SAFETY: msg and everything it points to are live for the call.
@@ -116,9 +124,21 @@ pub fn recv_frame_maybe_fd(sock: impl AsFd) -> Result<(Frame, Option<OwnedFd>), 
 fn recv_exact(sock: RawFd, out: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<usize, ProtocolError> {
     let mut got = 0;
     while got < out.len() {
+        match recv_some(sock, &mut out[got..], fds)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+/// One recvmsg (again after EINTR) into `out`; returns the number of bytes read (0: EOF).
+/// Descriptors that came with them are appended to `fds` (close-on-exec); control data the
+/// kernel had to truncate is [`ProtocolError::ControlTruncated`] (what did arrive is closed).
+fn recv_some(sock: RawFd, out: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<usize, ProtocolError> {
+    loop {
         let mut control: ControlBuf = [0; 8];
-        let rest = &mut out[got..];
-        let mut iov = libc::iovec { iov_base: rest.as_mut_ptr().cast(), iov_len: rest.len() };
+        let mut iov = libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: out.len() };
         // SAFETY: msghdr is a plain C struct; all-zero is a valid (empty) value.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = &mut iov;
@@ -137,14 +157,120 @@ fn recv_exact(sock: RawFd, out: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<usi
         // SAFETY: the kernel filled msg_control/msg_controllen for this msg.
         unsafe { collect_fds(&msg, fds) };
         if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            fds.clear();
             return Err(ProtocolError::ControlTruncated);
         }
-        if n == 0 {
-            break;
-        }
-        got += n as usize;
+        return Ok(n as usize);
     }
-    Ok(got)
+}
+
+/// A UNIX stream socket as the [`Read`] under a [`FrameReader`] (which reads ahead): the
+/// descriptors that arrive (SCM_RIGHTS, close-on-exec) are kept with the stretch of the byte
+/// stream they came with, and [`FrameReader::read_frame_fd`] hands each SENDFILE frame its own
+/// under the rules of [`recv_frame_maybe_fd`]. Control data the kernel truncated (too many
+/// descriptors at once) fails the read: [`ProtocolError::ControlTruncated`].
+pub struct FdStream {
+    sock: UnixStream,
+    /// Bytes received so far.
+    received: u64,
+    /// Descriptors received and not yet handed out, oldest first.
+    batches: VecDeque<FdBatch>,
+}
+
+/// The descriptors one recvmsg brought and the stream bytes `from..to` it read. The kernel
+/// delivers descriptors with the first byte of the message they were sent with (and never two
+/// messages' descriptors at once), so that message starts in `from..to`.
+struct FdBatch {
+    from: u64,
+    to: u64,
+    fds: Vec<OwnedFd>,
+}
+
+impl FdStream {
+    pub fn new(sock: UnixStream) -> Self {
+        FdStream { sock, received: 0, batches: VecDeque::new() }
+    }
+}
+
+impl Read for FdStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut fds = Vec::new();
+        let n = recv_some(self.sock.as_raw_fd(), buf, &mut fds).map_err(|e| match e {
+            ProtocolError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        })?;
+        let from = self.received;
+        self.received += n as u64;
+        if !fds.is_empty() {
+            self.batches.push_back(FdBatch { from, to: self.received, fds });
+        }
+        Ok(n)
+    }
+}
+
+impl FrameReader<FdStream> {
+    /// Reads the next frame and, for a SENDFILE, the descriptor sent with it: exactly one, with
+    /// the frame's first byte ([`ProtocolError::MissingFd`] if none; more is
+    /// [`ProtocolError::UnexpectedFd`]). Descriptors that came with any other frame are
+    /// [`ProtocolError::UnexpectedFd`]. On an error the connection is unusable; dropping the
+    /// reader closes what it still holds.
+    pub fn read_frame_fd(&mut self) -> Result<(Frame, Option<OwnedFd>), ProtocolError> {
+        let start = self.position();
+        let frame = self.read_frame().map_err(protocol_error)?;
+        let end = self.position();
+        let frame_type = frame.frame_type();
+        let batches = &mut self.get_mut().batches;
+        let fd = if frame_type == FrameType::SendFile {
+            match batches.front() {
+                Some(b) if b.from <= start && start < b.to => {
+                    let mut fds = batches.pop_front().map(|b| b.fds).unwrap_or_default();
+                    if fds.len() != 1 {
+                        return Err(ProtocolError::UnexpectedFd { frame_type });
+                    }
+                    fds.pop()
+                }
+                _ => return Err(ProtocolError::MissingFd),
+            }
+        } else {
+            None
+        };
+        // Descriptors whose message started no later than this frame's last byte, and that no
+        // SENDFILE took, came with a frame that has none.
+        if batches.front().is_some_and(|b| b.to <= end) {
+            return Err(ProtocolError::UnexpectedFd { frame_type });
+        }
+        Ok((frame, fd))
+    }
+
+    /// At the end of a response: any descriptor still held came with no SENDFILE of it. Such
+    /// strays are closed and reported as [`ProtocolError::UnexpectedFd`].
+    pub fn check_no_fds_left(&mut self) -> Result<(), ProtocolError> {
+        let batches = &mut self.get_mut().batches;
+        if batches.is_empty() {
+            return Ok(());
+        }
+        batches.clear();
+        Err(ProtocolError::UnexpectedFd { frame_type: FrameType::End })
+    }
+
+    /// Stream offset of the next frame: bytes received minus those read ahead.
+    fn position(&self) -> u64 {
+        self.get_ref().received - self.buffered().len() as u64
+    }
+}
+
+/// A [`ProtocolError`] that [`FdStream`] had to pass through [`Read`] as an `io::Error`, back
+/// in its own shape.
+fn protocol_error(e: ProtocolError) -> ProtocolError {
+    match e {
+        ProtocolError::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<ProtocolError>()) => {
+            match io.into_inner().map(|inner| inner.downcast::<ProtocolError>()) {
+                Some(Ok(inner)) => *inner,
+                _ => ProtocolError::ControlTruncated,
+            }
+        }
+        other => other,
+    }
 }
 
 /// Takes ownership of every SCM_RIGHTS descriptor in `msg`.
@@ -242,12 +368,121 @@ mod tests {
         assert!(matches!(recv_frame_maybe_fd(&a), Err(ProtocolError::MissingFd)));
         // A descriptor smuggled with a DATA frame.
         let (a, b) = UnixStream::pair().unwrap();
-        send_bytes_with_fd(b.as_raw_fd(), &encode(&Frame::Data(b"hi".to_vec())), file.as_raw_fd()).unwrap();
+        send_bytes_with_fds(b.as_raw_fd(), &encode(&Frame::Data(b"hi".to_vec())), &[file.as_raw_fd()]).unwrap();
         assert!(matches!(recv_frame_maybe_fd(&a), Err(ProtocolError::UnexpectedFd { frame_type: FrameType::Data })));
         // Truncated frame, then EOF.
         let (a, mut b) = UnixStream::pair().unwrap();
         b.write_all(&[0x85, 4, 0, 0, 0, 1]).unwrap();
         drop(b);
         assert!(matches!(recv_frame_maybe_fd(&a), Err(ProtocolError::Truncated)));
+    }
+
+    fn fd_reader(sock: UnixStream) -> FrameReader<FdStream> {
+        FrameReader::new(FdStream::new(sock))
+    }
+
+    #[test]
+    fn fd_stream_hands_each_sendfile_its_descriptor() {
+        let (apache, mut daemon) = UnixStream::pair().unwrap();
+        let one = temp_file("stream-one", b"0123456789");
+        let two = temp_file("stream-two", b"abcdefghij");
+        let writer = std::thread::spawn(move || {
+            // Small frames back to back, so one read takes several of them, descriptors included.
+            write_frame(&mut daemon, &Frame::Start { status: 200, reason: b"OK".to_vec(), headers: vec![] }).unwrap();
+            send_frame_with_fd(&daemon, &Frame::SendFile { offset: 1, length: 2 }, &one).unwrap();
+            send_frame_with_fd(&daemon, &Frame::SendFile { offset: 3, length: 4 }, &two).unwrap();
+            write_frame(&mut daemon, &Frame::Data(vec![5; 300_000])).unwrap();
+            send_frame_with_fd(&daemon, &Frame::SendFile { offset: 7, length: 3 }, &one).unwrap();
+            write_frame(&mut daemon, &Frame::End).unwrap();
+        });
+        let mut reader = fd_reader(apache);
+        let (frame, fd) = reader.read_frame_fd().unwrap();
+        assert!(matches!(frame, Frame::Start { status: 200, .. }) && fd.is_none());
+        let (frame, fd) = reader.read_frame_fd().unwrap();
+        assert_eq!(frame, Frame::SendFile { offset: 1, length: 2 });
+        let fd = fd.expect("fd with SENDFILE");
+        // SAFETY: fcntl on a descriptor we own.
+        assert!(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) } & libc::FD_CLOEXEC != 0);
+        assert_eq!(read_fd_range(fd, 1, 2), b"12");
+        let (frame, fd) = reader.read_frame_fd().unwrap();
+        assert_eq!(frame, Frame::SendFile { offset: 3, length: 4 });
+        assert_eq!(read_fd_range(fd.unwrap(), 3, 4), b"defg");
+        let (frame, fd) = reader.read_frame_fd().unwrap();
+        assert!(matches!(&frame, Frame::Data(d) if d.len() == 300_000) && fd.is_none());
+        let (frame, fd) = reader.read_frame_fd().unwrap();
+        assert_eq!(frame, Frame::SendFile { offset: 7, length: 3 });
+        assert_eq!(read_fd_range(fd.unwrap(), 7, 3), b"789");
+        assert_eq!(reader.read_frame_fd().unwrap().0, Frame::End);
+        reader.check_no_fds_left().unwrap();
+        writer.join().unwrap();
+        assert!(matches!(reader.read_frame_fd(), Err(ProtocolError::Closed)));
+    }
+
+    #[test]
+    fn fd_stream_refuses_what_recv_frame_maybe_fd_refuses() {
+        let file = temp_file("stream-bad", b"x");
+        let fd = file.as_raw_fd();
+        let start = encode(&Frame::Start { status: 200, reason: b"OK".to_vec(), headers: vec![] });
+        let sendfile = encode(&Frame::SendFile { offset: 0, length: 1 });
+        let data = encode(&Frame::Data(b"hi".to_vec()));
+        let end = encode(&Frame::End);
+        // (plain bytes, then bytes with descriptors, then plain bytes), and what the reader says
+        // on its first failing frame.
+        let cases = vec![
+            // A SENDFILE without a descriptor.
+            (start.clone(), vec![], vec![], [&sendfile[..], &end].concat(), "missing"),
+            // A descriptor with a DATA frame.
+            (start.clone(), data.clone(), vec![fd], end.clone(), "unexpected DATA"),
+            // A descriptor with a DATA frame, then a SENDFILE without one.
+            (start.clone(), data.clone(), vec![fd], [&sendfile[..], &end].concat(), "unexpected DATA"),
+            // Two descriptors with one SENDFILE.
+            (start.clone(), sendfile.clone(), vec![fd, fd], end.clone(), "unexpected SENDFILE"),
+            // More descriptors than the control buffer holds: the kernel truncates them.
+            (start.clone(), sendfile.clone(), vec![fd; 13], end.clone(), "truncated"),
+        ];
+        for (before, with_fds, fds, after, want) in cases {
+            let (apache, mut daemon) = UnixStream::pair().unwrap();
+            daemon.write_all(&before).unwrap();
+            if !fds.is_empty() {
+                send_bytes_with_fds(daemon.as_raw_fd(), &with_fds, &fds).unwrap();
+            }
+            daemon.write_all(&after).unwrap();
+            drop(daemon);
+            let mut reader = fd_reader(apache);
+            let err = loop {
+                match reader.read_frame_fd() {
+                    Ok((Frame::End, _)) => panic!("{want}: whole response accepted"),
+                    Ok(_) => {}
+                    Err(e) => break e,
+                }
+            };
+            let got = match err {
+                ProtocolError::MissingFd => "missing",
+                ProtocolError::UnexpectedFd { frame_type: FrameType::Data } => "unexpected DATA",
+                ProtocolError::UnexpectedFd { frame_type: FrameType::SendFile } => "unexpected SENDFILE",
+                ProtocolError::ControlTruncated => "truncated",
+                other => panic!("{want}: {other:?}"),
+            };
+            assert_eq!(got, want);
+        }
+        // The same truncation through the frame-at-a-time reader.
+        let (apache, daemon) = UnixStream::pair().unwrap();
+        send_bytes_with_fds(daemon.as_raw_fd(), &sendfile, &[fd; 13]).unwrap();
+        assert!(matches!(recv_frame_maybe_fd(&apache), Err(ProtocolError::ControlTruncated)));
+    }
+
+    #[test]
+    fn fd_stream_descriptor_left_at_the_end_of_a_response() {
+        // END and one more byte in one message with a descriptor: END itself passes (the
+        // message goes on past it), but the descriptor is left over when the response ends.
+        let file = temp_file("stream-left", b"x");
+        let (apache, daemon) = UnixStream::pair().unwrap();
+        let mut bytes = encode(&Frame::End);
+        bytes.push(0x86);
+        send_bytes_with_fds(daemon.as_raw_fd(), &bytes, &[file.as_raw_fd()]).unwrap();
+        let mut reader = fd_reader(apache);
+        assert!(matches!(reader.read_frame_fd(), Ok((Frame::End, None))));
+        assert!(matches!(reader.check_no_fds_left(), Err(ProtocolError::UnexpectedFd { .. })));
+        reader.check_no_fds_left().unwrap(); // closed, not kept
     }
 }

@@ -18,7 +18,7 @@
 //! Files: `frame` (frame types, frames, the header, field rules), `error`, `pairs` (name/value
 //! lists), `decode`, `encode`, one per payload with its own encoder and decoder (`request`,
 //! `start`, `body`), `stream` (blocking I/O over `Read`/`Write`) and `fd` (SENDFILE descriptor
-//! passing). Everything public is re-exported here.
+//! passing, received through one checked path). Everything public is re-exported here.
 
 mod body;
 mod consts;
@@ -44,7 +44,7 @@ pub use consts::{
 pub use decode::{decode_frame, decode_frame_limited, decode_payload, Decoded};
 pub use encode::encode_frame;
 pub use error::ProtocolError;
-pub use fd::{recv_frame_maybe_fd, send_frame_with_fd};
+pub use fd::{recv_frame_maybe_fd, send_frame_with_fd, FdStream};
 pub use frame::{frame_header, parse_header, secrets_equal, Frame};
 pub use frame_type::FrameType;
 pub use pairs::PairBuf;

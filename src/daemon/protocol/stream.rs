@@ -30,10 +30,10 @@ pub fn write_frame<W: Write + ?Sized>(w: &mut W, frame: &Frame) -> Result<(), Pr
 /// frame to frame (and shrunk back to 64 KiB after an unusually big frame).
 ///
 /// Bytes read ahead belong to the reader: do not read from the inner stream directly while the
-/// reader is in use (see [`FrameReader::buffered`]). Do not use it on a socket that may carry
-/// file descriptors; use [`recv_frame_maybe_fd`] there.
+/// reader is in use (see [`FrameReader::buffered`]). On a socket that may carry file
+/// descriptors, read through an [`FdStream`] with `read_frame_fd`, which checks them.
 ///
-/// [`recv_frame_maybe_fd`]: super::fd::recv_frame_maybe_fd
+/// [`FdStream`]: super::fd::FdStream
 pub struct FrameReader<R> {
     inner: R,
     /// Initialized storage; `buf[start..end]` holds bytes read but not yet consumed.

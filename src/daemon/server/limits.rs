@@ -4,8 +4,8 @@
 //! (niceness), `supplementary-groups`, and `python-eggs` (`PYTHON_EGG_CACHE`).
 
 use crate::config::DaemonProcess;
+use crate::sys::identity;
 use crate::sys::util::{self, log_server};
-use std::ffi::CString;
 use std::ptr;
 
 /// Resource limits, priority and environment; before Python starts.
@@ -49,20 +49,9 @@ pub(super) unsafe fn apply(spec: &DaemonProcess) {
 }
 
 /// The gids of `supplementary-groups` (names or `#gid`); an unknown group is an error.
-pub(super) unsafe fn supplementary_gids(spec: &DaemonProcess) -> Result<Vec<libc::gid_t>, String> {
+pub(super) fn supplementary_gids(spec: &DaemonProcess) -> Result<Vec<libc::gid_t>, String> {
     spec.supplementary_groups
         .iter()
-        .map(|g| {
-            if let Some(n) = g.strip_prefix('#').and_then(|d| d.parse().ok()) {
-                return Ok(n);
-            }
-            let c = CString::new(g.as_str()).map_err(|_| format!("bad group name '{g}'"))?;
-            let gr = libc::getgrnam(c.as_ptr());
-            if gr.is_null() {
-                Err(format!("supplementary-groups: no group named '{g}'"))
-            } else {
-                Ok((*gr).gr_gid)
-            }
-        })
+        .map(|g| identity::group_or_id(g).ok_or_else(|| format!("supplementary-groups: no group named '{g}'")))
         .collect()
 }
