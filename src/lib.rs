@@ -6,20 +6,26 @@
 //! calls into Apache is in `apache` and is left out of unit-test builds (Apache's symbols exist
 //! only inside the httpd process).
 
-pub mod appgroup;
+// Only `config` and `daemon::protocol` are the library's public face (integration tests and the
+// fuzzer use them); everything else is crate-private, so the compiler flags dead code. Unit-test
+// builds leave `apache` and most of `sys` out (Apache's symbols exist only inside httpd), which
+// leaves what only they use unused there: the module build is the one that tells dead code.
+#![cfg_attr(test, allow(dead_code, unused_imports))]
+
+pub(crate) mod appgroup;
 pub mod config;
 pub mod daemon;
-pub mod metrics;
-pub mod proxy_headers;
-pub mod python;
-pub mod request_plan;
-pub mod routing;
-pub mod telemetry;
-pub mod xsendfile;
+pub(crate) mod metrics;
+pub(crate) mod proxy_headers;
+pub(crate) mod python;
+pub(crate) mod request_plan;
+pub(crate) mod routing;
+pub(crate) mod telemetry;
+pub(crate) mod xsendfile;
 
 #[cfg(not(test))]
-pub mod apache;
-pub mod sys;
+pub(crate) mod apache;
+pub(crate) mod sys;
 
 #[cfg(not(test))]
 pub use module::wsgi_module;

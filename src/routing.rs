@@ -61,10 +61,12 @@ impl<T> MountTable<T> {
         Ok(())
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.mounts.is_empty()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.mounts.len()
     }

@@ -22,7 +22,6 @@ pub struct Mount {
     pub target_is_dir: Option<bool>,
     pub options: MountOptions,
     pub application_group: Option<GroupSpec>,
-    pub origin: Origin,
 }
 
 #[derive(Clone)]
@@ -229,7 +228,7 @@ pub(super) unsafe extern "C" fn cmd_script_alias(
             conf.group_references.push((g.clone(), origin.clone()));
         }
         let target_is_dir = std::fs::metadata(&alias.target).ok().map(|m| m.is_dir());
-        let mount = Mount { target: alias.target, target_is_dir, options: alias.options, application_group, origin };
+        let mount = Mount { target: alias.target, target_is_dir, options: alias.options, application_group };
         if name.ends_with("Match") {
             let re = CString::new(alias.url_path.clone()).map_err(|_| "regex contains NUL".to_string())?;
             let regex = ffi::ap_pregcomp((*cmd).pool, re.as_ptr(), 0);

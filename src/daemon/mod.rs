@@ -3,13 +3,13 @@
 //! themselves (`server`); and the wire protocol between children and daemons (`protocol`, pure
 //! and fuzzed). The Apache side of daemon mode (supervisor, relay) is in `crate::apache`.
 
-pub mod dispatch;
+pub(crate) mod dispatch;
 pub mod protocol;
 
 // The daemon process runs inside a fork of Apache's parent and uses Apache's log (`crate::sys`).
 
 #[cfg(not(test))]
-pub mod group;
+pub(crate) mod group;
 #[cfg(not(test))]
 #[allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
-pub mod server;
+pub(crate) mod server;

@@ -25,4 +25,4 @@ pub mod running;
 pub mod shm;
 pub mod snapshot;
 
-pub use region::{restart_label, ProcessRow, Region, SeriesSlot};
+pub use region::{restart_label, Region, SeriesSlot};

@@ -334,6 +334,7 @@ fn series_key(group: &str, application_group: &str) -> Vec<u8> {
 
 impl Region {
     /// A zeroed region on the heap (for tests and for a process without the shared one).
+    #[cfg(test)]
     pub fn new_boxed() -> Box<Region> {
         let layout = std::alloc::Layout::new::<Region>();
         // Safe: zeroed memory is a valid empty Region (atomics and byte arrays only).

@@ -55,7 +55,9 @@ pub fn group_or_id(spec: &str) -> Option<u32> {
 }
 
 /// Every group `name` is in: `gid` (its primary group) and those the group database lists it
-/// in. Empty if the database cannot be read.
+/// in. Empty if the database cannot be read. (Used by the `oxwsgi` command, which includes
+/// this file; the module itself has Apache's `initgroups`.)
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn group_list(name: &str, gid: u32) -> Vec<u32> {
     let Ok(name) = CString::new(name) else { return Vec::new() };
     let mut groups: Vec<libc::gid_t> = vec![0; 64];
@@ -76,6 +78,7 @@ pub fn group_list(name: &str, gid: u32) -> Vec<u32> {
 }
 
 /// Linux's NGROUPS_MAX.
+#[cfg_attr(not(test), allow(dead_code))]
 const MAX_GROUPS: usize = 65536;
 
 /// `#123` -> 123.
