@@ -6,7 +6,7 @@
 //! The raw pointers these functions take (request_rec, server_rec, cmd_parms, pools) come from
 //! Apache and are valid for the duration of the hook or callback that passes them on; the
 //! functions are the thin wrappers that keep that assumption in one place.
-#![allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
+
 pub mod auth;
 pub mod commands;
 pub mod conf;

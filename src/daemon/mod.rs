@@ -11,5 +11,4 @@ pub mod protocol;
 #[cfg(not(test))]
 pub(crate) mod group;
 #[cfg(not(test))]
-#[allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
 pub(crate) mod server;

@@ -2,7 +2,7 @@
 //! thin safe helpers over them (`util`: logging, pools, tables, strings); and the system's user
 //! and group databases (`identity`, libc only, unit-tested). Nothing here knows oxwsgi's
 //! configuration, requests or Python.
-#![allow(clippy::not_unsafe_ptr_arg_deref, clippy::missing_safety_doc)]
+
 #[cfg(not(test))]
 pub mod ffi;
 pub mod identity;
