@@ -96,6 +96,63 @@ fn maximum_requests_with_kept_alive_connections_loses_no_post() {
     assert!(apache.count_in_log("maximum-requests (7) reached") >= 4, "{}", apache.log_tail(40));
 }
 
+/// A process that reached maximum-requests (a `Replace` stop) takes no new connection: what
+/// Apache sends meanwhile waits in the group's backlog for the replacement, which starts only
+/// when this process is gone, and no request fails. The load never lets up (more clients than
+/// threads, each request 0.2 s): a process that kept accepting while replacing itself would
+/// never be done, would serve far past its limit and be cut off at its graceful-timeout with
+/// requests in flight.
+#[test]
+fn a_replacing_process_takes_no_new_connection_and_every_request_is_answered() {
+    const MAX: usize = 4;
+    const THREADS: usize = 2;
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(&format!(
+            "WSGIDaemonProcess rp processes=1 threads={THREADS} maximum-requests={MAX} graceful-timeout=30\n\
+             WSGIScriptAlias /rp {{APPS}}/app.py process-group=rp"
+        ))
+        .start();
+    let addr = apache.addr();
+    let clients: Vec<_> = (0..5)
+        .map(|_| {
+            thread::spawn(move || {
+                (0..6)
+                    .map(|_| {
+                        let r = Client::connect(addr)
+                            .and_then(|mut c| c.try_send("GET", "/rp/sleep?0.2", &[("Connection", "close")], b""));
+                        match r {
+                            Ok(r) if r.status == 200 && r.complete => r
+                                .text()
+                                .split_whitespace()
+                                .find_map(|w| w.strip_prefix("pid="))
+                                .map(str::to_string)
+                                .ok_or_else(|| r.text()),
+                            Ok(r) => Err(format!("{} complete={} {:?}", r.status, r.complete, r.text())),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut served: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut failures = Vec::new();
+    for r in clients.into_iter().flat_map(|c| c.join().unwrap()) {
+        match r {
+            Ok(pid) => *served.entry(pid).or_default() += 1,
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(failures.is_empty(), "{} of 30 failed: {failures:#?}\n{}", failures.len(), apache.log_tail(40));
+    // Past its limit a process finishes only what its other threads had already taken.
+    let over: Vec<_> = served.iter().filter(|(_, &n)| n > MAX + THREADS - 1).collect();
+    assert!(over.is_empty(), "processes served past maximum-requests={MAX}: {over:?} of {served:?}");
+    assert!(served.len() >= 30 / (MAX + THREADS - 1), "{served:?}");
+    assert!(apache.wait_for_log("maximum-requests (4) reached", Duration::from_secs(1)));
+    assert_eq!(apache.count_in_log("requests still running at the shutdown deadline"), 0, "{}", apache.log_tail(40));
+}
+
 #[test]
 fn inactivity_timeout_and_restart_interval_replace_the_process() {
     let apache = Apache::builder()

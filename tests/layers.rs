@@ -309,6 +309,7 @@ fn pure(rel: &str) -> bool {
         || rel == "request_plan.rs"
         || rel.starts_with("daemon/protocol")
         || rel == "daemon/dispatch.rs"
+        || rel == "daemon/stop.rs"
         || rel == "proxy_headers.rs"
         || rel.starts_with("metrics/")
         || rel.starts_with("telemetry/")

@@ -5,6 +5,7 @@
 
 pub(crate) mod dispatch;
 pub mod protocol;
+pub mod stop;
 
 // The daemon process runs inside a fork of Apache's parent and uses Apache's log (`crate::sys`).
 

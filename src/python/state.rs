@@ -1,7 +1,9 @@
-//! One request's state as the application changes it: the status and headers it set, the body
-//! written so far (clipped to its Content-Length, buffered or flushed), the request body read
-//! for wsgi.input, and whether the client is gone. Reached from Python through the request
-//! capsule (`native`); the adapter (`wsgi`) creates it and reads the end state.
+//! One request's state as the application changes it: where its response is ([`Response`]:
+//! not started, started with a status and headers, sent with the body bytes written so far
+//! (clipped to its Content-Length), or cut off by the client leaving) and where its body is
+//! for wsgi.input ([`Input`]). Reached from Python through the request capsule (`native`); the
+//! adapter (`wsgi`) creates it and reads the end state. The host's backend is lent to one call
+//! at a time (`with_backend`).
 
 use super::backend::{Backend, BodyError};
 use super::headers::{parse_status, validate_header};
@@ -18,24 +20,115 @@ const DIRECT_WRITE: usize = 64 * 1024;
 /// Largest single read from the client when the application asks for everything.
 const READ_CHUNK: u64 = 64 * 1024;
 
-/// One request's response state, reached from Python through the request capsule.
+/// One request's state, reached from Python through the request capsule.
 pub struct RequestState {
-    pub(super) backend: *mut (dyn Backend + 'static),
+    /// The host's backend, lent to one call at a time (see [`RequestState::with_backend`]).
+    backend: *mut (dyn Backend + 'static),
+    backend_lent: Cell<bool>,
     pub(super) capsule: RefCell<Option<Obj>>,
     pub(super) write_fn: RefCell<Option<Obj>>,
-    pub(super) status: RefCell<Option<(u16, String)>>,
-    pub(super) headers: RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
-    pub(super) headers_sent: Cell<bool>,
-    pub(super) content_length: Cell<Option<u64>>,
-    pub(super) written: Cell<u64>,
-    pub(super) input_remaining: Cell<Option<u64>>,
-    pub(super) input_done: Cell<bool>,
-    pub(super) input_error: RefCell<Option<BodyError>>,
-    pub(super) client_gone: Cell<bool>,
+    response: RefCell<Response>,
+    input: RefCell<Input>,
     /// `mod_wsgi.request_data()`: made on first use.
     pub(super) data: RefCell<Option<Obj>>,
     /// Reads and writes, for the request_finished event.
     pub(super) io: super::request_stats::IoStats,
+}
+
+/// Where the response is.
+#[derive(Debug, PartialEq, Eq)]
+enum Response {
+    /// start_response() has not been called.
+    NotStarted,
+    /// start_response() was called and its head has not gone out: a later call with exc_info
+    /// may still replace it.
+    Started { status: u16, line: String, headers: Vec<(Vec<u8>, Vec<u8>)>, content_length: Option<u64> },
+    /// The head went out (or was handed to the backend, which may have refused it); `written`
+    /// body bytes since, never more than `content_length`.
+    Sent { status: u16, content_length: Option<u64>, written: u64 },
+    /// The client went away while the body was being sent: nothing more is written.
+    ClientGone { status: u16, written: u64 },
+}
+
+impl Response {
+    fn status(&self) -> Option<u16> {
+        match *self {
+            Response::NotStarted => None,
+            Response::Started { status, .. } | Response::Sent { status, .. } | Response::ClientGone { status, .. } => {
+                Some(status)
+            }
+        }
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        match *self {
+            Response::Started { content_length, .. } | Response::Sent { content_length, .. } => content_length,
+            Response::NotStarted | Response::ClientGone { .. } => None,
+        }
+    }
+
+    fn written(&self) -> u64 {
+        match *self {
+            Response::Sent { written, .. } | Response::ClientGone { written, .. } => written,
+            Response::NotStarted | Response::Started { .. } => 0,
+        }
+    }
+
+    /// Takes up to `len` body bytes (fewer when Content-Length has less room left) and counts
+    /// them as written; None when nothing may be written (the client is gone, or the head has
+    /// not gone out).
+    fn take(&mut self, len: u64) -> Option<u64> {
+        let Response::Sent { content_length, written, .. } = self else { return None };
+        let n = content_length.map_or(len, |cl| len.min(cl.saturating_sub(*written)));
+        *written += n;
+        Some(n)
+    }
+
+    /// Whether the declared Content-Length has been written in full.
+    fn complete(&self) -> bool {
+        matches!(*self, Response::Sent { content_length: Some(cl), written, .. } if written >= cl)
+    }
+
+    fn client_gone(&mut self) {
+        if let Response::Sent { status, written, .. } = *self {
+            *self = Response::ClientGone { status, written };
+        }
+    }
+}
+
+/// Where the request body (wsgi.input) is.
+#[derive(Debug)]
+enum Input {
+    /// This many bytes of a declared Content-Length are still to come (never 0: that is Done).
+    Remaining(u64),
+    /// A chunked body, read until the backend reports its end.
+    Chunked,
+    /// The body has been read to its end.
+    Done,
+    /// Reading it failed: every later read raises this error.
+    Failed(BodyError),
+}
+
+impl Input {
+    fn new(content_length: Option<u64>) -> Input {
+        match content_length {
+            Some(0) => Input::Done,
+            Some(n) => Input::Remaining(n),
+            None => Input::Chunked,
+        }
+    }
+
+    /// The state after a read that brought `len` bytes and ended with `result` (true: the
+    /// backend reported the end of the body).
+    fn after_read(self, len: u64, result: Result<bool, BodyError>) -> Input {
+        match (result, self) {
+            (Err(e), _) => Input::Failed(e),
+            (Ok(true), _) => Input::Done,
+            (Ok(false), Input::Remaining(n)) if n <= len => Input::Done,
+            (Ok(false), Input::Remaining(n)) => Input::Remaining(n - len),
+            (Ok(false), other) => other,
+        }
+    }
 }
 
 pub(super) enum Step {
@@ -44,35 +137,74 @@ pub(super) enum Step {
 }
 
 impl RequestState {
+    /// The state of a request whose input comes from and response goes to `backend`, which
+    /// the caller lends it for as long as the state lives and does not use meanwhile.
     pub(super) fn new(backend: &mut (dyn Backend + 'static), content_length: Option<u64>) -> RequestState {
         RequestState {
             backend,
+            backend_lent: Cell::new(false),
             capsule: RefCell::new(None),
             write_fn: RefCell::new(None),
-            status: RefCell::new(None),
-            headers: RefCell::new(Vec::new()),
-            headers_sent: Cell::new(false),
-            content_length: Cell::new(None),
-            written: Cell::new(0),
-            input_remaining: Cell::new(content_length),
-            input_done: Cell::new(content_length == Some(0)),
-            input_error: RefCell::new(None),
-            client_gone: Cell::new(false),
+            response: RefCell::new(Response::NotStarted),
+            input: RefCell::new(Input::new(content_length)),
             data: RefCell::new(None),
             io: Default::default(),
         }
     }
 
-    /// The backend, for one call at a time: never held across a call into Python (which may
-    /// call back into this request).
-    #[allow(clippy::mut_from_ref)]
-    pub(super) fn backend(&self) -> &mut (dyn Backend + 'static) {
-        // The backend outlives the request state: both live for the duration of `run`.
-        unsafe { &mut *self.backend }
+    /// Runs `f` with the backend. `f` must not call back into this request (it may release the
+    /// GIL, which lets other threads run, but never another request's state this one's); a
+    /// call that did would get a second `&mut` to the backend, so it panics instead (a native
+    /// callback turns the panic into a SystemError).
+    pub(super) fn with_backend<R>(&self, f: impl FnOnce(&mut dyn Backend) -> R) -> R {
+        struct Lent<'a>(&'a Cell<bool>);
+        impl Drop for Lent<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        assert!(!self.backend_lent.replace(true), "oxwsgi: the request's backend is already in use");
+        let _lent = Lent(&self.backend_lent);
+        // Safe: the backend outlives the state (both live for the duration of `wsgi::run`, which
+        // does not touch the backend while the state exists), and `backend_lent` makes this the
+        // only reference to it.
+        f(unsafe { &mut *self.backend })
+    }
+
+    /// The status code start_response() set, if it was called.
+    pub(super) fn status(&self) -> Option<u16> {
+        self.response.borrow().status()
+    }
+
+    /// Whether the response head has been handed to the backend.
+    pub(super) fn headers_sent(&self) -> bool {
+        matches!(*self.response.borrow(), Response::Sent { .. } | Response::ClientGone { .. })
+    }
+
+    /// The Content-Length the application declared (while the client is there).
+    pub(super) fn content_length(&self) -> Option<u64> {
+        self.response.borrow().content_length()
+    }
+
+    /// Body bytes written so far.
+    pub(super) fn written(&self) -> u64 {
+        self.response.borrow().written()
+    }
+
+    pub(super) fn client_gone(&self) -> bool {
+        matches!(*self.response.borrow(), Response::ClientGone { .. })
+    }
+
+    /// Why the request body could not be read, if it could not.
+    pub(super) fn input_error(&self) -> Option<BodyError> {
+        match &*self.input.borrow() {
+            Input::Failed(e) => Some(e.clone()),
+            _ => None,
+        }
     }
 
     pub fn log(&self, level: u8, msg: &str) {
-        self.backend().log(level, msg);
+        self.with_backend(|b| b.log(level, msg));
     }
 
     /// Sends the body of `iterable`.
@@ -145,23 +277,22 @@ impl RequestState {
         self.require_started()?;
         let size = st.st_size as u64;
         let mut len = size.saturating_sub(pos as u64);
-        if let Some(cl) = self.content_length.get() {
-            len = len.min(cl.saturating_sub(self.written.get()));
+        if let Some(cl) = self.content_length() {
+            len = len.min(cl.saturating_sub(self.written()));
         }
         if len == 0 {
             return Ok(true);
         }
         self.ensure_headers()?;
-        let backend = self.backend();
-        match without_gil(|| backend.send_file(fd, pos as u64, len)) {
-            Ok(()) => self.written.set(self.written.get() + len),
-            Err(_) => self.client_gone.set(true),
+        let Some(len) = self.response.borrow_mut().take(len) else { return Ok(true) };
+        if self.with_backend(|b| without_gil(|| b.send_file(fd, pos as u64, len))).is_err() {
+            self.response.borrow_mut().client_gone();
         }
         Ok(true)
     }
 
     pub(super) fn require_started(&self) -> PyResult<()> {
-        if self.status.borrow().is_none() {
+        if *self.response.borrow() == Response::NotStarted {
             raise(unsafe { ffi::PyExc_AssertionError }, "response body produced before start_response() was called");
             return Err(PyErrSet);
         }
@@ -169,20 +300,29 @@ impl RequestState {
     }
 
     pub(super) fn ensure_headers(&self) -> PyResult<()> {
-        if !self.headers_sent.get() {
-            if let Err(msg) = self.send_headers() {
-                raise(unsafe { ffi::PyExc_ValueError }, &msg);
-                return Err(PyErrSet);
-            }
+        if let Err(msg) = self.send_headers() {
+            raise(unsafe { ffi::PyExc_ValueError }, &msg);
+            return Err(PyErrSet);
         }
         Ok(())
     }
 
+    /// Hands the response head to the backend, unless it already has it. The head counts as
+    /// sent even when the backend refuses it (there is no taking it back).
     pub(super) fn send_headers(&self) -> Result<(), String> {
-        let (code, line) = self.status.borrow().clone().ok_or("start_response() was not called")?;
-        let headers = self.headers.take();
-        self.headers_sent.set(true);
-        self.backend().start(code, &line, &headers)
+        let (status, line, headers) = {
+            let mut response = self.response.borrow_mut();
+            match &mut *response {
+                Response::NotStarted => return Err("start_response() was not called".into()),
+                Response::Sent { .. } | Response::ClientGone { .. } => return Ok(()),
+                Response::Started { status, line, headers, content_length } => {
+                    let head = (*status, std::mem::take(line), std::mem::take(headers));
+                    *response = Response::Sent { status: head.0, content_length: *content_length, written: 0 };
+                    head
+                }
+            }
+        };
+        self.with_backend(|b| b.start(status, &line, &headers))
     }
 
     /// Body bytes from the iterable or write(): clipped to Content-Length, then buffered or
@@ -190,30 +330,27 @@ impl RequestState {
     pub(super) fn write_body(&self, data: &[u8], flush: bool) -> PyResult<Step> {
         self.require_started()?;
         self.ensure_headers()?;
-        let data = match self.content_length.get() {
-            Some(cl) => &data[..data.len().min(cl.saturating_sub(self.written.get()) as usize)],
-            None => data,
-        };
-        self.written.set(self.written.get() + data.len() as u64);
-        let backend = self.backend();
-        if data.len() >= DIRECT_WRITE {
-            // A large block goes out straight from the Python object's memory (kept alive by
-            // the caller), without the copy that buffering makes.
-            if without_gil(|| backend.write_now(data)).is_err() {
-                self.client_gone.set(true);
-                return Ok(Step::Stop);
+        let Some(len) = self.response.borrow_mut().take(data.len() as u64) else { return Ok(Step::Stop) };
+        let data = &data[..len as usize];
+        let sent = self.with_backend(|backend| {
+            if data.len() >= DIRECT_WRITE {
+                // A large block goes out straight from the Python object's memory (kept alive
+                // by the caller), without the copy that buffering makes.
+                without_gil(|| backend.write_now(data))?;
+            } else {
+                backend.write(data);
             }
-        } else {
-            backend.write(data);
-        }
-        if (flush || backend.buffered() >= FLUSH_THRESHOLD) && without_gil(|| backend.flush()).is_err() {
-            self.client_gone.set(true);
+            if flush || backend.buffered() >= FLUSH_THRESHOLD {
+                without_gil(|| backend.flush())?;
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        let mut response = self.response.borrow_mut();
+        if sent.is_err() {
+            response.client_gone();
             return Ok(Step::Stop);
         }
-        if self.content_length.get().is_some_and(|cl| self.written.get() >= cl) {
-            return Ok(Step::Stop);
-        }
-        Ok(Step::Continue)
+        Ok(if response.complete() { Step::Stop } else { Step::Continue })
     }
 
     /// One write of the response body (`write_body`), counted for request_finished.
@@ -225,12 +362,12 @@ impl RequestState {
         if data.is_empty() {
             return Ok(());
         }
-        if self.client_gone.get() {
+        if self.client_gone() {
             raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
             return Err(PyErrSet);
         }
         self.write_counted(data, true).map(|_| ())?;
-        if self.client_gone.get() {
+        if self.client_gone() {
             raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
             return Err(PyErrSet);
         }
@@ -242,8 +379,8 @@ impl RequestState {
             raise(exc, &msg);
         };
         // (Each early return below leaves the exception set for the caller.)
-        match (&exc_info, self.status.borrow().is_some()) {
-            (Some(info), _) if self.headers_sent.get() => {
+        match (&exc_info, self.status().is_some()) {
+            (Some(info), _) if self.headers_sent() => {
                 // PEP 3333: re-raise when the headers have already gone out.
                 unsafe {
                     if ffi::PyTuple_Check(info.as_ptr()) != 0 && ffi::PyTuple_Size(info.as_ptr()) == 3 {
@@ -337,9 +474,8 @@ impl RequestState {
             }
             parsed.push((name, value));
         }
-        *self.status.borrow_mut() = Some((code, status_text.to_string()));
-        *self.headers.borrow_mut() = parsed;
-        self.content_length.set(content_length);
+        *self.response.borrow_mut() =
+            Response::Started { status: code, line: status_text.to_string(), headers: parsed, content_length };
         Ok(())
     }
 
@@ -352,22 +488,20 @@ impl RequestState {
             obj::raise(unsafe { ffi::PyExc_OSError }, &format!("request body read error: {message}"));
             PyErrSet
         };
-        if let Some(err) = self.input_error.borrow().as_ref() {
-            return Err(failed(&err.message));
-        }
-        let mut want = size.unwrap_or(u64::MAX);
-        if let Some(rem) = self.input_remaining.get() {
-            want = want.min(rem);
-        }
-        if self.input_done.get() || want == 0 {
+        let want = match &*self.input.borrow() {
+            Input::Failed(err) => return Err(failed(&err.message)),
+            Input::Done => return obj::bytes(b""),
+            Input::Remaining(rem) => size.unwrap_or(u64::MAX).min(*rem),
+            Input::Chunked => size.unwrap_or(u64::MAX),
+        };
+        if want == 0 {
             return obj::bytes(b"");
         }
         // The body is read into the bytes object itself. Past READ_CHUNK it grows by doubling
         // as bytes arrive, so its size follows what the client sent, not what it announced.
         let mut buf = BytesBuf::new(want.min(READ_CHUNK) as usize)?;
         let mut len = 0;
-        let backend = self.backend();
-        let result = loop {
+        let result = self.with_backend(|backend| loop {
             let spare = buf.spare(len);
             let filled = without_gil(|| {
                 let mut n = 0;
@@ -389,24 +523,73 @@ impl RequestState {
                     let cap = (buf.capacity() as u64).saturating_mul(2).min(want);
                     buf.resize(cap as usize)?;
                 }
-                other => break other,
+                other => break Ok(other),
             }
-        };
-        if let Some(rem) = self.input_remaining.get() {
-            self.input_remaining.set(Some(rem - len as u64));
+        })?;
+        let raised = result.as_ref().err().map(|e| failed(&e.message));
+        {
+            let mut input = self.input.borrow_mut();
+            let before = std::mem::replace(&mut *input, Input::Done);
+            *input = before.after_read(len as u64, result);
         }
-        match result {
-            Ok(eof) => {
-                if eof || self.input_remaining.get() == Some(0) {
-                    self.input_done.set(true);
-                }
-                buf.finish(len)
-            }
-            Err(e) => {
-                let err = failed(&e.message);
-                *self.input_error.borrow_mut() = Some(e);
-                Err(err)
-            }
+        match raised {
+            Some(err) => Err(err),
+            None => buf.finish(len),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(content_length: Option<u64>) -> Response {
+        Response::Sent { status: 200, content_length, written: 0 }
+    }
+
+    #[test]
+    fn the_body_is_clipped_to_content_length_and_counted() {
+        let mut r = sent(Some(10));
+        assert_eq!(r.take(4), Some(4));
+        assert!(!r.complete());
+        assert_eq!(r.take(100), Some(6));
+        assert!(r.complete());
+        assert_eq!(r.take(5), Some(0));
+        assert_eq!(r.written(), 10);
+        let mut open = sent(None);
+        assert_eq!(open.take(1 << 20), Some(1 << 20));
+        assert!(!open.complete());
+    }
+
+    #[test]
+    fn nothing_is_written_before_the_head_or_after_the_client_left() {
+        let started =
+            Response::Started { status: 200, line: "200 OK".into(), headers: vec![], content_length: Some(3) };
+        for mut r in [Response::NotStarted, started] {
+            assert_eq!(r.take(3), None);
+            assert_eq!(r.written(), 0);
+        }
+        let mut r = sent(Some(10));
+        r.take(4);
+        r.client_gone();
+        assert_eq!(r, Response::ClientGone { status: 200, written: 4 });
+        assert_eq!((r.take(1), r.status(), r.content_length(), r.written()), (None, Some(200), None, 4));
+        // Only a response whose head went out can lose its client.
+        let mut r = Response::NotStarted;
+        r.client_gone();
+        assert_eq!(r, Response::NotStarted);
+    }
+
+    #[test]
+    fn input_ends_at_its_length_at_eof_or_at_an_error() {
+        assert!(matches!(Input::new(Some(0)), Input::Done));
+        assert!(matches!(Input::new(None), Input::Chunked));
+        assert!(matches!(Input::new(Some(10)).after_read(4, Ok(false)), Input::Remaining(6)));
+        assert!(matches!(Input::new(Some(10)).after_read(10, Ok(false)), Input::Done));
+        assert!(matches!(Input::new(Some(10)).after_read(3, Ok(true)), Input::Done));
+        assert!(matches!(Input::new(None).after_read(3, Ok(false)), Input::Chunked));
+        assert!(matches!(Input::new(None).after_read(0, Ok(true)), Input::Done));
+        let err = BodyError { status: 400, message: "bad chunk".into() };
+        assert!(matches!(Input::new(Some(10)).after_read(2, Err(err)), Input::Failed(e) if e.status == 400));
     }
 }

@@ -115,7 +115,7 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
         Err(LoadError::Exception(exc)) => {
             let _ = SCRIPT_LOADS.first_failure.compare_exchange(0, now_micros(), Ordering::Relaxed, Ordering::Relaxed);
             backend.log(LOG_ERR, &format!("{}: Failed to exec Python script file '{script}'.", who(at)));
-            log_exception(at, backend, &script, exc);
+            log_exception(at, &mut |level, msg| backend.log(level, msg), &script, exc);
             return Pending::Done(Outcome::Failed(500));
         }
         Err(LoadError::Stale) => return Pending::Done(Outcome::Restart),
@@ -148,8 +148,8 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
             let current = CurrentRequest::enter(&state);
             let pending = call(&state, at, req, &app, &capsule, &script, gil_wait);
             if crate::telemetry::active() {
-                let status = state.status.borrow().as_ref().map_or(0, |s| s.0);
-                crate::telemetry::set_response(status, state.io.input_length.get(), state.written.get());
+                let status = state.status().unwrap_or(0);
+                crate::telemetry::set_response(status, state.io.input_length.get(), state.written());
             }
             flush_pending(at.data());
             drop(current);
@@ -157,7 +157,7 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
             pending
         }
         Err(PyErrSet) => {
-            log_exception(at, state.backend(), &script, obj::take_error());
+            log_exception(at, &mut |level, msg| state.log(level, msg), &script, obj::take_error());
             Pending::Done(Outcome::Failed(500))
         }
     }
@@ -176,7 +176,7 @@ fn call(
     let environ = match build_environ(at, req, capsule) {
         Ok(e) => e,
         Err(_) => {
-            log_exception(at, state.backend(), script, obj::take_error());
+            log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error());
             return Pending::Done(Outcome::Failed(500));
         }
     };
@@ -201,7 +201,7 @@ fn call(
                 *state.data.borrow_mut() = Some(request_data);
                 start_response = published;
             }
-            Err(_) => log_exception(at, state.backend(), script, obj::take_error()),
+            Err(_) => log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error()),
         }
     }
     let mut failure: Option<Option<Obj>> = None;
@@ -218,7 +218,7 @@ fn call(
                     if failure.is_none() {
                         failure = Some(exc);
                     } else {
-                        log_exception(at, state.backend(), script, exc);
+                        log_exception(at, &mut |level, msg| state.log(level, msg), script, exc);
                     }
                 }
             }
@@ -228,14 +228,14 @@ fn call(
         let request_data = state.data.borrow().clone().unwrap_or_else(obj::none);
         let exception = failure.as_ref().and_then(|e| e.clone()).unwrap_or_else(obj::none);
         let finished = obj::float(started_at).and_then(|t| {
-            let status = state.status.borrow().as_ref().map_or(0, |s| s.0);
+            let status = state.status().unwrap_or(0);
             let elapsed = (now_micros() as f64 / 1e6 - started_at).max(0.0);
             let stats =
-                request_stats::finished(&state.io, cpu_at_start, outer_gil_wait, elapsed, status, state.written.get())?;
+                request_stats::finished(&state.io, cpu_at_start, outer_gil_wait, elapsed, status, state.written())?;
             data.request_finished.call(&[&environ, &request_data, &t, &stats, &exception])
         });
         if finished.is_err() {
-            log_exception(at, state.backend(), script, obj::take_error());
+            log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error());
         }
     }
     // A partial line the application left in wsgi.errors (or in sys.stdout) is logged now,
@@ -244,27 +244,25 @@ fn call(
     if let Some(exc) = failure {
         return Pending::Done(fail(state, at, script, exc));
     }
-    if state.client_gone.get() {
+    if state.client_gone() {
         return Pending::Done(client_gone_outcome(state));
     }
-    if state.status.borrow().is_none() {
+    if state.status().is_none() {
         state.log(LOG_ERR, &format!("{}: start_response() was not called by WSGI script '{script}'.", who(at)));
         return Pending::Done(Outcome::Failed(500));
     }
-    if !state.headers_sent.get() {
-        if let Err(msg) = state.send_headers() {
-            state.log(LOG_ERR, &msg);
-            return Pending::Done(Outcome::Failed(500));
-        }
+    if let Err(msg) = state.send_headers() {
+        state.log(LOG_ERR, &msg);
+        return Pending::Done(Outcome::Failed(500));
     }
     // A HEAD answer, and a status that has no body (1xx, 204, 304), may declare the
     // Content-Length of the body it does not send.
-    let bodiless = req.head || matches!(state.status.borrow().as_ref().map(|s| s.0), Some(100..=199 | 204 | 304));
-    let short = state.content_length.get().filter(|&cl| state.written.get() < cl && !bodiless).map(|cl| {
+    let bodiless = req.head || matches!(state.status(), Some(100..=199 | 204 | 304));
+    let short = state.content_length().filter(|&cl| state.written() < cl && !bodiless).map(|cl| {
         format!(
             "{}: WSGI script '{script}' declared Content-Length {cl} but sent {} bytes; closing the connection.",
             who(at),
-            state.written.get()
+            state.written()
         )
     });
     Pending::Finish { short }
@@ -272,15 +270,15 @@ fn call(
 
 fn client_gone_outcome(state: &RequestState) -> Outcome {
     state.log(LOG_INFO, "oxwsgi: client closed the connection before the response was complete");
-    state.backend().abort();
+    state.with_backend(|b| b.abort());
     Outcome::Aborted
 }
 
 fn fail(state: &RequestState, at: &Attached, script: &str, exc: Option<Obj>) -> Outcome {
-    if state.client_gone.get() {
+    if state.client_gone() {
         return client_gone_outcome(state);
     }
-    if let (false, Some(err)) = (state.headers_sent.get(), state.input_error.borrow().clone()) {
+    if let (false, Some(err)) = (state.headers_sent(), state.input_error()) {
         state.log(
             LOG_INFO,
             &format!("{}: request body could not be read ({}); answering {}", who(at), err.message, err.status),
@@ -288,14 +286,15 @@ fn fail(state: &RequestState, at: &Attached, script: &str, exc: Option<Obj>) -> 
         return Outcome::Failed(err.status);
     }
     let interrupted = exc.as_ref().is_some_and(|e| super::interrupt::is_request_timeout(at, e));
-    log_exception(at, state.backend(), script, exc);
-    if state.headers_sent.get() {
+    log_exception(at, &mut |level, msg| state.log(level, msg), script, exc);
+    if state.headers_sent() {
         // What the application produced before failing still reaches the client (it may be
         // buffered, and dropping the connection would discard it); then the connection is
         // dropped without ending the response, so it cannot pass for a complete one.
-        let backend = state.backend();
-        let _ = without_gil(|| backend.flush());
-        state.backend().abort();
+        state.with_backend(|backend| {
+            let _ = without_gil(|| backend.flush());
+            backend.abort();
+        });
         Outcome::Aborted
     } else if interrupted {
         // interrupt-timeout: the request was stopped for running past request-timeout.
@@ -355,17 +354,20 @@ fn who(_at: &Attached) -> String {
     format!("mod_wsgi (pid={})", std::process::id())
 }
 
-fn log_exception(at: &Attached, backend: &mut dyn Backend, script: &str, exc: Option<Obj>) {
-    backend.log(LOG_ERR, &format!("{}: Exception occurred processing WSGI script '{script}'.", who(at)));
+/// Logs an application's exception line by line through `log` (the backend's, or the
+/// request's). Each call is one line: nothing holds the backend while Python formats the
+/// traceback (which may run application code that logs too).
+fn log_exception(at: &Attached, log: &mut dyn FnMut(u8, &str), script: &str, exc: Option<Obj>) {
+    log(LOG_ERR, &format!("{}: Exception occurred processing WSGI script '{script}'.", who(at)));
     let Some(exc) = exc else { return };
     let text = at.format_exception(&exc);
     for line in text.lines() {
-        backend.log(LOG_ERR, line);
+        log(LOG_ERR, line);
     }
     // pyo3-built extensions (cryptography, bcrypt, pydantic-core) refuse sub-interpreters. The
     // traceback includes chained exceptions (an ImportError wrapped by the application).
     if !at.interp.name.is_empty() && (text.contains("subinterpreter") || text.contains("sub-interpreter")) {
-        backend.log(
+        log(
             LOG_ERR,
             &format!(
                 "{}: an extension module in this application does not support Python sub-interpreters; \

@@ -33,7 +33,7 @@ use shared::{Shared, LISTENER};
 use std::collections::{HashMap, HashSet};
 use std::os::fd::RawFd;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,10 +98,7 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         parent,
         started: Instant::now(),
         epoll,
-        stop: AtomicBool::new(false),
-        accept_while_stopping: AtomicBool::new(false),
-        drain: AtomicBool::new(false),
-        deadline: Mutex::new(None),
+        stop: Default::default(),
         busy: AtomicUsize::new(0),
         events: AtomicU64::new(0),
         idle: Mutex::new(HashSet::new()),
@@ -110,7 +107,6 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         next_id: AtomicU64::new(1),
         served: AtomicU64::new(0),
         last_activity: Mutex::new(Instant::now()),
-        stop_reason: Mutex::new("shutdown_signal"),
     });
     shared.arm(libc::EPOLL_CTL_ADD, group.listener, LISTENER);
     let stack_size = if spec.stack_size > 0 { spec.stack_size as usize } else { 8 << 20 };

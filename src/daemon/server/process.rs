@@ -6,6 +6,7 @@
 use super::shared::{Shared, StopKind};
 use crate::daemon::group::{Group, GROUPS};
 use crate::daemon::protocol::{self, Frame};
+use crate::daemon::stop::Stop;
 use crate::python::obj::{self, Obj};
 use crate::python::{interp, wsgi};
 use crate::sys::util::{self, log_server};
@@ -262,16 +263,16 @@ pub(super) fn monitor(shared: &Shared) -> ! {
                 );
             }
         }
-        if shared.stop.load(Ordering::SeqCst) {
+        if shared.stopping() {
             shared.close_idle();
             let done = shared.finished();
-            let late = shared.deadline.lock().unwrap().is_some_and(|d| Instant::now() >= d);
+            let Stop::Stopping { reason, deadline, .. } = shared.stop.get() else { continue };
+            let late = Instant::now() >= deadline;
             if done || late {
                 if late && !done {
                     log_server(ptr::null(), util::LOG_WARNING, &format!(
                         "oxwsgi: daemon group '{}': requests still running at the shutdown deadline; exiting anyway", spec.name));
                 }
-                let reason = *shared.stop_reason.lock().unwrap();
                 crate::python::events::process_stopping_within(reason, Duration::from_secs(5));
                 crate::telemetry::stop(reason, shared.busy.load(Ordering::SeqCst) as u64);
                 unsafe { libc::_exit(0) };

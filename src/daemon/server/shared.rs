@@ -1,14 +1,17 @@
 //! What a daemon process's threads share: the group, the epoll set, the idle connections, the
-//! requests in flight, and the stop (how it was asked for, when it is finished).
+//! requests in flight, and the stop (`crate::daemon::stop`: how it was asked for; here: when
+//! it is finished).
 
 use super::conn::{Conn, Writer};
 use crate::daemon::dispatch::LeaderFollowers;
 use crate::daemon::group::Group;
+pub(super) use crate::daemon::stop::StopKind;
+use crate::daemon::stop::{Stop, StopState};
 use crate::sys::util::{self, log_server};
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,15 +24,8 @@ pub(super) struct Shared {
     pub(super) parent: i32,
     pub(super) started: Instant,
     pub(super) epoll: RawFd,
-    pub(super) stop: AtomicBool,
-    /// While stopping, new connections are still accepted (a self-initiated restart, whose
-    /// replacement starts only when this process is gone, or a drain).
-    pub(super) accept_while_stopping: AtomicBool,
-    /// Stopping because Apache stops or fully restarts: its children may already have sent
-    /// requests that no new daemon will take before they are gone, so the backlog must be
-    /// empty before this process leaves.
-    pub(super) drain: AtomicBool,
-    pub(super) deadline: Mutex<Option<Instant>>,
+    /// Running or stopping, and how (see `begin_stop`).
+    pub(super) stop: StopState,
     /// Workers handling an event (accepting or serving a request).
     pub(super) busy: AtomicUsize,
     /// Events taken by workers, ever (lets the monitor see one being taken).
@@ -45,8 +41,6 @@ pub(super) struct Shared {
     pub(super) next_id: AtomicU64,
     pub(super) served: AtomicU64,
     pub(super) last_activity: Mutex<Instant>,
-    /// mod_wsgi's name for why the process stops, once it does (see `begin_stop`).
-    pub(super) stop_reason: Mutex<&'static str>,
 }
 
 pub(super) struct Active {
@@ -61,20 +55,6 @@ pub(super) struct Active {
     pub(super) interrupted: Option<Instant>,
 }
 
-/// How a stop was asked for, which decides whether new connections are still taken.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum StopKind {
-    /// Apache's graceful restart: the next generation takes the socket at once.
-    Graceful,
-    /// Apache stops or fully restarts: answer everything its children have sent.
-    Drain,
-    /// maximum-requests, restart-interval, inactivity-timeout: the replacement starts when this
-    /// process is gone, so keep answering until then.
-    Replace,
-    /// request-timeout: the process may be wedged.
-    Abandon,
-}
-
 impl Shared {
     /// Arms `fd` (one-shot) in the epoll set with `token`.
     pub(super) fn arm(&self, op: i32, fd: RawFd, token: u64) -> bool {
@@ -84,37 +64,21 @@ impl Shared {
     }
 
     pub(super) fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.stop.phase().stopping()
     }
 
+    /// Whether new connections are taken from the group's socket (see `StopKind`).
     pub(super) fn accepts(&self) -> bool {
-        !self.stopping() || self.accept_while_stopping.load(Ordering::SeqCst)
+        self.stop.phase().accepts()
     }
 
     /// Begins an orderly stop; the process leaves once in-flight requests are done and no
     /// connection Apache may still reuse is open, or at `grace` from now.
     /// `reason` is mod_wsgi's `shutdown_reason` of the `process_stopping` event; the first
-    /// stop's reason is the one reported.
+    /// stop's reason is the one reported. A second stop may make the first stronger or sooner
+    /// (`Stop::then`).
     pub(super) fn begin_stop(&self, kind: StopKind, reason: &'static str, grace: Duration, why: &str) {
-        let now = Instant::now();
-        {
-            let mut deadline = self.deadline.lock().unwrap();
-            let at = now + grace;
-            if deadline.map_or(true, |d| at < d) {
-                *deadline = Some(at);
-            }
-        }
-        match kind {
-            StopKind::Drain => {
-                self.drain.store(true, Ordering::SeqCst);
-                self.accept_while_stopping.store(true, Ordering::SeqCst);
-            }
-            StopKind::Graceful | StopKind::Replace | StopKind::Abandon => {
-                self.accept_while_stopping.store(false, Ordering::SeqCst)
-            }
-        }
-        if !self.stop.swap(true, Ordering::SeqCst) {
-            *self.stop_reason.lock().unwrap() = reason;
+        if self.stop.request(kind, reason, Instant::now() + grace) {
             crate::telemetry::stopping(reason, self.busy.load(Ordering::SeqCst) as u64);
             if let Some(region) = crate::metrics::shm::region() {
                 region.record_restart(&self.group.spec.name, crate::metrics::restart_label(reason));
@@ -165,7 +129,8 @@ impl Shared {
         if !quiet() {
             return false;
         }
-        if self.drain.load(Ordering::SeqCst) && listener_ready(self.group.listener, 0) {
+        let drains = matches!(self.stop.get(), Stop::Stopping { kind, .. } if kind.drains());
+        if drains && listener_ready(self.group.listener, 0) {
             return false;
         }
         // A worker may have taken an event an instant ago without counting itself busy yet.
