@@ -1,6 +1,7 @@
 import unittest
 
-from support import Body, native  # noqa: F401
+from support import Body
+import _oxwsgi
 from _oxwsgi.wsgi_input import Input
 
 
@@ -67,12 +68,7 @@ class InputTest(unittest.TestCase):
 
     def test_named_as_applications_see_it(self):
         self.assertEqual('%s.%s' % (Input.__module__, Input.__qualname__), '_oxwsgi.Input')
-        self.assertIs(_oxwsgi_input(), Input)
-
-
-def _oxwsgi_input():
-    import _oxwsgi
-    return _oxwsgi.Input
+        self.assertIs(_oxwsgi.Input, Input)
 
 
 if __name__ == '__main__':
