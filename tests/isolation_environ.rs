@@ -1,4 +1,4 @@
-//! Environment isolation between application groups (src/python/boot.py `isolate_environ`):
+//! Environment isolation between application groups (src/python/_oxwsgi/environ_isolation.py):
 //! every group's os.environ starts from the process environment as it was before any
 //! application ran; what one group writes (assignment, setdefault, putenv, del, unsetenv) is
 //! never seen by another, whichever is created first; child processes see their own group's

@@ -7,6 +7,7 @@
 //! - a thread never waits for the registry lock while it holds the GIL (lookups happen before
 //!   the GIL is taken, creation takes the GIL only inside the lock).
 
+use super::bootstrap::{self, Exports, InstallNatives, SetupArgs};
 use super::interp_options;
 use super::obj::{self, Obj, PyResult};
 use pyo3::ffi;
@@ -75,8 +76,6 @@ const fn parse_i64(s: &str) -> i64 {
 
 /// The emulated mod_wsgi API level, reported as `mod_wsgi.version`.
 pub const MOD_WSGI_VERSION: (i64, i64, i64) = (4, 9, 4);
-
-const BOOT_SOURCE: &str = include_str!("boot.py");
 
 /// How this process's Python is set up; fixed at start-up.
 #[derive(Debug, Clone, Default)]
@@ -153,29 +152,10 @@ unsafe impl Sync for Interp {}
 /// (script mtime, the callable, the module's `reload_required` if it has one) by "script\0callable".
 pub type LoadedApps = FastMap<Box<[u8]>, (i64, Obj, Option<Obj>)>;
 
-/// Per-interpreter Python objects. Only touched with the interpreter's GIL held.
+/// Per-interpreter Python objects. Only touched with the interpreter's GIL held. Derefs to
+/// what the `_oxwsgi` package's `setup()` returned (`data.input_cls`, ...).
 pub struct InterpData {
-    pub input_cls: Obj,
-    pub log_cls: Obj,
-    pub file_wrapper_cls: Obj,
-    pub load_script: Obj,
-    pub format_exception: Obj,
-    /// boot.py's `_pending` set (partial log lines) and `flush_pending`.
-    pub pending_streams: Obj,
-    pub flush_pending: Obj,
-    /// boot.py's `process_stopping(reason)` and `process_signal(signame, signum)`: the
-    /// `subscribe_shutdown`/`subscribe_events` and `subscribe_signals` callbacks.
-    pub process_stopping: Obj,
-    pub process_signal: Obj,
-    /// `mod_wsgi.event_callbacks` and boot.py's `request_started`/`request_finished`, which
-    /// publish the request events to them (called only when there are subscribers).
-    pub event_callbacks: Obj,
-    pub request_started: Obj,
-    pub request_finished: Obj,
-    /// mod_wsgi.RequestTimeout (interrupt-timeout), and a Python function that does nothing
-    /// (calling it lets a pending one fire).
-    pub request_timeout: Obj,
-    pub request_timeout_drain: Obj,
+    pub py: Exports,
     pub wsgi_version: Obj,
     pub mod_wsgi_version: Obj,
     /// `apache.version`: the httpd this module was built against.
@@ -186,6 +166,14 @@ pub struct InterpData {
     pub names: Names,
     pub apps: RefCell<LoadedApps>,
     pub environ_keys: RefCell<EnvironKeys>,
+}
+
+impl std::ops::Deref for InterpData {
+    type Target = Exports;
+
+    fn deref(&self) -> &Exports {
+        &self.py
+    }
 }
 
 macro_rules! names {
@@ -224,13 +212,9 @@ names! {
     close = c"close",
 }
 
-/// Starts Python in this process. Call once, in the process that will run applications (an
-/// Apache child or a daemon process), never in Apache's parent.
-/// How the host's native functions are put into an interpreter's support module (`_oxwsgi`),
-/// before boot.py runs in it.
-pub type InstallNatives = fn(&Obj) -> PyResult<()>;
-
-/// Starts Python (once per process); `natives` is called in every interpreter it sets up.
+/// Starts Python in this process (once): call it in the process that will run applications (an
+/// Apache child or a daemon process), never in Apache's parent. `natives` is called in every
+/// interpreter it sets up.
 pub fn initialize(config: RuntimeConfig, natives: InstallNatives) -> Result<(), String> {
     if RUNTIME.get().is_some() {
         return Ok(());
@@ -542,8 +526,8 @@ pub enum LoadError {
     NoCallable,
 }
 
-/// Runs oxwsgi's support module in a freshly created interpreter (GIL held, its thread state
-/// current) and records its objects.
+/// Sets up a freshly created interpreter (GIL held, its thread state current): its python-path
+/// and switch interval, then the `_oxwsgi` package (`bootstrap`), and records its objects.
 unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
     let rt = RUNTIME.get().expect("runtime");
     let start = &rt.config.start;
@@ -567,54 +551,26 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             interp_options::add_python_path(layer)?;
         }
         interp_options::block_switch_interval(&interp.name, options.switch_interval)?;
-        let module = Obj::owned(ffi::PyModule_New(c"_oxwsgi".as_ptr()))?;
-        let globals = Obj::borrowed(ffi::PyModule_GetDict(module.as_ptr()));
-        obj::dict_set_str(&globals, c"__builtins__", &Obj::borrowed(ffi::PyEval_GetBuiltins()))?;
-        (rt.natives)(&globals)?;
-        let modules = Obj::borrowed(ffi::PyImport_GetModuleDict());
-        obj::dict_set_str(&modules, c"_oxwsgi", &module)?;
-        let src = CString::new(BOOT_SOURCE).expect("no NUL in boot.py");
-        let code = Obj::owned(ffi::Py_CompileString(src.as_ptr(), c"<oxwsgi boot.py>".as_ptr(), ffi::Py_file_input))?;
-        Obj::owned(ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()))?;
-
-        let get = |name: &CStr| module.getattr(name);
         let (a, b, c) = MOD_WSGI_VERSION;
         let mod_wsgi_version = obj::tuple(&[&obj::int(a)?, &obj::int(b)?, &obj::int(c)?])?;
-        let environ = obj::dict()?;
-        for (k, v) in &rt.environ {
-            obj::dict_set(&environ, &obj::text(k)?, &obj::text(v)?)?;
-        }
-        get(c"setup")?.call(&[
-            &obj::text(&rt.config.process_group)?,
-            &obj::text(&interp.name)?,
-            &mod_wsgi_version,
-            &environ,
-            &obj::boolean(options.restrict_signal),
-            &obj::boolean(options.restrict_stdin),
-            &obj::boolean(options.restrict_stdout),
-            &obj::int(rt.config.threads_per_process)?,
-            &obj::int(rt.config.maximum_processes)?,
-            &obj::boolean(rt.config.start.case_sensitive),
-        ])?;
-        if let Some((file, environment)) = &rt.config.newrelic {
-            let environment = environment.as_deref().map_or(Ok(obj::none()), obj::text)?;
-            get(c"newrelic_initialize")?.call(&[&obj::text(file)?, &environment])?;
-        }
+        let py = bootstrap::run(
+            rt.natives,
+            &SetupArgs {
+                process_group: &rt.config.process_group,
+                application_group: &interp.name,
+                version: &mod_wsgi_version,
+                threads_per_process: rt.config.threads_per_process,
+                maximum_processes: rt.config.maximum_processes,
+                case_sensitive: start.case_sensitive,
+                restrict_stdin: options.restrict_stdin,
+                restrict_stdout: options.restrict_stdout,
+                restrict_signal: options.restrict_signal,
+                environ: &rt.environ,
+                newrelic: rt.config.newrelic.as_ref(),
+            },
+        )?;
         Ok(InterpData {
-            input_cls: get(c"Input")?,
-            log_cls: get(c"LogStream")?,
-            file_wrapper_cls: get(c"FileWrapper")?,
-            load_script: get(c"load_script")?,
-            format_exception: get(c"format_exception")?,
-            pending_streams: get(c"_pending")?,
-            flush_pending: get(c"flush_pending")?,
-            process_stopping: get(c"process_stopping")?,
-            process_signal: get(c"process_signal")?,
-            event_callbacks: get(c"_event_callbacks")?,
-            request_started: get(c"request_started")?,
-            request_finished: get(c"request_finished")?,
-            request_timeout: get(c"RequestTimeout")?,
-            request_timeout_drain: get(c"_drain_async_exception")?,
+            py,
             wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
             mod_wsgi_version,
             apache_version: obj::tuple(&[

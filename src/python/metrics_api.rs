@@ -1,7 +1,8 @@
 //! The native half of `mod_wsgi.process_metrics()`, `request_metrics()`, `server_metrics()` and
-//! `request_data()` (boot.py builds the dictionaries): this process' counters from the shared
-//! metrics region, Apache's scoreboard (from the host, where WSGIServerMetrics or
-//! server-metrics= turns it on), and the dictionary of the request this thread runs.
+//! `request_data()` (the `_oxwsgi` package's `metrics_api.py` builds the dictionaries): this
+//! process' counters from the shared metrics region, Apache's scoreboard (from the host, where
+//! WSGIServerMetrics or server-metrics= turns it on), and the dictionary of the request this
+//! thread runs.
 
 use super::native::{current_request, py_guard};
 use super::obj::{self, raise, Obj, PyResult};
@@ -17,10 +18,10 @@ pub fn set_server_metrics_source(f: fn() -> Option<String>) {
 }
 
 static mut SERVER_METRICS_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
-    ml_name: c"_server_metrics_json".as_ptr(),
+    ml_name: c"server_metrics_json".as_ptr(),
     ml_meth: ffi::PyMethodDefPointer { PyCFunction: native_server_metrics },
     ml_flags: ffi::METH_NOARGS,
-    ml_doc: c"_server_metrics_json() -> Apache's scoreboard as JSON, or None".as_ptr(),
+    ml_doc: c"server_metrics_json() -> Apache's scoreboard as JSON, or None".as_ptr(),
 };
 
 unsafe extern "C" fn native_server_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
@@ -35,10 +36,10 @@ unsafe extern "C" fn native_server_metrics(_slf: *mut ffi::PyObject, _args: *mut
 }
 
 static mut PROCESS_STATS_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
-    ml_name: c"_process_stats".as_ptr(),
+    ml_name: c"process_stats".as_ptr(),
     ml_meth: ffi::PyMethodDefPointer { PyCFunction: native_process_stats },
     ml_flags: ffi::METH_NOARGS,
-    ml_doc: c"_process_stats() -> (start_us, requests, busy_us, threads, busy) or None".as_ptr(),
+    ml_doc: c"process_stats() -> (start_us, requests, busy_us, threads, busy) or None".as_ptr(),
 };
 
 static mut REQUEST_DATA_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
@@ -48,23 +49,24 @@ static mut REQUEST_DATA_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
     ml_doc: c"request_data() -> the dict of the request this thread is running".as_ptr(),
 };
 
-/// Puts `_process_stats`, `request_data` and `_telemetry` into boot.py's globals.
-pub fn install(globals: &Obj) -> PyResult<()> {
+/// Puts `process_stats`, `server_metrics_json`, `request_data` and `telemetry` into
+/// `_oxwsgi_native`'s dictionary.
+pub fn install(native: &Obj) -> PyResult<()> {
     unsafe {
         let stats =
             Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(PROCESS_STATS_DEF), ptr::null_mut(), ptr::null_mut()))?;
         let data =
             Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(REQUEST_DATA_DEF), ptr::null_mut(), ptr::null_mut()))?;
-        obj::dict_set_str(globals, c"_process_stats", &stats)?;
+        obj::dict_set_str(native, c"process_stats", &stats)?;
         let sm = Obj::owned(ffi::PyCFunction_NewEx(
             ptr::addr_of_mut!(SERVER_METRICS_DEF),
             ptr::null_mut(),
             ptr::null_mut(),
         ))?;
-        obj::dict_set_str(globals, c"_server_metrics_json", &sm)?;
-        obj::dict_set_str(globals, c"request_data", &data)?;
+        obj::dict_set_str(native, c"server_metrics_json", &sm)?;
+        obj::dict_set_str(native, c"request_data", &data)?;
         // WSGITelemetryService: process_metrics() and request_metrics() give None (mod_wsgi 6).
-        obj::dict_set_str(globals, c"_telemetry", &obj::boolean(crate::telemetry::configured()))?;
+        obj::dict_set_str(native, c"telemetry", &obj::boolean(crate::telemetry::configured()))?;
     }
     Ok(())
 }

@@ -1,13 +1,16 @@
 //! Python: interpreters and thread states, the per-interpreter support code, and the WSGI
 //! adapter. Uses `pyo3::ffi` directly: pyo3's safe API does not support sub-interpreters.
 //!
-//! One order, bottom to top: `obj` (owned references, errors; `request_stats` beside it) -> `interp` (interpreters, thread
-//! states, script loading; `events` publishes process events to them) -> `backend` and `headers` (the host interface, PEP 3333's header
+//! One order, bottom to top: `obj` (owned references, errors; `request_stats` beside it) ->
+//! `bootstrap` (the `_oxwsgi` Python package, src/python/_oxwsgi/, in each interpreter) ->
+//! `interp` (interpreters, thread states, script loading; `events` publishes process events to
+//! them) -> `backend` and `headers` (the host interface, PEP 3333's header
 //! rules) -> `state` (one request's response and input state) -> `native` (the functions Python
 //! calls back into a request through; `metrics_api` beside it) -> `wsgi` (the adapter that runs a request). No file
 //! imports one above it.
 
 pub mod backend;
+mod bootstrap;
 pub mod events;
 pub mod headers;
 pub mod interp;
@@ -30,11 +33,12 @@ pub fn initialize(config: interp::RuntimeConfig) -> Result<(), String> {
     interp::initialize(config, install_natives)
 }
 
-/// Every native function boot.py and the `mod_wsgi` module use.
-fn install_natives(globals: &obj::Obj) -> obj::PyResult<()> {
-    native::install(globals)?;
-    telemetry_gc::install(globals)?;
-    metrics_api::install(globals)
+/// Fills the module `_oxwsgi_native`: every native function the `_oxwsgi` package and the
+/// `mod_wsgi` module use (the list is in `_oxwsgi/__init__.py`'s docstring).
+fn install_natives(native: &obj::Obj) -> obj::PyResult<()> {
+    native::install(native)?;
+    telemetry_gc::install(native)?;
+    metrics_api::install(native)
 }
 
 /// The linked Python's version, e.g. "3.11.2" (Py_GetVersion up to its first space; callable

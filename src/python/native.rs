@@ -1,5 +1,6 @@
-//! Native functions Python calls: `_log` and `_read` (used by boot.py's classes), and the
-//! per-request `start_response` and `write` callables.
+//! Native functions Python calls: `log` and `read` of the module `_oxwsgi_native` (used by the
+//! `_oxwsgi` package's log streams and wsgi.input), and the per-request `start_response` and
+//! `write` callables.
 //!
 //! Per-interpreter safety: no static type objects. Functions are `PyCFunction`s made from static
 //! method tables (plain C data, as CPython's own builtins are) in each interpreter; per-request
@@ -105,24 +106,24 @@ macro_rules! method {
 }
 
 static mut LOG_DEF: ffi::PyMethodDef =
-    method!(c"_log", native_log, c"_log(ctx, level, text): one line to Apache's error log");
+    method!(c"log", native_log, c"log(ctx, level, text): one line to Apache's error log");
 static mut READ_DEF: ffi::PyMethodDef = method!(
-    c"_read",
+    c"read",
     native_read,
-    c"_read(ctx, size, partial=False): request body bytes; `size` of them (fewer only at the end of \
+    c"read(ctx, size, partial=False): request body bytes; `size` of them (fewer only at the end of \
 the body), or with `partial` as soon as at least one byte is available"
 );
 pub static mut START_RESPONSE_DEF: ffi::PyMethodDef =
     method!(c"start_response", native_start_response, c"start_response(status, response_headers, exc_info=None)");
 pub static mut WRITE_DEF: ffi::PyMethodDef = method!(c"write", native_write, c"write(data): send bytes to the client");
 
-/// Puts `_log` and `_read` into a module's globals.
-pub fn install(globals: &Obj) -> PyResult<()> {
+/// Puts `log` and `read` into `_oxwsgi_native`'s dictionary.
+pub fn install(native: &Obj) -> PyResult<()> {
     unsafe {
         let log = Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(LOG_DEF), ptr::null_mut(), ptr::null_mut()))?;
         let read = Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(READ_DEF), ptr::null_mut(), ptr::null_mut()))?;
-        obj::dict_set_str(globals, c"_log", &log)?;
-        obj::dict_set_str(globals, c"_read", &read)?;
+        obj::dict_set_str(native, c"log", &log)?;
+        obj::dict_set_str(native, c"read", &read)?;
     }
     Ok(())
 }
@@ -159,7 +160,7 @@ unsafe extern "C" fn native_log(
     py_guard(|| {
         let a = args(argv, n);
         if a.len() != 3 {
-            return wrong_args("_log", "3 arguments");
+            return wrong_args("log", "3 arguments");
         }
         let level = ffi::PyLong_AsLong(a[1]);
         if level == -1 && !ffi::PyErr_Occurred().is_null() {
@@ -189,7 +190,7 @@ unsafe extern "C" fn native_read(
     py_guard(|| {
         let a = args(argv, n);
         if a.len() != 2 && a.len() != 3 {
-            return wrong_args("_read", "2 or 3 arguments (ctx, size, partial=False)");
+            return wrong_args("read", "2 or 3 arguments (ctx, size, partial=False)");
         }
         let size = ffi::PyLong_AsLongLong(a[1]);
         if size == -1 && !ffi::PyErr_Occurred().is_null() {

@@ -66,6 +66,12 @@ impl Obj {
         unsafe { Obj::owned(ffi::PyObject_Call(self.as_ptr(), tuple.as_ptr(), std::ptr::null_mut())) }
     }
 
+    /// `self(**kwargs)`.
+    pub fn call_kw(&self, kwargs: &Obj) -> PyResult<Obj> {
+        let args = tuple(&[])?;
+        unsafe { Obj::owned(ffi::PyObject_Call(self.as_ptr(), args.as_ptr(), kwargs.as_ptr())) }
+    }
+
     /// Python truth; an error while testing counts as false (and is cleared).
     pub fn is_true(&self) -> bool {
         match unsafe { ffi::PyObject_IsTrue(self.as_ptr()) } {

@@ -83,7 +83,8 @@ fn gil_wait_end(outer: Option<(u64, u64)>) -> (u64, u64) {
     GIL_WAIT.with(|g| g.replace(outer)).unwrap_or((0, 0))
 }
 
-/// The figures mod_wsgi adds to `request_finished`, as keyword arguments for boot.py.
+/// The figures mod_wsgi adds to `request_finished`, as keyword arguments for the `_oxwsgi`
+/// package's `events.request_finished`.
 pub fn finished(
     io: &IoStats,
     cpu_at_start: (f64, f64),

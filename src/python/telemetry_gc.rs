@@ -1,5 +1,6 @@
-//! The native end of boot.py's `gc.callbacks` hook, installed where WSGITelemetryService is
-//! set: `_telemetry_gc(interpreter, values)` queues one collection pass for the reporter.
+//! The native end of the `_oxwsgi` package's `gc.callbacks` hook (`gc_telemetry.py`), installed
+//! where WSGITelemetryService is set: `_oxwsgi_native.telemetry_gc(interpreter, values)` queues
+//! one collection pass for the reporter.
 
 use super::native::py_guard;
 use super::obj::{self, raise, Obj, PyResult};
@@ -7,22 +8,23 @@ use pyo3::ffi;
 use std::ptr;
 
 static mut GC_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
-    ml_name: c"_telemetry_gc".as_ptr(),
+    ml_name: c"telemetry_gc".as_ptr(),
     ml_meth: ffi::PyMethodDefPointer { PyCFunction: native_telemetry_gc },
     ml_flags: ffi::METH_VARARGS,
-    ml_doc: c"_telemetry_gc(interpreter, (start, duration, generation, collected, uncollectable, *state))".as_ptr(),
+    ml_doc: c"telemetry_gc(interpreter, (start, duration, generation, collected, uncollectable, *state))".as_ptr(),
 };
 
-pub fn install(globals: &Obj) -> PyResult<()> {
+/// Puts `telemetry_gc` into `_oxwsgi_native`'s dictionary.
+pub fn install(native: &Obj) -> PyResult<()> {
     unsafe {
         let f = Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(GC_DEF), ptr::null_mut(), ptr::null_mut()))?;
-        obj::dict_set_str(globals, c"_telemetry_gc", &f)
+        obj::dict_set_str(native, c"telemetry_gc", &f)
     }
 }
 
 unsafe extern "C" fn native_telemetry_gc(_slf: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
     py_guard(|| {
-        let bad = || raise(ffi::PyExc_TypeError, "_telemetry_gc(interpreter, tuple of 22 numbers)");
+        let bad = || raise(ffi::PyExc_TypeError, "telemetry_gc(interpreter, tuple of 22 numbers)");
         if ffi::PyTuple_Size(args) != 2 {
             return bad();
         }

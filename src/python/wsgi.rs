@@ -322,8 +322,8 @@ pub fn preload(group: &str, script: &Path) -> Result<(), String> {
     at.preload(script, mtime).map_err(failed)
 }
 
-/// Logs the partial lines of the streams in boot.py's `_pending` set (the only Python call at
-/// the end of a request, and only when some stream holds one).
+/// Logs the partial lines of the streams in the `_oxwsgi` package's `pending` set (the only
+/// Python call at the end of a request, and only when some stream holds one).
 fn flush_pending(data: &InterpData) {
     if unsafe { ffi::PySet_Size(data.pending_streams.as_ptr()) } > 0 && data.flush_pending.call0().is_err() {
         unsafe { ffi::PyErr_Clear() };

@@ -1,6 +1,7 @@
 //! mod_wsgi 6's garbage-collector records: each interpreter's latest `gc` state
 //! (KIND_GC_SNAPSHOT, one per interpreter per tick) and each collection pass
-//! (KIND_GC_EVENT). boot.py's `gc.callbacks` hook reports every pass with the state after it.
+//! (KIND_GC_EVENT). The `_oxwsgi` package's `gc.callbacks` hook (gc_telemetry.py) reports every
+//! pass with the state after it.
 
 use super::wire::{field, Datagram, Kind};
 use std::collections::VecDeque;

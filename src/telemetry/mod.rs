@@ -80,7 +80,8 @@ struct Reporter {
     seq: AtomicU32,
     started: Instant,
     state: Mutex<State>,
-    /// Each interpreter's garbage-collector passes since the last tick (boot.py reports them).
+    /// Each interpreter's garbage-collector passes since the last tick (the `_oxwsgi` package's
+    /// gc_telemetry.py reports them).
     gc: Mutex<std::collections::BTreeMap<String, gc::GcLog>>,
     /// Requests running now, for the active slow-request records: (started, record).
     in_flight: Mutex<(u64, std::collections::HashMap<u64, (Instant, SlowRequest)>)>,
