@@ -11,6 +11,7 @@
 //! Prometheus text format by default; `?format=json` for JSON.
 
 use super::conf::server_conf;
+use super::request_view::RequestView;
 use crate::metrics::{json, prometheus, shm, snapshot::Snapshot};
 use crate::sys::ffi;
 use crate::sys::util::{self, cbytes, log_server};
@@ -84,22 +85,13 @@ pub unsafe fn mark(r: *mut ffi::request_rec, group: &str, application_group: &st
     let _ = super::request_note::note_or_new(r).mark.set(Mark { series, read: AtomicU64::new(0) });
 }
 
-/// The request as the client got it (the last internal redirect's, as `%>s` logs it), and the
-/// microseconds since Apache accepted it.
-pub unsafe fn answered(r: *const ffi::request_rec) -> (*const ffi::request_rec, u64) {
-    let mut last = r;
-    while !(*last).next.is_null() {
-        last = (*last).next;
-    }
-    (last, (ffi::apr_time_now() - (*r).request_time).max(0) as u64)
-}
-
 unsafe extern "C" fn log_transaction(r: *mut ffi::request_rec) -> i32 {
     util::guard("log_transaction", ffi::DECLINED, || {
         if let Some(mark) = mark_of(r) {
-            let (last, elapsed) = answered(r);
-            let status = (*last).status.clamp(0, u16::MAX as i32) as u16;
-            mark.series.done(status, elapsed, mark.read.load(Ordering::Relaxed), (*last).bytes_sent.max(0) as u64);
+            let req = RequestView::new(r);
+            let last = req.last();
+            let status = last.status().clamp(0, u16::MAX as i32) as u16;
+            mark.series.done(status, req.elapsed_micros(), mark.read.load(Ordering::Relaxed), last.bytes_sent());
         }
         ffi::DECLINED
     })

@@ -128,7 +128,7 @@ fn serve(req: RequestView, handler_script: Option<&HandlerScript>) -> Result<i32
     environ.add_mod_wsgi_keys(&choices, &paths);
     // SAFETY: as above.
     unsafe { super::metrics::mark(req.raw(), choice.mode.name(), &choice.application_group) };
-    let _in_flight = unsafe { super::telemetry::in_flight(req.raw()) };
+    let _in_flight = super::telemetry::in_flight(req);
     let app = App { script: Path::new(script), mtime, reload, body, head: head && !as_get };
     match &choice.mode {
         Mode::Daemon(group) => {

@@ -82,6 +82,52 @@ impl<'r> RequestView<'r> {
         self.rec().request_time
     }
 
+    /// The host name the client asked for (Host header or absolute URI), if any.
+    pub fn hostname(self) -> Option<&'r str> {
+        util::cstr(self.rec().hostname)
+    }
+
+    /// The client's address as Apache logs it (`useragent_ip`).
+    pub fn useragent_ip(self) -> &'r [u8] {
+        cbytes(self.rec().useragent_ip)
+    }
+
+    /// `http` or `https`, as Apache's http_scheme hook says.
+    pub fn scheme(self) -> &'r [u8] {
+        // SAFETY: a live request, as `new` requires.
+        cbytes(unsafe { ffi::ap_run_http_scheme(self.r) })
+    }
+
+    /// The response status Apache has recorded (the final one once the request is logged).
+    pub fn status(self) -> i32 {
+        self.rec().status
+    }
+
+    /// Body bytes sent to the client so far.
+    pub fn bytes_sent(self) -> u64 {
+        self.rec().bytes_sent.max(0) as u64
+    }
+
+    /// The request as the client got it: the last internal redirect made of this one (as `%>s`
+    /// logs it), or this one.
+    pub fn last(self) -> RequestView<'r> {
+        let mut last = self.r;
+        // SAFETY: Apache links a request's internal redirects through `next`, all live as long
+        // as the original request.
+        unsafe {
+            while !(*last).next.is_null() {
+                last = (*last).next;
+            }
+        }
+        RequestView { r: last, _request: PhantomData }
+    }
+
+    /// Microseconds since Apache accepted the request.
+    pub fn elapsed_micros(self) -> u64 {
+        // SAFETY: apr_time_now only reads the clock.
+        (unsafe { ffi::apr_time_now() } - self.request_time()).max(0) as u64
+    }
+
     /// A HEAD request: Apache sends no body.
     pub fn header_only(self) -> bool {
         self.rec().header_only != 0

@@ -6,8 +6,9 @@
 
 use super::conf::{server_conf, server_conf_mut, server_setter};
 use super::directive::{answer, args, directive_name, global_only, Result};
+use super::request_view::RequestView;
 use crate::sys::ffi;
-use crate::sys::util::{self, cbytes, log_request};
+use crate::sys::util;
 use std::ffi::c_void;
 use std::os::raw::c_char;
 use std::ptr;
@@ -35,27 +36,27 @@ unsafe extern "C" fn log_transaction(r: *mut ffi::request_rec) -> i32 {
         if super::metrics::mark_of(r).is_none() && !super::request::is_wsgi_handler(r) {
             return ffi::DECLINED;
         }
-        let (last, elapsed) = super::metrics::answered(r);
-        let elapsed = Duration::from_micros(elapsed);
+        let req = RequestView::new(r);
+        let last = req.last();
+        let elapsed = Duration::from_micros(req.elapsed_micros());
         if elapsed <= threshold {
             return ffi::DECLINED;
         }
         if crate::telemetry::active() {
-            crate::telemetry::slow_request(&super::telemetry::slow_record(r, last, elapsed));
+            crate::telemetry::slow_request(&super::telemetry::slow_record(req, last, elapsed));
             return ffi::DECLINED;
         }
-        let path = String::from_utf8_lossy(cbytes((*r).uri));
-        log_request(
-            r,
+        let path = String::from_utf8_lossy(req.uri());
+        req.log(
             util::LOG_WARNING,
             &format!(
                 "oxwsgi: slow request (WSGISlowRequests {:.3}s): pid {} thread {} {} {} -> {} in {:.3}s",
                 threshold.as_secs_f64(),
                 std::process::id(),
                 libc::pthread_self(),
-                String::from_utf8_lossy(cbytes((*r).method)),
+                String::from_utf8_lossy(req.method()),
                 path,
-                (*last).status,
+                last.status(),
                 elapsed.as_secs_f64()
             ),
         );

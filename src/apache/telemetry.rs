@@ -7,8 +7,9 @@
 
 use super::conf::{server_conf, server_conf_mut, server_setter};
 use super::directive::{answer, args, directive_name, global_only, Result};
+use super::request_view::RequestView;
 use crate::sys::ffi;
-use crate::sys::util::{self, cbytes, cstr};
+use crate::sys::util::{self, cstr};
 use crate::telemetry::SlowRequest;
 use std::ffi::c_void;
 use std::os::raw::c_char;
@@ -92,39 +93,40 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec
     }
 }
 
-/// The telemetry record of slow request `r` (answered as `last`, in `elapsed`).
-pub unsafe fn slow_record(r: *const ffi::request_rec, last: *const ffi::request_rec, elapsed: Duration) -> SlowRequest {
-    let text = |p: *const c_char| String::from_utf8_lossy(cbytes(p)).into_owned();
-    let header = |name: &std::ffi::CStr| text(ffi::apr_table_get((*r).headers_in, name.as_ptr()));
-    let c = (*r).connection;
+/// The telemetry record of slow request `req` (answered as `last`, in `elapsed`).
+pub fn slow_record(req: RequestView, last: RequestView, elapsed: Duration) -> SlowRequest {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     SlowRequest {
-        start_stamp: (*r).request_time as f64 / 1e6,
+        start_stamp: req.request_time() as f64 / 1e6,
         duration: elapsed.as_secs_f64(),
-        thread_id: libc::pthread_self() as u64,
+        thread_id: unsafe { libc::pthread_self() } as u64,
         server_pid: std::process::id(),
-        status: (*last).status.clamp(0, u16::MAX as i32) as u16,
-        input_bytes: super::metrics::mark_of(r).map_or(0, |m| m.read.load(std::sync::atomic::Ordering::Relaxed)),
-        output_bytes: (*last).bytes_sent.max(0) as u64,
-        method: text((*r).method),
-        scheme: text(ffi::ap_run_http_scheme(r)),
-        hostname: text((*r).hostname),
+        status: last.status().clamp(0, u16::MAX as i32) as u16,
+        // SAFETY: a live request.
+        input_bytes: unsafe { super::metrics::mark_of(req.raw()) }
+            .map_or(0, |m| m.read.load(std::sync::atomic::Ordering::Relaxed)),
+        output_bytes: last.bytes_sent(),
+        method: text(req.method()),
+        scheme: text(req.scheme()),
+        hostname: req.hostname().unwrap_or("").to_string(),
         script_name: String::new(),
-        path_info: text((*r).uri),
-        protocol: text((*r).protocol),
-        peer_ip: if c.is_null() { String::new() } else { text((*r).useragent_ip) },
-        user_agent: crate::telemetry::capture_user_agent().then(|| header(c"User-Agent")),
+        path_info: text(req.uri()),
+        protocol: text(req.protocol()),
+        peer_ip: text(req.useragent_ip()),
+        user_agent: crate::telemetry::capture_user_agent()
+            .then(|| req.header_in(c"User-Agent").unwrap_or("").to_string()),
         active: false,
     }
 }
 
-/// While the handler of WSGI request `r` runs: reported as an active slow request once it has
+/// While the handler of WSGI request `req` runs: reported as an active slow request once it has
 /// run for WSGISlowRequests (with WSGITelemetryService).
-pub unsafe fn in_flight(r: *const ffi::request_rec) -> Option<crate::telemetry::InFlight> {
+pub fn in_flight(req: RequestView) -> Option<crate::telemetry::InFlight> {
     if !crate::telemetry::reports_slow_requests() {
         return None;
     }
-    let started = slow_record(r, r, Duration::ZERO);
+    let started = slow_record(req, req, Duration::ZERO);
     // Timed from Apache accepting it, as the completed record is.
-    let ago = Duration::from_micros((ffi::apr_time_now() - (*r).request_time).max(0) as u64);
+    let ago = Duration::from_micros(req.elapsed_micros());
     crate::telemetry::request_begins(SlowRequest { status: 0, input_bytes: 0, output_bytes: 0, ..started }, ago)
 }
