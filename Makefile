@@ -1,5 +1,13 @@
 # The two commands the README promises. Both install what is missing first.
-.PHONY: serve test bench build wheel
+.PHONY: serve test bench build wheel test-distros test-distro
+
+# The Python oxwsgi is built for, chosen here once: any CPython 3.11-3.14 the system has, e.g.
+# `make build PYTHON=/usr/bin/python3.13`. The default is the distribution's /usr/bin/python3
+# (the same default as .cargo/config.toml, so `make` and `cargo` builds share target/); build.rs
+# resolves it to its versioned binary and the code, the command and the tests read it from there.
+PYTHON ?= /usr/bin/python3
+export PYTHON
+export PYO3_PYTHON := $(PYTHON)
 
 build:
 	scripts/bootstrap
@@ -13,8 +21,8 @@ serve: build
 	chmod -R a+rX $(EXAMPLE_DIR)
 	target/release/oxwsgi serve $(EXAMPLE_DIR)/hello.wsgi --host 127.0.0.1 --port 8000 --url-alias /static $(EXAMPLE_DIR)/static
 
-# dist/oxwsgi-<version>-cp311-cp311-linux_x86_64.whl: the `oxwsgi` command and the Apache module,
-# for `pip install` into a virtualenv of Python 3.11 (setuptools-rust; see setup.py).
+# dist/oxwsgi-<version>-cpXY-cpXY-linux_x86_64.whl: the `oxwsgi` command and the Apache module,
+# for `pip install` into a virtualenv of $(PYTHON)'s version (setuptools-rust; see setup.py).
 wheel:
 	scripts/bootstrap
 	scripts/build-wheel
@@ -28,3 +36,17 @@ test:
 bench:
 	scripts/bootstrap
 	bench/run
+
+# The suite on other Debian releases (their Python and Apache), each in a root filesystem made
+# with debootstrap and cached under target/distros/<name> (scripts/distro-root; needs root).
+# Ends with one line per release: "trixie: tests: N passed, N failed, N skipped".
+DISTROS ?= trixie forky
+test-distros:
+	@status=0; for d in $(DISTROS); do \
+	  scripts/distro-root test $$d > target/distros-$$d.out 2>&1 || status=1; \
+	  tail -n 1 target/distros-$$d.out; \
+	done; exit $$status
+
+test-distro:
+	@test -n "$(DISTRO)" || { echo "usage: make test-distro DISTRO=trixie" >&2; exit 2; }
+	scripts/distro-root test $(DISTRO)

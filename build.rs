@@ -1,5 +1,6 @@
 //! Generates Rust bindings for Apache httpd 2.4 and APR from the installed headers, and compiles
-//! the small C shim (include/shim.h, src/shim.c) for what bindgen cannot express.
+//! the small C shim (include/shim.h, src/shim.c) for what bindgen cannot express, and records
+//! the Python pyo3 links against (see `python`).
 
 use std::env;
 use std::path::PathBuf;
@@ -13,7 +14,25 @@ fn query(cmd: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output").trim().to_string()
 }
 
+/// The Python chosen at build time (`PYO3_PYTHON`, as `make build PYTHON=...` passes it; the
+/// default is in .cargo/config.toml), as pyo3's build configuration found it. The crate, its
+/// command and its tests read it with `env!`:
+/// - `OXWSGI_BUILD_PYTHON`: its executable, resolved to the versioned binary (`/usr/bin/python3.11`);
+/// - `OXWSGI_BUILD_PYTHON_VERSION`: its major.minor version (`3.11`);
+/// - and pyo3's `Py_3_N` cfgs (`#[cfg(Py_3_12)]`: built for 3.12 or later).
+fn python() {
+    let config = pyo3_build_config::get();
+    pyo3_build_config::use_pyo3_cfgs();
+    let version = format!("{}.{}", config.version().major, config.version().minor);
+    let executable = config.executable().expect("pyo3's build configuration names no Python executable");
+    let executable = std::fs::canonicalize(executable).unwrap_or_else(|_| PathBuf::from(executable));
+    println!("cargo:rustc-env=OXWSGI_BUILD_PYTHON={}", executable.display());
+    println!("cargo:rustc-env=OXWSGI_BUILD_PYTHON_VERSION={version}");
+    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+}
+
 fn main() {
+    python();
     let apxs = env::var("APXS").unwrap_or_else(|_| "apxs".into());
     let apr_config = env::var("APR_CONFIG").unwrap_or_else(|_| "apr-1-config".into());
     let mut includes: Vec<String> = vec![query(&apxs, &["-q", "INCLUDEDIR"])];

@@ -6,6 +6,7 @@ is in pyproject.toml; the version is Cargo.toml's.
 """
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,12 +18,6 @@ from setuptools_rust import Binding, RustExtension, Strip, build_rust
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE_FILE = "libmod_oxwsgi.so"
 
-if sys.version_info[:2] != (3, 11):
-    sys.exit(
-        "oxwsgi links Python 3.11 (Debian's /usr/bin/python3.11), so its wheel is for Python 3.11; "
-        "this is Python %d.%d. Build it with /usr/bin/python3.11, e.g. in a virtualenv made with "
-        "`/usr/bin/python3.11 -m venv`" % sys.version_info[:2]
-    )
 
 
 def _toml(rel):
@@ -31,9 +26,29 @@ def _toml(rel):
 
 
 # setuptools-rust would point PyO3 at the Python running this build (a virtualenv's); the module
-# links the Python that .cargo/config.toml names, as `cargo build` does, and the same value
-# keeps cargo from rebuilding target/release.
+# links the Python chosen for the build (PYO3_PYTHON, as `make wheel PYTHON=...` passes it, else
+# the default in .cargo/config.toml), as `cargo build` does, and the same value keeps cargo from
+# rebuilding target/release.
 os.environ.setdefault("PYO3_PYTHON", _toml(".cargo/config.toml")["env"]["PYO3_PYTHON"])
+BUILD_PYTHON = os.environ["PYO3_PYTHON"]
+
+
+def _version_of(python):
+    out = subprocess.run(
+        [python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        check=True, capture_output=True, text=True,
+    )
+    return tuple(int(p) for p in out.stdout.split("."))
+
+
+# The wheel's tag is this Python's (cpXY); the module links BUILD_PYTHON's libpython.
+_built_for = _version_of(BUILD_PYTHON)
+if sys.version_info[:2] != _built_for:
+    sys.exit(
+        "oxwsgi links Python %d.%d (%s), so its wheel is for Python %d.%d; this is Python %d.%d. "
+        "Build it with %s, e.g. in a virtualenv made with `%s -m venv`"
+        % (*_built_for, BUILD_PYTHON, *_built_for, *sys.version_info[:2], BUILD_PYTHON, shlex.quote(BUILD_PYTHON))
+    )
 
 
 class build_rust_and_module(build_rust):

@@ -1,4 +1,4 @@
-#!/usr/bin/python3.11
+#!/usr/bin/python3
 """oxwsgi benchmark: Apache static vs oxwsgi vs mod_wsgi, embedded and daemon mode.
 
 Run it through bench/run (see bench/README.md). Python standard library only; the chart is

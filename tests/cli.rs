@@ -281,12 +281,12 @@ fn module_config_passes_configtest() {
 fn module_config_in_a_virtualenv_adds_python_home() {
     let dir = TempDir::new("venv");
     let venv = dir.path().join("venv");
-    let made = Command::new("/usr/bin/python3.11")
+    let made = Command::new(common::python::PYTHON)
         .args(["-m", "venv", "--without-pip"])
         .arg(&venv)
         .stdin(Stdio::null())
         .output()
-        .expect("python3.11 -m venv");
+        .expect("python -m venv");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let out = run(dir.path(), &["module-config"], &[("VIRTUAL_ENV", &venv.display().to_string())]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

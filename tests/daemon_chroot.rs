@@ -1,6 +1,6 @@
 //! `chroot=`: a daemon group's processes run inside the directory, made their root before
 //! privileges are dropped. The jail here holds Python's standard library (hard links to
-//! /usr/lib/python3.11) and the application at the same path as outside; nothing else, so
+//! /usr/lib/python3.N) and the application at the same path as outside; nothing else, so
 //! /etc/passwd, for one, is not there.
 
 mod common;
@@ -35,7 +35,8 @@ fn jail() -> (Jail, PathBuf, PathBuf) {
     for d in [&srv, &inside, &root.join("usr/lib")] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let out = Command::new("cp").args(["-al", "/usr/lib/python3.11"]).arg(root.join("usr/lib")).output().unwrap();
+    let out =
+        Command::new("cp").arg("-al").arg(common::python::system_stdlib()).arg(root.join("usr/lib")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for dir in [&srv, &inside] {
         std::fs::write(dir.join("app.py"), APP).unwrap();

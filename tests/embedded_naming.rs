@@ -176,7 +176,7 @@ fn case_sensitivity_off_lowercases_module_names() {
         assert_eq!(group, format!("127.0.0.1:{}|{mount_seen}", apache.addr().port()), "{setting}");
         let path = apache.app_path("Site.py").display().to_string();
         let hashed = if lower_path { path.to_lowercase() } else { path };
-        let out = std::process::Command::new("/usr/bin/python3.11")
+        let out = std::process::Command::new(common::python::PYTHON)
             .args(["-c", "import hashlib,sys; print(hashlib.md5(sys.argv[1].encode()).hexdigest())", &hashed])
             .output()
             .unwrap();

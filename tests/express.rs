@@ -1,6 +1,6 @@
 //! mod_wsgi-express's own configurations, run unchanged but for the LoadModule line.
 //!
-//! mod_wsgi 6.x comes from PyPI into a cached virtualenv of /usr/bin/python3.11 (see
+//! mod_wsgi 6.x comes from PyPI into a cached virtualenv of the Python oxwsgi is built for (see
 //! django/venv.rs); `mod_wsgi-express setup-server` writes a server root for an app with each
 //! option set below; the test swaps its `LoadModule wsgi_module` line for oxwsgi's module,
 //! runs the generated `apachectl configtest` and `apachectl start`, and checks what is served.

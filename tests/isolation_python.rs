@@ -56,9 +56,10 @@ fn python_home_virtualenv_is_sys_prefix() {
         assert_eq!(f["prefix"], venv, "{path}: {f:?}");
         assert_eq!(f["base_prefix"], "/usr", "{path}: {f:?}");
         assert_eq!(f["executable"], format!("{venv}/bin/python"), "{path}: {f:?}");
-        assert_eq!(f["version"], "3.11");
+        assert_eq!(f["version"], common::python::PYTHON_VERSION);
         assert!(f["django"].starts_with("5.2"), "the venv's packages are importable: {f:?}");
-        assert!(f.values().any(|p| p == &format!("{venv}/lib/python3.11/site-packages")), "{f:?}");
+        let site = common::python::site_packages(&venv).display().to_string();
+        assert!(f.values().any(|p| p == &site), "{f:?}");
     }
 }
 
@@ -130,7 +131,10 @@ fn unusable_python_home_is_a_startup_error() {
     fs::write(other.path().join("pyvenv.cfg"), "home = /usr/bin\nversion = 3.9.18\n").unwrap();
     let cases = [
         ("/nonexistent/oxwsgi-python-home".to_string(), "does not exist or is not a directory"),
-        (empty.path().display().to_string(), "is not a Python 3.11 installation or virtualenv"),
+        (
+            empty.path().display().to_string(),
+            &format!("is not a Python {} installation or virtualenv", common::python::PYTHON_VERSION),
+        ),
         (other.path().display().to_string(), "is a virtualenv for another Python version (made with Python 3.9.18)"),
         ("relative/home".to_string(), "is not an absolute path"),
     ];
@@ -153,7 +157,7 @@ fn broken_python_home_fails_requests_cleanly() {
     // Passes the configuration check (it has the standard library's landmarks) but is no Python:
     // requests get a 500 and a log line naming the home; the child process does not crash.
     let home = TempDir::new("home-broken");
-    let stdlib = home.path().join("lib/python3.11");
+    let stdlib = home.path().join(common::python::lib_dir());
     fs::create_dir_all(stdlib.join("encodings")).unwrap();
     fs::write(stdlib.join("os.py"), "").unwrap();
     fs::write(stdlib.join("encodings/__init__.py"), "").unwrap();

@@ -52,7 +52,7 @@ fn python_start_options_apply_to_children_and_daemons() {
         assert_eq!(f["optimize"], "2", "{f:?}");
     }
     // Seed 42: the hash Python gives with PYTHONHASHSEED=42, in a child and in a daemon.
-    let out = std::process::Command::new("/usr/bin/python3.11")
+    let out = std::process::Command::new(common::python::PYTHON)
         .args(["-c", "print(hash('oxwsgi'))"])
         .env("PYTHONHASHSEED", "42")
         .output()

@@ -1,7 +1,7 @@
 //! The wheel, as a user gets it: `scripts/build-wheel` (what `make wheel` runs; it reuses
 //! target/release) builds it from this checkout, pip installs it into a fresh virtualenv of
-//! /usr/bin/python3.11 with no package index and no cargo on PATH, and then, from that
-//! virtualenv: the module links only Debian 12's libraries, `oxwsgi module-config` names the
+//! the Python oxwsgi is built for (tests/common/python.rs) with no package index and no cargo on PATH, and then, from that
+//! virtualenv: the module links only the Debian system's libraries, `oxwsgi module-config` names the
 //! module and the virtualenv, `oxwsgi install-module` copies that module, and `oxwsgi serve` and
 //! `python -m oxwsgi serve` serve an application that imports a package installed in the
 //! virtualenv. pip refuses the wheel for another Python or platform, and a module the dynamic
@@ -24,7 +24,7 @@ mod venv;
 use venv::{make_world_readable, run_with_timeout};
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
-const PYTHON: &str = "/usr/bin/python3.11";
+use common::python::PYTHON;
 /// A PATH without cargo or rustc (they live under ~/.cargo/bin): installing needs neither.
 const PLAIN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 /// Building the wheel: a release build of the crate when target/release is not up to date.
@@ -34,9 +34,12 @@ const PIP_TIMEOUT: Duration = Duration::from_secs(300);
 /// scripts/build-wheel's exit status when pip cannot reach its package index.
 const NO_INDEX_STATUS: &str = "exit status: 75";
 
-/// The libraries the module may need: a Debian 12 system with apache2 and libpython3.11 has
-/// them all. Each is the Debian package that ships it.
-const ALLOWED_PACKAGES: &[&str] = &["libc6", "libgcc-s1", "libpython3.11", "zlib1g", "libexpat1"];
+/// The libraries the module may need: a Debian system with apache2 and libpython3.N (the
+/// version oxwsgi is built for) has them all. Each is the Debian package that ships it.
+fn allowed_packages() -> [String; 5] {
+    let libpython = format!("libpython{}", common::python::PYTHON_VERSION);
+    ["libc6", "libgcc-s1", &libpython, "zlib1g", "libexpat1"].map(String::from)
+}
 
 /// `oxwsgi_probe`, a one-module package in a wheel that pip installs offline: the application
 /// imports it to show that it runs with the virtualenv's packages.
@@ -135,7 +138,8 @@ fn wheel_installs_into_a_virtualenv_and_serves_from_it() {
     let dir = TempDir::new("wheel");
     let Some(wheel) = build_wheel(&dir.path().join("dist")) else { return };
     let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
-    assert_eq!(name, format!("oxwsgi-{}-cp311-cp311-linux_x86_64.whl", env!("CARGO_PKG_VERSION")));
+    let cp = common::python::cp_tag();
+    assert_eq!(name, format!("oxwsgi-{}-{cp}-{cp}-linux_x86_64.whl", env!("CARGO_PKG_VERSION")));
     let wheel_arg = wheel.display().to_string();
     let listing = plain(PYTHON, &["-m", "zipfile", "-l", &wheel_arg]);
     for file in ["oxwsgi/__init__.py", "oxwsgi/__main__.py", "oxwsgi/oxwsgi", "oxwsgi/libmod_oxwsgi.so"] {
@@ -154,15 +158,16 @@ fn wheel_installs_into_a_virtualenv_and_serves_from_it() {
     make_world_readable(dir.path()).unwrap();
     let oxwsgi = venv.join("bin/oxwsgi");
     assert!(oxwsgi.is_file(), "pip put no oxwsgi on the virtualenv's PATH");
-    let package = venv.join("lib/python3.11/site-packages/oxwsgi");
+    let package = common::python::site_packages(&venv).join("oxwsgi");
     let module = package.join("libmod_oxwsgi.so");
 
-    // The module links only what Debian 12 with apache2 and libpython3.11 has.
+    // The module links only what Debian with apache2 and libpython3.N has.
     let libs = ldd(&module);
-    assert!(libs.iter().any(|(n, _)| n == "libpython3.11.so.1.0"), "{libs:?}");
+    let libpython = format!("libpython{}.so.1.0", common::python::PYTHON_VERSION);
+    assert!(libs.iter().any(|(n, _)| n == &libpython), "{libs:?}");
     for (lib, path) in &libs {
         let pkg = debian_package(lib, path);
-        assert!(ALLOWED_PACKAGES.contains(&pkg.as_str()), "the module needs {lib} ({path}) from {pkg}");
+        assert!(allowed_packages().contains(&pkg), "the module needs {lib} ({path}) from {pkg}");
     }
 
     // module-config names the module in the virtualenv, and the virtualenv.
@@ -199,13 +204,15 @@ fn wheel_installs_into_a_virtualenv_and_serves_from_it() {
         let (status, body) = s.get("/");
         assert_eq!(status, 200, "{body}\n{}", s.output());
         assert!(body.contains(&format!("prefix={venv_arg}\n")), "{body}");
-        assert!(body.contains(&format!("probe={venv_arg}/lib/python3.11/site-packages/oxwsgi_probe/")), "{body}");
+        let probe_dir = common::python::site_packages(&venv).join("oxwsgi_probe");
+        assert!(body.contains(&format!("probe={}/", probe_dir.display())), "{body}");
         s.stop_cleanly(libc::SIGTERM);
     }
 
     // pip refuses the wheel for another Python or another platform.
     let target = dir.path().join("elsewhere").display().to_string();
-    for other in [["--python-version", "3.12"], ["--platform", "manylinux2014_aarch64"]] {
+    let other_python = if common::python::PYTHON_VERSION == "3.12" { "3.13" } else { "3.12" };
+    for other in [["--python-version", other_python], ["--platform", "manylinux2014_aarch64"]] {
         let mut cmd = Command::new(&python);
         cmd.args(["-m", "pip", "install", "--dry-run", "--no-index", "--no-deps", "--only-binary=:all:"]);
         cmd.args(other).args(["--target", &target, &wheel_arg]).env("PATH", PLAIN_PATH);
@@ -215,7 +222,7 @@ fn wheel_installs_into_a_virtualenv_and_serves_from_it() {
 }
 
 /// A module whose libraries are missing (as the wheel's is on a system without Debian's
-/// libpython3.11): `serve` refuses in one line, `module-config` warns.
+/// libpython3.N): `serve` refuses in one line, `module-config` warns.
 #[test]
 fn a_module_that_cannot_be_loaded_is_one_clear_line() {
     let dir = TempDir::new("wheel-unloadable");
@@ -252,7 +259,7 @@ fn a_module_that_cannot_be_loaded_is_one_clear_line() {
         &[
             &format!("the oxwsgi module {module_arg} cannot be loaded on this system"),
             "does not find liboxwsgi_gone.so",
-            "apt-get install apache2 libpython3.11",
+            &format!("apt-get install apache2 libpython{}", common::python::PYTHON_VERSION),
         ],
     );
 }

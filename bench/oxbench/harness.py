@@ -29,7 +29,8 @@ REPO = BENCH.parent
 HTTPD = "/usr/sbin/apache2"
 MODULES_DIR = "/usr/lib/apache2/modules"
 DEBIAN_MOD_WSGI = f"{MODULES_DIR}/mod_wsgi.so"
-SYSTEM_PYTHON = "/usr/bin/python3.11"
+# The Python oxwsgi is built for (PYTHON, as the Makefile passes it), as its versioned binary.
+SYSTEM_PYTHON = os.path.realpath(os.environ.get("PYTHON") or "/usr/bin/python3")
 RUN_USER = "www-data"
 RUN_GROUP = "www-data"
 READY_MARKER = "configured -- resuming normal operations"

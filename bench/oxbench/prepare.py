@@ -60,7 +60,8 @@ def venv_has(venv: Path, mod: str) -> bool:
 
 
 def setup_venv(work: Path, want_latest: bool) -> dict:
-    """The bench virtualenv (from /usr/bin/python3.11): Django for every server, matplotlib
+    """The bench virtualenv (from SYSTEM_PYTHON, the Python oxwsgi is built for): Django for
+    every server, matplotlib
     for the chart, and the newest mod_wsgi from PyPI. Reused across runs."""
     venv = work / "venv"
     info = {"venv": str(venv), "django": None, "matplotlib": False, "mw_latest_module": None,

@@ -22,6 +22,10 @@ mod identity;
 mod module;
 #[path = "oxwsgi/procs.rs"]
 mod procs;
+/// The Python-home rules and the built-for Python, shared with the module (a pure file).
+#[path = "../config/python_home.rs"]
+#[allow(dead_code)]
+mod python_home;
 #[path = "oxwsgi/run.rs"]
 mod run;
 #[path = "oxwsgi/site.rs"]

@@ -27,7 +27,10 @@ pub use interpreter_options::{
     Block as InterpreterOptions, Resolved as ResolvedInterpreterOptions,
     ALLOWED_IN_BLOCK as ALLOWED_IN_INTERPRETER_OPTIONS,
 };
-pub use python_home::{check_python_home, parse_pyvenv_cfg, PyvenvCfg, PYTHON_VERSION};
+pub use python_home::{
+    check as check_python_home_dir, check_python_home, parse_pyvenv_cfg, python_in, HomeError, PyvenvCfg, BUILD_PYTHON,
+    PYTHON_VERSION,
+};
 pub use python_options::{parse_hash_seed, parse_switch_interval};
 pub use restrict_process::{parse_restrict_process, RestrictProcess};
 pub use telemetry::{parse_telemetry_options, parse_telemetry_service};

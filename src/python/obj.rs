@@ -312,6 +312,14 @@ pub fn raise(exc: *mut ffi::PyObject, msg: &str) -> *mut ffi::PyObject {
 }
 
 /// The currently raised exception, taken out of the thread state (None if none is set).
+#[cfg(Py_3_12)]
+pub fn take_error() -> Option<Obj> {
+    // A new reference to the (always normalized) exception, its traceback on it; null if none.
+    unsafe { Obj::owned(ffi::PyErr_GetRaisedException()).ok() }
+}
+
+/// The currently raised exception, taken out of the thread state (None if none is set).
+#[cfg(not(Py_3_12))]
 pub fn take_error() -> Option<Obj> {
     unsafe {
         let mut t = std::ptr::null_mut();
@@ -334,6 +342,14 @@ pub fn take_error() -> Option<Obj> {
 }
 
 /// Puts an exception object back as the current error.
+#[cfg(Py_3_12)]
+pub fn restore_error(exc: Obj) {
+    // Steals the reference; the traceback travels on the exception.
+    unsafe { ffi::PyErr_SetRaisedException(exc.into_ptr()) };
+}
+
+/// Puts an exception object back as the current error.
+#[cfg(not(Py_3_12))]
 pub fn restore_error(exc: Obj) {
     unsafe {
         let t = ffi::Py_TYPE(exc.as_ptr()) as *mut ffi::PyObject;

@@ -5,8 +5,12 @@ import sys
 
 def _interp_id():
     try:
-        import _xxsubinterpreters as x
-        return int(x.get_current())
+        try:
+            import _interpreters as x  # Python 3.13+: get_current() is (id, whence)
+        except ImportError:
+            import _xxsubinterpreters as x  # 3.11, 3.12
+        current = x.get_current()
+        return int(current[0] if isinstance(current, tuple) else current)
     except Exception as e:  # pragma: no cover
         return 'unknown: %r' % (e,)
 

@@ -20,6 +20,7 @@ pub mod apache;
 pub mod cli;
 pub mod http;
 pub mod procs;
+pub mod python;
 
 pub use apache::{
     default_module_path, oxwsgi_module, Apache, ApacheBuilder, Mpm, StopReport, DEBIAN_MOD_WSGI, MODULES_DIR,

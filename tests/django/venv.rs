@@ -1,5 +1,6 @@
 //! A virtualenv with Django (and bcrypt, a pyo3-built extension) for the integration tests,
-//! made once per machine with /usr/bin/python3.11 and cached.
+//! made once per machine with the Python oxwsgi is built for (tests/common/python.rs) and
+//! cached.
 //!
 //! Include it with `#[path = "django/venv.rs"] mod venv;`.
 //!
@@ -22,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The interpreter oxwsgi links against; `python3` on PATH may be unreadable to www-data.
-pub const PYTHON: &str = "/usr/bin/python3.11";
+pub const PYTHON: &str = crate::common::python::PYTHON;
 /// What the venv holds. Changing this list makes a new venv (the hash changes).
 pub const REQUIREMENTS: &[&str] = &["Django>=5.2,<5.3", "bcrypt>=4.1,<6"];
 /// Longest a `venv` + `pip install` may take before the test gives up.
@@ -70,9 +71,9 @@ pub fn venv_python() -> PathBuf {
     venv().join("bin/python")
 }
 
-/// `<venv>/lib/python3.11/site-packages`.
+/// `<venv>/lib/python3.N/site-packages`.
 pub fn site_packages() -> PathBuf {
-    venv().join("lib/python3.11/site-packages")
+    crate::common::python::site_packages(venv())
 }
 
 fn fnv1a(data: &[u8]) -> u64 {

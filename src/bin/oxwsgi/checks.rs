@@ -13,14 +13,10 @@ use std::time::{Duration, Instant};
 use crate::identity;
 use crate::{Fail, Result};
 
-/// The Python the module is linked against (`PYO3_PYTHON` at build time, see .cargo/config.toml).
-pub const BUILD_PYTHON: &str = match option_env!("PYO3_PYTHON") {
-    Some(p) => p,
-    None => "/usr/bin/python3.11",
-};
-
-/// Its major.minor version: a Python home or virtualenv must be this version.
-pub const PYTHON_VERSION: &str = "3.11";
+use crate::python_home::HomeError;
+/// The Python oxwsgi is built for, its version, and where a home keeps its executable: the
+/// rules the module's `WSGIPythonHome` check uses (src/config/python_home.rs).
+pub use crate::python_home::{python_in, BUILD_PYTHON, PYTHON_VERSION};
 
 /// How long importing the application in the check child may take.
 pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -118,19 +114,12 @@ pub fn require_readable(path: &Path, what: &str, who: &RunAs) -> Result<()> {
     }
 }
 
-/// The Python executable of a prefix or virtualenv: bin/python, bin/python3 or bin/python3.11.
-pub fn python_in(home: &Path) -> Option<PathBuf> {
-    ["python", "python3", &format!("python{PYTHON_VERSION}")]
-        .iter()
-        .map(|name| home.join("bin").join(name))
-        .find(|p| p.is_file())
-}
-
 /// Validates `--python-home` the way the module's `WSGIPythonHome` check will, and returns its
-/// Python executable.
+/// Python executable (which runs the application's check before Apache starts).
 pub fn check_python_home(home: &Path) -> Result<PathBuf> {
     let shown = home.display();
-    if !home.is_dir() {
+    let verdict = crate::python_home::check(home);
+    if verdict == Err(HomeError::NotADirectory) {
         return Err(Fail(format!("--python-home {shown}: no such directory")));
     }
     let Some(python) = python_in(home) else {
@@ -138,18 +127,20 @@ pub fn check_python_home(home: &Path) -> Result<PathBuf> {
             "--python-home {shown} is not a Python installation or virtualenv (no bin/python in it)"
         )));
     };
-    let stdlib = format!("lib/python{PYTHON_VERSION}");
-    let is_venv = home.join("pyvenv.cfg").is_file();
-    let ok = if is_venv { home.join(&stdlib).is_dir() } else { home.join(&stdlib).join("os.py").is_file() };
-    if !ok {
-        let version = python_version(&python).unwrap_or_else(|| "another version".to_string());
-        return Err(Fail(format!(
-            "--python-home {shown} is Python {version}, but oxwsgi was built for Python {PYTHON_VERSION} \
-             (no {stdlib} in it); use a Python {PYTHON_VERSION} installation or a virtualenv made with \
-             {BUILD_PYTHON} -m venv"
-        )));
+    match verdict {
+        Ok(()) => Ok(python),
+        // Say which version it is when that is the reason.
+        Err(HomeError::NotPython | HomeError::OtherVersion { .. })
+            if python_version(&python).is_some_and(|v| v != PYTHON_VERSION) =>
+        {
+            let version = python_version(&python).unwrap_or_default();
+            Err(Fail(format!(
+                "--python-home {shown} is Python {version}, but oxwsgi was built for Python {PYTHON_VERSION}; \
+                 use a Python {PYTHON_VERSION} installation or a virtualenv made with {BUILD_PYTHON} -m venv"
+            )))
+        }
+        Err(e) => Err(Fail(format!("--python-home {shown} {e}"))),
     }
-    Ok(python)
 }
 
 fn python_version(python: &Path) -> Option<String> {
