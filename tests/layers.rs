@@ -336,6 +336,18 @@ fn pure_layers_name_no_apache_or_python() {
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
+/// Python's C API is called from `src/python/` only: the hosts (Apache's side, the daemon)
+/// reach Python through its functions, which keep the attach/GIL rules in one place.
+#[test]
+fn only_the_python_layer_calls_python() {
+    let bad: Vec<String> = sources()
+        .iter()
+        .filter(|s| !s.rel.starts_with("python/") && s.code.contains("pyo3"))
+        .map(|s| format!("{} uses pyo3", s.rel))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
 #[test]
 fn imports_run_downward() {
     let rules: &[(&str, &[&str])] = &[

@@ -21,6 +21,7 @@ mod native;
 pub mod obj;
 mod request_stats;
 pub mod script_call;
+pub mod stacks;
 mod state;
 mod telemetry_gc;
 pub mod wsgi;

@@ -7,10 +7,8 @@ use super::shared::{Shared, StopKind};
 use crate::daemon::group::{Group, GROUPS};
 use crate::daemon::protocol::{self, Frame};
 use crate::daemon::stop::Stop;
-use crate::python::obj::{self, Obj};
-use crate::python::{interp, wsgi};
+use crate::python::wsgi;
 use crate::sys::util::{self, log_server};
-use pyo3::ffi as py;
 use std::ffi::CString;
 use std::io::Write;
 use std::ptr;
@@ -356,34 +354,10 @@ pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
     // thread and wait a little, so the monitor itself can never hang.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(python_stacks());
+        let _ = tx.send(crate::python::stacks::all_threads());
     });
     let stacks = rx
         .recv_timeout(Duration::from_secs(2))
         .unwrap_or_else(|_| "(Python stacks unavailable: a thread holds the GIL)".to_string());
     util::log_server_lines(ptr::null(), util::LOG_ERR, &stacks);
-}
-
-/// Every thread's Python stack, as text (taken in the main interpreter).
-pub(super) fn python_stacks() -> String {
-    const CODE: &str = "def _oxwsgi_stacks():\n    import sys, threading, traceback\n    names = {t.ident: t.name for t in threading.enumerate()}\n    out = []\n    for ident, frame in sys._current_frames().items():\n        out.append('Python stack of thread %s (%s):' % (ident, names.get(ident, 'request thread')))\n        out.extend(l.rstrip() for l in traceback.format_stack(frame))\n    return '\\n'.join(out)\n";
-    let Ok(main) = interp::interpreter("") else { return String::new() };
-    // Taken on a thread of its own (see check_request_timeouts), which ends after this.
-    main.attach_once(|_at| unsafe {
-        let result = (|| {
-            let globals = obj::dict()?;
-            obj::dict_set_str(&globals, c"__builtins__", &Obj::borrowed(py::PyEval_GetBuiltins()))?;
-            let src = CString::new(CODE).expect("no NUL");
-            Obj::owned(py::PyRun_String(src.as_ptr(), py::Py_file_input, globals.as_ptr(), globals.as_ptr()))?;
-            let f = Obj::borrowed(py::PyDict_GetItemString(globals.as_ptr(), c"_oxwsgi_stacks".as_ptr()));
-            f.call0()
-        })();
-        match result {
-            Ok(text) => text.as_str().unwrap_or("").to_string(),
-            Err(_) => {
-                py::PyErr_Clear();
-                String::from("(Python stacks unavailable)")
-            }
-        }
-    })
 }
