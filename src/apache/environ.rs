@@ -6,7 +6,6 @@
 
 use super::request_view::RequestView;
 use crate::request_plan::Mode;
-use crate::sys::util::{table_entries, table_get};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -47,15 +46,14 @@ impl<'r> Environ<'r> {
     /// A HEAD request `as_get` (WSGIMapHEADToGET) shows the application a GET.
     pub fn cgi(req: RequestView<'r>, paths: &Paths<'r>, pass_authorization: bool, as_get: bool) -> Environ<'r> {
         req.add_common_vars();
-        let env = req.subprocess_env();
         let proxy = super::proxy::changes(req);
         let proxied = |key: &str| proxy.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_deref());
         let https = match proxied("HTTPS") {
             Some(v) => v.is_some(),
-            None => table_get(env, c"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on")),
+            None => req.env_var(c"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on")),
         };
         let mut pairs: Vec<(&'r [u8], &'r [u8])> = Vec::with_capacity(48);
-        for (k, v) in table_entries(env) {
+        for (k, v) in req.env_entries() {
             match k {
                 b"SCRIPT_NAME" | b"PATH_INFO" | b"HTTP_AUTHORIZATION" | b"PATH_TRANSLATED" | b"PATH" | b"HTTPS" => {}
                 _ if proxy.iter().any(|(p, _)| p.as_bytes() == k) => {}
@@ -91,7 +89,7 @@ impl<'r> Environ<'r> {
     /// A CGI variable Apache set (`%{ENV:NAME}` in an application group's name).
     pub fn apache_var(&self, name: &str) -> Option<&'r str> {
         let c = CString::new(name).ok()?;
-        table_get(self.req.subprocess_env(), &c)
+        self.req.env_var(&c)
     }
 
     pub fn pairs(&self) -> &[(&'r [u8], &'r [u8])] {

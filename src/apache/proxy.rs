@@ -7,7 +7,6 @@ use super::request_view::RequestView;
 use crate::config;
 use crate::proxy_headers::{self, Changes, Subnet};
 use crate::sys::ffi;
-use crate::sys::util::table_get;
 use std::ffi::{c_void, CString};
 use std::os::raw::c_char;
 
@@ -68,11 +67,10 @@ fn words(raw: &str, none: &str) -> Result<Vec<String>, String> {
 /// Apache built).
 pub fn changes(req: RequestView) -> Changes {
     let dir = req.dir_conf();
-    let env = req.subprocess_env();
     let Some(headers) = dir.trusted_proxy_headers.as_deref() else { return Vec::new() };
-    let peer = table_get(env, c"REMOTE_ADDR").unwrap_or("");
+    let peer = req.env_var(c"REMOTE_ADDR").unwrap_or("");
     proxy_headers::rewrite(headers, dir.trusted_proxies.as_deref(), peer, |key| {
         let c = CString::new(key).ok()?;
-        table_get(env, &c).map(str::to_string)
+        req.env_var(&c).map(str::to_string)
     })
 }

@@ -29,44 +29,56 @@ impl<'r> RequestView<'r> {
         self.r
     }
 
+    /// One of the request's strings (they live in its pool); null is empty.
+    fn bytes(self, p: *const std::os::raw::c_char) -> &'r [u8] {
+        // SAFETY: the request's strings live in its pool, which outlives 'r.
+        unsafe { cbytes(p) }
+    }
+
+    /// One of the request's strings, if set and UTF-8.
+    fn text(self, p: *const std::os::raw::c_char) -> Option<&'r str> {
+        // SAFETY: as in `bytes`.
+        unsafe { util::cstr(p) }
+    }
+
     fn rec(self) -> &'r ffi::request_rec {
         // SAFETY: `new`'s contract: the request outlives 'r.
         unsafe { &*self.r }
     }
 
     pub fn uri(self) -> &'r [u8] {
-        cbytes(self.rec().uri)
+        self.bytes(self.rec().uri)
     }
 
     pub fn path_info(self) -> &'r [u8] {
-        cbytes(self.rec().path_info)
+        self.bytes(self.rec().path_info)
     }
 
     /// The file the request maps to (`r->filename`), if it is UTF-8.
     pub fn filename(self) -> Option<&'r str> {
-        util::cstr(self.rec().filename)
+        self.text(self.rec().filename)
     }
 
     pub fn method(self) -> &'r [u8] {
-        cbytes(self.rec().method)
+        self.bytes(self.rec().method)
     }
 
     pub fn protocol(self) -> &'r [u8] {
-        cbytes(self.rec().protocol)
+        self.bytes(self.rec().protocol)
     }
 
     pub fn query_string(self) -> &'r [u8] {
-        cbytes(self.rec().args)
+        self.bytes(self.rec().args)
     }
 
     pub fn handler_name(self) -> &'r [u8] {
-        cbytes(self.rec().handler)
+        self.bytes(self.rec().handler)
     }
 
     /// The URI of the request line (as ap_add_cgi_vars gives REQUEST_URI: the original
     /// request's, also after an internal redirect).
     pub fn request_line_uri(self) -> &'r [u8] {
-        let line = cbytes(self.rec().the_request);
+        let line = self.bytes(self.rec().the_request);
         let mut words = line.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
         words.next();
         words.next().unwrap_or(b"")
@@ -74,7 +86,7 @@ impl<'r> RequestView<'r> {
 
     /// Apache's id for the request's log lines, if it made one.
     pub fn log_id(self) -> Option<&'r str> {
-        util::cstr(self.rec().log_id)
+        self.text(self.rec().log_id)
     }
 
     /// When the request arrived, in microseconds since the epoch.
@@ -84,18 +96,18 @@ impl<'r> RequestView<'r> {
 
     /// The host name the client asked for (Host header or absolute URI), if any.
     pub fn hostname(self) -> Option<&'r str> {
-        util::cstr(self.rec().hostname)
+        self.text(self.rec().hostname)
     }
 
     /// The client's address as Apache logs it (`useragent_ip`).
     pub fn useragent_ip(self) -> &'r [u8] {
-        cbytes(self.rec().useragent_ip)
+        self.bytes(self.rec().useragent_ip)
     }
 
     /// `http` or `https`, as Apache's http_scheme hook says.
     pub fn scheme(self) -> &'r [u8] {
         // SAFETY: a live request, as `new` requires.
-        cbytes(unsafe { ffi::ap_run_http_scheme(self.r) })
+        self.bytes(unsafe { ffi::ap_run_http_scheme(self.r) })
     }
 
     /// The response status Apache has recorded (the final one once the request is logged).
@@ -146,18 +158,26 @@ impl<'r> RequestView<'r> {
     }
 
     pub fn header_in(self, name: &CStr) -> Option<&'r str> {
-        table_get(self.rec().headers_in, name)
+        // SAFETY: the request's tables live in its pool.
+        unsafe { table_get(self.rec().headers_in, name) }
     }
 
-    /// The CGI variables Apache has set so far (`r->subprocess_env`).
-    pub fn subprocess_env(self) -> *mut ffi::apr_table_t {
-        self.rec().subprocess_env
+    /// A CGI variable Apache has set (`r->subprocess_env`).
+    pub fn env_var(self, name: &CStr) -> Option<&'r str> {
+        // SAFETY: the request's tables live in its pool.
+        unsafe { table_get(self.rec().subprocess_env, name) }
+    }
+
+    /// Every CGI variable Apache has set so far, in order.
+    pub fn env_entries(self) -> impl Iterator<Item = (&'r [u8], &'r [u8])> {
+        // SAFETY: as in env_var; nothing adds to the table while the handler reads it.
+        unsafe { util::table_entries(self.rec().subprocess_env) }
     }
 
     /// The virtual host's `ServerName`.
     pub fn server_name(self) -> &'r str {
         // SAFETY: a request's server record lives as long as the configuration.
-        util::cstr(unsafe { (*self.rec().server).server_hostname }).unwrap_or("localhost")
+        self.text(unsafe { (*self.rec().server).server_hostname }).unwrap_or("localhost")
     }
 
     /// The port the connection arrived on (never the one a client puts in its Host header).
@@ -176,7 +196,7 @@ impl<'r> RequestView<'r> {
     /// The address the connection arrived on.
     pub fn local_ip(self) -> &'r str {
         // SAFETY: as in local_port.
-        util::cstr(unsafe { (*self.rec().connection).local_ip }).unwrap_or("")
+        self.text(unsafe { (*self.rec().connection).local_ip }).unwrap_or("")
     }
 
     /// oxwsgi's directory configuration for the request.

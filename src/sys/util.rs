@@ -77,7 +77,11 @@ pub fn pstr(pool: *mut ffi::apr_pool_t, bytes: &[u8]) -> *mut c_char {
 }
 
 /// A C string as a Rust &str (lossy for non-UTF-8 is not wanted: None instead). Null -> None.
-pub fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string that stays valid and unchanged for `'a` (for
+/// Apache's strings: as long as the pool or record that holds them).
+pub unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
     if p.is_null() {
         None
     } else {
@@ -85,7 +89,11 @@ pub fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
     }
 }
 
-pub fn cbytes<'a>(p: *const c_char) -> &'a [u8] {
+/// A C string's bytes; null is empty.
+///
+/// # Safety
+/// As [`cstr`].
+pub unsafe fn cbytes<'a>(p: *const c_char) -> &'a [u8] {
     if p.is_null() {
         b""
     } else {
@@ -94,7 +102,10 @@ pub fn cbytes<'a>(p: *const c_char) -> &'a [u8] {
 }
 
 /// Every (key, value) of an APR table, in order.
-pub fn table_entries<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+///
+/// # Safety
+/// `t` is a live table whose entries stay valid and unchanged for `'a`.
+pub unsafe fn table_entries<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
     let arr = unsafe { ffi::apr_table_elts(t) };
     let (elts, n) = unsafe { ((*arr).elts as *const ffi::apr_table_entry_t, (*arr).nelts as usize) };
     (0..n).filter_map(move |i| {
@@ -103,8 +114,12 @@ pub fn table_entries<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'
     })
 }
 
-pub fn table_get<'a>(t: *const ffi::apr_table_t, key: &CStr) -> Option<&'a str> {
-    cstr(unsafe { ffi::apr_table_get(t, key.as_ptr()) })
+/// A table's value for `key`.
+///
+/// # Safety
+/// As [`table_entries`].
+pub unsafe fn table_get<'a>(t: *const ffi::apr_table_t, key: &CStr) -> Option<&'a str> {
+    cstr(ffi::apr_table_get(t, key.as_ptr()))
 }
 
 /// A module's slot in a config vector (per-server, per-dir or per-request).
