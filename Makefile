@@ -42,7 +42,7 @@ bench:
 # Ends with one line per release: "trixie: tests: N passed, N failed, N skipped".
 DISTROS ?= trixie forky
 test-distros:
-	@status=0; for d in $(DISTROS); do \
+	@mkdir -p target; status=0; for d in $(DISTROS); do \
 	  scripts/distro-root test $$d > target/distros-$$d.out 2>&1 || status=1; \
 	  tail -n 1 target/distros-$$d.out; \
 	done; exit $$status
