@@ -13,6 +13,7 @@ COLORS = {
     "ox-emb": "#d9480f", "ox-dmn": "#f08c00",
     "mw494-emb": "#1864ab", "mw494-dmn": "#4dabf7",
     "mwnew-emb": "#2b8a3e", "mwnew-dmn": "#8ce99a",
+    "granian": "#862e9c", "gunicorn": "#e64980",
 }
 
 
@@ -54,7 +55,7 @@ def bars(ax, data, keys, ratio_kind, metric, title, targets=()):
 def main():
     data = json.load(open(sys.argv[1]))
     m = data["machine"]
-    fig, axes = plt.subplots(3, 1, figsize=(12, 13))
+    fig, axes = plt.subplots(4, 1, figsize=(12, 17))
     bars(axes[0], data, ["ox-emb", "ox-dmn", "mwnew-emb", "mwnew-dmn"], "ratio_mw494", "rps",
          "req/s ÷ mod_wsgi 4.9.4 in the same mode (higher is better; red dashes: 1.5× / 1.6× daemon targets)",
          targets=[(1.5, "--"), (1.6, ":")])
@@ -64,6 +65,10 @@ def main():
          targets=[(0.9, "--"), (0.95, ":")])
     bars(axes[2], data, ["ox-emb", "ox-dmn", "mwnew-emb", "mwnew-dmn"], "ratio_mw494", "p99_ms",
          "p99 latency ÷ mod_wsgi 4.9.4 in the same mode (lower is better)")
+    bars(axes[3], data, ["ox-emb", "ox-dmn", "mw494-emb", "mw494-dmn", "gunicorn"],
+         "ratio_granian", "rps",
+         "req/s ÷ Granian, same scenario (higher is better; red: 1.0 / 0.9 Django view targets)",
+         targets=[(0.9, "--")])
     cfg = data["config"]
     fig.suptitle(
         f"oxwsgi benchmark {m['date']} — {m['nproc']}× {m['cpu']}, {m['apache']}, {m['python']}, "
