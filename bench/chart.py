@@ -17,9 +17,11 @@ COLORS = {
 }
 
 
-def bars(ax, data, keys, ratio_kind, metric, title, targets=()):
-    scen = [s["key"] for s in data["scenarios"]]
+def bars(ax, data, keys, ratio_kind, metric, title, targets=(), only_for=None):
+    """only_for: a variant key; just the scenarios it has figures for."""
     agg = data["aggregate"]["scenarios"]
+    scen = [s["key"] for s in data["scenarios"]
+            if only_for is None or (agg.get(only_for, {}).get(s["key"]) or {}).get("rps")]
     labels = {v["key"]: v["label"] for v in data["variants"]}
     keys = [k for k in keys if k in agg]
     width = 0.8 / max(1, len(keys))
@@ -68,7 +70,7 @@ def main():
     bars(axes[3], data, ["ox-emb", "ox-dmn", "mw494-emb", "mw494-dmn", "gunicorn"],
          "ratio_granian", "rps",
          "req/s ÷ Granian, same scenario (higher is better; red: 1.0 / 0.9 Django view targets)",
-         targets=[(0.9, "--")])
+         targets=[(0.9, "--")], only_for="granian")
     cfg = data["config"]
     fig.suptitle(
         f"oxwsgi benchmark {m['date']} — {m['nproc']}× {m['cpu']}, {m['apache']}, {m['python']}, "

@@ -397,7 +397,10 @@ def write_markdown(path: Path, data: dict):
     for k in order:
         for s in data["scenarios"]:
             e = sc_agg[k].get(s["key"])
-            if e and e.get("failures") and not variants[k].get("unavailable"):
+            na = (variants[k].get("na") or {}).get(s["key"])
+            if na:
+                notes.append(f"- {variants[k]['label']} / {s['key']}: n/a — {md_escape(na)}")
+            elif e and e.get("failures") and not variants[k].get("unavailable"):
                 fails = e["failures"]
                 notes.append(f"- {variants[k]['label']} / {s['key']}: {len(fails)} failed run(s): "
                              f"{md_escape(fails[0]['reason'])[:500]}")
@@ -468,7 +471,8 @@ def standalone_section(data: dict) -> list:
     lines = [f"| {variants[k]['label']} | {s['key']} | {fmt_ratio(e['ratio_embedded'].get('rps'))} | "
              f"{per_round_text(e.get('round_ratio_embedded'))} |"
              for k, per in dmn for s in data["scenarios"]
-             if (e := per.get(s["key"])) and e.get("ratio_embedded")]
+             if s["key"] != FLOOR and (e := per.get(s["key"]))
+             and (e.get("ratio_embedded") or {}).get("rps")]
     if lines:
         L += ["## Daemon mode ÷ embedded mode (req/s, same server)\n",
               "| server | scenario | daemon ÷ embedded | per round |", "|---|---|---|---|", *lines, ""]
@@ -530,7 +534,7 @@ def rewrite_report(jpath: Path):
     """Recomputes a results JSON's aggregate and targets (with this version of the code) and
     rewrites it and its markdown report; the raw measurements are left as they are."""
     data = json.loads(jpath.read_text())
-    fields = ("key", "label", "impl", "mode", "module", "unavailable")
+    fields = ("key", "label", "impl", "mode", "module", "unavailable", "na")
     variants = [Variant(**{k: v.get(k) for k in fields}) for v in data["variants"]]
     by_key = {s.key: s for s in SCENARIOS}
     scenarios = [by_key[s["key"]] for s in data["scenarios"]]
@@ -566,7 +570,8 @@ def results_data(args, machine: dict, venv_info: dict, bench, notes: list) -> di
             "compare_module_source": args.compare_module or None,
         },
         "variants": [{"key": v.key, "label": v.label, "impl": v.impl, "mode": v.mode,
-                      "module": v.module, "unavailable": v.unavailable} for v in variants],
+                      "module": v.module, "unavailable": v.unavailable, "na": v.na}
+                     for v in variants],
         "scenarios": [{"key": s.key, "title": s.title, "path": s.path, "conns": s.conns,
                        "static_path": s.static_path, "static_key": s.static_key,
                        "static_note": s.static_note, "post_bytes": s.post_bytes,
