@@ -57,7 +57,8 @@ def parse_args(argv):
     p.add_argument("--skip-latest", action="store_true", help="do not pip install the newest mod_wsgi")
     p.add_argument("--no-idle", action="store_true", help="skip the idle daemon RSS measurement")
     p.add_argument("--sendfile", action=argparse.BooleanOptionalAction, default=False,
-                   help="EnableSendfile On for every Apache variant (Apache's default is Off) and sendfile for Gunicorn's wsgi.file_wrapper")
+                   help="EnableSendfile On for every Apache variant (Apache's default is Off), "
+                   "and sendfile for Gunicorn's wsgi.file_wrapper")
     p.add_argument("--work", default="", help="work directory (default bench/work, or "
                    "/tmp/oxwsgi-bench when www-data cannot reach bench/work)")
     p.add_argument("--out", default=str(BENCH / "results"), help="results directory")

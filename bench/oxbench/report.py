@@ -422,8 +422,8 @@ def standalone_section(data: dict) -> list:
     variants = {v["key"]: v for v in data["variants"]}
     sc_agg = data["aggregate"]["scenarios"]
     refs = [k for k in STANDALONE if k in variants]
-    mine = [v["key"] for v in data["variants"]
-            if v["mode"] in ("embedded", "daemon") and v["impl"] != "oxnometrics"]
+    mine = [v["key"] for v in data["variants"] if v["mode"] in ("embedded", "daemon")
+            and v["impl"] != "oxnometrics" and not v.get("unavailable")]
     L = []
     if refs and mine:
         L += ["## Against the standalone servers\n",
@@ -448,7 +448,8 @@ def standalone_section(data: dict) -> list:
                 cells.append(cell)
             L.append(f"| {s['key']} | " + " | ".join(cells) + " |")
         L.append("")
-    floors = [k for k in variants if FLOOR in sc_agg.get(k, {})]
+    floors = [k for k, v in variants.items()
+              if FLOOR in sc_agg.get(k, {}) and not v.get("unavailable")]
     if floors:
         L += ["## Apache's own floor\n",
               f"`{FLOOR}`: a response Apache makes itself (`Redirect 410`, no Python, no file) on "
