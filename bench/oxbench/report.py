@@ -460,7 +460,8 @@ def standalone_section(data: dict) -> list:
               "|---|---|---|---|---|---|---|---|"]
         for k in floors:
             f = sc_agg[k][FLOOR]
-            cells = [fmt_stat(f["rps"]) if f.get("rps") else f"n/a ({md_escape(f.get('na', ''))[:120]})"]
+            cells = [fmt_stat(f["rps"]) if f.get("rps")
+                     else f"n/a ({md_escape(f.get('na', ''))[:120]})"]
             for skey in FLOOR_OF:
                 h = sc_agg[k].get(skey) or {}
                 cells += [fmt_stat(h["rps"]) if h.get("rps") else "n/a",
@@ -469,14 +470,16 @@ def standalone_section(data: dict) -> list:
             L.append(f"| {variants[k]['label']} | " + " | ".join(cells) + " |")
         L.append("")
     dmn = [(k, sc_agg[k]) for k in variants if k.endswith("-dmn") and k in sc_agg]
-    lines = [f"| {variants[k]['label']} | {s['key']} | {fmt_ratio(e['ratio_embedded'].get('rps'))} | "
+    lines = [f"| {variants[k]['label']} | {s['key']} | "
+             f"{fmt_ratio(e['ratio_embedded'].get('rps'))} | "
              f"{per_round_text(e.get('round_ratio_embedded'))} |"
              for k, per in dmn for s in data["scenarios"]
              if s["key"] != FLOOR and (e := per.get(s["key"]))
              and (e.get("ratio_embedded") or {}).get("rps")]
     if lines:
         L += ["## Daemon mode ÷ embedded mode (req/s, same server)\n",
-              "| server | scenario | daemon ÷ embedded | per round |", "|---|---|---|---|", *lines, ""]
+              "| server | scenario | daemon ÷ embedded | per round |", "|---|---|---|---|",
+              *lines, ""]
     return L
 
 

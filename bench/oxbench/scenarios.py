@@ -358,7 +358,8 @@ class Bench:
             slot["failures"].append({"round": rnd, "reason": v.na[s.key]})
             return True
         if inst.proc is None or inst.proc.poll() is not None:
-            slot["failures"].append({"round": rnd, "reason": f"{inst.kind} exited: {inst.log_tail(3)}"})
+            slot["failures"].append({"round": rnd,
+                                     "reason": f"{inst.kind} exited: {inst.log_tail(3)}"})
             return False
         err = preflight(inst, s, path, bool(post), self.args.preflight_requests)
         if err:
