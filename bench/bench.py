@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""oxwsgi benchmark: Apache static vs oxwsgi vs mod_wsgi, embedded and daemon mode.
+"""oxwsgi benchmark: Apache static vs oxwsgi vs mod_wsgi, embedded and daemon mode, vs the
+standalone servers Granian and Gunicorn.
 
 Run it through bench/run (see bench/README.md). Python standard library only; the chart is
 drawn by bench/chart.py with matplotlib from the bench virtualenv.
@@ -23,12 +24,14 @@ from oxbench.harness import (BENCH, HTTPD, SYSTEM_PYTHON, ensure_dir, log, make_
                              stop_all_live, world_traversable)
 from oxbench.prepare import build_oxwsgi, machine_info, private_copy, setup_site, setup_venv
 from oxbench.report import results_data, rewrite_report, write_results
-from oxbench.scenarios import COMPANIONS, SCENARIOS, Bench, make_variants, pick
+from oxbench.scenarios import (COMPANIONS, SCENARIO_COMPANIONS, SCENARIOS, Bench, make_variants,
+                               pick)
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        prog="bench/run", description="Benchmark oxwsgi against mod_wsgi and static Apache.",
+        prog="bench/run", description="Benchmark oxwsgi against mod_wsgi, static Apache, Apache's "
+        "own floor, Granian and Gunicorn.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 round, 1 s per run, no warm-up (about 2 minutes)")
@@ -39,9 +42,11 @@ def parse_args(argv):
     p.add_argument("--preflight-requests", type=int, default=3,
                    help="correctness-checked requests before each scenario")
     p.add_argument("--only", default="", help="comma-separated variant keys "
-                   "(static,ox-emb,ox-dmn,mw494-emb,mw494-dmn,mwnew-emb,mwnew-dmn)")
+                   "(static,ox-emb,ox-dmn,mw494-emb,mw494-dmn,mwnew-emb,mwnew-dmn,granian,"
+                   "gunicorn; ox-emb / ox-dmn bring oxnm-emb / oxnm-dmn along)")
     p.add_argument("--scenarios", default="", help="comma-separated scenario keys "
-                   f"({','.join(s.key for s in SCENARIOS)})")
+                   f"({','.join(s.key for s in SCENARIOS)}; hello16 / hello64 bring floor16 "
+                   "along)")
     p.add_argument("--compare-module", metavar="PATH", default="",
                    help="A/B run: also run oxprev-emb and oxprev-dmn, i.e. ox-emb and ox-dmn "
                    "loading the module at PATH (e.g. an older build of libmod_oxwsgi.so); they "
@@ -52,12 +57,16 @@ def parse_args(argv):
     p.add_argument("--skip-latest", action="store_true", help="do not pip install the newest mod_wsgi")
     p.add_argument("--no-idle", action="store_true", help="skip the idle daemon RSS measurement")
     p.add_argument("--sendfile", action=argparse.BooleanOptionalAction, default=False,
-                   help="EnableSendfile On for every variant (Apache's default is Off)")
+                   help="EnableSendfile On for every Apache variant (Apache's default is Off), "
+                   "and sendfile for Gunicorn's wsgi.file_wrapper")
     p.add_argument("--work", default="", help="work directory (default bench/work, or "
                    "/tmp/oxwsgi-bench when www-data cannot reach bench/work)")
     p.add_argument("--out", default=str(BENCH / "results"), help="results directory")
     p.add_argument("--keep-instances", action="store_true",
                    help="keep every instance's httpd.conf and logs under WORK/instances")
+    p.add_argument("--baseline", metavar="JSON", default=str(BENCH / "baseline-mw494.json"),
+                   help="the ratios to mod_wsgi 4.9.4 of an earlier run: the target rows "
+                   "'not below before' compare each scenario's ratio with them")
     p.add_argument("--report", metavar="JSON", default="",
                    help="run nothing: recompute the figures and targets of a results JSON (e.g. "
                    "bench/results/latest.json) and rewrite it and the .md next to it")
@@ -128,9 +137,10 @@ def main(argv=None):
         site = setup_site(work)
         make_readable(work / "modules") if (work / "modules").exists() else None
         variants = make_variants(venv_info["mw_latest_module"], venv_info["mw_latest_version"],
-                                 venv_info["mw_latest_reason"], ox_module, ox_reason, compare)
+                                 venv_info["mw_latest_reason"], ox_module, ox_reason, compare,
+                                 venv_info["standalone"])
         variants = pick(variants, args.only, "variant", COMPANIONS)
-        scenarios = pick(SCENARIOS, args.scenarios, "scenario")
+        scenarios = pick(SCENARIOS, args.scenarios, "scenario", SCENARIO_COMPANIONS)
         machine = machine_info(args)
         log(f"machine: {machine['nproc']} × {machine['cpu']}, kernel {machine['kernel']}, "
             f"{machine['apache']}, {machine['python']}, commit {machine['git_commit']}")
@@ -148,5 +158,5 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt as e:
         stop_all_live()
-        print(f"interrupted ({e}); Apache instances stopped", file=sys.stderr)
+        print(f"interrupted ({e}); servers stopped", file=sys.stderr)
         sys.exit(130)

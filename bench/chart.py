@@ -13,12 +13,15 @@ COLORS = {
     "ox-emb": "#d9480f", "ox-dmn": "#f08c00",
     "mw494-emb": "#1864ab", "mw494-dmn": "#4dabf7",
     "mwnew-emb": "#2b8a3e", "mwnew-dmn": "#8ce99a",
+    "granian": "#862e9c", "gunicorn": "#e64980",
 }
 
 
-def bars(ax, data, keys, ratio_kind, metric, title, targets=()):
-    scen = [s["key"] for s in data["scenarios"]]
+def bars(ax, data, keys, ratio_kind, metric, title, targets=(), only_for=None):
+    """only_for: a variant key; just the scenarios it has figures for."""
     agg = data["aggregate"]["scenarios"]
+    scen = [s["key"] for s in data["scenarios"]
+            if only_for is None or (agg.get(only_for, {}).get(s["key"]) or {}).get("rps")]
     labels = {v["key"]: v["label"] for v in data["variants"]}
     keys = [k for k in keys if k in agg]
     width = 0.8 / max(1, len(keys))
@@ -54,7 +57,7 @@ def bars(ax, data, keys, ratio_kind, metric, title, targets=()):
 def main():
     data = json.load(open(sys.argv[1]))
     m = data["machine"]
-    fig, axes = plt.subplots(3, 1, figsize=(12, 13))
+    fig, axes = plt.subplots(4, 1, figsize=(12, 17))
     bars(axes[0], data, ["ox-emb", "ox-dmn", "mwnew-emb", "mwnew-dmn"], "ratio_mw494", "rps",
          "req/s ÷ mod_wsgi 4.9.4 in the same mode (higher is better; red dashes: 1.5× / 1.6× daemon targets)",
          targets=[(1.5, "--"), (1.6, ":")])
@@ -64,6 +67,10 @@ def main():
          targets=[(0.9, "--"), (0.95, ":")])
     bars(axes[2], data, ["ox-emb", "ox-dmn", "mwnew-emb", "mwnew-dmn"], "ratio_mw494", "p99_ms",
          "p99 latency ÷ mod_wsgi 4.9.4 in the same mode (lower is better)")
+    bars(axes[3], data, ["ox-emb", "ox-dmn", "mw494-emb", "mw494-dmn", "gunicorn"],
+         "ratio_granian", "rps",
+         "req/s ÷ Granian, same scenario (higher is better; red: 1.0 / 0.9 Django view targets)",
+         targets=[(0.9, "--")], only_for="granian")
     cfg = data["config"]
     fig.suptitle(
         f"oxwsgi benchmark {m['date']} — {m['nproc']}× {m['cpu']}, {m['apache']}, {m['python']}, "

@@ -1,11 +1,12 @@
-"""The harness: Apache instances (start, stop by pid), ports, work-dir files, /proc process
-handling, RSS measurement, single requests and wrk load runs.
+"""The harness: server instances (Apache, or a standalone Python server; start, stop by pid),
+ports, work-dir files, /proc process handling, RSS measurement, single requests and wrk load
+runs.
 
-Every server variant is its own Apache instance (/usr/sbin/apache2, event MPM, identical MPM
-settings) on its own free loopback port. Load comes from wrk in a separate process. Apache is
-only ever stopped by pid: the pid file / the process we spawned, then its descendants found
-through /proc ppid links (checked against their start time so a recycled pid is never
-signalled).
+Every server variant is its own instance on its own free loopback port: an Apache
+(/usr/sbin/apache2, event MPM, identical MPM settings), or Granian / Gunicorn from the bench
+virtualenv. Load comes from wrk in a separate process. A server is only ever stopped by pid:
+the pid file / the process we spawned, then its descendants found through /proc ppid links
+(checked against their start time so a recycled pid is never signalled).
 """
 
 from __future__ import annotations
@@ -272,24 +273,31 @@ class RssSampler(threading.Thread):
 
 
 # --------------------------------------------------------------------------------------------
-# Apache instances
+# Server instances
 # --------------------------------------------------------------------------------------------
 
-LIVE: list = []  # running Apache instances, stopped on exit / signal
+LIVE: list = []  # running servers, stopped on exit / signal
 
 
 def _child_setup():
     os.setpgid(0, 0)
-    try:  # SIGTERM Apache if this harness dies
+    try:  # SIGTERM the server if this harness dies
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
     except OSError:
         pass
 
 
-class Apache:
-    def __init__(self, name: str, root: Path, conf_fn):
-        self.name, self.root, self.conf_fn = name, root, conf_fn
+class Server:
+    """One server under test: a process tree started on a free 127.0.0.1 port and stopped by
+    pid. Subclasses give the command line (`argv`), what to write before it starts
+    (`prepare`) and when it counts as started (`ready`, then a TCP connect must succeed)."""
+
+    stop_signal = signal.SIGTERM  # what asks the parent to stop (then SIGKILL after a grace)
+    kind = "server"  # in messages
+
+    def __init__(self, name: str, root: Path):
+        self.name, self.root = name, root
         self.port = 0
         self.proc: subprocess.Popen | None = None
         self.pid = 0
@@ -300,9 +308,22 @@ class Apache:
     def error_log(self) -> Path:
         return self.root / "logs" / "error.log"
 
+    def prepare(self, port: int) -> None:
+        """Write what the server reads at startup (its configuration) into self.root."""
+
+    def argv(self, port: int) -> list:
+        raise NotImplementedError
+
+    def popen_kwargs(self) -> dict:
+        return {}
+
+    def ready(self) -> bool:
+        return True
+
     def log_tail(self, n=5) -> str:
         text = read_text(self.error_log) + read_text(self.root / "logs" / "stderr.log")
-        lines = [l for l in text.splitlines() if l.strip() and ":notice]" not in l]
+        lines = [l for l in text.splitlines() if l.strip() and ":notice]" not in l
+                 and "[INFO]" not in l]
         return " | ".join(lines[-n:])[-700:]
 
     def start(self, timeout: float = 30.0) -> str | None:
@@ -314,13 +335,13 @@ class Apache:
             for sub in ("logs", "run"):
                 ensure_dir(self.root / sub)
             self.port = free_port()
-            write_file(self.root / "httpd.conf", self.conf_fn(self.root, self.port))
+            self.prepare(self.port)
             err = self._spawn_and_wait(timeout)
             if err is None:
                 return None
             last = err
             self.stop()
-            if "Address already in use" not in err:
+            if "already in use" not in err and "Connection in use" not in err:
                 break
         return last
 
@@ -328,9 +349,8 @@ class Apache:
         out = open(self.root / "logs" / "stderr.log", "wb")
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
         self.proc = subprocess.Popen(
-            [HTTPD, "-f", str(self.root / "httpd.conf"), "-DFOREGROUND"],
-            cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            preexec_fn=_child_setup)
+            self.argv(self.port), cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=out, preexec_fn=_child_setup, **self.popen_kwargs())
         out.close()
         self.pid = self.proc.pid
         self.started_at = time.monotonic()
@@ -338,16 +358,17 @@ class Apache:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                return f"Apache exited during startup (status {self.proc.returncode}): {self.log_tail()}"
+                return (f"{self.kind} exited during startup (status {self.proc.returncode}): "
+                        f"{self.log_tail()}")
             self.track()
-            if READY_MARKER in read_text(self.error_log):
+            if self.ready():
                 try:
                     socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                     return None
                 except OSError:
                     pass
             time.sleep(0.05)
-        return f"Apache did not become ready within {timeout:.0f}s: {self.log_tail()}"
+        return f"{self.kind} did not become ready within {timeout:.0f}s: {self.log_tail()}"
 
     def track(self) -> dict:
         desc = descendants(self.pid) if self.pid else {}
@@ -356,8 +377,8 @@ class Apache:
         return desc
 
     def stop(self, grace: float = 12.0) -> dict:
-        """SIGTERM the parent (pid file, else the pid we spawned); after `grace`, SIGKILL it
-        and every descendant we have seen that is still the same process."""
+        """stop_signal to the parent (pid file, else the pid we spawned); after `grace`,
+        SIGKILL it and every descendant we have seen that is still the same process."""
         report = {"forced": False, "leftovers": []}
         if self.proc is None:
             return report
@@ -371,7 +392,7 @@ class Apache:
             pass
         if self.proc.poll() is None:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, self.stop_signal)
             except ProcessLookupError:
                 pass
             try:
@@ -407,6 +428,40 @@ class Apache:
             LIVE.remove(self)
         self.proc = None
         return report
+
+
+class Apache(Server):
+    """/usr/sbin/apache2 -DFOREGROUND with the httpd.conf that conf_fn(root, port) renders."""
+
+    kind = "Apache"
+
+    def __init__(self, name: str, root: Path, conf_fn):
+        super().__init__(name, root)
+        self.conf_fn = conf_fn
+
+    def prepare(self, port: int) -> None:
+        write_file(self.root / "httpd.conf", self.conf_fn(self.root, port))
+
+    def argv(self, port: int) -> list:
+        return [HTTPD, "-f", str(self.root / "httpd.conf"), "-DFOREGROUND"]
+
+    def ready(self) -> bool:
+        return READY_MARKER in read_text(self.error_log)
+
+
+class Standalone(Server):
+    """A standalone Python server (Granian, Gunicorn): the command argv_fn(port) run as
+    RUN_USER, like Apache's children; its output goes to logs/stderr.log."""
+
+    def __init__(self, name: str, root: Path, argv_fn, stop_signal=signal.SIGTERM):
+        super().__init__(name, root)
+        self.argv_fn, self.stop_signal, self.kind = argv_fn, stop_signal, name
+
+    def argv(self, port: int) -> list:
+        return self.argv_fn(port)
+
+    def popen_kwargs(self) -> dict:
+        return {"user": RUN_USER, "group": RUN_GROUP, "extra_groups": []}
 
 
 def stop_all_live():

@@ -59,13 +59,16 @@ def venv_has(venv: Path, mod: str) -> bool:
         return False
 
 
+STANDALONE_PACKAGES = {"granian": "granian", "gunicorn": "gunicorn"}  # variant key -> PyPI name
+
+
 def setup_venv(work: Path, want_latest: bool) -> dict:
     """The bench virtualenv (from SYSTEM_PYTHON, the Python oxwsgi is built for): Django for
-    every server, matplotlib
-    for the chart, and the newest mod_wsgi from PyPI. Reused across runs."""
+    every server, matplotlib for the chart, Granian and Gunicorn (the standalone servers) and
+    the newest mod_wsgi from PyPI. Reused across runs."""
     venv = work / "venv"
     info = {"venv": str(venv), "django": None, "matplotlib": False, "mw_latest_module": None,
-            "mw_latest_version": None, "mw_latest_reason": None, "notes": []}
+            "mw_latest_version": None, "mw_latest_reason": None, "standalone": {}, "notes": []}
     if not (venv / "bin" / "python").exists():
         log(f"creating virtualenv {venv} from {SYSTEM_PYTHON}")
         p = run([SYSTEM_PYTHON, "-m", "venv", str(venv)], timeout=300)
@@ -82,13 +85,22 @@ def setup_venv(work: Path, want_latest: bool) -> dict:
         if err:
             info["notes"].append(f"chart skipped: {err}")
     info["matplotlib"] = venv_has(venv, "matplotlib")
+    standalone_errors = {}
+    for key, package in STANDALONE_PACKAGES.items():
+        if not venv_has(venv, key):
+            log(f"installing {package} into the bench virtualenv")
+            standalone_errors[key] = pip(venv, package)
     q = run([str(venv / "bin" / "python"), "-c",
              "import importlib.metadata as m, sys\n"
-             "for n in ('django', 'mod_wsgi'):\n"
+             "for n in ('django', 'mod_wsgi', 'granian', 'gunicorn'):\n"
              "    try: print(n, m.version(n))\n"
              "    except Exception: print(n, '-')"], timeout=120)
     versions = dict(l.split(" ", 1) for l in q.stdout.splitlines() if " " in l)
     info["django"] = None if versions.get("django", "-") == "-" else versions["django"]
+    for key, package in STANDALONE_PACKAGES.items():
+        version = None if versions.get(package, "-") == "-" else versions[package]
+        why = None if version else (standalone_errors.get(key) or f"{package} is not installed")
+        info["standalone"][key] = (version, why)
     if want_latest:
         express = venv / "bin" / "mod_wsgi-express"
         if not express.exists():
@@ -117,7 +129,7 @@ def setup_venv(work: Path, want_latest: bool) -> dict:
 def setup_site(work: Path) -> Path:
     site = work / "site"
     apps, htdocs = ensure_dir(site / "apps"), ensure_dir(site / "htdocs")
-    for name in ("app.wsgi", "django.wsgi", "benchsite.py"):
+    for name in ("app.wsgi", "django.wsgi", "benchsite.py", "standalone.py"):
         write_file(apps / name, (BENCH / "apps" / name).read_bytes())
     # Deterministic, incompressible-ish data files.
     block = bytes((i * 131 + 7) & 0xFF for i in range(65536))

@@ -11,7 +11,11 @@ from pathlib import Path
 
 from .harness import (BENCH, DAEMON_PROCESSES, DAEMON_THREADS, DEBIAN_MOD_WSGI, MPM, REPO, T0,
                       log, run, tail)
-from .scenarios import COMPARE, NOMETRICS, SCENARIOS, Variant, scenarios_for
+from .scenarios import COMPARE, NOMETRICS, SCENARIOS, STANDALONE, Variant, scenarios_for
+
+BASELINE = BENCH / "baseline-mw494.json"  # the "before" of "no row slower than before"
+FLOOR = "floor16"  # Apache's own floor, measured on every Apache variant
+FLOOR_OF = ("hello16", "hello64")  # scenarios reported ÷ the floor of the same instance
 
 # --------------------------------------------------------------------------------------------
 # Aggregation and reports
@@ -82,6 +86,21 @@ def aggregate(variants: list, scenarios: list, results: dict, idle_results: dict
             e["round_ratio_mw494"] = round_ratios(results, v.key, s.key, v.baseline_key, s.key)
             e["round_ratio_static"] = (None if v.mode == "static"
                                         else round_ratios(results, v.key, s.key, "static", s.static_key))
+    # Against the standalone servers (the same scenario), Apache's own floor (the floor16
+    # scenario of the same instance) and, in daemon mode, the same server in embedded mode.
+    for v in variants:
+        for skey, e in agg[v.key].items():
+            for other in STANDALONE:
+                if other != v.key and skey in agg.get(other, {}):
+                    e[f"ratio_{other}"] = median_ratios(e, agg[other][skey])
+                    e[f"round_ratio_{other}"] = round_ratios(results, v.key, skey, other, skey)
+            if skey in FLOOR_OF and FLOOR in agg[v.key]:
+                e["ratio_floor"] = median_ratios(e, agg[v.key][FLOOR])
+                e["round_ratio_floor"] = round_ratios(results, v.key, skey, v.key, FLOOR)
+            emb = v.key[:-len("-dmn")] + "-emb" if v.key.endswith("-dmn") else None
+            if emb and skey in agg.get(emb, {}):
+                e["ratio_embedded"] = median_ratios(e, agg[emb][skey])
+                e["round_ratio_embedded"] = round_ratios(results, v.key, skey, emb, skey)
     # --compare-module: ox-* over oxprev-*, the same server loading the other build.
     for key, prev in COMPARE.items():
         for skey, e in agg.get(key, {}).items() if prev in agg else ():
@@ -131,7 +150,9 @@ def fmt_ratio(r):
     return f"{r:.3f}×" if r < 0.1 else f"{r:.2f}×"
 
 
-def evaluate_targets(agg: dict, variants: dict) -> list:
+def evaluate_targets(agg: dict, variants: dict, baseline: dict | None = None) -> list:
+    """baseline: {"ratio_mw494_rps": {vkey: {scenario: ratio}}}, the "before" of the target
+    "no row slower than before against mod_wsgi" (BASELINE)."""
     sc, idle = agg["scenarios"], agg["idle_daemon"]
 
     def ratio(vkey, skey, kind):
@@ -188,6 +209,7 @@ def evaluate_targets(agg: dict, variants: dict) -> list:
     target("Daemon 64 KiB POST echo ≥ 1.5× mod_wsgi 4.9.4 daemon", "ox-dmn", "post64k",
            "ratio_mw494", 1.5)
     target("Daemon 1 MiB body ≥ 1.5× mod_wsgi 4.9.4 daemon", "ox-dmn", "body1m", "ratio_mw494", 1.5)
+    rows += issue27_targets(sc, variants, baseline)
     ox, mw = idle.get("ox-dmn", {}), idle.get("mw494-dmn", {})
     if ox.get("rss_mib") and mw.get("rss_mib"):
         a, b = ox["rss_mib"]["median"], mw["rss_mib"]["median"]
@@ -199,6 +221,52 @@ def evaluate_targets(agg: dict, variants: dict) -> list:
         rows.append({"target": "Idle one-process daemon RSS ≤ mod_wsgi 4.9.4's", "threshold": 1.0,
                      "value": None, "met": False, "shown": f"n/a ({why})"})
     return rows
+
+
+def issue27_targets(sc: dict, variants: dict, baseline: dict | None) -> list:
+    """Against what people pick instead (issue 27): Granian, Apache's own floor, embedded mode,
+    and no ratio to mod_wsgi below the one before (baseline)."""
+    rows = []
+
+    def target(name, vkey, skey, kind, threshold, ref_vkey, ref_skey=None):
+        e = sc.get(vkey, {}).get(skey)
+        ref = sc.get(ref_vkey, {}).get(ref_skey or skey)
+        r = ((e or {}).get(kind) or {}).get("rps")
+        if r is None:
+            if not e or not ref:
+                why = "not measured"
+            elif e.get("na") or ref.get("na"):
+                which = vkey if e.get("na") else ref_vkey
+                why = f"{variants[which].label}: {(e if e.get('na') else ref)['na']}"
+            else:
+                why = "not measured"
+        rows.append({"target": name, "threshold": threshold, "value": r,
+                     "met": r is not None and r >= threshold,
+                     "shown": f"{r:.3f}×" if r is not None else f"n/a ({why})",
+                     "rounds": (e or {}).get("round_" + kind)})
+
+    target("Django view embedded ≥ 1.0× Granian", "ox-emb", "django", "ratio_granian", 1.0,
+           "granian")
+    target("Django view daemon ≥ 0.9× Granian", "ox-dmn", "django", "ratio_granian", 0.9,
+           "granian")
+    target("Embedded hello (16 conns) ≥ 0.8× Apache's own floor (Redirect 410, same instance)",
+           "ox-emb", "hello16", "ratio_floor", 0.8, "ox-emb", FLOOR)
+    for skey, conns in (("hello16", 16), ("hello64", 64)):
+        target(f"Daemon hello ({conns} conns) ≥ 0.85× embedded hello", "ox-dmn", skey,
+               "ratio_embedded", 0.85, "ox-emb")
+    before = (baseline or {}).get("ratio_mw494_rps", {})
+    for vkey, mode in (("ox-emb", "embedded"), ("ox-dmn", "daemon")):
+        for skey, was in before.get(vkey, {}).items():
+            target(f"{skey} {mode} ×mod_wsgi 4.9.4 not below before ({was:.2f}×)", vkey, skey,
+                   "ratio_mw494", was, "mw494-emb" if mode == "embedded" else "mw494-dmn")
+    return rows
+
+
+def load_baseline(path: Path = BASELINE) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def md_escape(s: str) -> str:
@@ -244,6 +312,7 @@ def write_markdown(path: Path, data: dict):
         L.append(f"| {md_escape(t['target'])} | {md_escape(t['shown'])} | {per_round} | "
                  f"{'**met**' if t['met'] else '**NOT MET**'} |")
     L.append("")
+    L += standalone_section(data)
     L += compare_section(data)
 
     # Overview: req/s.
@@ -256,6 +325,9 @@ def write_markdown(path: Path, data: dict):
         cells = []
         for k in order:
             e = sc_agg[k].get(s["key"])
+            if e is None and k != "static":  # a scenario this server does not run
+                cells.append("–")
+                continue
             if e is None:  # the static variant reuses another scenario's measurement
                 e2 = sc_agg[k].get(s["static_key"]) or {}
                 val = fmt_num(e2["rps"]["median"]) if e2.get("rps") else "n/a"
@@ -325,7 +397,10 @@ def write_markdown(path: Path, data: dict):
     for k in order:
         for s in data["scenarios"]:
             e = sc_agg[k].get(s["key"])
-            if e and e.get("failures") and not variants[k].get("unavailable"):
+            na = (variants[k].get("na") or {}).get(s["key"])
+            if na:
+                notes.append(f"- {variants[k]['label']} / {s['key']}: n/a — {md_escape(na)}")
+            elif e and e.get("failures") and not variants[k].get("unavailable"):
                 fails = e["failures"]
                 notes.append(f"- {variants[k]['label']} / {s['key']}: {len(fails)} failed run(s): "
                              f"{md_escape(fails[0]['reason'])[:500]}")
@@ -339,6 +414,77 @@ def write_markdown(path: Path, data: dict):
         L += notes
         L.append("")
     path.write_text("\n".join(L))
+
+
+def standalone_section(data: dict) -> list:
+    """Ratios to Granian and Gunicorn per scenario, hello ÷ Apache's own floor, daemon ÷
+    embedded (no lines when none of them was measured)."""
+    variants = {v["key"]: v for v in data["variants"]}
+    sc_agg = data["aggregate"]["scenarios"]
+    refs = [k for k in STANDALONE if k in variants]
+    mine = [v["key"] for v in data["variants"] if v["mode"] in ("embedded", "daemon")
+            and v["impl"] != "oxnometrics" and not v.get("unavailable")]
+    L = []
+    if refs and mine:
+        L += ["## Against the standalone servers\n",
+              "Cell: req/s, then " + " / ".join(f"×{variants[k]['label']}" for k in refs)
+              + " (ratios of the medians, same scenario, same run; higher is better).\n",
+              "| scenario | " + " | ".join(variants[k]["label"] for k in refs + mine) + " |",
+              "|---|" + "---|" * len(refs + mine)]
+        for s in data["scenarios"]:
+            if all(s["key"] not in sc_agg[k] for k in refs):
+                continue
+            cells = []
+            for k in refs + mine:
+                e = sc_agg[k].get(s["key"]) or {}
+                if not e.get("rps"):
+                    why = e.get("na", "not run")
+                    cells.append(f"n/a ({md_escape(why)[:120]})" if e else "–")
+                    continue
+                cell = fmt_num(e["rps"]["median"])
+                if k in mine:
+                    cell += "<br>" + " / ".join(
+                        fmt_ratio((e.get(f"ratio_{r}") or {}).get("rps")) for r in refs)
+                cells.append(cell)
+            L.append(f"| {s['key']} | " + " | ".join(cells) + " |")
+        L.append("")
+    floors = [k for k, v in variants.items()
+              if FLOOR in sc_agg.get(k, {}) and not v.get("unavailable")]
+    if floors:
+        L += ["## Apache's own floor\n",
+              f"`{FLOOR}`: a response Apache makes itself (`Redirect 410`, no Python, no file) on "
+              "the same instance as the hello scenarios. hello ÷ floor: ratio of the medians; "
+              "per round: median (min–max) of the same ratio taken round by round.\n",
+              "| server | floor req/s | hello16 req/s | hello16 ÷ floor | per round | "
+              "hello64 req/s | hello64 ÷ floor | per round |",
+              "|---|---|---|---|---|---|---|---|"]
+        for k in floors:
+            f = sc_agg[k][FLOOR]
+            cells = [fmt_stat(f["rps"]) if f.get("rps")
+                     else f"n/a ({md_escape(f.get('na', ''))[:120]})"]
+            for skey in FLOOR_OF:
+                h = sc_agg[k].get(skey) or {}
+                cells += [fmt_stat(h["rps"]) if h.get("rps") else "n/a",
+                          fmt_ratio((h.get("ratio_floor") or {}).get("rps")),
+                          per_round_text(h.get("round_ratio_floor"))]
+            L.append(f"| {variants[k]['label']} | " + " | ".join(cells) + " |")
+        L.append("")
+    dmn = [(k, sc_agg[k]) for k in variants if k.endswith("-dmn") and k in sc_agg]
+    lines = [f"| {variants[k]['label']} | {s['key']} | "
+             f"{fmt_ratio(e['ratio_embedded'].get('rps'))} | "
+             f"{per_round_text(e.get('round_ratio_embedded'))} |"
+             for k, per in dmn for s in data["scenarios"]
+             if s["key"] != FLOOR and (e := per.get(s["key"]))
+             and (e.get("ratio_embedded") or {}).get("rps")]
+    if lines:
+        L += ["## Daemon mode ÷ embedded mode (req/s, same server)\n",
+              "| server | scenario | daemon ÷ embedded | per round |", "|---|---|---|---|",
+              *lines, ""]
+    return L
+
+
+def per_round_text(st) -> str:
+    return f"{st['median']:.2f}× ({st['min']:.2f}–{st['max']:.2f}×)" if st else "–"
 
 
 def compare_section(data: dict) -> list:
@@ -392,13 +538,14 @@ def rewrite_report(jpath: Path):
     """Recomputes a results JSON's aggregate and targets (with this version of the code) and
     rewrites it and its markdown report; the raw measurements are left as they are."""
     data = json.loads(jpath.read_text())
-    fields = ("key", "label", "impl", "mode", "module", "unavailable")
+    fields = ("key", "label", "impl", "mode", "module", "unavailable", "na")
     variants = [Variant(**{k: v.get(k) for k in fields}) for v in data["variants"]]
     by_key = {s.key: s for s in SCENARIOS}
     scenarios = [by_key[s["key"]] for s in data["scenarios"]]
     agg = aggregate(variants, scenarios, data["raw"], data["idle_raw"])
     data["aggregate"] = agg
-    data["targets"] = evaluate_targets(agg, {v.key: v for v in variants})
+    data.setdefault("baseline", load_baseline())
+    data["targets"] = evaluate_targets(agg, {v.key: v for v in variants}, data["baseline"])
     jpath.write_text(json.dumps(data, indent=1, default=str))
     mpath = jpath.with_suffix(".md")
     write_markdown(mpath, data)
@@ -427,7 +574,8 @@ def results_data(args, machine: dict, venv_info: dict, bench, notes: list) -> di
             "compare_module_source": args.compare_module or None,
         },
         "variants": [{"key": v.key, "label": v.label, "impl": v.impl, "mode": v.mode,
-                      "module": v.module, "unavailable": v.unavailable} for v in variants],
+                      "module": v.module, "unavailable": v.unavailable, "na": v.na}
+                     for v in variants],
         "scenarios": [{"key": s.key, "title": s.title, "path": s.path, "conns": s.conns,
                        "static_path": s.static_path, "static_key": s.static_key,
                        "static_note": s.static_note, "post_bytes": s.post_bytes,
@@ -438,8 +586,9 @@ def results_data(args, machine: dict, venv_info: dict, bench, notes: list) -> di
         "aggregate": agg,
         "stop_reports": bench.stop_reports,
         "notes": notes,
+        "baseline": load_baseline(Path(args.baseline)),
     }
-    data["targets"] = evaluate_targets(agg, {v.key: v for v in variants})
+    data["targets"] = evaluate_targets(agg, {v.key: v for v in variants}, data["baseline"])
     data["elapsed_s"] = time.monotonic() - T0
     return data
 

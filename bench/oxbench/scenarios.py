@@ -1,23 +1,26 @@
-"""The server variants, the scenarios, each variant's Apache configuration and the run itself
-(rounds, per-scenario preflight, wrk and RSS, idle daemon RSS)."""
+"""The server variants, the scenarios, each variant's Apache configuration or standalone
+command line, and the run itself (rounds, per-scenario preflight, wrk and RSS, idle daemon
+RSS)."""
 
 from __future__ import annotations
 
 import http.client
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .harness import (DAEMON_PROCESSES, DAEMON_THREADS, DEBIAN_MOD_WSGI, MODULES_DIR, MPM,
-                      RUN_GROUP, RUN_USER, Apache, RssSampler, SlowClients, log, one_request,
-                      proc_cmdline, reset_hwm, rss_snapshot, run_wrk)
+                      RUN_GROUP, RUN_USER, Apache, RssSampler, SlowClients, Standalone, log,
+                      one_request, proc_cmdline, reset_hwm, rss_snapshot, run_wrk)
 
 SIZE_1M = 1 << 20
 SIZE_5M = 5 << 20
 SIZE_64K = 64 << 10
 HELLO = b"Hello, world!"
+FLOOR_PATH = "/floor"  # `Redirect 410` in every Apache configuration: Apache's own floor
 
 
 # --------------------------------------------------------------------------------------------
@@ -29,11 +32,17 @@ HELLO = b"Hello, world!"
 class Variant:
     key: str
     label: str
-    impl: str  # static | oxwsgi | mw494 | mwlatest
-    mode: str  # static | embedded | daemon
+    impl: str  # static | oxwsgi | oxnometrics | oxprev | mw494 | mwlatest | granian | gunicorn
+    mode: str  # static | embedded | daemon | standalone
     module: str | None = None
     unavailable: str | None = None  # reason, when the variant cannot run at all
     notes: list = field(default_factory=list)
+    # Scenarios this server cannot run the same way: key -> reason (reported n/a).
+    na: dict = field(default_factory=dict)
+
+    @property
+    def apache(self) -> bool:
+        return self.mode != "standalone"
 
     @property
     def baseline_key(self) -> str | None:
@@ -58,6 +67,10 @@ class Scenario:
     expect_contains: bytes | None = None
     post_bytes: int = 0
     close: bool = False
+    # The status the response must have; wrk counts statuses >= 400 as errors, which for a
+    # scenario that expects one (Apache's floor answers 410) are the expected responses.
+    expect_status: int = 200
+    apache_only: bool = False  # a response Apache makes itself: not run on standalone servers
     # Slow clients downloading `slow_path` at 16 KiB/s during the run (and its warm-up).
     slow_clients: int = 0
     slow_path: str = ""
@@ -68,6 +81,11 @@ class Scenario:
 
 
 SCENARIOS = [
+    Scenario("floor16", "Apache's own floor: `Redirect 410` answered by Apache itself (no Python, "
+             "no file), 16 connections", FLOOR_PATH, 16, static_path=FLOOR_PATH, expect_status=410,
+             apache_only=True, static_note="static: the same Redirect 410 on the Apache without a "
+             "WSGI module; every other Apache answers it in its own configuration, beside its WSGI "
+             "module's hooks"),
     Scenario("hello16", "hello world, keep-alive, 16 connections", "/wsgi/hello", 16,
              static_path="/hello.txt", expect_len=len(HELLO),
              static_note="static: 13-byte hello.txt"),
@@ -92,18 +110,27 @@ SCENARIOS = [
 ]
 
 
+SCENARIO_BY_KEY = {s.key: s for s in SCENARIOS}
+
 # --compare-module: each oxwsgi variant and its twin loading the other build of the module.
 COMPARE = {"ox-emb": "oxprev-emb", "ox-dmn": "oxprev-dmn"}
 # The metrics overhead: each oxwsgi variant and its twin with `WSGIMetrics Off`, hello only.
 NOMETRICS = {"ox-emb": "oxnm-emb", "ox-dmn": "oxnm-dmn"}
 NOMETRICS_SCENARIOS = ("hello16", "hello64")
 COMPANIONS = {k: [COMPARE[k], NOMETRICS[k]] for k in COMPARE}
+# hello ÷ Apache's floor needs the floor measured in the same run: it comes along with hello.
+SCENARIO_COMPANIONS = {"hello16": ["floor16"], "hello64": ["floor16"]}
+# The standalone servers: what people pick instead of a WSGI module in Apache.
+STANDALONE = ("granian", "gunicorn")
+GRANIAN_WORKERS = 2
+GUNICORN_WORKERS, GUNICORN_THREADS = 2, 16
 
 
 def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
                   mw_latest_reason: str | None, ox_module: str | None, ox_reason: str | None,
-                  compare: tuple | None = None):
-    """compare: (module, reason) of --compare-module, or None without it."""
+                  compare: tuple | None = None, standalone: dict | None = None):
+    """compare: (module, reason) of --compare-module, or None without it; standalone:
+    {"granian"/"gunicorn": (version, reason)} from the bench virtualenv."""
     latest = f"mod_wsgi {mw_latest_version}" if mw_latest_version else "mod_wsgi (PyPI latest)"
     ox = [Variant("ox-emb", "oxwsgi embedded", "oxwsgi", "embedded", ox_module, ox_reason),
           Variant("ox-dmn", "oxwsgi daemon", "oxwsgi", "daemon", ox_module, ox_reason)]
@@ -122,11 +149,25 @@ def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
                 mw_latest_reason),
         Variant("mwnew-dmn", f"{latest} daemon", "mwlatest", "daemon", mw_latest_module,
                 mw_latest_reason),
+        *standalone_variants(standalone or {}),
     ]
     for x in v:
         if x.module and not x.unavailable and not os.path.isfile(x.module):
             x.unavailable = f"module {x.module} does not exist"
     return v
+
+
+def standalone_variants(versions: dict) -> list:
+    """Granian and Gunicorn, each (version, reason) from the bench virtualenv."""
+    g_ver, g_why = versions.get("granian", (None, "not installed"))
+    u_ver, u_why = versions.get("gunicorn", (None, "not installed"))
+    return [
+        Variant("granian", f"Granian {g_ver or ''}".strip(), "granian",
+                "standalone", unavailable=g_why,
+                na={"file5m": "Granian's WSGI environ has no wsgi.file_wrapper"}),
+        Variant("gunicorn", f"Gunicorn {u_ver or ''} gthread".replace("  ", " "), "gunicorn",
+                "standalone", unavailable=u_why),
+    ]
 
 
 def pick(items: list, csv: str, what: str, companions: dict | None = None) -> list:
@@ -156,7 +197,7 @@ def render_conf(v: Variant, root: Path, port: int, site: Path, venv: Path, sendf
          f'ServerRoot "{root}"',
          f"LoadModule mpm_event_module {MODULES_DIR}/mod_mpm_event.so"]
     c += [f"{k} {val}" for k, val in MPM.items()]
-    for m in ("authz_core", "mime"):
+    for m in ("alias", "authz_core", "mime"):
         c.append(f"LoadModule {m}_module {MODULES_DIR}/mod_{m}.so")
     if v.module:
         c.append(f'LoadModule wsgi_module "{v.module}"')
@@ -180,6 +221,7 @@ def render_conf(v: Variant, root: Path, port: int, site: Path, venv: Path, sendf
         "<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>",
         f'<Directory "{htdocs}">\n    Require all granted\n</Directory>',
         f'<Directory "{apps}">\n    Require all granted\n</Directory>',
+        f"Redirect 410 {FLOOR_PATH}",
     ]
     if v.module:
         c += [
@@ -201,12 +243,37 @@ def render_conf(v: Variant, root: Path, port: int, site: Path, venv: Path, sendf
     return "\n".join(c) + "\n"
 
 
+def standalone_argv(v: Variant, port: int, site: Path, venv: Path, sendfile: bool) -> list:
+    """The command line of a standalone server serving bench/apps/standalone.py (the same app
+    files, mounted at /wsgi and /django as WSGIScriptAlias does) on 127.0.0.1:port."""
+    apps, bindir = site / "apps", venv / "bin"
+    if v.impl == "granian":
+        # Granian's own defaults for threads, runtime mode and backpressure: its README asks
+        # not to tune them after other servers' numbers; workers = the 2 cores.
+        return [str(bindir / "granian"), "--interface", "wsgi", "--workers", str(GRANIAN_WORKERS),
+                "--host", "127.0.0.1", "--port", str(port), "--working-dir", str(apps),
+                "standalone:application"]
+    if v.impl == "gunicorn":
+        # wsgi.file_wrapper uses sendfile unless told not to: follow --sendfile like Apache.
+        # No control socket: it is a management interface (and www-data's home is not
+        # writable).
+        return [str(bindir / "gunicorn"), "-k", "gthread", "-w", str(GUNICORN_WORKERS),
+                "--threads", str(GUNICORN_THREADS), "-b", f"127.0.0.1:{port}",
+                "--chdir", str(apps), *([] if sendfile else ["--no-sendfile"]),
+                "--no-control-socket", "standalone:application"]
+    raise ValueError(f"not a standalone variant: {v.key}")
+
+
+# Gunicorn's SIGTERM waits up to 30 s for its workers; SIGQUIT is its quick shutdown.
+STOP_SIGNAL = {"gunicorn": signal.SIGQUIT}
+
+
 # --------------------------------------------------------------------------------------------
 # Preflight: is the scenario's response right?
 # --------------------------------------------------------------------------------------------
 
 
-def preflight(inst: Apache, sc: Scenario, path: str, post: bool, repeat: int) -> str | None:
+def preflight(inst, sc: Scenario, path: str, post: bool, repeat: int) -> str | None:
     """Check the scenario's URL answers correctly. Retries connection errors and 502/503
     until 20 s after Apache started (daemon processes may still be starting)."""
     body = b"x" * sc.post_bytes if post else b""
@@ -217,7 +284,7 @@ def preflight(inst: Apache, sc: Scenario, path: str, post: bool, repeat: int) ->
     while True:
         try:
             status, data, _h = one_request(inst.port, method, path, body, sc.close)
-            if status == 200:
+            if status == sc.expect_status:
                 if sc.expect_len is not None and len(data) != sc.expect_len:
                     return f"{method} {path}: body is {len(data)} bytes, expected {sc.expect_len}"
                 if post and data != body:
@@ -257,8 +324,12 @@ class Bench:
                      if v.mode == "daemon" and v.impl != "oxnometrics"}
         self.stop_reports = []
 
-    def instance(self, v: Variant, rnd: int, daemon_group) -> Apache:
+    def instance(self, v: Variant, rnd: int, daemon_group):
         root = self.work / "instances" / f"r{rnd}-{v.key}{'-idle' if daemon_group and daemon_group[1] == 1 else ''}"
+        if not v.apache:
+            def argv(port):
+                return standalone_argv(v, port, self.site, self.venv, self.args.sendfile)
+            return Standalone(v.key, root, argv, STOP_SIGNAL.get(v.impl, signal.SIGTERM))
 
         def conf(root_, port):
             return render_conf(v, root_, port, self.site, self.venv, self.args.sendfile, daemon_group)
@@ -271,20 +342,24 @@ class Bench:
         for s in self.scenarios_for(v):
             self.results[v.key][s.key]["failures"].append({"round": rnd, "reason": reason})
 
-    def finish(self, inst: Apache, rnd: int, v: Variant, ok: bool):
+    def finish(self, inst, rnd: int, v: Variant, ok: bool):
         rep = inst.stop()
         if rep["forced"] or rep["leftovers"]:
             self.stop_reports.append({"round": rnd, "variant": v.key, **rep})
         if ok and not self.args.keep_instances:
             shutil.rmtree(inst.root, ignore_errors=True)
 
-    def run_scenario(self, inst: Apache, v: Variant, s: Scenario, rnd: int) -> bool:
+    def run_scenario(self, inst, v: Variant, s: Scenario, rnd: int) -> bool:
         static = v.mode == "static"
         path = s.static_path if static else s.path
         post = s.post_bytes if not static else 0
         slot = self.results[v.key][s.key]
+        if s.key in v.na:  # n/a by design: said so in the report, not a failure of the instance
+            slot["failures"].append({"round": rnd, "reason": v.na[s.key]})
+            return True
         if inst.proc is None or inst.proc.poll() is not None:
-            slot["failures"].append({"round": rnd, "reason": f"Apache exited: {inst.log_tail(3)}"})
+            slot["failures"].append({"round": rnd,
+                                     "reason": f"{inst.kind} exited: {inst.log_tail(3)}"})
             return False
         err = preflight(inst, s, path, bool(post), self.args.preflight_requests)
         if err:
@@ -296,7 +371,7 @@ class Bench:
                 return self.measure(inst, v, s, rnd, path, post, slot)
         return self.measure(inst, v, s, rnd, path, post, slot)
 
-    def measure(self, inst: Apache, v: Variant, s: Scenario, rnd: int, path: str, post: int, slot) -> bool:
+    def measure(self, inst, v: Variant, s: Scenario, rnd: int, path: str, post: int, slot) -> bool:
         a = self.args
         if a.warmup > 0:
             _fig, err = run_wrk(inst.port, path, s.conns, a.warmup, a.wrk_threads, self.lua, post, s.close)
@@ -319,7 +394,9 @@ class Bench:
             slot["failures"].append({"round": rnd, "reason": err})
             return False
         errors = fig["connect_errors"] + fig["read_errors"] + fig["write_errors"] + fig["timeouts"]
-        bad = fig["status_errors"]
+        # wrk counts statuses >= 400 as errors: for a scenario expecting one, they are its
+        # responses (the preflight checked the status).
+        bad = fig["status_errors"] if s.expect_status < 400 else 0
         # Beside slow clients, serving nothing at all is a result (the server is saturated).
         starved = s.slow_clients and fig["requests"] == 0
         if (fig["requests"] == 0 and not starved) or bad > 0.01 * fig["requests"]:
@@ -368,7 +445,7 @@ class Bench:
         ok = False
         try:
             if not err:
-                err = preflight(inst, SCENARIOS[0], "/wsgi/hello", False, 1)
+                err = preflight(inst, SCENARIO_BY_KEY["hello16"], "/wsgi/hello", False, 1)
             if not err:
                 time.sleep(1.0)
                 snap = rss_snapshot(inst.pid, True)
@@ -408,7 +485,7 @@ class Bench:
                         self.run_idle(v, rnd)
 
     def run_round(self, order, rnd: int):
-        """One round: every variant's Apache is started, then each scenario runs on every variant
+        """One round: every variant's server is started, then each scenario runs on every variant
         in turn, so a noisy stretch of time lands on all servers of a scenario, not on one."""
         live = []  # (variant, instance, [ok])
         for v in order:
@@ -438,4 +515,6 @@ def scenarios_for(v: Variant, scenarios: list) -> list:
         return [s for s in SCENARIOS if s.key in needed and s.static_path]
     if v.impl == "oxnometrics":
         return [s for s in scenarios if s.key in NOMETRICS_SCENARIOS]
+    if not v.apache:
+        return [s for s in scenarios if not s.apache_only]
     return scenarios
