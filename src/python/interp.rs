@@ -10,6 +10,7 @@
 use super::bootstrap::{self, Exports, InstallNatives, SetupArgs};
 use super::interp_options;
 use super::obj::{self, Obj, PyResult};
+use super::own_gil::{self, Gil};
 use pyo3::ffi;
 use std::cell::{RefCell, UnsafeCell};
 use std::collections::HashMap;
@@ -140,6 +141,8 @@ thread_local! {
 /// One Python interpreter (an application group) and what oxwsgi keeps for it.
 pub struct Interp {
     pub name: String,
+    /// Whether it shares the process's GIL or has its own (WSGIPerInterpreterGIL).
+    pub gil: Gil,
     state: *mut ffi::PyInterpreterState,
     data: UnsafeCell<Option<InterpData>>,
 }
@@ -226,6 +229,7 @@ pub fn initialize(config: RuntimeConfig, natives: InstallNatives) -> Result<(), 
     // The main interpreter ('%{GLOBAL}') is first-class: set it up like any other.
     let main = Arc::new(Interp {
         name: String::new(),
+        gil: Gil::Shared,
         state: unsafe { ffi::PyInterpreterState_Main() },
         data: UnsafeCell::new(None),
     });
@@ -347,16 +351,19 @@ fn lookup_or_create(name: &str) -> Result<Arc<Interp>, String> {
         return Err(e.clone());
     }
     let main = map.get("").cloned().ok_or("main interpreter missing")?;
+    let gil = Gil::for_option(resolved_options(RUNTIME.get().expect("runtime"), name).per_interpreter_gil, false);
     unsafe {
         ffi::PyEval_RestoreThread(thread_state(&main));
-        let tstate = ffi::Py_NewInterpreter();
-        if tstate.is_null() {
-            ffi::PyErr_Clear();
-            ffi::PyEval_SaveThread();
-            return Err(format!("cannot create Python sub-interpreter for application group '{name}'"));
-        }
+        let tstate = match own_gil::new_interpreter(gil) {
+            Ok(tstate) => tstate,
+            Err(e) => {
+                ffi::PyEval_SaveThread();
+                return Err(format!("cannot create Python sub-interpreter for application group '{name}': {e}"));
+            }
+        };
         let interp = Arc::new(Interp {
             name: name.to_string(),
+            gil,
             state: ffi::PyThreadState_GetInterpreter(tstate),
             data: UnsafeCell::new(None),
         });
@@ -531,26 +538,14 @@ pub enum LoadError {
 unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
     let rt = RUNTIME.get().expect("runtime");
     let start = &rt.config.start;
-    let top = crate::config::ResolvedInterpreterOptions {
-        per_interpreter_gil: start.per_interpreter_gil,
-        restrict_signal: rt.config.restrict_signal,
-        restrict_stdin: start.restrict_stdin,
-        restrict_stdout: start.restrict_stdout,
-        ..Default::default()
-    };
-    let options = crate::config::resolve_interpreter_options(
-        &start.interpreter_options,
-        &rt.config.process_group,
-        &interp.name,
-        top,
-    );
+    let options = resolved_options(rt, &interp.name);
     let result: PyResult<InterpData> = (|| {
         // python-path= / WSGIPythonPath, then each matching block's, the most specific in front.
         interp_options::add_python_path(&rt.config.python_path)?;
         for layer in &options.python_path_layers {
             interp_options::add_python_path(layer)?;
         }
-        interp_options::block_switch_interval(&interp.name, options.switch_interval)?;
+        interp_options::switch_interval(&interp.name, interp.gil, options.switch_interval, start.switch_interval)?;
         let (a, b, c) = MOD_WSGI_VERSION;
         let mod_wsgi_version = obj::tuple(&[&obj::int(a)?, &obj::int(b)?, &obj::int(c)?])?;
         let py = bootstrap::run(
@@ -595,6 +590,20 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             Err(format!("cannot set up Python interpreter '{}': {msg}", interp.name))
         }
     }
+}
+
+/// What the `<WSGIInterpreterOptions>` blocks and the top-level directives say for the
+/// interpreter of application group `name` in this process.
+fn resolved_options(rt: &Runtime, name: &str) -> crate::config::ResolvedInterpreterOptions {
+    let start = &rt.config.start;
+    let top = crate::config::ResolvedInterpreterOptions {
+        per_interpreter_gil: start.per_interpreter_gil,
+        restrict_signal: rt.config.restrict_signal,
+        restrict_stdin: start.restrict_stdin,
+        restrict_stdout: start.restrict_stdout,
+        ..Default::default()
+    };
+    crate::config::resolve_interpreter_options(&start.interpreter_options, &rt.config.process_group, name, top)
 }
 
 /// Runs `f` with the current thread state's GIL released.

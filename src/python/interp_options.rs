@@ -1,26 +1,44 @@
 //! What a new interpreter gets from WSGIPythonPath / python-path= and the
 //! `<WSGIInterpreterOptions>` blocks that select it (see `config::interpreter_options`): its
-//! sys.path layers and a block's switch interval.
+//! sys.path layers and its switch interval.
 
 use super::obj::{self, Obj, PyResult};
+use super::own_gil::Gil;
 use pyo3::ffi;
+use std::time::Duration;
 
-/// A `<WSGIInterpreterOptions>` block's WSGISwitchInterval, set when the interpreter is made.
-/// Every interpreter shares the GIL on this Python, so a block that selects an application
-/// group must not change the interval of all the others: skipped with mod_wsgi's warning.
-pub unsafe fn block_switch_interval(name: &str, interval: Option<(std::time::Duration, bool)>) -> PyResult<()> {
-    let Some((interval, app_scoped)) = interval else { return Ok(()) };
-    if app_scoped && !name.is_empty() {
-        super::backend::server_log(
-            super::backend::LOG_WARNING,
-            &format!(
-                "oxwsgi: Skipping per-interpreter switch interval {:.6}s for sub-interpreter '{name}': setting it \
-                 would mutate the process-global value because this interpreter does not have its own GIL",
-                interval.as_secs_f64()
-            ),
-        );
-        return Ok(());
-    }
+/// The switch interval of a new interpreter: a `<WSGIInterpreterOptions>` block's
+/// WSGISwitchInterval (`block`, and whether that block selected an application group), set
+/// when the interpreter is made. With the GIL every interpreter shares, a block that selects
+/// an application group must not change the interval of all the others: skipped with
+/// mod_wsgi's warning. An interpreter with its own GIL has its own interval: the block's, or
+/// else the process's (WSGISwitchInterval / switch-interval=, `process`), which Python set in
+/// the main interpreter's GIL only.
+pub unsafe fn switch_interval(
+    name: &str,
+    gil: Gil,
+    block: Option<(Duration, bool)>,
+    process: Option<Duration>,
+) -> PyResult<()> {
+    let interval = match (block, gil) {
+        (Some((interval, true)), Gil::Shared) if !name.is_empty() => {
+            super::backend::server_log(
+                super::backend::LOG_WARNING,
+                &format!(
+                    "oxwsgi: Skipping per-interpreter switch interval {:.6}s for sub-interpreter '{name}': setting \
+                     it would mutate the process-global value because this interpreter does not have its own GIL",
+                    interval.as_secs_f64()
+                ),
+            );
+            return Ok(());
+        }
+        (Some((interval, _)), _) => interval,
+        (None, Gil::Own) => match process {
+            Some(interval) => interval,
+            None => return Ok(()),
+        },
+        (None, Gil::Shared) => return Ok(()),
+    };
     let sys = Obj::owned(ffi::PyImport_ImportModule(c"sys".as_ptr()))?;
     sys.getattr(c"setswitchinterval")?.call1(&Obj::owned(ffi::PyFloat_FromDouble(interval.as_secs_f64()))?)?;
     Ok(())

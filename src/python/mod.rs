@@ -3,7 +3,8 @@
 //!
 //! One order, bottom to top: `obj` (owned references, errors; `request_stats` beside it) ->
 //! `bootstrap` (the `_oxwsgi` Python package, src/python/_oxwsgi/, in each interpreter) ->
-//! `interp` (interpreters, thread states, script loading; `events` publishes process events to
+//! `own_gil` (how a sub-interpreter is made: shared or own GIL) -> `interp` (interpreters,
+//! thread states, script loading; `events` publishes process events to
 //! them) -> `backend` and `headers` (the host interface, PEP 3333's header
 //! rules) -> `state` (one request's response and input state) -> `native` (the functions Python
 //! calls back into a request through; `metrics_api` beside it) -> `wsgi` (the adapter that runs a request). No file
@@ -19,6 +20,7 @@ pub mod interrupt;
 mod metrics_api;
 mod native;
 pub mod obj;
+pub mod own_gil;
 mod request_stats;
 pub mod script_call;
 pub mod stacks;

@@ -7,6 +7,7 @@ use super::backend::{Backend, LOG_ERR, LOG_INFO};
 use super::interp::{without_gil, Attached, Interp, InterpData, LoadError};
 use super::native::{CurrentRequest, RequestCapsule, START_RESPONSE_DEF};
 use super::obj::{self, Obj, PyErrSet, PyResult};
+use super::own_gil::Gil;
 use super::request_stats;
 use super::state::RequestState;
 use pyo3::ffi;
@@ -366,13 +367,23 @@ fn log_exception(at: &Attached, log: &mut dyn FnMut(u8, &str), script: &str, exc
     }
     // pyo3-built extensions (cryptography, bcrypt, pydantic-core) refuse sub-interpreters. The
     // traceback includes chained exceptions (an ImportError wrapped by the application).
+    // With its own GIL (WSGIPerInterpreterGIL On), CPython refuses every single-phase init
+    // extension ("does not support loading in subinterpreters"): leaving the directive off is
+    // the other fix.
     if !at.interp.name.is_empty() && (text.contains("subinterpreter") || text.contains("sub-interpreter")) {
+        let own_gil = match at.interp.gil {
+            Gil::Own => {
+                " or leave WSGIPerInterpreterGIL off for it (this interpreter has its own GIL, which such a \
+                         module cannot run in)"
+            }
+            Gil::Shared => "",
+        };
         log(
             LOG_ERR,
             &format!(
                 "{}: an extension module in this application does not support Python sub-interpreters; \
                  run the application in the main interpreter with 'WSGIApplicationGroup %{{GLOBAL}}' \
-                 (or application-group=%{{GLOBAL}} on its WSGIScriptAlias).",
+                 (or application-group=%{{GLOBAL}} on its WSGIScriptAlias){own_gil}.",
                 who(at)
             ),
         );
