@@ -282,3 +282,38 @@ fn file_wrapper_of_a_file_only_the_daemon_user_can_read() {
     assert!(r.complete, "{:?}\n{}", r.error, apache.log_tail(20));
     assert!(r.body == want, "{} bytes", r.body.len());
 }
+
+/// LimitRequestBody: a Content-Length over the limit is a 413 before the application runs, in
+/// both modes (as mod_wsgi checks it before building the environ); at the limit it runs.
+#[test]
+fn limit_request_body_is_a_413_before_the_application_runs() {
+    const COUNTING_APP: &str = r#"
+def application(environ, start_response):
+    environ["wsgi.errors"].write("app ran for %s\n" % environ["REQUEST_URI"])
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"got %d" % len(body)]
+"#;
+    let apache = Apache::builder()
+        .app("count.py", COUNTING_APP)
+        .config(
+            "WSGIDaemonProcess limited threads=2\n\
+             WSGIScriptAlias /emb {APPS}/count.py\n\
+             WSGIScriptAlias /dmn {APPS}/count.py process-group=limited\n\
+             <Location /emb>\n LimitRequestBody 10\n</Location>\n\
+             <Location /dmn>\n LimitRequestBody 10\n</Location>",
+        )
+        .start();
+    for mount in ["/emb", "/dmn"] {
+        let r = apache.post(&format!("{mount}/ok"), "text/plain", b"0123456789");
+        assert_eq!((r.status, r.text()), (200, "got 10".to_string()), "{mount}\n{}", apache.log_tail(20));
+        let r = apache.post(&format!("{mount}/over"), "text/plain", b"0123456789A");
+        assert_eq!(r.status, 413, "{mount}: {}\n{}", r.text(), apache.log_tail(20));
+        assert!(apache.wait_for_log(&format!("app ran for {mount}/ok"), Duration::from_secs(5)));
+        let log = apache.error_log();
+        assert!(!log.contains(&format!("app ran for {mount}/over")), "{mount}: the application ran\n{log}");
+        assert!(!log.contains("Traceback"), "{log}");
+    }
+    // The next request on a new connection is served as usual.
+    apache.post("/dmn/ok", "text/plain", b"x").assert_status(200);
+}

@@ -77,6 +77,11 @@ impl From<BodyRefusal> for Refusal {
                 Some((util::LOG_INFO, "oxwsgi: chunked request body refused (WSGIChunkedRequest Off): 411".to_string()))
             }
             BodyRefusal::BadLength => None,
+            // Apache's own line for this (its input filter logs it when a body is read).
+            BodyRefusal::TooLarge { length, limit } => Some((
+                util::LOG_INFO,
+                format!("Requested content-length of {length} is larger than the configured limit of {limit}"),
+            )),
         };
         Refusal { status: why.status().into(), log }
     }
@@ -97,6 +102,7 @@ fn serve(req: RequestView, handler_script: Option<&HandlerScript>) -> Result<i32
         req.header_in(c"Transfer-Encoding"),
         req.header_in(c"Content-Length"),
         dir.chunked_request == Some(true),
+        req.limit_req_body(),
     )?;
     let paths = paths(req, route, resource);
     // WSGIMapHEADToGET: the application may be run as for GET (Apache still sends no body).

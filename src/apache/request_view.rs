@@ -72,6 +72,12 @@ impl<'r> RequestView<'r> {
         words.next().unwrap_or(b"")
     }
 
+    /// `LimitRequestBody` for this request, in bytes; 0 for no limit.
+    pub fn limit_req_body(self) -> u64 {
+        // SAFETY: the request is live for the view's lifetime.
+        unsafe { ffi::ap_get_limit_req_body(self.r) }.max(0) as u64
+    }
+
     /// Apache's id for the request's log lines, if it made one.
     pub fn log_id(self) -> Option<&'r str> {
         util::cstr(self.rec().log_id)
