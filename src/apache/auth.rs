@@ -9,6 +9,7 @@
 
 use super::conf::{dir_conf, DirConf};
 use super::directive::{answer, args, directive_name, fixed_interpreter};
+use super::request_view::RequestView;
 use crate::config::{self, AuthScript};
 use crate::python::script_call::{self, Value};
 use crate::sys::ffi;
@@ -60,16 +61,13 @@ unsafe fn auth_environ(r: *mut ffi::request_rec, group: &str) -> Vec<(&[u8], &[u
 }
 
 /// SCRIPT_NAME and PATH_INFO as mod_wsgi's Auth_environ gives them, so a script can decide by
-/// path: the whole URI and no PATH_INFO when translate_name left none (or for an SSI include,
-/// the URI and PATH_INFO as they are), else the URI up to where its PATH_INFO starts.
+/// path: the URI up to where its PATH_INFO starts (for an SSI include, the whole URI).
 unsafe fn script_name_and_path_info<'a>(r: *mut ffi::request_rec) -> (&'a [u8], &'a [u8]) {
-    let uri = cbytes((*r).uri);
-    let path_info = cbytes((*r).path_info);
-    if cbytes((*r).protocol) == b"INCLUDED" || path_info.is_empty() {
-        return (uri, path_info);
+    let req = RequestView::new(r);
+    if req.protocol() == b"INCLUDED" {
+        return (req.uri(), req.path_info());
     }
-    let start = ffi::ap_find_path_info((*r).uri, (*r).path_info).clamp(0, uri.len() as i32) as usize;
-    (&uri[..start], path_info)
+    (req.uri_before_path_info(), req.path_info())
 }
 
 /// Runs `function` of the script; logs and returns None on an error.

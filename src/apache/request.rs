@@ -182,16 +182,15 @@ fn plan(req: RequestView, handler_script: Option<&HandlerScript>, route: Option<
 }
 
 /// SCRIPT_NAME and PATH_INFO: the route's, or for AddHandler/SetHandler, the URI without its
-/// PATH_INFO.
+/// PATH_INFO; runs of `/` in either folded into one as mod_wsgi does (they survive Apache
+/// with `MergeSlashes Off`).
 fn paths<'r>(req: RequestView<'r>, route: Option<&'r Route>, resource: &'r str) -> Paths<'r> {
     let (script_name, path_info) = match route {
         Some(rt) => (&rt.script_name[..], &rt.path_info[..]),
-        None => {
-            let (uri, pi) = (req.uri(), req.path_info());
-            (&uri[..uri.len().saturating_sub(pi.len())], pi)
-        }
+        None => (req.uri_before_path_info(), req.path_info()),
     };
-    Paths { script_name, path_info, resource }
+    let collapsed = |p: &'r [u8]| crate::routing::collapse_slashes(p).map_or(p, |c| req.pool_bytes(&c));
+    Paths { script_name: collapsed(script_name), path_info: collapsed(path_info), resource }
 }
 
 /// WSGIRestrictEmbedded On: nothing runs in an Apache child.
