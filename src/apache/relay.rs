@@ -404,8 +404,8 @@ unsafe fn relay(
             other => return Err(Failure::Broken(format!("unexpected {} frame", other.frame_type()))),
         }
     }
-    // WSGIErrorOverride: the error status the application answered, whose body is discarded.
-    let mut overridden: Option<u16> = None;
+    // A response whose headers and body are discarded, and what answers instead.
+    let mut replaced: Option<Replaced> = None;
     let mut buffer = ResponseBuffer::new(group.spec.response_spool_size);
     loop {
         // Descriptors go through the protocol's checks: one with each SENDFILE, none elsewhere.
@@ -440,7 +440,11 @@ unsafe fn relay(
                     return Ok(ffi::HTTP_INTERNAL_SERVER_ERROR as i32);
                 }
                 if error_override && (400..=599).contains(&status) {
-                    overridden = Some(status);
+                    replaced = Some(Replaced::ErrorOverride(status));
+                    continue;
+                }
+                if let Some(location) = local_redirect(status, &headers) {
+                    replaced = Some(Replaced::InternalRedirect(location.to_vec()));
                     continue;
                 }
                 let line = format!("{status} {}", String::from_utf8_lossy(&reason));
@@ -448,8 +452,8 @@ unsafe fn relay(
                     return Err(Failure::Broken(e));
                 }
             }
-            Frame::Data(data) if overridden.is_some() => conn.reader.recycle(data),
-            Frame::SendFile { .. } if overridden.is_some() => drop(fd),
+            Frame::Data(data) if replaced.is_some() => conn.reader.recycle(data),
+            Frame::SendFile { .. } if replaced.is_some() => drop(fd),
             Frame::Data(data) => {
                 // Pushed to the client whenever the daemon has nothing more queued right now.
                 let push = conn.reader.buffered().is_empty();
@@ -477,14 +481,15 @@ unsafe fn relay(
                 }
             }
             Frame::Restart if !backend.started => return Err(Failure::Restarting),
-            Frame::End | Frame::EndClose if overridden.is_some() => {
+            Frame::End | Frame::EndClose if replaced.is_some() => {
                 conn.reader.check_no_fds_left()?;
                 if matches!(frame, Frame::End) {
                     put_back(conn);
                 }
-                return Ok(overridden.map_or(ffi::OK as i32, i32::from));
+                return Ok(replaced.map_or(ffi::OK as i32, |rp| rp.answer(r)));
             }
-            Frame::Abort { .. } if overridden.is_some() => return Ok(overridden.map_or(ffi::OK as i32, i32::from)),
+            // As mod_wsgi, which reads the discarded body to its end whatever ends it.
+            Frame::Abort { .. } if replaced.is_some() => return Ok(replaced.map_or(ffi::OK as i32, |rp| rp.answer(r))),
             Frame::End | Frame::EndClose => {
                 conn.reader.check_no_fds_left()?;
                 if backend.finish().is_err() {
@@ -516,6 +521,41 @@ unsafe fn relay(
             other => return Err(Failure::Broken(format!("unexpected {} frame", other.frame_type()))),
         }
     }
+}
+
+/// A daemon's response that Apache replaces with another answer once its body is discarded.
+enum Replaced {
+    /// WSGIErrorOverride: the application's error status, answered by Apache's error document.
+    ErrorOverride(u16),
+    /// A 200 with a local `Location`: Apache serves that path instead (as mod_wsgi and mod_cgi do).
+    InternalRedirect(Vec<u8>),
+}
+
+impl Replaced {
+    /// The handler's status once the replaced response has been read to its end.
+    unsafe fn answer(self, r: *mut ffi::request_rec) -> i32 {
+        match self {
+            Replaced::ErrorOverride(status) => i32::from(status),
+            Replaced::InternalRedirect(location) => {
+                // What the application left of the client's body is read and dropped first, so
+                // that it cannot be taken for the next request on the connection.
+                ffi::ap_discard_request_body(r);
+                // The redirected request is a GET, without the body that has been consumed.
+                (*r).method = c"GET".as_ptr();
+                (*r).method_number = ffi::M_GET as i32;
+                ffi::apr_table_unset((*r).headers_in, c"Content-Length".as_ptr());
+                ffi::ap_internal_redirect_handler(util::pstr((*r).pool, &location), r);
+                ffi::OK as i32
+            }
+        }
+    }
+}
+
+/// mod_wsgi's internal redirect in daemon mode: status 200 and a `Location` (the first one)
+/// that starts with `/`.
+fn local_redirect(status: u16, headers: &[(Vec<u8>, Vec<u8>)]) -> Option<&[u8]> {
+    let (_, location) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"Location"))?;
+    (status == 200 && location.starts_with(b"/")).then_some(&location[..])
 }
 
 /// Reads up to `max` bytes of the client's body and encodes the reply to a READ.
