@@ -51,6 +51,8 @@ pub unsafe fn handle(
         log_request(r, util::LOG_ERR, &format!("oxwsgi: refusing to run it in daemon group '{name}': {why}"));
         return ffi::HTTP_FORBIDDEN as i32;
     }
+    // queue-timeout: from now, the request may wait this long for a daemon thread to take it.
+    let queue_deadline = group.spec.queue_timeout.map(|t| Instant::now() + t);
     let mut backend = ApacheBackend::new(r);
     let _timeout = group.spec.response_socket_timeout.map(|t| ClientTimeout::set(r, t));
     // The REQUEST, with the first piece of the body when one is expected; kept so that it can be
@@ -68,7 +70,7 @@ pub unsafe fn handle(
             return fail(r, name, &mut backend, f);
         }
     }
-    let status = send_request(r, name, &group, &request, &mut backend, error_override);
+    let status = send_request(r, name, &group, &request, &mut backend, error_override, queue_deadline);
     // The buffer serves this thread's next request.
     REQUEST_BUFFER.with(|b| *b.borrow_mut() = request);
     status
@@ -87,6 +89,7 @@ unsafe fn send_request(
     request: &[u8],
     backend: &mut ApacheBackend,
     error_override: bool,
+    queue_deadline: Option<Instant>,
 ) -> i32 {
     let mut attempts = 0;
     loop {
@@ -106,7 +109,7 @@ unsafe fn send_request(
                 }
             },
         };
-        match relay(r, group, conn, request, backend, error_override) {
+        match relay(r, group, conn, request, backend, error_override, queue_deadline) {
             Ok(status) => return status,
             // A kept-alive connection the daemon closed without reading this request (it was
             // stopping): the request never ran, so it goes again on a new connection.
@@ -122,6 +125,13 @@ unsafe fn send_request(
 
 unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend, failure: Failure) -> i32 {
     let (status, what) = match &failure {
+        // No daemon thread took the request in time: mod_wsgi's answer and line.
+        Failure::QueueTimeout => {
+            let pid = std::process::id();
+            let line = format!("mod_wsgi (pid={pid}): Queue timeout expired for WSGI daemon process '{name}'.");
+            log_request(r, util::LOG_ERR, &line);
+            return ffi::HTTP_GATEWAY_TIME_OUT as i32;
+        }
         Failure::Timeout => (ffi::HTTP_GATEWAY_TIME_OUT, "timed out (socket-timeout) waiting for".to_string()),
         Failure::Broken(e) => (ffi::HTTP_BAD_GATEWAY, format!("lost the connection ({e}) to")),
         Failure::Unused => (ffi::HTTP_BAD_GATEWAY, "lost a kept-alive connection to".to_string()),
@@ -142,6 +152,8 @@ unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend
 
 enum Failure {
     Timeout,
+    /// queue-timeout ran out before a daemon thread took the request (no TAKEN).
+    QueueTimeout,
     Broken(String),
     /// A reused connection that the daemon closed without reading the request: the write
     /// failed (EPIPE) or the read reported the unread request (ECONNRESET).
@@ -354,6 +366,7 @@ unsafe fn relay(
     request: &[u8],
     backend: &mut ApacheBackend,
     error_override: bool,
+    queue_deadline: Option<Instant>,
 ) -> Result<i32, Failure> {
     let reused = !conn.fresh;
     // A kept connection was counted as running when it was taken; a new one once its daemon
@@ -381,7 +394,16 @@ unsafe fn relay(
     if let Err(e) = sent {
         return Err(unused(e));
     }
-    let first = conn.reader.read_frame_fd().map_err(|e| match e {
+    // Until the daemon says TAKEN, the queue deadline bounds each read.
+    let mut waiting = queue_deadline;
+    let socket_timeout = group.spec.socket_timeout;
+    let queue_expired = |e: &protocol::ProtocolError, waiting: Option<Instant>| {
+        let timed_out = matches!(e, protocol::ProtocolError::Io(io)
+            if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
+        timed_out && waiting.is_some_and(|d| Instant::now() >= d)
+    };
+    let first = read_frame(&mut conn, waiting, socket_timeout).map_err(|e| match e {
+        e if queue_expired(&e, waiting) => Failure::QueueTimeout,
         protocol::ProtocolError::Io(io) => unused(io),
         other => other.into(),
     })?;
@@ -411,9 +433,16 @@ unsafe fn relay(
         // Descriptors go through the protocol's checks: one with each SENDFILE, none elsewhere.
         let (frame, fd) = match next.take() {
             Some(f) => f,
-            None => conn.reader.read_frame_fd()?,
+            None => read_frame(&mut conn, waiting, socket_timeout).map_err(|e| match e {
+                e if queue_expired(&e, waiting) => Failure::QueueTimeout,
+                other => Failure::from(other),
+            })?,
         };
         match frame {
+            Frame::Taken if waiting.is_some() => {
+                waiting = None;
+                conn.writer.set_read_timeout(Some(socket_timeout))?;
+            }
             Frame::Read { max } => {
                 out.clear();
                 body_reply(backend, max as usize, &mut out)?;
@@ -556,6 +585,20 @@ impl Replaced {
 fn local_redirect(status: u16, headers: &[(Vec<u8>, Vec<u8>)]) -> Option<&[u8]> {
     let (_, location) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"Location"))?;
     (status == 200 && location.starts_with(b"/")).then_some(&location[..])
+}
+
+/// The next frame from the daemon; while `waiting` for TAKEN, no later than that deadline.
+fn read_frame(
+    conn: &mut Conn,
+    waiting: Option<Instant>,
+    socket_timeout: Duration,
+) -> Result<(Frame, Option<std::os::fd::OwnedFd>), protocol::ProtocolError> {
+    if let Some(deadline) = waiting {
+        // The socket's (shared) receive timeout: 0 would mean none, so at least 1 ms.
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        conn.writer.set_read_timeout(Some(left.min(socket_timeout)))?;
+    }
+    conn.reader.read_frame_fd()
 }
 
 /// Reads up to `max` bytes of the client's body and encodes the reply to a READ.

@@ -311,8 +311,9 @@ daemon_options! {
         syntax: "queue-timeout=S",
         default: Unset("off"),
         parse: Value::optional_seconds,
-        doc: "A request that waited longer than S seconds (since Apache received it) before a daemon thread picked \
-            it up is answered `503` without running the application.",
+        doc: "A request that no daemon thread has taken within S seconds of Apache sending it is answered `504` as \
+            soon as that time runs out (mod_wsgi answers only once a thread is free), with mod_wsgi's line `Queue \
+            timeout expired for WSGI daemon process 'NAME'.`; the daemon never runs it later.",
     }
     restart_interval: Option<Duration> {
         syntax: "restart-interval=S",
