@@ -46,6 +46,15 @@ pub unsafe fn handle(
             return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
         }
     }
+    // threads=0: a service group runs its scripts and takes no requests.
+    if group.spec.threads == 0 {
+        log_request(
+            r,
+            util::LOG_ERR,
+            &format!("oxwsgi: daemon process group '{name}' has threads=0 and serves no requests"),
+        );
+        return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
+    }
     // script-user= / script-group=: only scripts of that owner run in the group.
     if let Err(why) = super::script_owner::check(&group.script_owner, script) {
         log_request(r, util::LOG_ERR, &format!("oxwsgi: refusing to run it in daemon group '{name}': {why}"));

@@ -184,9 +184,12 @@ daemon_options! {
     threads: u32 {
         syntax: "threads=N",
         default: Written("15"),
-        parse: |v| v.number(1, 1000, "needs a whole number from 1 to 1000").map(|n| n as u32),
-        doc: "Request threads per process (1–1000). A process accepts a connection only while one of its threads is \
-            free; the others wait in the group's shared backlog for any process.",
+        parse: |v| v.number(0, 1000, "needs a whole number from 0 to 1000").map(|n| n as u32),
+        doc: "Request threads per process (0–1000). A process accepts a connection only while one of its threads is \
+            free; the others wait in the group's shared backlog for any process. `threads=0` (mod_wsgi-express \
+            `--service-script`) makes a service group: each process runs the group's `WSGIImportScript` scripts \
+            and serves no requests (a request sent there is answered `503`); when the scripts end, the process \
+            exits and is started again.",
     }
     /// As written, `%{GROUP}` kept literally; see [`DaemonProcess::title`].
     display_name: Option<String> {
