@@ -131,6 +131,22 @@ pub fn split_first_segment(path_info: &str) -> Option<(&str, &str)> {
     Some((&trimmed[..end], &trimmed[end..]))
 }
 
+/// Runs of `/` folded into one, as mod_wsgi does to SCRIPT_NAME and PATH_INFO before the
+/// application sees them (Apache's `ap_no2slash`), even with `MergeSlashes Off`. None when
+/// there is nothing to fold.
+pub fn collapse_slashes(path: &[u8]) -> Option<Vec<u8>> {
+    if !path.windows(2).any(|w| w == b"//") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for &b in path {
+        if !(b == b'/' && out.last() == Some(&b'/')) {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +213,20 @@ mod tests {
         assert_eq!(route(&t, "/a///b/c"), hit("/a/b", "/a/b", "/c"));
         assert_eq!(route(&t, "//subway"), hit("/", "", "//subway"));
         assert_eq!(route(&t, "//"), hit("/", "", "//"));
+    }
+
+    #[test]
+    fn collapsing_slashes() {
+        let c = |p: &str| collapse_slashes(p.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(c("/a/b"), None);
+        assert_eq!(c(""), None);
+        assert_eq!(c("/"), None);
+        assert_eq!(c("/a//b").as_deref(), Some("/a/b"));
+        assert_eq!(c("//a/b").as_deref(), Some("/a/b"));
+        assert_eq!(c("/a///b///c").as_deref(), Some("/a/b/c"));
+        assert_eq!(c("/a//").as_deref(), Some("/a/"));
+        assert_eq!(c("//").as_deref(), Some("/"));
+        assert_eq!(c("/é//x").as_deref(), Some("/é/x"));
     }
 
     #[test]

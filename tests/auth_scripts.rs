@@ -132,3 +132,42 @@ fn allow_access() {
     assert_eq!(status(&apache, "/open", &[("X-Deny", "raise")]).0, 500);
     assert!(apache.error_log().contains("ValueError: access script failed"));
 }
+
+/// mod_wsgi's own suite decides by PATH_INFO (tests/wsgi/authnz.wsgi).
+const ACCESS_BY_PATH: &str = r#"
+def allow_access(environ, host):
+    assert environ["mod_wsgi.application_group"] == "", environ["mod_wsgi.application_group"]
+    if environ["PATH_INFO"].startswith("/deny"):
+        return False
+    if environ["PATH_INFO"] == "/raise":
+        raise ValueError("access script failed")
+    return environ["SCRIPT_NAME"] in ("/emb", "/dmn")
+"#;
+
+/// A `<Location>` with WSGIAccessScript and no `Require` of its own: the script runs with the
+/// request's SCRIPT_NAME and PATH_INFO, and its False is a 403 before the application runs.
+#[test]
+fn access_script_without_a_require_of_its_own_sees_the_path() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .app("access.wsgi", ACCESS_BY_PATH)
+        .config(
+            "WSGIDaemonProcess authd threads=2\n\
+             WSGIScriptAlias /emb {APPS}/app.py\n\
+             WSGIScriptAlias /dmn {APPS}/app.py process-group=authd\n\
+             <Location /emb>\n WSGIAccessScript {APPS}/access.wsgi\n</Location>\n\
+             <Location /dmn>\n WSGIAccessScript {APPS}/access.wsgi\n</Location>",
+        )
+        .start();
+    for mount in ["/emb", "/dmn"] {
+        let (s, body) = status(&apache, &format!("{mount}/allow"), &[]);
+        assert_eq!(s, 200, "{mount}: {body}\n{}", apache.error_log());
+        assert_eq!(status(&apache, mount, &[]).0, 200, "{mount}: no PATH_INFO");
+        assert_eq!(status(&apache, &format!("{mount}/deny"), &[]).0, 403, "{mount}");
+        assert_eq!(status(&apache, &format!("{mount}/deny/x?y=1"), &[]).0, 403, "{mount}");
+        assert_eq!(status(&apache, &format!("{mount}/raise"), &[]).0, 500, "{mount}");
+    }
+    let log = apache.error_log();
+    assert!(!log.contains("AssertionError"), "{log}");
+    assert!(log.contains("): Client denied by server configuration: '"), "{log}");
+}

@@ -220,7 +220,7 @@ fn config_errors_name_the_file_and_line() {
 
     for (snippet, message) in [
         ("WSGIDaemonProcess g1 bogus-option=1", "unknown option 'bogus-option'"),
-        ("WSGIDaemonProcess g2 threads=abc", "option 'threads' needs a whole number from 1 to 1000, not 'abc'"),
+        ("WSGIDaemonProcess g2 threads=abc", "option 'threads' needs a whole number from 0 to 1000, not 'abc'"),
         ("WSGIDaemonProcess g3 processes=0", "option 'processes' needs a whole number"),
         ("WSGIDaemonProcess g4 user=root", "option 'user' must not be root"),
         ("WSGIDaemonProcess g5 group=root", "must not be the root group"),

@@ -90,6 +90,9 @@ fn request_timeout_answers_504_logs_the_stack_and_restarts() {
     assert!(report.leftovers.is_empty() && !report.forced, "{report:?}");
 }
 
+/// queue-timeout: a request no daemon thread takes in time is answered 504 (mod_wsgi's status
+/// and log line) when its queue time runs out, not when the busy thread is free again; the
+/// daemon never runs it later, and the group serves the next request at once.
 #[test]
 fn queue_timeout_turns_away_requests_that_waited_too_long() {
     let apache = Apache::builder()
@@ -107,19 +110,25 @@ fn queue_timeout_turns_away_requests_that_waited_too_long() {
     });
     thread::sleep(Duration::from_millis(400));
     let t = Instant::now();
-    let r = apache.get("/q/facts");
+    // Queued behind the slow request: it would set a variable in the daemon if it ever ran.
+    let r = apache.get("/q/setenv?QUEUED=ran");
     let waited = t.elapsed();
-    r.assert_status(503);
-    // Turned away once the only thread was free again: after the slow request finished.
-    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(6), "{waited:?}");
+    r.assert_status(504);
+    // Answered when the queue time ran out, while the only thread is still busy.
+    assert!(waited >= Duration::from_millis(800) && waited < Duration::from_millis(2000), "{waited:?}");
+    assert_logged(&apache, "Queue timeout expired for WSGI daemon process 'q'.");
     let s = slow.join().unwrap();
     s.assert_status(200);
     assert!(s.text().starts_with("slept 3"), "{}", s.text());
-    assert_logged(&apache, "(queue-timeout 1s): 503");
-    // Not a crash: the same process serves the next request at once.
+    // Not a crash: the same process serves the next request at once, and the request Apache
+    // gave up on never ran there.
     let t = Instant::now();
     assert_eq!(daemon_pid(&apache, "/q"), pid);
     assert!(t.elapsed() < Duration::from_secs(1));
+    let r = apache.get("/q/getenv?QUEUED");
+    assert_eq!(r.text(), "QUEUED=None\n");
+    // One line for the one request turned away.
+    assert_eq!(apache.count_in_log("Queue timeout expired"), 1, "{}", apache.log_tail(20));
 }
 
 /// A group whose threads are all busy and whose backlog is full turns requests away with 503

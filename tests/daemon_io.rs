@@ -282,3 +282,86 @@ fn file_wrapper_of_a_file_only_the_daemon_user_can_read() {
     assert!(r.complete, "{:?}\n{}", r.error, apache.log_tail(20));
     assert!(r.body == want, "{} bytes", r.body.len());
 }
+
+/// LimitRequestBody: a Content-Length over the limit is a 413 before the application runs, in
+/// both modes (as mod_wsgi checks it before building the environ); at the limit it runs.
+#[test]
+fn limit_request_body_is_a_413_before_the_application_runs() {
+    const COUNTING_APP: &str = r#"
+def application(environ, start_response):
+    environ["wsgi.errors"].write("app ran for %s\n" % environ["REQUEST_URI"])
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"got %d" % len(body)]
+"#;
+    let apache = Apache::builder()
+        .app("count.py", COUNTING_APP)
+        .config(
+            "WSGIDaemonProcess limited threads=2\n\
+             WSGIScriptAlias /emb {APPS}/count.py\n\
+             WSGIScriptAlias /dmn {APPS}/count.py process-group=limited\n\
+             <Location /emb>\n LimitRequestBody 10\n</Location>\n\
+             <Location /dmn>\n LimitRequestBody 10\n</Location>",
+        )
+        .start();
+    for mount in ["/emb", "/dmn"] {
+        let r = apache.post(&format!("{mount}/ok"), "text/plain", b"0123456789");
+        assert_eq!((r.status, r.text()), (200, "got 10".to_string()), "{mount}\n{}", apache.log_tail(20));
+        let r = apache.post(&format!("{mount}/over"), "text/plain", b"0123456789A");
+        assert_eq!(r.status, 413, "{mount}: {}\n{}", r.text(), apache.log_tail(20));
+        assert!(apache.wait_for_log(&format!("app ran for {mount}/ok"), Duration::from_secs(5)));
+        let log = apache.error_log();
+        assert!(!log.contains(&format!("app ran for {mount}/over")), "{mount}: the application ran\n{log}");
+        assert!(!log.contains("Traceback"), "{log}");
+    }
+    // The next request on a new connection is served as usual.
+    apache.post("/dmn/ok", "text/plain", b"x").assert_status(200);
+}
+
+const REDIRECTING_APP: &str = r#"
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/echo":
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [("%s %s %r" % (environ["REQUEST_METHOD"], environ.get("CONTENT_LENGTH", ""), body)).encode()]
+    if path == "/to-echo":
+        # The body is left unread: Apache must drop it, not parse it as the next request.
+        start_response("200 OK", [("Location", "/dmn/echo"), ("Content-Type", "text/plain")])
+        return [b"discarded"]
+    status = {"/found": "302 Found"}.get(path, "200 OK")
+    location = {"/remote": "http://example.invalid/static/page.txt"}.get(path, "/static/page.txt")
+    start_response(status, [("Location", location), ("Content-Type", "text/plain")])
+    return [b"discarded"]
+"#;
+
+/// Daemon mode, as mod_wsgi: a 200 whose Location is a local path is an internal redirect. The
+/// first body is discarded and Apache serves that path as a GET without the request body;
+/// another status, or a Location that is not a path, goes to the client as it is.
+#[test]
+fn a_200_with_a_local_location_is_an_internal_redirect() {
+    let apache = Apache::builder()
+        .app("redirect.py", REDIRECTING_APP)
+        .doc("page.txt", "static page\n")
+        .config(
+            "WSGIDaemonProcess redirecting threads=2\n\
+             WSGIScriptAlias /dmn {APPS}/redirect.py process-group=redirecting\n\
+             Alias /static {DOCROOT}",
+        )
+        .start();
+    let r = apache.get("/dmn/static");
+    assert_eq!((r.status, r.text()), (200, "static page\n".to_string()), "{}", apache.log_tail(20));
+    assert_eq!(r.header("Location"), None);
+    let r = apache.get("/dmn/found");
+    assert_eq!((r.status, r.header("Location")), (302, Some("/static/page.txt")));
+    let r = apache.get("/dmn/remote");
+    assert_eq!((r.status, r.text()), (200, "discarded".to_string()));
+    // A POST whose body the application left unread: the redirect is a GET with no body, and
+    // the next request on the same connection is served as usual.
+    let mut c = apache.connect();
+    let r = c.post("/dmn/to-echo", "text/plain", b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((r.status, r.text()), (200, "GET  b''".to_string()), "{}", apache.log_tail(20));
+    let r = c.get("/dmn/echo");
+    assert_eq!((r.status, r.text()), (200, "GET  b''".to_string()));
+    assert!(!apache.access_log().contains("/smuggled"), "{}", apache.access_log());
+}

@@ -411,3 +411,55 @@ fn startup_timeout_replaces_a_process_whose_script_does_not_load() {
         apache.log_tail(20)
     );
 }
+
+/// A service group, as mod_wsgi-express `--service-script NAME SCRIPT` generates it
+/// (`threads=0` and a WSGIImportScript): the process runs the script and serves no requests;
+/// it is started again when it dies or when its script ends, and goes away with Apache.
+#[test]
+fn a_threads_0_service_group_runs_its_script_and_is_restarted() {
+    const SERVICE: &str = r#"
+import os, sys, time
+print("service %s started pid=%d" % (sys.argv[0] if sys.argv else "", os.getpid()), file=sys.stderr, flush=True)
+while True:
+    time.sleep(0.1)
+"#;
+    const ONCE: &str = r#"
+import os, sys
+print("once ran pid=%d" % os.getpid(), file=sys.stderr, flush=True)
+"#;
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .app("service.py", SERVICE)
+        .app("once.py", ONCE)
+        .config(
+            "WSGIDaemonProcess 'service:ticker' display-name=%{GROUP} threads=0\n\
+             WSGIImportScript '{APPS}/service.py' process-group='service:ticker' application-group=%{GLOBAL}\n\
+             WSGIDaemonProcess 'service:once' threads=0\n\
+             WSGIImportScript '{APPS}/once.py' process-group='service:once' application-group=%{GLOBAL}\n\
+             WSGIScriptAlias /svc {APPS}/app.py process-group=service:ticker",
+        )
+        .start();
+    let pids = |needle: &str| -> Vec<u32> {
+        let log = apache.error_log();
+        log.lines().filter_map(|l| l.split(needle).nth(1)?.split_whitespace().next()?.parse().ok()).collect()
+    };
+    assert!(eventually(Duration::from_secs(10), || !pids("started pid=").is_empty()), "{}", apache.log_tail(30));
+    let first = pids("started pid=")[0];
+    assert_eq!(wait_titled(&apache, "(wsgi:service:ticker)", 1), vec![first]);
+    // It serves no requests.
+    let r = apache.get("/svc/facts");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(apache.error_log().contains("has threads=0 and serves no requests"));
+    // Killed: started again, and its script runs again.
+    unsafe { libc::kill(first as i32, libc::SIGKILL) };
+    assert!(
+        eventually(Duration::from_secs(10), || pids("started pid=").len() >= 2),
+        "not restarted\n{}",
+        apache.log_tail(30)
+    );
+    assert_ne!(pids("started pid=")[1], first);
+    // A script that ends: the process exits and is started again (at most once a second).
+    assert!(eventually(Duration::from_secs(10), || pids("once ran pid=").len() >= 3), "{}", apache.log_tail(30));
+    let report = apache.stop();
+    assert!(report.leftovers.is_empty() && !report.forced, "{report:?}");
+}

@@ -178,3 +178,39 @@ fn undefined_process_group_fails_config_test() {
     assert!(ok, "a defined daemon group should pass -t:\n{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `MergeSlashes Off`: runs of `/` reach the module, and SCRIPT_NAME and PATH_INFO still have
+/// them folded into one (mod_wsgi 6 does this itself), in both modes; REQUEST_URI keeps them.
+#[test]
+fn merge_slashes_off_still_collapses_script_name_and_path_info() {
+    let apache = Apache::builder()
+        .app("env.wsgi", ENV_APP)
+        .config(
+            "MergeSlashes Off\n\
+             WSGIDaemonProcess slashes threads=1\n\
+             WSGIScriptAlias /emb {APPS}/env.wsgi\n\
+             WSGIScriptAlias /dmn {APPS}/env.wsgi process-group=slashes\n\
+             WSGIScriptAlias //slashy-alias {APPS}/env.wsgi\n\
+             AddHandler wsgi-script .wsgi\n\
+             Alias /files {APPS}\n\
+             <Directory {APPS}>\n Options +ExecCGI\n</Directory>",
+        )
+        .start();
+    for mount in ["/emb", "/dmn"] {
+        for (tail, path_info) in
+            [("/a//b", "/a/b"), ("//a/b", "/a/b"), ("/a///b///c", "/a/b/c"), ("/a//", "/a/"), ("//", "/")]
+        {
+            let uri = format!("{mount}{tail}");
+            let rep = report(&apache.get(&uri));
+            assert_eq!(get(&rep, "PATH_INFO"), format!("'{path_info}'"), "{uri}: {rep:#?}");
+            assert_eq!(get(&rep, "SCRIPT_NAME"), format!("'{mount}'"), "{uri}");
+            assert_eq!(get(&rep, "REQUEST_URI"), format!("'{uri}'"), "{uri}: MergeSlashes Off is in effect");
+        }
+    }
+    let rep = report(&apache.get("//slashy-alias"));
+    assert_eq!(get(&rep, "SCRIPT_NAME"), "'/slashy-alias'", "{rep:#?}");
+    assert_eq!(get(&rep, "REQUEST_URI"), "'//slashy-alias'");
+    // AddHandler: SCRIPT_NAME is the URI up to PATH_INFO, folded too.
+    let rep = report(&apache.get("/files//env.wsgi/x//y"));
+    assert_eq!((get(&rep, "SCRIPT_NAME"), get(&rep, "PATH_INFO")), ("'/files/env.wsgi'", "'/x/y'"), "{rep:#?}");
+}

@@ -9,6 +9,7 @@
 
 use super::conf::{dir_conf, DirConf};
 use super::directive::{answer, args, directive_name, fixed_interpreter};
+use super::request_view::RequestView;
 use crate::config::{self, AuthScript};
 use crate::python::script_call::{self, Value};
 use crate::sys::ffi;
@@ -41,8 +42,9 @@ pub(super) fn interpreter_of(directive: &str, s: &AuthScript) -> Result<String, 
     fixed_interpreter(directive, s.application_group.as_deref())
 }
 
-/// The environ an auth script sees: the request's CGI variables, without its credentials.
-unsafe fn auth_environ<'a>(r: *mut ffi::request_rec) -> Vec<(&'a [u8], &'a [u8])> {
+/// The environ an auth script sees: the request's CGI variables, without its credentials, and
+/// the script's interpreter as `mod_wsgi.application_group`.
+unsafe fn auth_environ(r: *mut ffi::request_rec, group: &str) -> Vec<(&[u8], &[u8])> {
     ffi::ap_add_common_vars(r);
     let mut env: Vec<(&[u8], &[u8])> = table_entries((*r).subprocess_env)
         .filter(|(k, _)| *k != b"HTTP_AUTHORIZATION" && *k != b"HTTP_PROXY_AUTHORIZATION")
@@ -50,8 +52,22 @@ unsafe fn auth_environ<'a>(r: *mut ffi::request_rec) -> Vec<(&'a [u8], &'a [u8])
     env.push((b"REQUEST_METHOD", cbytes((*r).method)));
     env.push((b"REQUEST_URI", cbytes((*r).unparsed_uri)));
     env.push((b"QUERY_STRING", cbytes((*r).args)));
+    let (script_name, path_info) = script_name_and_path_info(r);
+    env.push((b"SCRIPT_NAME", script_name));
+    env.push((b"PATH_INFO", path_info));
     env.push((b"mod_wsgi.process_group", b""));
+    env.push((b"mod_wsgi.application_group", group.as_bytes()));
     env
+}
+
+/// SCRIPT_NAME and PATH_INFO as mod_wsgi's Auth_environ gives them, so a script can decide by
+/// path: the URI up to where its PATH_INFO starts (for an SSI include, the whole URI).
+unsafe fn script_name_and_path_info<'a>(r: *mut ffi::request_rec) -> (&'a [u8], &'a [u8]) {
+    let req = RequestView::new(r);
+    if req.protocol() == b"INCLUDED" {
+        return (req.uri(), req.path_info());
+    }
+    (req.uri_before_path_info(), req.path_info())
 }
 
 /// Runs `function` of the script; logs and returns None on an error.
@@ -73,7 +89,7 @@ unsafe fn run(
     };
     super::python_start::ensure_python();
     let group = interpreter_of(directive, s).ok()?;
-    let env = auth_environ(r);
+    let env = auth_environ(r, &group);
     let reload = dir_conf(r).script_reloading.unwrap_or(true);
     match script_call::call(&group, Path::new(&s.script), reload, function, &env, args, want_list) {
         Ok(v) => Some(v),
@@ -184,7 +200,13 @@ unsafe extern "C" fn access_check(r: *mut ffi::request_rec) -> i32 {
             Some(Value::True) => ffi::OK as i32,
             Some(Value::None) => ffi::DECLINED,
             Some(Value::False) => {
-                log_request(r, util::LOG_ERR, "oxwsgi: client denied by WSGIAccessScript");
+                // mod_wsgi's line, left out where another module may still grant (Satisfy Any).
+                if ffi::ap_satisfies(r) != SATISFY_ANY || ffi::ap_some_auth_required(r) == 0 {
+                    let file = String::from_utf8_lossy(cbytes((*r).filename));
+                    let pid = std::process::id();
+                    let line = format!("mod_wsgi (pid={pid}): Client denied by server configuration: '{file}'.");
+                    log_request(r, util::LOG_ERR, &line);
+                }
                 ffi::HTTP_FORBIDDEN as i32
             }
             Some(other) => {
@@ -198,6 +220,8 @@ unsafe extern "C" fn access_check(r: *mut ffi::request_rec) -> i32 {
 
 /// http_core.h: a host name if HostnameLookups allow one, else the address.
 const REMOTE_HOST: i32 = 0;
+/// http_core.h: `Satisfy Any`.
+const SATISFY_ANY: i32 = 1;
 
 static AUTHN: ffi::authn_provider =
     ffi::authn_provider { check_password: Some(check_password), get_realm_hash: Some(get_realm_hash) };
@@ -224,5 +248,15 @@ pub unsafe fn register(p: *mut ffi::apr_pool_t) {
         ptr::addr_of!(AUTHZ) as *const c_void,
         per_conf,
     );
-    ffi::ap_hook_check_access(Some(access_check), ptr::null(), ptr::null(), ffi::APR_HOOK_MIDDLE as i32, per_conf);
+    // As mod_wsgi: a per-URI access checker (the script sees the path, so Apache must not skip
+    // it for an internal redirect that merely shares the configuration), after mod_ssl and
+    // before mod_authz_host. Apache keeps these pointers for the life of the hook table.
+    static mut PRE: [*const c_char; 2] = [c"mod_ssl.c".as_ptr(), ptr::null()];
+    static mut SUCC: [*const c_char; 2] = [c"mod_authz_host.c".as_ptr(), ptr::null()];
+    ffi::ap_hook_access_checker(
+        Some(access_check),
+        ptr::addr_of!(PRE) as *const _,
+        ptr::addr_of!(SUCC) as *const _,
+        ffi::APR_HOOK_MIDDLE as i32,
+    );
 }

@@ -46,11 +46,22 @@ pub unsafe fn handle(
             return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
         }
     }
+    // threads=0: a service group runs its scripts and takes no requests.
+    if group.spec.threads == 0 {
+        log_request(
+            r,
+            util::LOG_ERR,
+            &format!("oxwsgi: daemon process group '{name}' has threads=0 and serves no requests"),
+        );
+        return ffi::HTTP_SERVICE_UNAVAILABLE as i32;
+    }
     // script-user= / script-group=: only scripts of that owner run in the group.
     if let Err(why) = super::script_owner::check(&group.script_owner, script) {
         log_request(r, util::LOG_ERR, &format!("oxwsgi: refusing to run it in daemon group '{name}': {why}"));
         return ffi::HTTP_FORBIDDEN as i32;
     }
+    // queue-timeout: from now, the request may wait this long for a daemon thread to take it.
+    let queue_deadline = group.spec.queue_timeout.map(|t| Instant::now() + t);
     let mut backend = ApacheBackend::new(r);
     let _timeout = group.spec.response_socket_timeout.map(|t| ClientTimeout::set(r, t));
     // The REQUEST, with the first piece of the body when one is expected; kept so that it can be
@@ -68,7 +79,7 @@ pub unsafe fn handle(
             return fail(r, name, &mut backend, f);
         }
     }
-    let status = send_request(r, name, &group, &request, &mut backend, error_override);
+    let status = send_request(r, name, &group, &request, &mut backend, error_override, queue_deadline);
     // The buffer serves this thread's next request.
     REQUEST_BUFFER.with(|b| *b.borrow_mut() = request);
     status
@@ -87,6 +98,7 @@ unsafe fn send_request(
     request: &[u8],
     backend: &mut ApacheBackend,
     error_override: bool,
+    queue_deadline: Option<Instant>,
 ) -> i32 {
     let mut attempts = 0;
     loop {
@@ -106,7 +118,7 @@ unsafe fn send_request(
                 }
             },
         };
-        match relay(r, group, conn, request, backend, error_override) {
+        match relay(r, group, conn, request, backend, error_override, queue_deadline) {
             Ok(status) => return status,
             // A kept-alive connection the daemon closed without reading this request (it was
             // stopping): the request never ran, so it goes again on a new connection.
@@ -122,6 +134,13 @@ unsafe fn send_request(
 
 unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend, failure: Failure) -> i32 {
     let (status, what) = match &failure {
+        // No daemon thread took the request in time: mod_wsgi's answer and line.
+        Failure::QueueTimeout => {
+            let pid = std::process::id();
+            let line = format!("mod_wsgi (pid={pid}): Queue timeout expired for WSGI daemon process '{name}'.");
+            log_request(r, util::LOG_ERR, &line);
+            return ffi::HTTP_GATEWAY_TIME_OUT as i32;
+        }
         Failure::Timeout => (ffi::HTTP_GATEWAY_TIME_OUT, "timed out (socket-timeout) waiting for".to_string()),
         Failure::Broken(e) => (ffi::HTTP_BAD_GATEWAY, format!("lost the connection ({e}) to")),
         Failure::Unused => (ffi::HTTP_BAD_GATEWAY, "lost a kept-alive connection to".to_string()),
@@ -142,6 +161,8 @@ unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend
 
 enum Failure {
     Timeout,
+    /// queue-timeout ran out before a daemon thread took the request (no TAKEN).
+    QueueTimeout,
     Broken(String),
     /// A reused connection that the daemon closed without reading the request: the write
     /// failed (EPIPE) or the read reported the unread request (ECONNRESET).
@@ -354,6 +375,7 @@ unsafe fn relay(
     request: &[u8],
     backend: &mut ApacheBackend,
     error_override: bool,
+    queue_deadline: Option<Instant>,
 ) -> Result<i32, Failure> {
     let reused = !conn.fresh;
     // A kept connection was counted as running when it was taken; a new one once its daemon
@@ -381,7 +403,16 @@ unsafe fn relay(
     if let Err(e) = sent {
         return Err(unused(e));
     }
-    let first = conn.reader.read_frame_fd().map_err(|e| match e {
+    // Until the daemon says TAKEN, the queue deadline bounds each read.
+    let mut waiting = queue_deadline;
+    let socket_timeout = group.spec.socket_timeout;
+    let queue_expired = |e: &protocol::ProtocolError, waiting: Option<Instant>| {
+        let timed_out = matches!(e, protocol::ProtocolError::Io(io)
+            if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
+        timed_out && waiting.is_some_and(|d| Instant::now() >= d)
+    };
+    let first = read_frame(&mut conn, waiting, socket_timeout).map_err(|e| match e {
+        e if queue_expired(&e, waiting) => Failure::QueueTimeout,
         protocol::ProtocolError::Io(io) => unused(io),
         other => other.into(),
     })?;
@@ -404,16 +435,23 @@ unsafe fn relay(
             other => return Err(Failure::Broken(format!("unexpected {} frame", other.frame_type()))),
         }
     }
-    // WSGIErrorOverride: the error status the application answered, whose body is discarded.
-    let mut overridden: Option<u16> = None;
+    // A response whose headers and body are discarded, and what answers instead.
+    let mut replaced: Option<Replaced> = None;
     let mut buffer = ResponseBuffer::new(group.spec.response_spool_size);
     loop {
         // Descriptors go through the protocol's checks: one with each SENDFILE, none elsewhere.
         let (frame, fd) = match next.take() {
             Some(f) => f,
-            None => conn.reader.read_frame_fd()?,
+            None => read_frame(&mut conn, waiting, socket_timeout).map_err(|e| match e {
+                e if queue_expired(&e, waiting) => Failure::QueueTimeout,
+                other => Failure::from(other),
+            })?,
         };
         match frame {
+            Frame::Taken if waiting.is_some() => {
+                waiting = None;
+                conn.writer.set_read_timeout(Some(socket_timeout))?;
+            }
             Frame::Read { max } => {
                 out.clear();
                 body_reply(backend, max as usize, &mut out)?;
@@ -440,7 +478,11 @@ unsafe fn relay(
                     return Ok(ffi::HTTP_INTERNAL_SERVER_ERROR as i32);
                 }
                 if error_override && (400..=599).contains(&status) {
-                    overridden = Some(status);
+                    replaced = Some(Replaced::ErrorOverride(status));
+                    continue;
+                }
+                if let Some(location) = local_redirect(status, &headers) {
+                    replaced = Some(Replaced::InternalRedirect(location.to_vec()));
                     continue;
                 }
                 let line = format!("{status} {}", String::from_utf8_lossy(&reason));
@@ -448,8 +490,8 @@ unsafe fn relay(
                     return Err(Failure::Broken(e));
                 }
             }
-            Frame::Data(data) if overridden.is_some() => conn.reader.recycle(data),
-            Frame::SendFile { .. } if overridden.is_some() => drop(fd),
+            Frame::Data(data) if replaced.is_some() => conn.reader.recycle(data),
+            Frame::SendFile { .. } if replaced.is_some() => drop(fd),
             Frame::Data(data) => {
                 // Pushed to the client whenever the daemon has nothing more queued right now.
                 let push = conn.reader.buffered().is_empty();
@@ -477,14 +519,15 @@ unsafe fn relay(
                 }
             }
             Frame::Restart if !backend.started => return Err(Failure::Restarting),
-            Frame::End | Frame::EndClose if overridden.is_some() => {
+            Frame::End | Frame::EndClose if replaced.is_some() => {
                 conn.reader.check_no_fds_left()?;
                 if matches!(frame, Frame::End) {
                     put_back(conn);
                 }
-                return Ok(overridden.map_or(ffi::OK as i32, i32::from));
+                return Ok(replaced.map_or(ffi::OK as i32, |rp| rp.answer(r)));
             }
-            Frame::Abort { .. } if overridden.is_some() => return Ok(overridden.map_or(ffi::OK as i32, i32::from)),
+            // As mod_wsgi, which reads the discarded body to its end whatever ends it.
+            Frame::Abort { .. } if replaced.is_some() => return Ok(replaced.map_or(ffi::OK as i32, |rp| rp.answer(r))),
             Frame::End | Frame::EndClose => {
                 conn.reader.check_no_fds_left()?;
                 if backend.finish().is_err() {
@@ -516,6 +559,55 @@ unsafe fn relay(
             other => return Err(Failure::Broken(format!("unexpected {} frame", other.frame_type()))),
         }
     }
+}
+
+/// A daemon's response that Apache replaces with another answer once its body is discarded.
+enum Replaced {
+    /// WSGIErrorOverride: the application's error status, answered by Apache's error document.
+    ErrorOverride(u16),
+    /// A 200 with a local `Location`: Apache serves that path instead (as mod_wsgi and mod_cgi do).
+    InternalRedirect(Vec<u8>),
+}
+
+impl Replaced {
+    /// The handler's status once the replaced response has been read to its end.
+    unsafe fn answer(self, r: *mut ffi::request_rec) -> i32 {
+        match self {
+            Replaced::ErrorOverride(status) => i32::from(status),
+            Replaced::InternalRedirect(location) => {
+                // What the application left of the client's body is read and dropped first, so
+                // that it cannot be taken for the next request on the connection.
+                ffi::ap_discard_request_body(r);
+                // The redirected request is a GET, without the body that has been consumed.
+                (*r).method = c"GET".as_ptr();
+                (*r).method_number = ffi::M_GET as i32;
+                ffi::apr_table_unset((*r).headers_in, c"Content-Length".as_ptr());
+                ffi::ap_internal_redirect_handler(util::pstr((*r).pool, &location), r);
+                ffi::OK as i32
+            }
+        }
+    }
+}
+
+/// mod_wsgi's internal redirect in daemon mode: status 200 and a `Location` (the first one)
+/// that starts with `/`.
+fn local_redirect(status: u16, headers: &[(Vec<u8>, Vec<u8>)]) -> Option<&[u8]> {
+    let (_, location) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"Location"))?;
+    (status == 200 && location.starts_with(b"/")).then_some(&location[..])
+}
+
+/// The next frame from the daemon; while `waiting` for TAKEN, no later than that deadline.
+fn read_frame(
+    conn: &mut Conn,
+    waiting: Option<Instant>,
+    socket_timeout: Duration,
+) -> Result<(Frame, Option<std::os::fd::OwnedFd>), protocol::ProtocolError> {
+    if let Some(deadline) = waiting {
+        // The socket's (shared) receive timeout: 0 would mean none, so at least 1 ms.
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        conn.writer.set_read_timeout(Some(left.min(socket_timeout)))?;
+    }
+    conn.reader.read_frame_fd()
 }
 
 /// Reads up to `max` bytes of the client's body and encodes the reply to a READ.

@@ -77,6 +77,11 @@ impl From<BodyRefusal> for Refusal {
                 Some((util::LOG_INFO, "oxwsgi: chunked request body refused (WSGIChunkedRequest Off): 411".to_string()))
             }
             BodyRefusal::BadLength => None,
+            // Apache's own line for this (its input filter logs it when a body is read).
+            BodyRefusal::TooLarge { length, limit } => Some((
+                util::LOG_INFO,
+                format!("Requested content-length of {length} is larger than the configured limit of {limit}"),
+            )),
         };
         Refusal { status: why.status().into(), log }
     }
@@ -97,6 +102,7 @@ fn serve(req: RequestView, handler_script: Option<&HandlerScript>) -> Result<i32
         req.header_in(c"Transfer-Encoding"),
         req.header_in(c"Content-Length"),
         dir.chunked_request == Some(true),
+        req.limit_req_body(),
     )?;
     let paths = paths(req, route, resource);
     // WSGIMapHEADToGET: the application may be run as for GET (Apache still sends no body).
@@ -176,16 +182,15 @@ fn plan(req: RequestView, handler_script: Option<&HandlerScript>, route: Option<
 }
 
 /// SCRIPT_NAME and PATH_INFO: the route's, or for AddHandler/SetHandler, the URI without its
-/// PATH_INFO.
+/// PATH_INFO; runs of `/` in either folded into one as mod_wsgi does (they survive Apache
+/// with `MergeSlashes Off`).
 fn paths<'r>(req: RequestView<'r>, route: Option<&'r Route>, resource: &'r str) -> Paths<'r> {
     let (script_name, path_info) = match route {
         Some(rt) => (&rt.script_name[..], &rt.path_info[..]),
-        None => {
-            let (uri, pi) = (req.uri(), req.path_info());
-            (&uri[..uri.len().saturating_sub(pi.len())], pi)
-        }
+        None => (req.uri_before_path_info(), req.path_info()),
     };
-    Paths { script_name, path_info, resource }
+    let collapsed = |p: &'r [u8]| crate::routing::collapse_slashes(p).map_or(p, |c| req.pool_bytes(&c));
+    Paths { script_name: collapsed(script_name), path_info: collapsed(path_info), resource }
 }
 
 /// WSGIRestrictEmbedded On: nothing runs in an Apache child.

@@ -54,6 +54,19 @@ impl<'r> RequestView<'r> {
         self.bytes(self.rec().path_info)
     }
 
+    /// The URI up to where its PATH_INFO starts (Apache's `ap_find_path_info`, which matches
+    /// runs of `/` in the URI against the single ones Apache leaves in `path_info`); the whole
+    /// URI when there is no PATH_INFO.
+    pub fn uri_before_path_info(self) -> &'r [u8] {
+        let (uri, rec) = (self.uri(), self.rec());
+        if self.path_info().is_empty() {
+            return uri;
+        }
+        // SAFETY: both are NUL-terminated strings of the live request.
+        let start = unsafe { ffi::ap_find_path_info(rec.uri, rec.path_info) };
+        &uri[..(start.max(0) as usize).min(uri.len())]
+    }
+
     /// The file the request maps to (`r->filename`), if it is UTF-8.
     pub fn filename(self) -> Option<&'r str> {
         self.text(self.rec().filename)
@@ -82,6 +95,12 @@ impl<'r> RequestView<'r> {
         let mut words = line.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
         words.next();
         words.next().unwrap_or(b"")
+    }
+
+    /// `LimitRequestBody` for this request, in bytes; 0 for no limit.
+    pub fn limit_req_body(self) -> u64 {
+        // SAFETY: the request is live for the view's lifetime.
+        unsafe { ffi::ap_get_limit_req_body(self.r) }.max(0) as u64
     }
 
     /// Apache's id for the request's log lines, if it made one.

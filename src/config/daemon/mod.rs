@@ -291,9 +291,11 @@ mod tests {
     fn bad_numbers() {
         assert_eq!(
             err("g threads=abc"),
-            "WSGIDaemonProcess: option 'threads' needs a whole number from 1 to 1000, not 'abc'"
+            "WSGIDaemonProcess: option 'threads' needs a whole number from 0 to 1000, not 'abc'"
         );
-        for raw in ["threads=0", "threads=1001", "threads=-1", "threads=+2", "threads=2x"] {
+        // threads=0: a service group (mod_wsgi-express --service-script).
+        assert_eq!(parse_daemon_process("g threads=0").unwrap().0.threads, 0);
+        for raw in ["threads=1001", "threads=-1", "threads=+2", "threads=2x"] {
             assert!(parse_daemon_process(&format!("g {raw}")).is_err(), "{raw}");
         }
         assert_eq!(

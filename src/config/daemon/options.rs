@@ -184,9 +184,12 @@ daemon_options! {
     threads: u32 {
         syntax: "threads=N",
         default: Written("15"),
-        parse: |v| v.number(1, 1000, "needs a whole number from 1 to 1000").map(|n| n as u32),
-        doc: "Request threads per process (1–1000). A process accepts a connection only while one of its threads is \
-            free; the others wait in the group's shared backlog for any process.",
+        parse: |v| v.number(0, 1000, "needs a whole number from 0 to 1000").map(|n| n as u32),
+        doc: "Request threads per process (0–1000). A process accepts a connection only while one of its threads is \
+            free; the others wait in the group's shared backlog for any process. `threads=0` (mod_wsgi-express \
+            `--service-script`) makes a service group: each process runs the group's `WSGIImportScript` scripts \
+            and serves no requests (a request sent there is answered `503`); when the scripts end, the process \
+            exits and is started again.",
     }
     /// As written, `%{GROUP}` kept literally; see [`DaemonProcess::title`].
     display_name: Option<String> {
@@ -311,8 +314,9 @@ daemon_options! {
         syntax: "queue-timeout=S",
         default: Unset("off"),
         parse: Value::optional_seconds,
-        doc: "A request that waited longer than S seconds (since Apache received it) before a daemon thread picked \
-            it up is answered `503` without running the application.",
+        doc: "A request that no daemon thread has taken within S seconds of Apache sending it is answered `504` as \
+            soon as that time runs out (mod_wsgi answers only once a thread is free), with mod_wsgi's line `Queue \
+            timeout expired for WSGI daemon process 'NAME'.`; the daemon never runs it later.",
     }
     restart_interval: Option<Duration> {
         syntax: "restart-interval=S",

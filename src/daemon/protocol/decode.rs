@@ -77,6 +77,7 @@ pub fn decode_payload(frame_type: FrameType, payload: &[u8]) -> Result<Frame, Pr
         FrameType::End => Frame::End,
         FrameType::EndClose => Frame::EndClose,
         FrameType::Restart => Frame::Restart,
+        FrameType::Taken => Frame::Taken,
         FrameType::Abort => Frame::Abort { message: c.rest_utf8()? },
         FrameType::Error => Frame::Error { status: c.u16()?, message: c.rest_utf8()? },
     };

@@ -10,7 +10,7 @@ use super::start::{put_start, start_len};
 fn payload_len(frame: &Frame) -> usize {
     match frame {
         Frame::Hello { .. } => 1 + SECRET_LEN,
-        Frame::BodyEnd | Frame::End | Frame::EndClose | Frame::Restart => 0,
+        Frame::BodyEnd | Frame::End | Frame::EndClose | Frame::Restart | Frame::Taken => 0,
         Frame::HelloOk { .. } => 4,
         Frame::HelloReject { message, .. } => message.len().saturating_add(1),
         Frame::Request { environ, .. } => request_len(environ.iter()),
@@ -41,7 +41,7 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolErro
             out.push(*version);
             out.extend_from_slice(secret);
         }
-        Frame::BodyEnd | Frame::End | Frame::EndClose | Frame::Restart => {}
+        Frame::BodyEnd | Frame::End | Frame::EndClose | Frame::Restart | Frame::Taken => {}
         Frame::HelloOk { pid } => out.extend_from_slice(&pid.to_le_bytes()),
         Frame::HelloReject { version, message } => {
             out.push(*version);

@@ -46,6 +46,10 @@ pub enum Frame {
     /// is restarting to load a changed WSGI script; send it again on a new connection. The
     /// daemon closes this connection.
     Restart,
+    /// Daemon -> Apache, first for a request of a group with `queue-timeout=`: a daemon thread
+    /// has taken the request off the queue. Apache stops waiting for it once the queue time
+    /// runs out (504) and closes the connection, so a request taken later never answers.
+    Taken,
     /// Daemon -> Apache: the application failed after START; Apache drops the client connection.
     Abort { message: String },
     /// Daemon -> Apache: the request failed before START; Apache answers with `status`
@@ -71,6 +75,7 @@ impl Frame {
             Frame::End => FrameType::End,
             Frame::EndClose => FrameType::EndClose,
             Frame::Restart => FrameType::Restart,
+            Frame::Taken => FrameType::Taken,
             Frame::Abort { .. } => FrameType::Abort,
             Frame::Error { .. } => FrameType::Error,
         }

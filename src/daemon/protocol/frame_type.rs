@@ -24,11 +24,12 @@ pub enum FrameType {
     Error = 0x89,
     EndClose = 0x8a,
     Restart = 0x8b,
+    Taken = 0x8c,
 }
 
 impl FrameType {
     /// Every frame type, in type-byte order.
-    pub const ALL: [FrameType; 16] = [
+    pub const ALL: [FrameType; 17] = [
         FrameType::Hello,
         FrameType::Request,
         FrameType::Body,
@@ -45,6 +46,7 @@ impl FrameType {
         FrameType::Error,
         FrameType::EndClose,
         FrameType::Restart,
+        FrameType::Taken,
     ];
 
     /// The frame type for a type byte, or `None` if the byte is not a frame type.
@@ -66,6 +68,7 @@ impl FrameType {
             0x89 => FrameType::Error,
             0x8a => FrameType::EndClose,
             0x8b => FrameType::Restart,
+            0x8c => FrameType::Taken,
             _ => return None,
         })
     }
@@ -79,7 +82,7 @@ impl FrameType {
     pub const fn payload_range(self) -> (usize, usize) {
         match self {
             FrameType::Hello => (1, MAX_HELLO_PAYLOAD),
-            FrameType::BodyEnd | FrameType::End | FrameType::EndClose | FrameType::Restart => (0, 0),
+            FrameType::BodyEnd | FrameType::End | FrameType::EndClose | FrameType::Restart | FrameType::Taken => (0, 0),
             FrameType::HelloOk => (4, 4),
             FrameType::HelloReject => (1, 1 + MAX_MESSAGE),
             FrameType::Request => (1 + 8 + 4, MAX_HEAD_PAYLOAD),
@@ -112,6 +115,7 @@ impl FrameType {
             FrameType::Error => "ERROR",
             FrameType::EndClose => "END_CLOSE",
             FrameType::Restart => "RESTART",
+            FrameType::Taken => "TAKEN",
         }
     }
 }

@@ -66,7 +66,7 @@ impl Rng {
 
 /// A random valid frame. `max_bulk` bounds BODY/DATA sizes.
 pub(super) fn random_frame(rng: &mut Rng, max_bulk: usize) -> Frame {
-    match rng.below(16) {
+    match rng.below(17) {
         0 => Frame::Hello { version: PROTOCOL_VERSION, secret: rng.array() },
         1 => Frame::HelloOk { pid: rng.next() as u32 },
         2 => Frame::HelloReject { version: rng.next() as u8, message: rng.text(64) },
@@ -90,6 +90,7 @@ pub(super) fn random_frame(rng: &mut Rng, max_bulk: usize) -> Frame {
         11 => Frame::End,
         14 => Frame::EndClose,
         15 => Frame::Restart,
+        16 => Frame::Taken,
         12 => Frame::Abort { message: rng.text(256) },
         _ => Frame::Error { status: rng.status(400, 599), message: rng.text(256) },
     }

@@ -23,6 +23,7 @@ mod deadlock;
 mod limits;
 mod process;
 mod serve;
+mod service;
 mod shared;
 
 use super::dispatch::{Events, LeaderFollowers};
@@ -65,16 +66,18 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         std::thread::sleep(Duration::from_secs(1));
         unsafe { libc::_exit(1) };
     }
+    // threads=0 (mod_wsgi-express --service-script): the process runs its scripts and serves
+    // no requests.
+    let service = spec.threads == 0;
     // WSGIImportScript (and WSGIScriptAlias with process-group= and application-group=):
-    // preloaded before the first request is taken.
-    for (script, interpreter) in &group.imports {
-        if let Err(e) = crate::python::wsgi::preload(interpreter, std::path::Path::new(script)) {
-            util::log_server_lines(ptr::null(), util::LOG_ERR, &e);
+    // preloaded before the first request is taken; a service group's run in their own thread.
+    if !service {
+        import_scripts(group);
+        // WSGITelemetryService: this process' reporter (before the first request, as in
+        // mod_wsgi, which starts none for a service group: it has no requests to report).
+        if let Err(e) = crate::telemetry::start(&spec.name, spec.threads as u64, &crate::python::version()) {
+            log_server(ptr::null(), util::LOG_WARNING, &format!("oxwsgi: daemon group '{}': {e}", spec.name));
         }
-    }
-    // WSGITelemetryService: this process' reporter (before the first request, as in mod_wsgi).
-    if let Err(e) = crate::telemetry::start(&spec.name, spec.threads as u64, &crate::python::version()) {
-        log_server(ptr::null(), util::LOG_WARNING, &format!("oxwsgi: daemon group '{}': {e}", spec.name));
     }
     // Ready: if this process replaces one that restarted for a changed script, the next
     // process of the group may now do the same (see serve::reload_turn).
@@ -108,7 +111,11 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         served: AtomicU64::new(0),
         last_activity: Mutex::new(Instant::now()),
     });
-    shared.arm(libc::EPOLL_CTL_ADD, group.listener, LISTENER);
+    if service {
+        service::start(&shared);
+    } else {
+        shared.arm(libc::EPOLL_CTL_ADD, group.listener, LISTENER);
+    }
     let stack_size = if spec.stack_size > 0 { spec.stack_size as usize } else { 8 << 20 };
     for _ in 0..spec.threads {
         let s = shared.clone();
@@ -132,6 +139,15 @@ pub fn run(group: &Group, index: usize, server_python_home: Option<String>, star
         ),
     );
     process::monitor(&shared);
+}
+
+/// Runs the group's WSGIImportScript scripts, logging what fails.
+fn import_scripts(group: &Group) {
+    for (script, interpreter) in &group.imports {
+        if let Err(e) = crate::python::wsgi::preload(interpreter, std::path::Path::new(script)) {
+            util::log_server_lines(ptr::null(), util::LOG_ERR, &e);
+        }
+    }
 }
 
 /// The epoll set as the workers' event source: ready events first, then a bounded wait (so a

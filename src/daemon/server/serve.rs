@@ -173,6 +173,14 @@ pub(super) fn handle_request(
     backend: &mut DaemonBackend,
 ) -> bool {
     let spec = &shared.group.spec;
+    // queue-timeout: Apache waits for this no longer than the queue time; if it gave up (and
+    // closed the connection), the request is not run.
+    if spec.queue_timeout.is_some() {
+        let _ = protocol::encode_frame(&Frame::Taken, &mut backend.out);
+        if backend.flush().is_err() {
+            return false;
+        }
+    }
     if eager_body && !backend.receive_body() {
         return false;
     }
@@ -184,16 +192,13 @@ pub(super) fn handle_request(
     {
         let waited = Duration::from_micros(wsgi::now_micros().saturating_sub(start));
         if waited > limit {
+            let pid = std::process::id();
+            let name = &spec.name;
             backend.log(
                 util::LOG_ERR,
-                &format!(
-                    "oxwsgi: request waited {:.1}s for daemon group '{}' (queue-timeout {}s): 503",
-                    waited.as_secs_f64(),
-                    spec.name,
-                    limit.as_secs()
-                ),
+                &format!("mod_wsgi (pid={pid}): Queue timeout expired for WSGI daemon process '{name}'."),
             );
-            return backend.send_error(503, "queue-timeout exceeded");
+            return backend.send_error(504, "queue-timeout exceeded");
         }
     }
     // A handler script (WSGIHandlerScript) runs for the resource in SCRIPT_FILENAME.
