@@ -22,6 +22,9 @@ neighbours), put in sys.modules before this package runs:
 - `read(ctx, size, partial=False)`: request body bytes
 - `process_stats()`: (start_us, requests, busy_us, threads, busy) of this process, or None
 - `server_metrics_json()`: Apache's scoreboard as JSON, or None
+- `start_recording()`, `recorded()`: every request's GIL waits, wsgi.input reads and response
+  writes measured from now; what was measured since the last `recorded()` call (see
+  src/python/request_stats.rs `take_recorded`), or None before `start_recording()`
 - `request_data()`: the dict of the request this thread runs (mod_wsgi.request_data)
 - `telemetry_gc(application_group, values)`: one garbage-collector pass for telemetry
 - `telemetry`: whether WSGITelemetryService is set
