@@ -43,7 +43,8 @@ from _oxwsgi import (environ_isolation, events, file_wrapper, gc_telemetry, metr
                      newrelic_agent, scripts, signals, streams, wsgi_input)
 from _oxwsgi_native import telemetry as _telemetry
 
-# The classes applications meet, named `_oxwsgi.<name>`.
+# The classes applications meet, named `mod_wsgi.<name>` as under mod_wsgi (wsgi.errors is an
+# io.TextIOWrapper over a mod_wsgi.Log; LogStream makes one).
 Input = wsgi_input.Input
 LogStream = streams.LogStream
 FileWrapper = file_wrapper.FileWrapper
@@ -63,7 +64,7 @@ def setup(*, process_group, application_group, version, threads_per_process, max
     `newrelic_environment` (WSGINewRelicConfigFile: None for no agent).
 
     The namespace returned has exactly these names:
-      Input, LogStream, FileWrapper: wsgi.input's and wsgi.errors' classes (called with the
+      Input, LogStream, FileWrapper: what makes wsgi.input and wsgi.errors (called with the
         request's capsule) and wsgi.file_wrapper;
       load_script(path, mtime, reload, force), format_exception(exc);
       pending, flush_pending: the set of streams holding a partial line, and what logs them;
