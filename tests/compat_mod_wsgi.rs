@@ -956,7 +956,8 @@ fn daemon_log_lines_name_the_client() {
 #[test]
 #[ignore = "DIFF: at LogLevel info mod_wsgi logs 'Initializing Python.', \"Create interpreter \
             '...'.\" and \"[client ...] mod_wsgi (pid=N, process='', application='...'): \
-            Loading Python script file '...'.\"; oxwsgi logs none of them"]
+            Loading Python script file '...'.\"; oxwsgi logs none of them (it logs mod_wsgi 6's \
+            \"Loading WSGI script '...' into sub-interpreter '...' in embedded mode.\")"]
 fn info_log_announces_script_loading() {
     let Some(pair) = Pair::start(Mode::Embedded, Mpm::Prefork) else { return };
     let (t, o) = pair.both(|a| {

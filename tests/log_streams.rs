@@ -79,3 +79,33 @@ fn stream_and_input_types_are_mod_wsgis_embedded() {
 fn stream_and_input_types_are_mod_wsgis_daemon() {
     check(true);
 }
+
+/// mod_wsgi 6's info line for each script (re)load, naming the interpreter and process.
+#[test]
+fn script_loads_are_logged_as_mod_wsgi_6_does() {
+    let apache = Apache::builder()
+        .app("hello.wsgi", "def application(e, sr):\n    sr('200 OK', [])\n    return [b'hi']\n")
+        .config("WSGIDaemonProcess loads threads=1\nWSGIScriptAlias /d {APPS}/hello.wsgi process-group=loads")
+        .config("WSGIScriptAlias /e {APPS}/hello.wsgi")
+        .start();
+    apache.get("/d").assert_status(200);
+    let path = apache.app_path("hello.wsgi");
+    let line = format!("Loading WSGI script '{}' into sub-interpreter '", path.display());
+    assert!(apache.wait_for_log(&line, Duration::from_secs(5)), "{line}\n{}", apache.log_tail(20));
+    assert!(apache.wait_for_log("' of daemon process 'loads'.", Duration::from_secs(5)), "{}", apache.log_tail(20));
+    // In embedded mode a changed script is loaded again into the same interpreter (a daemon
+    // process restarts instead, and loads it anew).
+    apache.get("/e").assert_status(200);
+    assert!(apache.wait_for_log("' in embedded mode.", Duration::from_secs(5)), "{}", apache.log_tail(20));
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&path, "def application(e, sr):\n    sr('200 OK', [])\n    return [b'again']\n").unwrap();
+    // (Several Apache children may each load it; one that had it reloads it.)
+    let line = format!("Reloading WSGI script '{}' into sub-interpreter '", path.display());
+    for _ in 0..20 {
+        assert_eq!(apache.get("/e").text(), "again");
+        if apache.error_log().contains(&line) {
+            return;
+        }
+    }
+    panic!("{line}\n{}", apache.log_tail(20));
+}

@@ -75,7 +75,7 @@ def setup(*, process_group, application_group, version, threads_per_process, max
       RequestTimeout, drain_async_exception: interrupt-timeout's exception, and a function that
         does nothing (calling it lets a pending one fire).
     """
-    scripts.configure(case_sensitive)
+    scripts.configure(case_sensitive, process_group, application_group)
     events.configure(bool(process_group))
     streams.install_stdio(restrict_stdin, restrict_stdout)
     sys.argv = ['mod_wsgi']
