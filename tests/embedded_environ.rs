@@ -34,8 +34,10 @@ fn environ_keys_and_types() {
     assert_eq!(get(&rep, "wsgi.run_once"), "False");
     assert_eq!(get(&rep, "wsgi.input_terminated"), "True");
     assert_eq!(get(&rep, "@file_wrapper"), "True");
-    assert!(get(&rep, "wsgi.input").contains("object at"), "{rep:#?}");
-    assert!(get(&rep, "wsgi.errors").contains("object at"), "{rep:#?}");
+    // mod_wsgi's types: a mod_wsgi.Input, and an io.TextIOWrapper over a mod_wsgi.Log.
+    assert!(get(&rep, "wsgi.input").starts_with("<mod_wsgi.Input object at"), "{rep:#?}");
+    assert_eq!(get(&rep, "wsgi.errors"), "<_io.TextIOWrapper name='<wsgi.errors>' encoding='utf-8'>");
+    assert_eq!(get(&rep, "wsgi.file_wrapper"), "<class 'mod_wsgi.FileWrapper'>");
     assert!(!rep.contains_key("HTTP_AUTHORIZATION"));
     // A GET has no body: no CONTENT_LENGTH (or an empty one), never a made-up value.
     assert!(rep.get("CONTENT_LENGTH").map_or(true, |v| v == "''" || v == "'0'"), "{rep:#?}");

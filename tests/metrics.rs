@@ -307,3 +307,46 @@ fn server_metrics_reads_the_scoreboard_with_wsgi_server_metrics_on() {
     assert!(v["busy_here"].as_u64().unwrap() >= 1, "this request's worker is writing: {v}");
     let _ = apache.stop();
 }
+
+const IO_APP: &str = r#"
+import json, mod_wsgi
+
+mod_wsgi.start_recording_metrics()
+
+def application(environ, start_response):
+    body = environ['wsgi.input'].read()
+    interval = mod_wsgi.request_metrics()
+    write = start_response('200 OK', [('Content-Type', 'application/json')])
+    write(b'[')
+    return [json.dumps({'read': len(body), 'interval': interval}).encode(), b']']
+"#;
+
+/// mod_wsgi 6's request_metrics() keys for GIL waits and the request's I/O: what the previous
+/// request (one daemon process serves both) read, wrote and waited for.
+#[test]
+fn request_metrics_count_gil_waits_and_io() {
+    let apache = Apache::builder()
+        .app("io.py", IO_APP)
+        .config("WSGIDaemonProcess io processes=1 threads=2\nWSGIScriptAlias /io {APPS}/io.py process-group=io")
+        .start();
+    let first = apache.post("/io/", "application/octet-stream", &[b'x'; 1000]);
+    first.assert_status(200);
+    let r = apache.get("/io/");
+    r.assert_status(200);
+    let v: Value = serde_json::from_str(&r.text()).unwrap();
+    let m = &v[0]["interval"];
+    assert_eq!(m["request_count"], 1, "{m}");
+    assert_eq!(m["input_bytes"], 1000, "{m}");
+    assert!(m["input_reads"].as_u64().unwrap() >= 1, "{m}");
+    assert_eq!(m["output_bytes"].as_u64().unwrap(), first.body.len() as u64, "{m}");
+    assert_eq!(m["output_writes"], 3, "write() and the two items: {m}");
+    assert!(m["gil_wait_count"].as_u64().unwrap() >= 1, "{m}");
+    for phase in ["gil_wait_time", "input_read_time", "output_write_time"] {
+        assert!(m[phase].as_f64().unwrap() >= 0.0, "{phase}: {m}");
+        let buckets = m[format!("{phase}_buckets")].as_array().unwrap();
+        assert_eq!(buckets.len(), 65, "{phase}");
+        assert_eq!(buckets.iter().map(|b| b.as_u64().unwrap()).sum::<u64>(), 1, "one request: {phase}: {m}");
+        assert!(m[format!("{phase}_min_us")].as_u64().unwrap() <= m[format!("{phase}_max_us")].as_u64().unwrap());
+    }
+    let _ = apache.stop();
+}

@@ -6,9 +6,22 @@
 
 use super::native::{current_request, py_guard};
 use super::obj::{self, raise, Obj, PyResult};
+use super::request_stats;
 use pyo3::ffi;
 use std::ptr;
 use std::sync::OnceLock;
+
+/// A `PyMethodDef` of a function without arguments.
+macro_rules! noargs {
+    ($name:literal, $f:ident, $doc:literal) => {
+        ffi::PyMethodDef {
+            ml_name: $name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunction: $f },
+            ml_flags: ffi::METH_NOARGS,
+            ml_doc: $doc.as_ptr(),
+        }
+    };
+}
 
 /// Where `mod_wsgi.server_metrics()` gets Apache's scoreboard (as JSON); unset: it returns None.
 static SERVER_METRICS: OnceLock<fn() -> Option<String>> = OnceLock::new();
@@ -17,12 +30,11 @@ pub fn set_server_metrics_source(f: fn() -> Option<String>) {
     let _ = SERVER_METRICS.set(f);
 }
 
-static mut SERVER_METRICS_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
-    ml_name: c"server_metrics_json".as_ptr(),
-    ml_meth: ffi::PyMethodDefPointer { PyCFunction: native_server_metrics },
-    ml_flags: ffi::METH_NOARGS,
-    ml_doc: c"server_metrics_json() -> Apache's scoreboard as JSON, or None".as_ptr(),
-};
+static mut SERVER_METRICS_DEF: ffi::PyMethodDef = noargs!(
+    c"server_metrics_json",
+    native_server_metrics,
+    c"server_metrics_json() -> Apache's scoreboard as JSON, or None"
+);
 
 unsafe extern "C" fn native_server_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
     py_guard(|| {
@@ -35,21 +47,25 @@ unsafe extern "C" fn native_server_metrics(_slf: *mut ffi::PyObject, _args: *mut
     })
 }
 
-static mut PROCESS_STATS_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
-    ml_name: c"process_stats".as_ptr(),
-    ml_meth: ffi::PyMethodDefPointer { PyCFunction: native_process_stats },
-    ml_flags: ffi::METH_NOARGS,
-    ml_doc: c"process_stats() -> (start_us, requests, busy_us, threads, busy) or None".as_ptr(),
-};
+static mut PROCESS_STATS_DEF: ffi::PyMethodDef = noargs!(
+    c"process_stats",
+    native_process_stats,
+    c"process_stats() -> (start_us, requests, busy_us, threads, busy) or None"
+);
 
-static mut REQUEST_DATA_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
-    ml_name: c"request_data".as_ptr(),
-    ml_meth: ffi::PyMethodDefPointer { PyCFunction: native_request_data },
-    ml_flags: ffi::METH_NOARGS,
-    ml_doc: c"request_data() -> the dict of the request this thread is running".as_ptr(),
-};
+static mut REQUEST_DATA_DEF: ffi::PyMethodDef =
+    noargs!(c"request_data", native_request_data, c"request_data() -> the dict of the request this thread is running");
 
-/// Puts `process_stats`, `server_metrics_json`, `request_data` and `telemetry` into
+static mut START_RECORDING_DEF: ffi::PyMethodDef = noargs!(
+    c"start_recording",
+    native_start_recording,
+    c"start_recording() -> None: measure every request's I/O and GIL waits from now"
+);
+
+static mut RECORDED_DEF: ffi::PyMethodDef =
+    noargs!(c"recorded", native_recorded, c"recorded() -> the I/O and GIL figures since the last call, or None");
+
+/// Puts `process_stats`, `start_recording`, `recorded`, `server_metrics_json`, `request_data` and `telemetry` into
 /// `_oxwsgi_native`'s dictionary.
 pub fn install(native: &Obj) -> PyResult<()> {
     unsafe {
@@ -65,6 +81,16 @@ pub fn install(native: &Obj) -> PyResult<()> {
         ))?;
         obj::dict_set_str(native, c"server_metrics_json", &sm)?;
         obj::dict_set_str(native, c"request_data", &data)?;
+        for (name, def) in [
+            (c"start_recording", ptr::addr_of_mut!(START_RECORDING_DEF)),
+            (c"recorded", ptr::addr_of_mut!(RECORDED_DEF)),
+        ] {
+            obj::dict_set_str(
+                native,
+                name,
+                &Obj::owned(ffi::PyCFunction_NewEx(def, ptr::null_mut(), ptr::null_mut()))?,
+            )?;
+        }
         // WSGITelemetryService: process_metrics() and request_metrics() give None (mod_wsgi 6).
         obj::dict_set_str(native, c"telemetry", &obj::boolean(crate::telemetry::configured()))?;
     }
@@ -83,6 +109,15 @@ unsafe extern "C" fn native_process_stats(_slf: *mut ffi::PyObject, _args: *mut 
             Err(_) => ptr::null_mut(),
         }
     })
+}
+
+unsafe extern "C" fn native_start_recording(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    request_stats::start_recording();
+    obj::none().into_ptr()
+}
+
+unsafe extern "C" fn native_recorded(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    py_guard(|| request_stats::take_recorded().map_or(ptr::null_mut(), Obj::into_ptr))
 }
 
 unsafe extern "C" fn native_request_data(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {

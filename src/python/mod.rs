@@ -4,9 +4,10 @@
 //! One order, bottom to top: `obj` (owned references, errors; `request_stats` beside it) ->
 //! `bootstrap` (the `_oxwsgi` Python package, src/python/_oxwsgi/, in each interpreter) ->
 //! `own_gil` (how a sub-interpreter is made: shared or own GIL) -> `interp` (interpreters,
-//! thread states, script loading; `events` publishes process events to
-//! them) -> `backend` and `headers` (the host interface, PEP 3333's header
-//! rules) -> `state` (one request's response and input state) -> `native` (the functions Python
+//! thread states, script loading; `events` publishes process events to them) -> `backend` and
+//! `headers` (the host interface, the status and header rules; `response_head` converts
+//! start_response's arguments by them) -> `state` (one request's response and input state) ->
+//! `native` (the functions Python
 //! calls back into a request through; `metrics_api` beside it) -> `wsgi` (the adapter that runs a request). No file
 //! imports one above it.
 
@@ -22,6 +23,7 @@ mod native;
 pub mod obj;
 pub mod own_gil;
 mod request_stats;
+mod response_head;
 pub mod script_call;
 pub mod stacks;
 mod state;

@@ -5,7 +5,10 @@
 //! have event subscribers.
 
 use super::obj::{self, Obj, PyResult};
+use crate::telemetry::Phase;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Input and output counts of one request (kept in its RequestState).
@@ -79,8 +82,84 @@ pub fn measuring_gil() -> bool {
     GIL_WAIT.with(|g| g.get().is_some())
 }
 
-fn gil_wait_end(outer: Option<(u64, u64)>) -> (u64, u64) {
+/// This thread's GIL waits since `gil_wait_start` as (microseconds, times), and the outer
+/// request's count put back.
+pub fn gil_wait_end(outer: Option<(u64, u64)>) -> (u64, u64) {
     GIL_WAIT.with(|g| g.replace(outer)).unwrap_or((0, 0))
+}
+
+/// What `mod_wsgi.request_metrics()` reports of the requests this process finished since it
+/// last asked (mod_wsgi 6's per-process aggregates): GIL waits, wsgi.input reads and response
+/// writes, each a [`Phase`] of per-request totals, and their counts. Kept once
+/// `mod_wsgi.start_recording_metrics()` has been called in any interpreter.
+#[derive(Default)]
+struct Recorded {
+    gil_wait: Phase,
+    input_read: Phase,
+    output_write: Phase,
+    gil_wait_count: u64,
+    input_bytes: u64,
+    input_reads: u64,
+    output_bytes: u64,
+    output_writes: u64,
+}
+
+static RECORDING: AtomicBool = AtomicBool::new(false);
+static RECORDED: Mutex<Option<Recorded>> = Mutex::new(None);
+
+/// `mod_wsgi.start_recording_metrics()`: from now on every request is measured.
+pub fn start_recording() {
+    let mut r = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
+    r.get_or_insert_with(Recorded::default);
+    RECORDING.store(true, Ordering::Relaxed);
+}
+
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
+
+/// Adds one finished request (its GIL waits from [`gil_wait_end`]).
+pub fn record(io: &IoStats, gil_wait: (u64, u64), output_bytes: u64) {
+    let mut r = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(r) = r.as_mut() else { return };
+    r.gil_wait.add(gil_wait.0);
+    r.gil_wait_count += gil_wait.1;
+    r.input_read.add(io.input_time.get().as_micros() as u64);
+    r.output_write.add(io.output_time.get().as_micros() as u64);
+    r.input_bytes += io.input_length.get();
+    r.input_reads += io.input_reads.get();
+    r.output_bytes += output_bytes;
+    r.output_writes += io.output_writes.get();
+}
+
+/// The figures recorded since the last call, which starts a new interval: `(gil_wait_count,
+/// input_bytes, input_reads, output_bytes, output_writes, phases)`, each phase of
+/// `gil_wait`, `input_read`, `output_write` being `(total_us, min_us, max_us, buckets)` (min and
+/// max None when no request finished). None before `start_recording`.
+pub fn take_recorded() -> PyResult<Obj> {
+    let taken = {
+        let mut r = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
+        r.as_mut().map(std::mem::take)
+    };
+    let Some(r) = taken else { return Ok(obj::none()) };
+    let int = |v: u64| obj::int(v as i64);
+    let phase = |p: &Phase| -> PyResult<Obj> {
+        let (min, max) = match p.min_max_us() {
+            Some((min, max)) => (int(min)?, int(max)?),
+            None => (obj::none(), obj::none()),
+        };
+        let buckets: Vec<Obj> = p.buckets().iter().map(|&n| obj::int(n as i64)).collect::<PyResult<_>>()?;
+        let buckets = obj::tuple(&buckets.iter().collect::<Vec<_>>())?;
+        obj::tuple(&[&int(p.total_us())?, &min, &max, &buckets])
+    };
+    let phases = obj::tuple(&[&phase(&r.gil_wait)?, &phase(&r.input_read)?, &phase(&r.output_write)?])?;
+    let counts = [r.gil_wait_count, r.input_bytes, r.input_reads, r.output_bytes, r.output_writes]
+        .into_iter()
+        .map(int)
+        .collect::<PyResult<Vec<Obj>>>()?;
+    let mut items: Vec<&Obj> = counts.iter().collect();
+    items.push(&phases);
+    obj::tuple(&items)
 }
 
 /// The figures mod_wsgi adds to `request_finished`, as keyword arguments for the `_oxwsgi`
@@ -88,7 +167,7 @@ fn gil_wait_end(outer: Option<(u64, u64)>) -> (u64, u64) {
 pub fn finished(
     io: &IoStats,
     cpu_at_start: (f64, f64),
-    outer_gil_wait: Option<(u64, u64)>,
+    gil_wait: (u64, u64),
     application_time: f64,
     status: u16,
     output_length: u64,
@@ -102,7 +181,7 @@ pub fn finished(
         user = user / total * application_time;
         system = application_time - user;
     }
-    let (gil_us, gil_count) = gil_wait_end(outer_gil_wait);
+    let (gil_us, gil_count) = gil_wait;
     let float = |d: &Obj, k: &std::ffi::CStr, v: f64| obj::dict_set_str(d, k, &obj::float(v)?);
     let int = |d: &Obj, k: &std::ffi::CStr, v: u64| obj::dict_set_str(d, k, &obj::int(v as i64)?);
     int(&d, c"input_reads", io.input_reads.get())?;

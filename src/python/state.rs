@@ -6,9 +6,9 @@
 //! at a time (`with_backend`).
 
 use super::backend::{Backend, BodyError};
-use super::headers::{parse_status, validate_header};
 use super::interp::without_gil;
 use super::obj::{self, raise, BytesBuf, Obj, PyErrSet, PyResult};
+use super::response_head::{self, Head};
 use pyo3::ffi;
 use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
@@ -227,7 +227,7 @@ impl RequestState {
                 let Some(bytes) = item.as_bytes() else {
                     raise(
                         ffi::PyExc_TypeError,
-                        &format!("sequence of byte string values expected, value of type {} found", item.type_name()),
+                        &format!("response iterable must yield bytes, not {}", item.type_name()),
                     );
                     return Err(PyErrSet);
                 };
@@ -293,7 +293,10 @@ impl RequestState {
 
     pub(super) fn require_started(&self) -> PyResult<()> {
         if *self.response.borrow() == Response::NotStarted {
-            raise(unsafe { ffi::PyExc_AssertionError }, "response body produced before start_response() was called");
+            raise(
+                unsafe { ffi::PyExc_RuntimeError },
+                "start_response() must be called before response content is produced",
+            );
             return Err(PyErrSet);
         }
         Ok(())
@@ -375,107 +378,45 @@ impl RequestState {
     }
 
     pub fn start_response(&self, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> PyResult<()> {
-        let fail = |exc: *mut ffi::PyObject, msg: String| {
-            raise(exc, &msg);
-        };
-        // (Each early return below leaves the exception set for the caller.)
-        match (&exc_info, self.status().is_some()) {
-            (Some(info), _) if self.headers_sent() => {
-                // PEP 3333: re-raise when the headers have already gone out.
-                unsafe {
-                    if ffi::PyTuple_Check(info.as_ptr()) != 0 && ffi::PyTuple_Size(info.as_ptr()) == 3 {
-                        let value = ffi::PyTuple_GetItem(info.as_ptr(), 1);
-                        if !value.is_null() && value != ffi::Py_None() {
-                            obj::restore_error(Obj::borrowed(value));
-                            return Err(PyErrSet);
-                        }
-                    }
-                }
-                fail(
-                    unsafe { ffi::PyExc_RuntimeError },
-                    "start_response() called with exc_info after headers were sent".into(),
-                );
-                return Err(PyErrSet);
-            }
-            (None, true) => {
-                fail(
-                    unsafe { ffi::PyExc_RuntimeError },
-                    "headers have already been set: start_response() called twice without exc_info".into(),
-                );
-                return Err(PyErrSet);
-            }
-            _ => {}
-        }
-        let Some(status_text) = status.as_str() else {
-            fail(unsafe { ffi::PyExc_TypeError }, format!("status must be str, not {}", status.type_name()));
-            return Err(PyErrSet);
-        };
-        let code = match parse_status(status_text) {
-            Ok(code) => code,
-            Err(msg) => {
-                fail(unsafe { ffi::PyExc_ValueError }, msg);
-                return Err(PyErrSet);
-            }
+        // mod_wsgi 6's Adapter_start_response, its checks in its order and with its messages.
+        let fail = |exc: *mut ffi::PyObject, msg: &str| {
+            raise(exc, msg);
+            Err(PyErrSet)
         };
         if unsafe { ffi::PyList_Check(headers.as_ptr()) } == 0 {
-            fail(
-                unsafe { ffi::PyExc_TypeError },
-                format!("response headers must be a list, not {}", headers.type_name()),
-            );
-            return Err(PyErrSet);
+            let msg = format!("start_response() argument 2 must be list, not {}", headers.type_name());
+            return fail(unsafe { ffi::PyExc_TypeError }, &msg);
         }
-        let n = unsafe { ffi::PyList_Size(headers.as_ptr()) };
-        let mut parsed = Vec::with_capacity(n as usize);
-        let mut content_length = None;
-        for i in 0..n {
-            let item = unsafe { Obj::borrowed(ffi::PyList_GetItem(headers.as_ptr(), i)) };
-            let pair = unsafe {
-                if ffi::PyTuple_Check(item.as_ptr()) == 0 || ffi::PyTuple_Size(item.as_ptr()) != 2 {
-                    fail(
-                        ffi::PyExc_TypeError,
-                        format!("response header must be a (name, value) tuple, not {}", item.display()),
-                    );
-                    return Err(PyErrSet);
+        if exc_info.as_ref().is_some_and(|info| unsafe { ffi::PyTuple_Check(info.as_ptr()) } == 0) {
+            let msg = "start_response() argument 'exc_info' must be a 3-tuple or None";
+            return fail(unsafe { ffi::PyExc_RuntimeError }, msg);
+        }
+        if self.headers_sent() {
+            let Some(info) = exc_info else {
+                let msg = "start_response() called more than once without exc_info";
+                return fail(unsafe { ffi::PyExc_RuntimeError }, msg);
+            };
+            // PEP 3333: the headers have gone out, so the application's exception is re-raised.
+            unsafe {
+                if ffi::PyTuple_Size(info.as_ptr()) != 3 {
+                    let msg = "start_response() argument 'exc_info' must be a 3-tuple or None";
+                    return fail(ffi::PyExc_TypeError, msg);
                 }
-                (
-                    Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 0)),
-                    Obj::borrowed(ffi::PyTuple_GetItem(item.as_ptr(), 1)),
-                )
-            };
-            let (Some(name), Some(value)) = (pair.0.as_str(), pair.1.as_str()) else {
-                fail(
-                    unsafe { ffi::PyExc_TypeError },
-                    format!(
-                        "response header name and value must be str, not {} and {}",
-                        pair.0.type_name(),
-                        pair.1.type_name()
-                    ),
-                );
-                return Err(PyErrSet);
-            };
-            let (name, value) = match validate_header(name, value) {
-                Ok(nv) => nv,
-                Err(msg) => {
-                    fail(unsafe { ffi::PyExc_ValueError }, msg);
+                let value = ffi::PyTuple_GetItem(info.as_ptr(), 1);
+                if !value.is_null() && value != ffi::Py_None() {
+                    obj::restore_error(Obj::borrowed(value));
                     return Err(PyErrSet);
-                }
-            };
-            if name.eq_ignore_ascii_case(b"content-length") {
-                match std::str::from_utf8(&value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
-                    Some(v) => content_length = Some(v),
-                    None => {
-                        fail(
-                            unsafe { ffi::PyExc_ValueError },
-                            format!("invalid Content-Length value {:?}", String::from_utf8_lossy(&value)),
-                        );
-                        return Err(PyErrSet);
-                    }
                 }
             }
-            parsed.push((name, value));
+            return fail(
+                unsafe { ffi::PyExc_RuntimeError },
+                "start_response() called with exc_info after headers were sent",
+            );
         }
-        *self.response.borrow_mut() =
-            Response::Started { status: code, line: status_text.to_string(), headers: parsed, content_length };
+        // Before any output a later call replaces the head, with exc_info or without (mod_wsgi
+        // is more tolerant here than PEP 3333).
+        let Head { status, line, headers, content_length } = response_head::convert(status, headers)?;
+        *self.response.borrow_mut() = Response::Started { status, line, headers, content_length };
         Ok(())
     }
 

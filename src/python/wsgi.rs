@@ -190,10 +190,13 @@ fn call(
     let events = unsafe { ffi::PyList_Size(data.event_callbacks.as_ptr()) } > 0;
     let started_at = if events { now_micros() as f64 / 1e6 } else { 0.0 };
     let mut cpu_at_start = (0.0, 0.0);
-    let mut outer_gil_wait = None;
-    if events {
+    // mod_wsgi.start_recording_metrics(): every request's I/O and GIL waits are measured.
+    let recording = request_stats::recording();
+    let outer_gil_wait = (events || recording).then(|| {
         state.io.timing.set(true);
-        outer_gil_wait = request_stats::gil_wait_start(gil_wait);
+        request_stats::gil_wait_start(gil_wait)
+    });
+    if events {
         cpu_at_start = request_stats::thread_cpu();
         let started =
             obj::float(started_at).and_then(|t| data.request_started.call(&[&environ, app, &start_response, &t]));
@@ -225,14 +228,17 @@ fn call(
             }
         }
     }
+    let gil_waits = outer_gil_wait.map(request_stats::gil_wait_end).unwrap_or_default();
+    if recording {
+        request_stats::record(&state.io, gil_waits, state.written());
+    }
     if events {
         let request_data = state.data.borrow().clone().unwrap_or_else(obj::none);
         let exception = failure.as_ref().and_then(|e| e.clone()).unwrap_or_else(obj::none);
         let finished = obj::float(started_at).and_then(|t| {
             let status = state.status().unwrap_or(0);
             let elapsed = (now_micros() as f64 / 1e6 - started_at).max(0.0);
-            let stats =
-                request_stats::finished(&state.io, cpu_at_start, outer_gil_wait, elapsed, status, state.written())?;
+            let stats = request_stats::finished(&state.io, cpu_at_start, gil_waits, elapsed, status, state.written())?;
             data.request_finished.call(&[&environ, &request_data, &t, &stats, &exception])
         });
         if finished.is_err() {

@@ -19,9 +19,10 @@ pub struct Finished {
     pub output_bytes: u64,
 }
 
-/// One phase's mean, exact minimum and maximum, and histogram over the interval.
+/// One phase's mean, exact minimum and maximum, and histogram over the interval (mod_wsgi's
+/// `WSGIPhaseAggregate`, which its `request_metrics()` reads too).
 #[derive(Debug, Clone)]
-struct Phase {
+pub struct Phase {
     total_us: u64,
     min_us: u64,
     max_us: u64,
@@ -35,11 +36,25 @@ impl Default for Phase {
 }
 
 impl Phase {
-    fn add(&mut self, us: u64) {
+    pub fn add(&mut self, us: u64) {
         self.total_us += us;
         self.min_us = self.min_us.min(us);
         self.max_us = self.max_us.max(us);
         self.buckets[bucket(us)] += 1;
+    }
+
+    pub fn total_us(&self) -> u64 {
+        self.total_us
+    }
+
+    /// The exact (minimum, maximum), None when nothing was added.
+    pub fn min_max_us(&self) -> Option<(u64, u64)> {
+        (self.min_us != u64::MAX).then_some((self.min_us, self.max_us))
+    }
+
+    /// Counts per bucket of mod_wsgi's layout (`wire::bucket`).
+    pub fn buckets(&self) -> &[i32] {
+        &self.buckets
     }
 }
 

@@ -14,7 +14,7 @@ mod slow;
 mod wire;
 
 pub use gc::GcPass;
-pub use interval::{Finished, Identity};
+pub use interval::{Finished, Identity, Phase};
 pub use slow::SlowRequest;
 
 use interval::{Interval, ProcessFacts};

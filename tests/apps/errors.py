@@ -84,7 +84,7 @@ def application(environ, start_response):
     if path == '/twice':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         start_response('201 Created', [('Content-Type', 'text/plain')])
-        return [b'should not be sent\n']
+        return [b'second call accepted\n']
     if path == '/twice-caught':
         start_response('200 OK', [('Content-Type', 'text/plain'), ('X-First', '1')])
         try:

@@ -49,6 +49,7 @@ class FakeNative(types.ModuleType):
         self.scoreboard = None   # what server_metrics_json() returns
         self.data = None         # what request_data() returns (None: no request)
         self.telemetry = False
+        self.recorded_io = None  # what recorded() returns next (start_recording() sets it)
 
     def log(self, ctx, level, text):
         self.lines.append((ctx, level, text))
@@ -63,6 +64,16 @@ class FakeNative(types.ModuleType):
 
     def server_metrics_json(self):
         return self.scoreboard
+
+    def start_recording(self):
+        if self.recorded_io is None:
+            self.recorded_io = (0, 0, 0, 0, 0, ((0, None, None, (0,) * 65),) * 3)
+
+    def recorded(self):
+        taken, self.recorded_io = self.recorded_io, None
+        if taken is not None:
+            self.start_recording()
+        return taken
 
     def request_data(self):
         if self.data is None:

@@ -11,6 +11,7 @@ class MetricsTest(unittest.TestCase):
         native.stats = None
         native.scoreboard = None
         metrics_api._recording = None
+        native.recorded_io = None
         self.addCleanup(setattr, metrics_api, '_recording', None)
         self.addCleanup(setattr, native, 'stats', None)
 
@@ -33,6 +34,27 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual((m['request_threads_maximum'], m['request_threads_active']), (4, 2))
         self.assertGreater(m['request_throughput'], 0)
         self.assertEqual(metrics_api.request_metrics()['request_count'], 0)
+
+    def test_request_metrics_have_mod_wsgi_6s_io_and_gil_keys(self):
+        native.stats = (0, 0, 0, 4, 0)
+        metrics_api.start_recording_metrics()
+        native.stats = (0, 2, 0, 4, 0)
+        buckets = tuple(1 if i == 3 else 0 for i in range(65))
+        native.recorded_io = (5, 100, 3, 2048, 4,
+                              ((3000, 1000, 2000, buckets), (0, 0, 0, buckets), (500, 100, 400, buckets)))
+        m = metrics_api.request_metrics()
+        self.assertEqual((m['gil_wait_count'], m['input_bytes'], m['input_reads'], m['output_bytes'],
+                          m['output_writes']), (5, 100, 3, 2048, 4))
+        self.assertEqual((m['gil_wait_time'], m['input_read_time'], m['output_write_time']),
+                         (0.0015, 0.0, 0.00025))
+        self.assertEqual((m['gil_wait_time_min_us'], m['gil_wait_time_max_us']), (1000, 2000))
+        for name in ('gil_wait_time', 'input_read_time', 'output_write_time'):
+            self.assertEqual(m[name + '_buckets'], list(buckets))
+        # The next interval starts empty.
+        native.stats = (0, 2, 0, 4, 0)
+        m = metrics_api.request_metrics()
+        self.assertEqual((m['request_count'], m['gil_wait_count'], m['gil_wait_time']), (0, 0, 0.0))
+        self.assertEqual((m['gil_wait_time_min_us'], len(m['output_write_time_buckets'])), (None, 65))
 
     def test_none_under_telemetry(self):
         native.stats = (0, 1, 0, 1, 0)

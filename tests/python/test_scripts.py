@@ -66,5 +66,14 @@ class ScriptTest(unittest.TestCase):
         self.assertNotIn(scripts.module_name(self.path), sys.modules)
 
 
+class InterpContextTest(unittest.TestCase):
+    def test_named_as_mod_wsgi_6_names_it(self):
+        from _oxwsgi.scripts import interp_context
+        self.assertEqual(interp_context('', ''), 'main interpreter in embedded mode')
+        self.assertEqual(interp_context('', 'h|/x'), "sub-interpreter 'h|/x' in embedded mode")
+        self.assertEqual(interp_context('g', ''), "main interpreter of daemon process 'g'")
+        self.assertEqual(interp_context('g', 'h|'), "sub-interpreter 'h|' of daemon process 'g'")
+
+
 if __name__ == '__main__':
     unittest.main()

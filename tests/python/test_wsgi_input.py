@@ -67,7 +67,7 @@ class InputTest(unittest.TestCase):
         self.assertRaises(OSError, Input(None).read)
 
     def test_named_as_applications_see_it(self):
-        self.assertEqual('%s.%s' % (Input.__module__, Input.__qualname__), '_oxwsgi.Input')
+        self.assertEqual('%s.%s' % (Input.__module__, Input.__qualname__), 'mod_wsgi.Input')
         self.assertIs(_oxwsgi.Input, Input)
 
 

@@ -22,6 +22,9 @@ neighbours), put in sys.modules before this package runs:
 - `read(ctx, size, partial=False)`: request body bytes
 - `process_stats()`: (start_us, requests, busy_us, threads, busy) of this process, or None
 - `server_metrics_json()`: Apache's scoreboard as JSON, or None
+- `start_recording()`, `recorded()`: every request's GIL waits, wsgi.input reads and response
+  writes measured from now; what was measured since the last `recorded()` call (see
+  src/python/request_stats.rs `take_recorded`), or None before `start_recording()`
 - `request_data()`: the dict of the request this thread runs (mod_wsgi.request_data)
 - `telemetry_gc(application_group, values)`: one garbage-collector pass for telemetry
 - `telemetry`: whether WSGITelemetryService is set
@@ -40,7 +43,8 @@ from _oxwsgi import (environ_isolation, events, file_wrapper, gc_telemetry, metr
                      newrelic_agent, scripts, signals, streams, wsgi_input)
 from _oxwsgi_native import telemetry as _telemetry
 
-# The classes applications meet, named `_oxwsgi.<name>`.
+# The classes applications meet, named `mod_wsgi.<name>` as under mod_wsgi (wsgi.errors is an
+# io.TextIOWrapper over a mod_wsgi.Log; LogStream makes one).
 Input = wsgi_input.Input
 LogStream = streams.LogStream
 FileWrapper = file_wrapper.FileWrapper
@@ -60,7 +64,7 @@ def setup(*, process_group, application_group, version, threads_per_process, max
     `newrelic_environment` (WSGINewRelicConfigFile: None for no agent).
 
     The namespace returned has exactly these names:
-      Input, LogStream, FileWrapper: wsgi.input's and wsgi.errors' classes (called with the
+      Input, LogStream, FileWrapper: what makes wsgi.input and wsgi.errors (called with the
         request's capsule) and wsgi.file_wrapper;
       load_script(path, mtime, reload, force), format_exception(exc);
       pending, flush_pending: the set of streams holding a partial line, and what logs them;
@@ -71,7 +75,7 @@ def setup(*, process_group, application_group, version, threads_per_process, max
       RequestTimeout, drain_async_exception: interrupt-timeout's exception, and a function that
         does nothing (calling it lets a pending one fire).
     """
-    scripts.configure(case_sensitive)
+    scripts.configure(case_sensitive, process_group, application_group)
     events.configure(bool(process_group))
     streams.install_stdio(restrict_stdin, restrict_stdout)
     sys.argv = ['mod_wsgi']

@@ -4,9 +4,9 @@
 class FileWrapper:
     """wsgi.file_wrapper. The server sends a real file with Apache's file buckets (sendfile);
     any other file-like object is read in blocks through iteration. (The native side recognises
-    this exact type among response iterables.)"""
+    this exact type among response iterables.) Named mod_wsgi.FileWrapper, as under mod_wsgi."""
 
-    __module__ = '_oxwsgi'
+    __module__ = 'mod_wsgi'
 
     def __init__(self, filelike, blksize=8192):
         self.filelike = filelike

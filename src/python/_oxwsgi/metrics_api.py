@@ -7,7 +7,9 @@ in mod_wsgi 6."""
 import os
 
 from _oxwsgi_native import process_stats as _process_stats
+from _oxwsgi_native import recorded as _recorded
 from _oxwsgi_native import server_metrics_json as _server_metrics_json
+from _oxwsgi_native import start_recording as _start_recording
 from _oxwsgi_native import telemetry as _telemetry
 
 
@@ -59,6 +61,7 @@ def start_recording_metrics():
     global _recording
     if _recording is None:
         _recording = _sample()
+        _start_recording()
 
 
 def _sample():
@@ -82,7 +85,7 @@ def request_metrics():
     threads = after[3]
     rss, peak = _memory()
     user, system = (user1 - user0) / period, (system1 - system0) / period
-    return {
+    metrics = {
         'pid': os.getpid(),
         'start_time': then,
         'stop_time': now,
@@ -99,6 +102,33 @@ def request_metrics():
         'memory_rss': rss,
         'memory_max_rss': peak,
     }
+    metrics.update(_io_metrics(_recorded(), count))
+    return metrics
+
+
+_PHASES = ('gil_wait_time', 'input_read_time', 'output_write_time')
+
+
+def _io_metrics(recorded, count):
+    """mod_wsgi 6's I/O and GIL keys of request_metrics(), from the native figures: each phase's
+    mean per request (seconds), exact min and max (microseconds, None without requests) and
+    its 65 buckets, and the interval's counts."""
+    if recorded is None:
+        recorded = (0, 0, 0, 0, 0, ((0, None, None, (0,) * 65),) * 3)
+    gil_count, in_bytes, in_reads, out_bytes, out_writes, phases = recorded
+    out = {
+        'gil_wait_count': gil_count,
+        'input_bytes': in_bytes,
+        'input_reads': in_reads,
+        'output_bytes': out_bytes,
+        'output_writes': out_writes,
+    }
+    for name, (total_us, min_us, max_us, buckets) in zip(_PHASES, phases):
+        out[name] = total_us / 1e6 / count if count else 0.0
+        out[name + '_buckets'] = list(buckets)
+        out[name + '_min_us'] = min_us
+        out[name + '_max_us'] = max_us
+    return out
 
 
 def server_metrics():

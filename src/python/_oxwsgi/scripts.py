@@ -5,16 +5,32 @@ import _thread
 import sys
 import types
 
+from _oxwsgi_native import log as _log
+
+LOG_INFO = 6
+
 _load_lock = _thread.RLock()
 # path -> (mtime, module)
 _scripts = {}
 _case_sensitive = True
+# Where scripts are loaded, as mod_wsgi 6's log lines name it.
+_context = 'main interpreter in embedded mode'
 
 
-def configure(case_sensitive):
-    """WSGICaseSensitivity Off: script paths are lower-cased for their module names."""
-    global _case_sensitive
+def configure(case_sensitive, process_group='', application_group=''):
+    """WSGICaseSensitivity Off: script paths are lower-cased for their module names. The groups
+    name this interpreter in the "Loading WSGI script" lines."""
+    global _case_sensitive, _context
     _case_sensitive = case_sensitive
+    _context = interp_context(process_group, application_group)
+
+
+def interp_context(process_group, application_group):
+    """mod_wsgi 6's `wsgi_format_interp_context`."""
+    interp = "sub-interpreter '%s'" % application_group if application_group else 'main interpreter'
+    if process_group:
+        return "%s of daemon process '%s'" % (interp, process_group)
+    return interp + ' in embedded mode'
 
 
 def module_name(path):
@@ -40,6 +56,9 @@ def load_script(path, mtime, reload, force=False):
         entry = _scripts.get(path)
         if entry is not None and not force and (not reload or entry[0] == mtime):
             return entry[1]
+        # mod_wsgi 6's line, at LogLevel info.
+        _log(None, LOG_INFO, "%s WSGI script '%s' into %s." % (
+            'Loading' if entry is None else 'Reloading', path, _context))
         name = module_name(path)
         module = types.ModuleType(name)
         module.__file__ = path

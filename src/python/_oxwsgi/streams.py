@@ -1,7 +1,8 @@
-"""Log streams: wsgi.errors, and sys.stdout/sys.stderr (or their restricted stand-ins).
+"""Log streams: wsgi.errors, and sys.stdout/sys.stderr (or their restricted stand-ins), each
+an io.TextIOWrapper over a `Log` as in mod_wsgi.
 
 Each complete line goes to Apache's error log through the native `log(ctx, level, text)`;
-`ctx` is the request's capsule (None outside a request). A partial line waits in its stream and
+`ctx` is the request's capsule (None outside a request). A partial line waits in its `Log` and
 in `pending`, which the native side checks at the end of every request (it calls
 `flush_pending()` only when the set is not empty), so that nothing written is lost.
 """
@@ -18,147 +19,75 @@ pending = set()
 
 
 def flush_pending():
-    """End of a request: what print() left without a newline reaches the log too."""
+    """End of a request: what print() or wsgi.errors left without a newline reaches the log."""
     for raw in list(pending):
-        raw.flush()
+        raw._drain()
 
 
-class _LineLog:
-    """Writes each complete line to Apache's error log. A partial line waits in `_buf`, and in
-    `pending` so that it is logged at the end of the request if nothing completes it. The
-    subclasses say what a line is (`_nl`) and how it becomes text (`_text`)."""
+class Log(io.RawIOBase):
+    """The binary stream under wsgi.errors, sys.stdout and sys.stderr (their `.buffer`, which
+    takes bytes, bytearray and memoryview): each complete line goes to Apache's error log,
+    attributed to the request `ctx` (None: the request this thread runs, or the server). A
+    partial line waits, in `pending`, until a newline completes it or the request ends; flush()
+    and close() leave it there (the text stream above flushes after every line it writes)."""
 
-    __module__ = '_oxwsgi'
-    _ctx = None
-
-    def _add(self, data):
-        *lines, self._buf = (self._buf + data).split(self._nl)
-        for line in lines:
-            _log(self._ctx, self._level, self._text(line))
-        if self._buf:
-            pending.add(self)
-
-    def flush(self):
-        pending.discard(self)
-        if self._buf:
-            buf, self._buf = self._buf, self._buf[:0]
-            _log(self._ctx, self._level, self._text(buf))
-
-    def close(self):
-        self.flush()
-
-    def isatty(self):
-        return False
-
-    def readable(self):
-        return False
-
-    def seekable(self):
-        return False
-
-    def writable(self):
-        return True
-
-
-class LogStream(_LineLog):
-    """wsgi.errors: a text stream that writes each complete line to Apache's error log,
-    attributed to the request; a partial line is logged at the end of the request."""
-
-    __module__ = '_oxwsgi'
-    encoding = 'utf-8'
-    errors = 'backslashreplace'
-    newlines = None
-    line_buffering = True
-    _nl = '\n'
+    __module__ = 'mod_wsgi'
+    __slots__ = ('_ctx', '_level', '_buf', 'name')
 
     def __init__(self, ctx=None, level=LOG_ERR, name='<wsgi.errors>'):
         self._ctx = ctx
         self._level = level
-        self._buf = ''
-        self.name = name
-
-    @staticmethod
-    def _text(line):
-        return line
-
-    @property
-    def closed(self):
-        return False
-
-    def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError('write() argument must be str, not %s' % type(s).__name__)
-        self._add(s)
-        return len(s)
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def fileno(self):
-        raise io.UnsupportedOperation('Apache error log stream has no file descriptor')
-
-
-class _LogRaw(_LineLog):
-    """The binary end of sys.stdout/sys.stderr: each complete line goes to Apache's error log
-    (a partial line when flushed; oxwsgi flushes both streams at the end of every request)."""
-
-    __module__ = '_oxwsgi'
-    _nl = b'\n'
-    closed = False
-
-    def __init__(self, name, level):
-        self.name = name
-        self._level = level
         self._buf = b''
+        self.name = name
 
-    @staticmethod
-    def _text(line):
-        return line.decode('utf-8', 'replace')
+    def writable(self):
+        return True
 
     def write(self, b):
-        self._add(bytes(b))
-        return len(b)
+        data = bytes(b)
+        *lines, self._buf = (self._buf + data).split(b'\n')
+        for line in lines:
+            _log(self._ctx, self._level, line.decode('utf-8', 'replace'))
+        if self._buf:
+            pending.add(self)
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def _drain(self):
+        pending.discard(self)
+        if self._buf:
+            buf, self._buf = self._buf, b''
+            _log(self._ctx, self._level, buf.decode('utf-8', 'replace'))
+
+    # (No close(): one made for every request would cost its wrapper a Python call when it
+    # goes. A partial line left in a closed stream is still logged by flush_pending.)
 
     def fileno(self):
         raise OSError('Apache error log stream has no file descriptor')
 
 
-class RawAdapter(io.RawIOBase):
-    """`_LogRaw` as the raw stream under an io.TextIOWrapper."""
+_TextIOWrapper = io.TextIOWrapper
 
-    __module__ = '_oxwsgi'
 
-    def __init__(self, target):
-        self._target = target
-        self.name = target.name
-
-    def writable(self):
-        return True
-
-    def write(self, b):
-        return self._target.write(b)
-
-    def flush(self):
-        # Line buffering flushes after every newline; a partial line stays until the end of
-        # the request (flush_pending).
-        pass
-
-    def fileno(self):
-        return self._target.fileno()
+def LogStream(ctx=None, level=LOG_ERR, name='<wsgi.errors>'):
+    """wsgi.errors (and sys.stdout, sys.stderr): an io.TextIOWrapper over a `Log`, as mod_wsgi
+    makes it (UTF-8, errors='replace', line buffered, written through)."""
+    return _TextIOWrapper(Log(ctx, level, name), 'utf-8', 'replace', None, True, True)
 
 
 def log_stream(name, level=LOG_ERR):
-    """A real text stream (like mod_wsgi's: .buffer, reconfigure(), ...) over `_LogRaw`."""
-    raw = RawAdapter(_LogRaw(name, level))
-    return io.TextIOWrapper(raw, encoding='utf-8', errors='replace', line_buffering=True, write_through=True)
+    """sys.stdout / sys.stderr: a `LogStream` attributed to the request the thread runs."""
+    return LogStream(None, level, name)
 
 
-class _Restricted(object):
+class Restricted(object):
     """sys.stdin / sys.stdout under WSGIRestrictStdin / WSGIRestrictStdout On: any use raises,
-    as in mod_wsgi (so code that prints or reads the terminal is found)."""
+    as in mod_wsgi (so code that prints or reads the terminal is found); its type is
+    mod_wsgi.Restricted, as there."""
 
-    __module__ = '_oxwsgi'
+    __module__ = 'mod_wsgi'
 
     def __init__(self, name):
         object.__setattr__(self, '_name', name)
@@ -170,7 +99,7 @@ class _Restricted(object):
 def install_stdio(restrict_stdin, restrict_stdout):
     """sys.stdout and sys.stderr write to Apache's error log (or raise, where restricted);
     sys.stdin raises where restricted."""
-    sys.stdout = _Restricted('sys.stdout') if restrict_stdout else log_stream('<stdout>')
+    sys.stdout = Restricted('sys.stdout') if restrict_stdout else log_stream('<stdout>')
     sys.stderr = log_stream('<stderr>')
     if restrict_stdin:
-        sys.stdin = _Restricted('sys.stdin')
+        sys.stdin = Restricted('sys.stdin')

@@ -4,9 +4,10 @@ from _oxwsgi_native import read as _read
 
 
 class Input:
-    """wsgi.input: the request body, never read past its end."""
+    """wsgi.input: the request body, never read past its end. Its type is mod_wsgi.Input, as
+    under mod_wsgi."""
 
-    __module__ = '_oxwsgi'
+    __module__ = 'mod_wsgi'
     __slots__ = ('_ctx', '_buf')
 
     def __init__(self, ctx):
