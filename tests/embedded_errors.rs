@@ -84,6 +84,42 @@ fn exception_before_output_is_a_500_with_traceback() {
     apache.get("/hello").assert_status(200);
 }
 
+/// The traceback follows mod_wsgi 6's line (its WSGI0174/WSGI0175 ID, the exception's class,
+/// where it ran) and then mod_wsgi 4's, so that log watchers for either find theirs.
+#[test]
+fn exception_headers_are_mod_wsgi_6s_then_4s() {
+    let apache = errors_apache();
+    let script = apache.app_path("errors.wsgi").display().to_string();
+    apache.get("/raise-before?h1").assert_status(500);
+    assert_logged(&apache, "RuntimeError: boom-before-output-h1");
+    apache.get("/system-exit?h2").assert_status(500);
+    assert_logged(&apache, "SystemExit: system-exit-h2");
+    let log = apache.error_log();
+    // What follows "[client ...] " (the lines of requests).
+    let messages: Vec<&str> =
+        log.lines().filter_map(|l| l.split_once("] [client ")?.1.split_once("] ").map(|(_, m)| m)).collect();
+    let at = |prefix: &str| {
+        messages.iter().position(|m| m.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?}\n{log}"))
+    };
+    let six = at(&format!(
+        "WSGI0174: [script {script}] RuntimeError exception raised processing WSGI script '{script}' for sub-interpreter '"
+    ));
+    assert!(messages[six].ends_with("' in embedded mode."), "{}", messages[six]);
+    assert!(messages[six + 1].starts_with("mod_wsgi (pid="), "{}", messages[six + 1]);
+    assert!(messages[six + 1].ends_with(&format!("): Exception occurred processing WSGI script '{script}'.")));
+    assert_eq!(messages[six + 2], "Traceback (most recent call last):");
+
+    let six = at(&format!("WSGI0175: [script {script}] SystemExit exception raised by WSGI script '{script}' for "));
+    assert!(messages[six].ends_with("' in embedded mode; ignored."), "{}", messages[six]);
+    assert!(
+        messages[six + 1].ends_with(&format!("): SystemExit exception raised by WSGI script '{script}' ignored.")),
+        "{}",
+        messages[six + 1]
+    );
+    assert!(!messages.iter().any(|m| m.contains("Exception occurred") && m.contains("system-exit")));
+    apache.get("/hello").assert_status(200);
+}
+
 #[test]
 fn exception_after_output_truncates_the_response() {
     let apache = errors_apache();

@@ -50,15 +50,19 @@ fn an_interrupted_request_is_answered_504_and_the_process_stays() {
     assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(2500), "504 after {took:?}");
     assert!(apache
         .wait_for_log("interrupting it with mod_wsgi.RequestTimeout (interrupt-timeout 3s)", Duration::from_secs(5)));
-    // The adapter logs the exception as it unwound out of the application (the line tells it
-    // from the monitor's message above).
+    // mod_wsgi 6's lines: the stack where it was interrupted, that RequestTimeout was injected,
+    // that the thread recovered; and no traceback (RequestTimeout is no error of the application).
     assert!(
-        apache.wait_for_log("mod_wsgi.RequestTimeout\n", Duration::from_secs(5))
-            || apache.error_log().lines().any(|l| l.trim_end().ends_with("mod_wsgi.RequestTimeout")),
+        apache.wait_for_log("Request interrupted by RequestTimeout; thread recovered.", Duration::from_secs(5)),
         "{}",
         apache.log_tail(30)
     );
-    assert!(apache.error_log().contains("Exception occurred processing WSGI script"), "{}", apache.log_tail(30));
+    let log = apache.error_log();
+    assert!(log.contains("Injected RequestTimeout into thread "), "{}", apache.log_tail(30));
+    let app = apache.app_path("app.py").display().to_string();
+    assert!(log.contains(&format!(" executing file \"{app}\", line ")), "{}", apache.log_tail(30));
+    assert!(!log.contains("Exception occurred processing WSGI script"), "{}", apache.log_tail(30));
+    assert!(!log.lines().any(|l| l.trim_end().ends_with("mod_wsgi.RequestTimeout")), "{}", apache.log_tail(30));
     // Not restarted: the same process answers, now and after the grace would have run out.
     assert_eq!(pid(&apache), before);
     std::thread::sleep(Duration::from_millis(3500));
@@ -73,4 +77,51 @@ fn an_interrupted_request_is_answered_504_and_the_process_stays() {
     r.assert_status(504);
     assert!(took >= Duration::from_millis(3800) && took < Duration::from_secs(7), "504 after {took:?}");
     assert!(eventually(Duration::from_secs(8), || pid(&apache) != before), "the process was not replaced");
+}
+
+/// mod_wsgi.RequestTimeout raised by the application itself is handled as an interrupted
+/// request (as mod_wsgi 6 does): 504 and its line instead of a traceback, or, once the response
+/// has started, the response cut short.
+#[test]
+fn a_raised_request_timeout_is_a_504_without_a_traceback() {
+    const RAISES: &str = r#"
+import mod_wsgi
+
+def application(environ, start_response):
+    if environ.get('PATH_INFO') == '/late':
+        def body():
+            yield b'started'
+            raise mod_wsgi.RequestTimeout('raised-late')
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return body()
+    raise mod_wsgi.RequestTimeout('raised-early')
+"#;
+    for daemon in [false, true] {
+        let mut b = Apache::builder().app("raises.py", RAISES);
+        b = if daemon {
+            b.config("WSGIDaemonProcess rt processes=1 threads=2\nWSGIScriptAlias /r {APPS}/raises.py process-group=rt")
+        } else {
+            b.config("WSGIScriptAlias /r {APPS}/raises.py")
+        };
+        let apache = b.start();
+        apache.get("/r/early").assert_status(504);
+        assert!(
+            apache.wait_for_log("Request interrupted by RequestTimeout; thread recovered.", Duration::from_secs(5)),
+            "daemon={daemon}: {}",
+            apache.log_tail(30)
+        );
+        let r = apache.try_get("/r/late");
+        assert!(r.as_ref().map_or(true, |r| r.status == 200), "daemon={daemon}");
+        assert!(
+            apache.wait_for_log(
+                "Request interrupted by RequestTimeout after headers sent; response truncated.",
+                Duration::from_secs(5)
+            ),
+            "daemon={daemon}: {}",
+            apache.log_tail(30)
+        );
+        let log = apache.error_log();
+        assert!(!log.contains("raised-early") && !log.contains("raised-late"), "daemon={daemon}: {log}");
+        assert!(!log.contains("exception raised processing WSGI script"), "daemon={daemon}: {log}");
+    }
 }

@@ -104,6 +104,8 @@ exports! {
     load_script = c"load_script",
     /// `format_exception(exc)`: the traceback as Python prints it.
     format_exception = c"format_exception",
+    /// `exception_header(exc, script)`: mod_wsgi 6's log line before a script's traceback.
+    exception_header = c"exception_header",
     /// The set of streams holding a partial log line, and `flush_pending()`, which logs them.
     pending_streams = c"pending",
     flush_pending = c"flush_pending",
@@ -120,6 +122,9 @@ exports! {
     /// (calling it lets a pending one fire).
     request_timeout = c"RequestTimeout",
     request_timeout_drain = c"drain_async_exception",
+    /// `thread_stack(ident)`: that thread's Python stack, as logged before RequestTimeout is
+    /// raised in it.
+    thread_stack = c"thread_stack",
 }
 
 /// Runs the package in the current interpreter (GIL held, its thread state current) and calls

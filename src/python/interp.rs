@@ -151,9 +151,18 @@ pub struct Interp {
 unsafe impl Send for Interp {}
 unsafe impl Sync for Interp {}
 
-/// "script path\0callable name" -> (the script's mtime when loaded, the callable).
-/// (script mtime, the callable, the module's `reload_required` if it has one) by "script\0callable".
-pub type LoadedApps = FastMap<Box<[u8]>, (i64, Obj, Option<Obj>)>;
+/// The loaded WSGI applications by "script path\0callable name".
+pub type LoadedApps = FastMap<Box<[u8]>, LoadedApp>;
+
+/// A WSGI script's callable, with what decides whether the script is loaded again.
+pub struct LoadedApp {
+    pub app: Obj,
+    /// The script module's `__dict__`: its `__mtime__` is compared with the file's (as mod_wsgi
+    /// does; a module without one is loaded again).
+    module_dict: Obj,
+    /// The module's `reload_required(resource)`, if it has one.
+    check: Option<Obj>,
+}
 
 /// Per-interpreter Python objects. Only touched with the interpreter's GIL held. Derefs to
 /// what the `_oxwsgi` package's `setup()` returned (`data.input_cls`, ...).
@@ -213,6 +222,7 @@ names! {
     http = c"http",
     https = c"https",
     close = c"close",
+    mtime = c"__mtime__",
 }
 
 /// Starts Python in this process (once): call it in the process that will run applications (an
@@ -422,12 +432,14 @@ impl Attached<'_> {
         unsafe { (*self.interp.data.get()).as_ref().expect("interpreter set up") }
     }
 
-    /// The callable `name` of the WSGI script at `path`, (re)loaded when `reload` is set and
-    /// its mtime changed, or when the script's own `reload_required(resource)` says so (as in
-    /// mod_wsgi: mod_wsgi-express's handler script reloads when the application file changes).
-    /// `resource` is the file the request is for (SCRIPT_FILENAME). With `restart_on_change`
-    /// (daemon mode) a loaded script that would be loaded again is `LoadError::Stale` instead:
-    /// the process restarts, so that every module the script imported is fresh too.
+    /// The callable `name` of the WSGI script at `path`, (re)loaded as mod_wsgi 6 decides when
+    /// `reload` is set: the module's `__mtime__` is not `mtime` (or is gone), or its own
+    /// `reload_required(resource)` (`resource`: SCRIPT_FILENAME) says so; one that raises keeps
+    /// the script (reloading each request would be a restart loop in daemon mode), its
+    /// exception given to `check_failed`. With `restart_on_change` (daemon mode) a script that
+    /// would be loaded again is `LoadError::Stale`: the process restarts, so that every module
+    /// the script imported is fresh too.
+    #[allow(clippy::too_many_arguments)]
     pub fn application(
         &self,
         path: &std::path::Path,
@@ -436,26 +448,34 @@ impl Attached<'_> {
         name: &str,
         resource: impl FnOnce() -> String,
         restart_on_change: bool,
+        check_failed: impl FnOnce(Option<Obj>),
     ) -> Result<Obj, LoadError> {
         let data = self.data();
         // "script path\0callable": a byte key hashes in a few word operations (a Path hashes
         // component by component), and neither part can contain a NUL.
         use std::os::unix::ffi::OsStrExt;
         let key: Box<[u8]> = [path.as_os_str().as_bytes(), b"\0", name.as_bytes()].concat().into();
+        let loaded = data.apps.borrow().get(&key).map(|l| (l.app.clone(), l.module_dict.clone(), l.check.clone()));
+        // Loaded again even if the script cache holds this mtime (a changed one reloads once).
         let mut force = false;
-        if let Some((seen, app, check)) = data.apps.borrow().get(&key) {
+        if let Some((app, module_dict, check)) = loaded {
             if !reload {
-                return Ok(app.clone());
+                return Ok(app);
             }
-            if *seen == mtime {
-                let Some(check) = check else { return Ok(app.clone()) };
-                let answer = obj::text(&resource())
-                    .and_then(|r| check.call1(&r))
-                    .map_err(|_| LoadError::Exception(obj::take_error()))?;
-                if !answer.is_true() {
-                    return Ok(app.clone());
+            match self.module_mtime(&module_dict) {
+                None => force = true,
+                Some(m) if m != mtime => {}
+                Some(_) => {
+                    let Some(check) = check else { return Ok(app) };
+                    match obj::text(&resource()).and_then(|r| check.call1(&r)) {
+                        Ok(answer) if answer.is_true() => force = true,
+                        Ok(_) => return Ok(app),
+                        Err(_) => {
+                            check_failed(obj::take_error());
+                            return Ok(app);
+                        }
+                    }
                 }
-                force = true;
             }
             if restart_on_change {
                 return Err(LoadError::Stale);
@@ -471,8 +491,26 @@ impl Attached<'_> {
         if check.is_none() {
             unsafe { ffi::PyErr_Clear() };
         }
-        data.apps.borrow_mut().insert(key, (mtime, app.clone(), check));
+        // Safe: a module's __dict__ (borrowed; `borrowed` takes a reference), or NULL for an
+        // object that is not a module, which `load_script` never returns.
+        let module_dict = unsafe { Obj::borrowed(ffi::PyModule_GetDict(module.as_ptr())) };
+        data.apps.borrow_mut().insert(key, LoadedApp { app: app.clone(), module_dict, check });
         Ok(app)
+    }
+
+    /// A script module's `__mtime__`, if it has one that is an int.
+    fn module_mtime(&self, module_dict: &Obj) -> Option<i64> {
+        // Safe: a dict and a str; a borrowed reference or NULL, no exception set.
+        let v = unsafe { ffi::PyDict_GetItem(module_dict.as_ptr(), self.data().names.mtime.as_ptr()) };
+        if v.is_null() {
+            return None;
+        }
+        let n = unsafe { ffi::PyLong_AsLongLong(v) };
+        if n == -1 && unsafe { !ffi::PyErr_Occurred().is_null() } {
+            unsafe { ffi::PyErr_Clear() };
+            return None;
+        }
+        Some(n)
     }
 
     /// Runs the script at `path` as its module now (WSGIImportScript), so the first request

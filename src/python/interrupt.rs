@@ -2,19 +2,33 @@
 //! interrupted by raising `mod_wsgi.RequestTimeout` in its thread, which the adapter answers
 //! with 504 while the process goes on serving.
 
-use super::interp;
+use super::{interp, obj};
 use pyo3::ffi;
 
 /// Schedules `mod_wsgi.RequestTimeout` in the thread `ident` (its `threading.get_ident()`)
 /// running in interpreter `application_group`, if `still_running()` says (with the GIL held)
 /// that the request is still the one to interrupt. Takes that interpreter's GIL, so call it
-/// where waiting is harmless. It fires when the thread next runs Python code. False when it
-/// was not raised.
-pub fn interrupt(application_group: &str, ident: u64, still_running: impl FnOnce(&dyn Fn() -> bool) -> bool) -> bool {
-    let Ok(interp) = interp::interpreter(application_group) else { return false };
+/// where waiting is harmless. It fires when the thread next runs Python code. When it was
+/// raised: the thread's Python stack just before (mod_wsgi 6 logs it), one line per call.
+pub fn interrupt(
+    application_group: &str,
+    ident: u64,
+    still_running: impl FnOnce(&dyn Fn() -> bool) -> bool,
+) -> Option<String> {
+    let interp = interp::interpreter(application_group).ok()?;
     interp.attach_once(|at| {
+        // Safe: a new reference or NULL with an exception set, which owned() turns into Err.
+        let id = unsafe { obj::Obj::owned(ffi::PyLong_FromUnsignedLongLong(ident)) };
+        let stack = match id.and_then(|id| at.data().thread_stack.call1(&id)) {
+            Ok(text) => text.as_str().unwrap_or("").to_string(),
+            Err(_) => {
+                unsafe { ffi::PyErr_Clear() };
+                String::new()
+            }
+        };
         let cls = at.data().request_timeout.as_ptr();
         still_running(&|| unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, cls) == 1 })
+            .then_some(stack)
     })
 }
 

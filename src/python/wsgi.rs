@@ -108,7 +108,17 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
         let file = req.cgi.iter().find(|(k, _)| *k == b"SCRIPT_FILENAME").map_or(&b""[..], |(_, v)| v);
         String::from_utf8_lossy(file).into_owned()
     };
-    let app = match at.application(req.script, req.mtime, req.reload, req.callable, resource, req.restart_on_change) {
+    // A reload_required() that raised: logged as mod_wsgi logs it, and the loaded script kept.
+    let check_failed = |exc| log_exception(at, &mut |level, msg| backend.log(level, msg), &script, exc);
+    let app = match at.application(
+        req.script,
+        req.mtime,
+        req.reload,
+        req.callable,
+        resource,
+        req.restart_on_change,
+        check_failed,
+    ) {
         Ok(app) => {
             SCRIPT_LOADS.loaded.store(true, Ordering::Relaxed);
             app
@@ -292,8 +302,18 @@ fn fail(state: &RequestState, at: &Attached, script: &str, exc: Option<Obj>) -> 
         );
         return Outcome::Failed(err.status);
     }
-    let interrupted = exc.as_ref().is_some_and(|e| super::interrupt::is_request_timeout(at, e));
-    log_exception(at, &mut |level, msg| state.log(level, msg), script, exc);
+    if exc.as_ref().is_some_and(|e| super::interrupt::is_request_timeout(at, e)) {
+        // mod_wsgi.RequestTimeout (interrupt-timeout's, or raised by the application): not
+        // an error of the application, so no traceback (the monitor logged the stack when it
+        // raised it); mod_wsgi 6's line instead, and 504 if the response has not started.
+        if !state.headers_sent() {
+            state.log(LOG_INFO, "Request interrupted by RequestTimeout; thread recovered.");
+            return Outcome::Failed(504);
+        }
+        state.log(LOG_INFO, "Request interrupted by RequestTimeout after headers sent; response truncated.");
+    } else {
+        log_exception(at, &mut |level, msg| state.log(level, msg), script, exc);
+    }
     if state.headers_sent() {
         // What the application produced before failing still reaches the client (it may be
         // buffered, and dropping the connection would discard it); then the connection is
@@ -303,9 +323,6 @@ fn fail(state: &RequestState, at: &Attached, script: &str, exc: Option<Obj>) -> 
             backend.abort();
         });
         Outcome::Aborted
-    } else if interrupted {
-        // interrupt-timeout: the request was stopped for running past request-timeout.
-        Outcome::Failed(504)
     } else {
         Outcome::Failed(500)
     }
@@ -364,9 +381,27 @@ fn who(_at: &Attached) -> String {
 /// Logs an application's exception line by line through `log` (the backend's, or the
 /// request's). Each call is one line: nothing holds the backend while Python formats the
 /// traceback (which may run application code that logs too).
+///
+/// The traceback follows two header lines: mod_wsgi 6's ("WSGI0174: [script ...] RuntimeError
+/// exception raised processing WSGI script '...' for sub-interpreter '...' ...", WSGI0175 for a
+/// SystemExit), then mod_wsgi 4's ("mod_wsgi (pid=N): Exception occurred processing WSGI script
+/// '...'.", or "... SystemExit exception raised by WSGI script '...' ignored."), so that log
+/// watchers written for either version keep matching.
 fn log_exception(at: &Attached, log: &mut dyn FnMut(u8, &str), script: &str, exc: Option<Obj>) {
-    log(LOG_ERR, &format!("{}: Exception occurred processing WSGI script '{script}'.", who(at)));
-    let Some(exc) = exc else { return };
+    let Some(exc) = exc else {
+        log(LOG_ERR, &format!("{}: Exception occurred processing WSGI script '{script}'.", who(at)));
+        return;
+    };
+    let system_exit = unsafe { ffi::PyObject_IsInstance(exc.as_ptr(), ffi::PyExc_SystemExit) == 1 };
+    match obj::text(script).and_then(|s| at.data().exception_header.call(&[&exc, &s])) {
+        Ok(header) => log(LOG_ERR, header.as_str().unwrap_or("")),
+        Err(_) => unsafe { ffi::PyErr_Clear() },
+    }
+    if system_exit {
+        log(LOG_ERR, &format!("{}: SystemExit exception raised by WSGI script '{script}' ignored.", who(at)));
+    } else {
+        log(LOG_ERR, &format!("{}: Exception occurred processing WSGI script '{script}'.", who(at)));
+    }
     let text = at.format_exception(&exc);
     for line in text.lines() {
         log(LOG_ERR, line);

@@ -31,6 +31,8 @@ def application(environ, start_response):
         return ok(start_response)
     if path == '/raise-before':
         raise RuntimeError('boom-before-output-%s' % q)
+    if path == '/system-exit':
+        raise SystemExit('system-exit-%s' % q)
     if path == '/raise-after-start':
         # start_response called, nothing written yet: still a clean 500.
         start_response('200 OK', [('Content-Type', 'text/plain')])

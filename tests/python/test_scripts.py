@@ -75,5 +75,33 @@ class InterpContextTest(unittest.TestCase):
         self.assertEqual(interp_context('g', 'h|'), "sub-interpreter 'h|' of daemon process 'g'")
 
 
+
+class ExceptionHeaderTest(unittest.TestCase):
+    def setUp(self):
+        scripts.configure(True, 'g', 'h|/x')
+        self.addCleanup(scripts.configure, True)
+
+    def test_mod_wsgi_6s_lines(self):
+        self.assertEqual(
+            scripts.exception_header(RuntimeError('x'), '/s.wsgi'),
+            "WSGI0174: [script /s.wsgi] RuntimeError exception raised processing WSGI script "
+            "'/s.wsgi' for sub-interpreter 'h|/x' of daemon process 'g'.")
+        self.assertEqual(
+            scripts.exception_header(SystemExit(3), '/s.wsgi'),
+            "WSGI0175: [script /s.wsgi] SystemExit exception raised by WSGI script '/s.wsgi' "
+            "for sub-interpreter 'h|/x' of daemon process 'g'; ignored.")
+
+    def test_classes_named_as_c_names_them(self):
+        from _oxwsgi.module import RequestTimeout
+
+        class Own(Exception):
+            pass
+        self.assertIn('] mod_wsgi.RequestTimeout exception raised processing',
+                      scripts.exception_header(RequestTimeout(), '/s'))
+        self.assertIn('] %s.ExceptionHeaderTest.test_classes_named_as_c_names_them.<locals>.Own '
+                      'exception raised processing' % __name__,
+                      scripts.exception_header(Own(), '/s'))
+
+
 if __name__ == '__main__':
     unittest.main()

@@ -316,11 +316,21 @@ pub(super) fn check_request_timeouts(shared: &Shared, limit: Duration) {
         // It is raised only if that request still runs: checked under the map's lock, which
         // the request's thread takes to leave it before it can start another one.
         let shared_active = shared.active.clone();
+        let group = spec.name.clone();
         std::thread::spawn(move || {
-            crate::python::interrupt::interrupt(&application_group, thread, |raise| {
+            let stack = crate::python::interrupt::interrupt(&application_group, thread, |raise| {
                 let active = shared_active.lock().unwrap();
                 active.get(&id).is_some_and(|a| a.thread == thread) && raise()
-            })
+            });
+            // mod_wsgi 6's lines: the stack where it was interrupted, then that it was.
+            if let Some(stack) = stack {
+                util::log_server_lines(ptr::null(), util::LOG_INFO, &stack);
+                log_server(
+                    ptr::null(),
+                    util::LOG_INFO,
+                    &format!("Injected RequestTimeout into thread {thread} of daemon process '{group}'."),
+                );
+            }
         });
     }
     if overdue.is_empty() {

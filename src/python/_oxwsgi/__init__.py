@@ -66,14 +66,16 @@ def setup(*, process_group, application_group, version, threads_per_process, max
     The namespace returned has exactly these names:
       Input, LogStream, FileWrapper: what makes wsgi.input and wsgi.errors (called with the
         request's capsule) and wsgi.file_wrapper;
-      load_script(path, mtime, reload, force), format_exception(exc);
+      load_script(path, mtime, reload, force), format_exception(exc),
+        exception_header(exc, script);
       pending, flush_pending: the set of streams holding a partial line, and what logs them;
       process_stopping(reason), process_signal(signame, signum): process events;
       event_callbacks: the list of subscribers (request events are published only when it is
         not empty), request_started(environ, application, start_response, application_start)
         and request_finished(environ, data, application_start, stats, exception);
-      RequestTimeout, drain_async_exception: interrupt-timeout's exception, and a function that
-        does nothing (calling it lets a pending one fire).
+      RequestTimeout, drain_async_exception, thread_stack: interrupt-timeout's exception, a
+        function that does nothing (calling it lets a pending one fire), and the stack of the
+        thread it is raised in, as logged first.
     """
     scripts.configure(case_sensitive, process_group, application_group)
     events.configure(bool(process_group))
@@ -94,6 +96,7 @@ def setup(*, process_group, application_group, version, threads_per_process, max
         FileWrapper=FileWrapper,
         load_script=scripts.load_script,
         format_exception=scripts.format_exception,
+        exception_header=scripts.exception_header,
         pending=streams.pending,
         flush_pending=streams.flush_pending,
         process_stopping=events.process_stopping,
@@ -103,4 +106,5 @@ def setup(*, process_group, application_group, version, threads_per_process, max
         request_finished=events.request_finished,
         RequestTimeout=module.RequestTimeout,
         drain_async_exception=module.drain_async_exception,
+        thread_stack=module.thread_stack,
     )

@@ -21,6 +21,22 @@ def drain_async_exception():
     """Does nothing: its call lets a RequestTimeout still pending on this thread fire."""
 
 
+def thread_stack(ident):
+    """The Python stack of thread `ident` as mod_wsgi 6 logs it before it raises RequestTimeout
+    there, innermost call first, one line each; '' when that thread runs no Python code."""
+    frame = sys._current_frames().get(ident)
+    lines = []
+    while frame is not None:
+        code = frame.f_code
+        where = 'file "%s", line %d, in %s' % (code.co_filename, frame.f_lineno, code.co_name)
+        frame = frame.f_back
+        if not lines:
+            lines.append('Thread %d executing %s' % (ident, where))
+        else:
+            lines.append('called from %s%s' % (where, ',' if frame is not None else '.'))
+    return '\n'.join(lines)
+
+
 def install(process_group, application_group, version, threads_per_process, maximum_processes):
     """Makes the `mod_wsgi` module of this interpreter and puts it in sys.modules."""
     mod = types.ModuleType('mod_wsgi')

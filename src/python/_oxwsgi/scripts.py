@@ -87,6 +87,23 @@ def load_script(path, mtime, reload, force=False):
         return module
 
 
+def exception_header(exc, script):
+    """mod_wsgi 6's first log line for an exception a WSGI script raised (its WSGI0174, or
+    WSGI0175 for a SystemExit, which is otherwise ignored): the class and where it ran."""
+    if isinstance(exc, SystemExit):
+        return "WSGI0175: [script %s] %s exception raised by WSGI script '%s' for %s; ignored." % (
+            script, _type_name(exc), script, _context)
+    return "WSGI0174: [script %s] %s exception raised processing WSGI script '%s' for %s." % (
+        script, _type_name(exc), script, _context)
+
+
+def _type_name(exc):
+    """The class name as mod_wsgi logs it (C's tp_name: builtins bare, others module.Name)."""
+    cls = type(exc)
+    module = getattr(cls, '__module__', 'builtins')
+    return cls.__qualname__ if module == 'builtins' else '%s.%s' % (module, cls.__qualname__)
+
+
 def format_exception(exc):
     """The traceback of `exc` as Python prints it."""
     import traceback
