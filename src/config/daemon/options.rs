@@ -424,10 +424,11 @@ daemon_options! {
         default: WrittenNote("0", "off"),
         parse: Value::optional_seconds,
         doc: "As in mod_wsgi 6: when `request-timeout` fires, `mod_wsgi.RequestTimeout` (a `BaseException`, so \
-            `except Exception:` does not swallow it) is first raised in that request's thread alone. If the request \
-            unwinds within S seconds it is answered `504` (or cut off if its response has begun) and the process \
-            goes on serving. If it does not (blocked outside Python, say in a socket read), the process restarts as \
-            with `request-timeout` alone.",
+            `except Exception:` does not swallow it) is first raised in that request's thread alone, its Python \
+            stack and `Injected RequestTimeout into thread ...` logged. If the request unwinds within S seconds it \
+            is answered `504` (or cut off if its response has begun), logged `Request interrupted by RequestTimeout; \
+            thread recovered.` without a traceback, and the process goes on serving. If it does not (blocked outside \
+            Python, say in a socket read), the process restarts as with `request-timeout` alone.",
     }
     deadlock_timeout: Option<Duration> {
         syntax: "deadlock-timeout=S",
