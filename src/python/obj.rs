@@ -22,6 +22,9 @@ use std::ptr::NonNull;
 #[derive(Clone, Copy)]
 pub struct Py<'p>(PhantomData<(&'p (), *mut ffi::PyThreadState)>);
 
+// Passing the token costs nothing.
+const _: () = assert!(std::mem::size_of::<Py<'static>>() == 0);
+
 impl Py<'_> {
     /// The token, for code that CPython calls with the GIL held (native functions, capsule
     /// destructors) or that has just taken or created the GIL.
