@@ -7,13 +7,13 @@
 //! interpreters. Outside Apache the package imports normally (tests/python, with a fake
 //! `_oxwsgi_native`).
 
-use super::obj::{self, Obj, PyResult};
+use super::obj::{self, Obj, Py, PyResult};
 use pyo3::ffi;
 use std::ffi::{CStr, CString};
 
 /// Puts the host's native functions into the dictionary of the module `_oxwsgi_native`
 /// (its names are listed in `_oxwsgi/__init__.py`).
-pub type InstallNatives = fn(&Obj) -> PyResult<()>;
+pub type InstallNatives = fn(Py<'_>, &Obj) -> PyResult<()>;
 
 /// The package's modules, each after every module it imports; the package itself last.
 const MODULES: &[(&str, &str)] = &[
@@ -53,22 +53,22 @@ pub struct SetupArgs<'a> {
 }
 
 impl SetupArgs<'_> {
-    fn kwargs(&self) -> PyResult<Obj> {
-        let kw = obj::dict()?;
-        let set = |name: &CStr, value: &Obj| obj::dict_set_str(&kw, name, value);
-        let text_or_none = |s: Option<&str>| s.map_or(Ok(obj::none()), obj::text);
-        set(c"process_group", &obj::text(self.process_group)?)?;
-        set(c"application_group", &obj::text(self.application_group)?)?;
+    fn kwargs(&self, py: Py<'_>) -> PyResult<Obj> {
+        let kw = obj::dict(py)?;
+        let set = |name: &CStr, value: &Obj| obj::dict_set_str(py, &kw, name, value);
+        let text_or_none = |s: Option<&str>| s.map_or(Ok(obj::none(py)), |s| obj::text(py, s));
+        set(c"process_group", &obj::text(py, self.process_group)?)?;
+        set(c"application_group", &obj::text(py, self.application_group)?)?;
         set(c"version", self.version)?;
-        set(c"threads_per_process", &obj::int(self.threads_per_process)?)?;
-        set(c"maximum_processes", &obj::int(self.maximum_processes)?)?;
-        set(c"case_sensitive", &obj::boolean(self.case_sensitive))?;
-        set(c"restrict_stdin", &obj::boolean(self.restrict_stdin))?;
-        set(c"restrict_stdout", &obj::boolean(self.restrict_stdout))?;
-        set(c"restrict_signal", &obj::boolean(self.restrict_signal))?;
-        let environ = obj::dict()?;
+        set(c"threads_per_process", &obj::int(py, self.threads_per_process)?)?;
+        set(c"maximum_processes", &obj::int(py, self.maximum_processes)?)?;
+        set(c"case_sensitive", &obj::boolean(py, self.case_sensitive))?;
+        set(c"restrict_stdin", &obj::boolean(py, self.restrict_stdin))?;
+        set(c"restrict_stdout", &obj::boolean(py, self.restrict_stdout))?;
+        set(c"restrict_signal", &obj::boolean(py, self.restrict_signal))?;
+        let environ = obj::dict(py)?;
         for (k, v) in self.environ {
-            obj::dict_set(&environ, &obj::text(k)?, &obj::text(v)?)?;
+            obj::dict_set(py, &environ, &obj::text(py, k)?, &obj::text(py, v)?)?;
         }
         set(c"environ", &environ)?;
         set(c"newrelic_config_file", &text_or_none(self.newrelic.map(|n| n.0.as_str()))?)?;
@@ -86,8 +86,8 @@ macro_rules! exports {
         }
 
         impl Exports {
-            fn read(namespace: &Obj) -> PyResult<Exports> {
-                Ok(Exports { $($field: namespace.getattr($name)?,)* })
+            fn read(py: Py<'_>, namespace: &Obj) -> PyResult<Exports> {
+                Ok(Exports { $($field: namespace.getattr(py, $name)?,)* })
             }
         }
     };
@@ -132,19 +132,19 @@ exports! {
 ///
 /// # Safety
 /// The GIL must be held by a thread state of the interpreter being set up.
-pub unsafe fn run(natives: InstallNatives, args: &SetupArgs) -> PyResult<Exports> {
+pub unsafe fn run(py: Py<'_>, natives: InstallNatives, args: &SetupArgs) -> PyResult<Exports> {
     let modules = Obj::borrowed(ffi::PyImport_GetModuleDict());
     let builtins = Obj::borrowed(ffi::PyEval_GetBuiltins());
     let native = Obj::owned(ffi::PyModule_New(c"_oxwsgi_native".as_ptr()))?;
-    natives(&Obj::borrowed(ffi::PyModule_GetDict(native.as_ptr())))?;
-    obj::dict_set_str(&modules, c"_oxwsgi_native", &native)?;
+    natives(py, &Obj::borrowed(ffi::PyModule_GetDict(native.as_ptr())))?;
+    obj::dict_set_str(py, &modules, c"_oxwsgi_native", &native)?;
 
     let package = Obj::owned(ffi::PyModule_New(c"_oxwsgi".as_ptr()))?;
     let package_dict = Obj::borrowed(ffi::PyModule_GetDict(package.as_ptr()));
-    obj::dict_set_str(&package_dict, c"__path__", &Obj::owned(ffi::PyList_New(0))?)?;
-    obj::dict_set_str(&package_dict, c"__package__", &obj::text("_oxwsgi")?)?;
-    obj::dict_set_str(&package_dict, c"__builtins__", &builtins)?;
-    obj::dict_set_str(&modules, c"_oxwsgi", &package)?;
+    obj::dict_set_str(py, &package_dict, c"__path__", &Obj::owned(ffi::PyList_New(0))?)?;
+    obj::dict_set_str(py, &package_dict, c"__package__", &obj::text(py, "_oxwsgi")?)?;
+    obj::dict_set_str(py, &package_dict, c"__builtins__", &builtins)?;
+    obj::dict_set_str(py, &modules, c"_oxwsgi", &package)?;
     for (name, source) in MODULES {
         if *name == PACKAGE_INIT {
             exec(source, name, &package_dict)?;
@@ -153,17 +153,17 @@ pub unsafe fn run(natives: InstallNatives, args: &SetupArgs) -> PyResult<Exports
         let qualified = CString::new(format!("_oxwsgi.{name}")).expect("no NUL");
         let module = Obj::owned(ffi::PyModule_New(qualified.as_ptr()))?;
         let dict = Obj::borrowed(ffi::PyModule_GetDict(module.as_ptr()));
-        obj::dict_set_str(&dict, c"__package__", &obj::text("_oxwsgi")?)?;
-        obj::dict_set_str(&dict, c"__builtins__", &builtins)?;
-        obj::dict_set_str(&modules, &qualified, &module)?;
+        obj::dict_set_str(py, &dict, c"__package__", &obj::text(py, "_oxwsgi")?)?;
+        obj::dict_set_str(py, &dict, c"__builtins__", &builtins)?;
+        obj::dict_set_str(py, &modules, &qualified, &module)?;
         exec(source, name, &dict)?;
         let attr = CString::new(*name).expect("no NUL");
         if ffi::PyObject_SetAttrString(package.as_ptr(), attr.as_ptr(), module.as_ptr()) != 0 {
             return Err(obj::PyErrSet);
         }
     }
-    let namespace = package.getattr(c"setup")?.call_kw(&args.kwargs()?)?;
-    Exports::read(&namespace)
+    let namespace = package.getattr(py, c"setup")?.call_kw(py, &args.kwargs(py)?)?;
+    Exports::read(py, &namespace)
 }
 
 /// Executes one file of the package in `globals`; tracebacks name it `<oxwsgi _oxwsgi/NAME.py>`.

@@ -12,15 +12,15 @@ fn publish(call: impl Fn(&Attached) -> Result<Obj, obj::PyErrSet>) {
     for interp in interpreters() {
         let attached = interp.attach();
         let _ = call(&attached);
-        let _ = attached.data().flush_pending.call0();
-        obj::take_error();
+        let _ = attached.data().flush_pending.call0(attached.py());
+        obj::take_error(attached.py());
         drop(attached);
     }
 }
 
 /// `process_stopping` with mod_wsgi's `shutdown_reason`.
 pub fn process_stopping(reason: &str) {
-    publish(|at| at.data().process_stopping.call1(&obj::text(reason)?));
+    publish(|at| at.data().process_stopping.call1(at.py(), &obj::text(at.py(), reason)?));
 }
 
 /// [`process_stopping`] in a thread of its own, waiting for it at most `limit`: a request still
@@ -46,6 +46,9 @@ pub fn process_stopping_within(reason: &'static str, limit: Duration) {
 /// up neither requests nor the handling of the next signal.
 pub fn process_signal(signame: &'static str, signum: i32) {
     let _ = std::thread::Builder::new().name("oxwsgi-signal".into()).spawn(move || {
-        publish(|at| at.data().process_signal.call(&[&obj::text(signame)?, &obj::int(signum as i64)?]));
+        publish(|at| {
+            let py = at.py();
+            at.data().process_signal.call(py, &[&obj::text(py, signame)?, &obj::int(py, signum as i64)?])
+        });
     });
 }

@@ -9,7 +9,7 @@
 
 use super::bootstrap::{self, Exports, InstallNatives, SetupArgs};
 use super::interp_options;
-use super::obj::{self, Obj, PyResult};
+use super::obj::{self, Obj, Py, PyResult};
 use super::own_gil::{self, Gil};
 use pyo3::ffi;
 use std::cell::{RefCell, UnsafeCell};
@@ -197,8 +197,8 @@ macro_rules! names {
         }
 
         impl Names {
-            fn new() -> PyResult<Names> {
-                Ok(Names { $($field: obj::interned($text)?,)* })
+            fn new(py: Py<'_>) -> PyResult<Names> {
+                Ok(Names { $($field: obj::interned(py, $text)?,)* })
             }
         }
     };
@@ -425,6 +425,12 @@ impl Interp {
 }
 
 impl Attached<'_> {
+    /// The proof that this thread holds the GIL, for as long as `self` is borrowed.
+    pub fn py(&self) -> Py<'_> {
+        // SAFETY: an Attached holds its interpreter's GIL on this thread until it is dropped.
+        unsafe { Py::assume() }
+    }
+
     /// The interpreter's Python objects (shared: what changes is behind RefCells).
     pub fn data(&self) -> &InterpData {
         // Safe: the GIL of this interpreter is held for as long as `self` lives, and the data
@@ -450,12 +456,16 @@ impl Attached<'_> {
         restart_on_change: bool,
         check_failed: impl FnOnce(Option<Obj>),
     ) -> Result<Obj, LoadError> {
-        let data = self.data();
+        let (py, data) = (self.py(), self.data());
         // "script path\0callable": a byte key hashes in a few word operations (a Path hashes
         // component by component), and neither part can contain a NUL.
         use std::os::unix::ffi::OsStrExt;
         let key: Box<[u8]> = [path.as_os_str().as_bytes(), b"\0", name.as_bytes()].concat().into();
-        let loaded = data.apps.borrow().get(&key).map(|l| (l.app.clone(), l.module_dict.clone(), l.check.clone()));
+        let loaded = data
+            .apps
+            .borrow()
+            .get(&key)
+            .map(|l| (l.app.clone_ref(py), l.module_dict.clone_ref(py), l.check.as_ref().map(|c| c.clone_ref(py))));
         // Loaded again even if the script cache holds this mtime (a changed one reloads once).
         let mut force = false;
         if let Some((app, module_dict, check)) = loaded {
@@ -467,11 +477,11 @@ impl Attached<'_> {
                 Some(m) if m != mtime => {}
                 Some(_) => {
                     let Some(check) = check else { return Ok(app) };
-                    match obj::text(&resource()).and_then(|r| check.call1(&r)) {
-                        Ok(answer) if answer.is_true() => force = true,
+                    match obj::text(py, &resource()).and_then(|r| check.call1(py, &r)) {
+                        Ok(answer) if answer.is_true(py) => force = true,
                         Ok(_) => return Ok(app),
                         Err(_) => {
-                            check_failed(obj::take_error());
+                            check_failed(obj::take_error(py));
                             return Ok(app);
                         }
                     }
@@ -481,20 +491,20 @@ impl Attached<'_> {
                 return Err(LoadError::Stale);
             }
         }
-        let module = self.load(path, mtime, reload, force).map_err(|_| LoadError::Exception(obj::take_error()))?;
+        let module = self.load(path, mtime, reload, force).map_err(|_| LoadError::Exception(obj::take_error(py)))?;
         let cname = CString::new(name).map_err(|_| LoadError::NoCallable)?;
-        let app = module.getattr(&cname).map_err(|_| {
+        let app = module.getattr(py, &cname).map_err(|_| {
             unsafe { ffi::PyErr_Clear() };
             LoadError::NoCallable
         })?;
-        let check = module.getattr(c"reload_required").ok().filter(|f| f.is_callable());
+        let check = module.getattr(py, c"reload_required").ok().filter(|f| f.is_callable(py));
         if check.is_none() {
             unsafe { ffi::PyErr_Clear() };
         }
         // Safe: a module's __dict__ (borrowed; `borrowed` takes a reference), or NULL for an
         // object that is not a module, which `load_script` never returns.
         let module_dict = unsafe { Obj::borrowed(ffi::PyModule_GetDict(module.as_ptr())) };
-        data.apps.borrow_mut().insert(key, LoadedApp { app: app.clone(), module_dict, check });
+        data.apps.borrow_mut().insert(key, LoadedApp { app: app.clone_ref(py), module_dict, check });
         Ok(app)
     }
 
@@ -518,7 +528,7 @@ impl Attached<'_> {
     pub fn preload(&self, path: &std::path::Path, mtime: i64) -> Result<(), String> {
         match self.load(path, mtime, false, false) {
             Ok(_) => Ok(()),
-            Err(_) => Err(match obj::take_error() {
+            Err(_) => Err(match obj::take_error(self.py()) {
                 Some(exc) => self.format_exception(&exc),
                 None => "the script could not be loaded".to_string(),
             }),
@@ -526,17 +536,20 @@ impl Attached<'_> {
     }
 
     pub fn load(&self, path: &std::path::Path, mtime: i64, reload: bool, force: bool) -> PyResult<Obj> {
-        let p = obj::text(&path.to_string_lossy())?;
-        self.data().load_script.call(&[&p, &obj::int(mtime)?, &obj::boolean(reload), &obj::boolean(force)])
+        let py = self.py();
+        let p = obj::text(py, &path.to_string_lossy())?;
+        let (mtime, reload, force) = (obj::int(py, mtime)?, obj::boolean(py, reload), obj::boolean(py, force));
+        self.data().load_script.call(py, &[&p, &mtime, &reload, &force])
     }
 
     /// The traceback of an exception, as Python prints it.
     pub fn format_exception(&self, exc: &Obj) -> String {
-        match self.data().format_exception.call1(exc) {
-            Ok(s) => s.as_str().unwrap_or("").to_string(),
+        let py = self.py();
+        match self.data().format_exception.call1(py, exc) {
+            Ok(s) => s.as_str(py).unwrap_or("").to_string(),
             Err(_) => {
                 unsafe { ffi::PyErr_Clear() };
-                format!("{}: {}", exc.type_name(), exc.display())
+                format!("{}: {}", exc.type_name(py), exc.display(py))
             }
         }
     }
@@ -574,19 +587,22 @@ pub enum LoadError {
 /// Sets up a freshly created interpreter (GIL held, its thread state current): its python-path
 /// and switch interval, then the `_oxwsgi` package (`bootstrap`), and records its objects.
 unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
+    // SAFETY: the caller holds the GIL with the new interpreter's thread state (see above).
+    let py = Py::assume();
     let rt = RUNTIME.get().expect("runtime");
     let start = &rt.config.start;
     let options = resolved_options(rt, &interp.name);
     let result: PyResult<InterpData> = (|| {
         // python-path= / WSGIPythonPath, then each matching block's, the most specific in front.
-        interp_options::add_python_path(&rt.config.python_path)?;
+        interp_options::add_python_path(py, &rt.config.python_path)?;
         for layer in &options.python_path_layers {
-            interp_options::add_python_path(layer)?;
+            interp_options::add_python_path(py, layer)?;
         }
-        interp_options::switch_interval(&interp.name, interp.gil, options.switch_interval, start.switch_interval)?;
+        interp_options::switch_interval(py, &interp.name, interp.gil, options.switch_interval, start.switch_interval)?;
         let (a, b, c) = MOD_WSGI_VERSION;
-        let mod_wsgi_version = obj::tuple(&[&obj::int(a)?, &obj::int(b)?, &obj::int(c)?])?;
-        let py = bootstrap::run(
+        let mod_wsgi_version = obj::tuple(py, &[&obj::int(py, a)?, &obj::int(py, b)?, &obj::int(py, c)?])?;
+        let exports = bootstrap::run(
+            py,
             rt.natives,
             &SetupArgs {
                 process_group: &rt.config.process_group,
@@ -603,17 +619,16 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             },
         )?;
         Ok(InterpData {
-            py,
-            wsgi_version: obj::tuple(&[&obj::int(1)?, &obj::int(0)?])?,
+            py: exports,
+            wsgi_version: obj::tuple(py, &[&obj::int(py, 1)?, &obj::int(py, 0)?])?,
             mod_wsgi_version,
-            apache_version: obj::tuple(&[
-                &obj::int(APACHE_VERSION.0)?,
-                &obj::int(APACHE_VERSION.1)?,
-                &obj::int(APACHE_VERSION.2)?,
-            ])?,
-            true_: obj::boolean(true),
-            false_: obj::boolean(false),
-            names: Names::new()?,
+            apache_version: obj::tuple(
+                py,
+                &[&obj::int(py, APACHE_VERSION.0)?, &obj::int(py, APACHE_VERSION.1)?, &obj::int(py, APACHE_VERSION.2)?],
+            )?,
+            true_: obj::boolean(py, true),
+            false_: obj::boolean(py, false),
+            names: Names::new(py)?,
             apps: RefCell::new(FastMap::default()),
             environ_keys: RefCell::default(),
         })
@@ -624,7 +639,8 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             Ok(())
         }
         Err(_) => {
-            let msg = obj::take_error().map(|e| format!("{}: {}", e.type_name(), e.display())).unwrap_or_default();
+            let msg =
+                obj::take_error(py).map(|e| format!("{}: {}", e.type_name(py), e.display(py))).unwrap_or_default();
             Err(format!("cannot set up Python interpreter '{}': {msg}", interp.name))
         }
     }
@@ -644,8 +660,9 @@ fn resolved_options(rt: &Runtime, name: &str) -> crate::config::ResolvedInterpre
     crate::config::resolve_interpreter_options(&start.interpreter_options, &rt.config.process_group, name, top)
 }
 
-/// Runs `f` with the current thread state's GIL released.
-pub fn without_gil<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` with the current thread state's GIL released (`_py`: it is held now). `f` must not
+/// call Python or use a token: the GIL is not held while it runs.
+pub fn without_gil<R>(_py: Py<'_>, f: impl FnOnce() -> R) -> R {
     let ts = unsafe { ffi::PyEval_SaveThread() };
     let r = f();
     if super::request_stats::measuring_gil() {
@@ -672,26 +689,26 @@ pub struct EnvironKeys {
 }
 
 impl EnvironKeys {
-    pub fn key(&mut self, position: usize, name: &[u8]) -> PyResult<Obj> {
+    pub fn key(&mut self, py: Py<'_>, position: usize, name: &[u8]) -> PyResult<Obj> {
         if let Some((last, key)) = self.last.get(position) {
             if **last == *name {
-                return Ok(key.clone());
+                return Ok(key.clone_ref(py));
             }
         }
         let key = match self.by_name.get(name) {
-            Some(key) => key.clone(),
+            Some(key) => key.clone_ref(py),
             None => {
-                let key = obj::latin1(name)?;
+                let key = obj::latin1(py, name)?;
                 if self.by_name.len() < ENVIRON_KEY_CACHE {
-                    self.by_name.insert(name.into(), key.clone());
+                    self.by_name.insert(name.into(), key.clone_ref(py));
                 }
                 key
             }
         };
         if position < self.last.len() {
-            self.last[position] = (name.into(), key.clone());
+            self.last[position] = (name.into(), key.clone_ref(py));
         } else if position == self.last.len() && position < ENVIRON_KEY_CACHE {
-            self.last.push((name.into(), key.clone()));
+            self.last.push((name.into(), key.clone_ref(py)));
         }
         Ok(key)
     }

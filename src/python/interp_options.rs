@@ -2,7 +2,7 @@
 //! `<WSGIInterpreterOptions>` blocks that select it (see `config::interpreter_options`): its
 //! sys.path layers and its switch interval.
 
-use super::obj::{self, Obj, PyResult};
+use super::obj::{self, Obj, Py, PyResult};
 use super::own_gil::Gil;
 use pyo3::ffi;
 use std::time::Duration;
@@ -14,7 +14,8 @@ use std::time::Duration;
 /// mod_wsgi's warning. An interpreter with its own GIL has its own interval: the block's, or
 /// else the process's (WSGISwitchInterval / switch-interval=, `process`), which Python set in
 /// the main interpreter's GIL only.
-pub unsafe fn switch_interval(
+pub fn switch_interval(
+    py: Py<'_>,
     name: &str,
     gil: Gil,
     block: Option<(Duration, bool)>,
@@ -39,32 +40,37 @@ pub unsafe fn switch_interval(
         },
         (None, Gil::Shared) => return Ok(()),
     };
-    let sys = Obj::owned(ffi::PyImport_ImportModule(c"sys".as_ptr()))?;
-    sys.getattr(c"setswitchinterval")?.call1(&Obj::owned(ffi::PyFloat_FromDouble(interval.as_secs_f64()))?)?;
+    // Safe: a new reference or NULL with an exception set, which owned() turns into Err.
+    let sys = unsafe { Obj::owned(ffi::PyImport_ImportModule(c"sys".as_ptr()))? };
+    sys.getattr(py, c"setswitchinterval")?.call1(py, &obj::float(py, interval.as_secs_f64())?)?;
     Ok(())
 }
 
 /// `WSGIPythonPath`: each directory is added with site.addsitedir (so .pth files work) and the
 /// new entries are moved in front of sys.path.
-pub unsafe fn add_python_path(paths: &[String]) -> PyResult<()> {
+pub fn add_python_path(py: Py<'_>, paths: &[String]) -> PyResult<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let site = Obj::owned(ffi::PyImport_ImportModule(c"site".as_ptr()))?;
-    let sys = Obj::owned(ffi::PyImport_ImportModule(c"sys".as_ptr()))?;
-    let sys_path = sys.getattr(c"path")?;
-    let before = ffi::PyList_Size(sys_path.as_ptr());
-    let addsitedir = site.getattr(c"addsitedir")?;
-    for p in paths {
-        addsitedir.call1(&obj::text(p)?)?;
-    }
-    // Rotate the added tail to the front: sys.path[:] = sys.path[before:] + sys.path[:before]
-    let after = ffi::PyList_Size(sys_path.as_ptr());
-    let head = Obj::owned(ffi::PyList_GetSlice(sys_path.as_ptr(), 0, before))?;
-    let tail = Obj::owned(ffi::PyList_GetSlice(sys_path.as_ptr(), before, after))?;
-    let joined = Obj::owned(ffi::PySequence_Concat(tail.as_ptr(), head.as_ptr()))?;
-    if ffi::PyList_SetSlice(sys_path.as_ptr(), 0, after, joined.as_ptr()) != 0 {
-        return Err(obj::PyErrSet);
+    // Safe: the GIL is held (`py`), every pointer passed is a live object, and every new
+    // reference goes to owned().
+    unsafe {
+        let site = Obj::owned(ffi::PyImport_ImportModule(c"site".as_ptr()))?;
+        let sys = Obj::owned(ffi::PyImport_ImportModule(c"sys".as_ptr()))?;
+        let sys_path = sys.getattr(py, c"path")?;
+        let before = ffi::PyList_Size(sys_path.as_ptr());
+        let addsitedir = site.getattr(py, c"addsitedir")?;
+        for p in paths {
+            addsitedir.call1(py, &obj::text(py, p)?)?;
+        }
+        // Rotate the added tail to the front: sys.path[:] = sys.path[before:] + sys.path[:before]
+        let after = ffi::PyList_Size(sys_path.as_ptr());
+        let head = Obj::owned(ffi::PyList_GetSlice(sys_path.as_ptr(), 0, before))?;
+        let tail = Obj::owned(ffi::PyList_GetSlice(sys_path.as_ptr(), before, after))?;
+        let joined = Obj::owned(ffi::PySequence_Concat(tail.as_ptr(), head.as_ptr()))?;
+        if ffi::PyList_SetSlice(sys_path.as_ptr(), 0, after, joined.as_ptr()) != 0 {
+            return Err(obj::PyErrSet);
+        }
     }
     Ok(())
 }

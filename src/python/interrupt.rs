@@ -19,8 +19,9 @@ pub fn interrupt(
     interp.attach_once(|at| {
         // Safe: a new reference or NULL with an exception set, which owned() turns into Err.
         let id = unsafe { obj::Obj::owned(ffi::PyLong_FromUnsignedLongLong(ident)) };
-        let stack = match id.and_then(|id| at.data().thread_stack.call1(&id)) {
-            Ok(text) => text.as_str().unwrap_or("").to_string(),
+        let py = at.py();
+        let stack = match id.and_then(|id| at.data().thread_stack.call1(py, &id)) {
+            Ok(text) => text.as_str(py).unwrap_or("").to_string(),
             Err(_) => {
                 unsafe { ffi::PyErr_Clear() };
                 String::new()

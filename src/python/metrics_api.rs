@@ -5,7 +5,7 @@
 //! thread runs.
 
 use super::native::{current_request, py_guard};
-use super::obj::{self, raise, Obj, PyResult};
+use super::obj::{self, raise, Obj, Py, PyResult};
 use super::request_stats;
 use pyo3::ffi;
 use std::ptr;
@@ -37,12 +37,12 @@ static mut SERVER_METRICS_DEF: ffi::PyMethodDef = noargs!(
 );
 
 unsafe extern "C" fn native_server_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    py_guard(|| {
+    py_guard(|py| {
         // The scoreboard is read without the GIL: it is Apache's shared memory, not Python's.
-        let json = SERVER_METRICS.get().and_then(|f| super::interp::without_gil(f));
+        let json = SERVER_METRICS.get().and_then(|f| super::interp::without_gil(py, f));
         match json {
-            Some(text) => obj::text(&text).map_or(ptr::null_mut(), Obj::into_ptr),
-            None => obj::none().into_ptr(),
+            Some(text) => obj::text(py, &text).map_or(ptr::null_mut(), Obj::into_ptr),
+            None => obj::none(py).into_ptr(),
         }
     })
 }
@@ -67,44 +67,45 @@ static mut RECORDED_DEF: ffi::PyMethodDef =
 
 /// Puts `process_stats`, `start_recording`, `recorded`, `server_metrics_json`, `request_data` and `telemetry` into
 /// `_oxwsgi_native`'s dictionary.
-pub fn install(native: &Obj) -> PyResult<()> {
+pub fn install(py: Py<'_>, native: &Obj) -> PyResult<()> {
     unsafe {
         let stats =
             Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(PROCESS_STATS_DEF), ptr::null_mut(), ptr::null_mut()))?;
         let data =
             Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(REQUEST_DATA_DEF), ptr::null_mut(), ptr::null_mut()))?;
-        obj::dict_set_str(native, c"process_stats", &stats)?;
+        obj::dict_set_str(py, native, c"process_stats", &stats)?;
         let sm = Obj::owned(ffi::PyCFunction_NewEx(
             ptr::addr_of_mut!(SERVER_METRICS_DEF),
             ptr::null_mut(),
             ptr::null_mut(),
         ))?;
-        obj::dict_set_str(native, c"server_metrics_json", &sm)?;
-        obj::dict_set_str(native, c"request_data", &data)?;
+        obj::dict_set_str(py, native, c"server_metrics_json", &sm)?;
+        obj::dict_set_str(py, native, c"request_data", &data)?;
         for (name, def) in [
             (c"start_recording", ptr::addr_of_mut!(START_RECORDING_DEF)),
             (c"recorded", ptr::addr_of_mut!(RECORDED_DEF)),
         ] {
             obj::dict_set_str(
+                py,
                 native,
                 name,
                 &Obj::owned(ffi::PyCFunction_NewEx(def, ptr::null_mut(), ptr::null_mut()))?,
             )?;
         }
         // WSGITelemetryService: process_metrics() and request_metrics() give None (mod_wsgi 6).
-        obj::dict_set_str(native, c"telemetry", &obj::boolean(crate::telemetry::configured()))?;
+        obj::dict_set_str(py, native, c"telemetry", &obj::boolean(py, crate::telemetry::configured()))?;
     }
     Ok(())
 }
 
 unsafe extern "C" fn native_process_stats(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    py_guard(|| {
+    py_guard(|py| {
         let Some(v) = crate::metrics::shm::current_process().and_then(|row| row.read()) else {
-            return obj::none().into_ptr();
+            return obj::none(py).into_ptr();
         };
         let items = [v.started_us as i64, v.requests as i64, v.busy_us as i64, v.threads as i64, v.busy as i64];
-        let ints: PyResult<Vec<Obj>> = items.iter().map(|&i| obj::int(i)).collect();
-        match ints.and_then(|ints| obj::tuple(&ints.iter().collect::<Vec<_>>())) {
+        let ints: PyResult<Vec<Obj>> = items.iter().map(|&i| obj::int(py, i)).collect();
+        match ints.and_then(|ints| obj::tuple(py, &ints.iter().collect::<Vec<_>>())) {
             Ok(t) => t.into_ptr(),
             Err(_) => ptr::null_mut(),
         }
@@ -113,25 +114,26 @@ unsafe extern "C" fn native_process_stats(_slf: *mut ffi::PyObject, _args: *mut 
 
 unsafe extern "C" fn native_start_recording(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
     request_stats::start_recording();
-    obj::none().into_ptr()
+    // SAFETY: CPython holds the GIL while it runs a native function.
+    obj::none(Py::assume()).into_ptr()
 }
 
 unsafe extern "C" fn native_recorded(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    py_guard(|| request_stats::take_recorded().map_or(ptr::null_mut(), Obj::into_ptr))
+    py_guard(|py| request_stats::take_recorded(py).map_or(ptr::null_mut(), Obj::into_ptr))
 }
 
 unsafe extern "C" fn native_request_data(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    py_guard(|| {
+    py_guard(|py| {
         let Some(state) = current_request() else {
-            return raise(ffi::PyExc_RuntimeError, "no active request for thread");
+            return raise(py, ffi::PyExc_RuntimeError, "no active request for thread");
         };
         let mut data = state.data.borrow_mut();
         if data.is_none() {
-            match obj::dict() {
+            match obj::dict(py) {
                 Ok(d) => *data = Some(d),
                 Err(_) => return ptr::null_mut(),
             }
         }
-        data.as_ref().expect("just set").clone().into_ptr()
+        data.as_ref().expect("just set").clone_ref(py).into_ptr()
     })
 }

@@ -40,10 +40,10 @@ pub fn initialize(config: interp::RuntimeConfig) -> Result<(), String> {
 
 /// Fills the module `_oxwsgi_native`: every native function the `_oxwsgi` package and the
 /// `mod_wsgi` module use (the list is in `_oxwsgi/__init__.py`'s docstring).
-fn install_natives(native: &obj::Obj) -> obj::PyResult<()> {
-    native::install(native)?;
-    telemetry_gc::install(native)?;
-    metrics_api::install(native)
+fn install_natives(py: obj::Py<'_>, native: &obj::Obj) -> obj::PyResult<()> {
+    native::install(py, native)?;
+    telemetry_gc::install(py, native)?;
+    metrics_api::install(py, native)
 }
 
 /// The linked Python's version, e.g. "3.11.2" (Py_GetVersion up to its first space; callable

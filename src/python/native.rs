@@ -8,7 +8,7 @@
 //! callable kept by an application after its request raises instead of touching freed memory.
 
 use super::backend::server_log;
-use super::obj::{self, raise, Obj, PyResult};
+use super::obj::{self, raise, Obj, Py, PyResult};
 use super::state::RequestState;
 use pyo3::ffi;
 use std::cell::Cell;
@@ -29,7 +29,7 @@ pub struct RequestCapsule {
 }
 
 impl RequestCapsule {
-    pub fn new(state: *const RequestState) -> PyResult<RequestCapsule> {
+    pub fn new(_py: Py<'_>, state: *const RequestState) -> PyResult<RequestCapsule> {
         let slot = Box::into_raw(Box::new(Slot { state: Cell::new(state), thread: unsafe { libc::pthread_self() } }));
         let capsule = unsafe { Obj::owned(ffi::PyCapsule_New(slot.cast(), CAPSULE_NAME.as_ptr(), Some(free_slot))) };
         match capsule {
@@ -47,7 +47,7 @@ impl RequestCapsule {
     }
 
     /// A `PyCFunction` bound to this request.
-    pub fn function(&self, def: *mut ffi::PyMethodDef) -> PyResult<Obj> {
+    pub fn function(&self, _py: Py<'_>, def: *mut ffi::PyMethodDef) -> PyResult<Obj> {
         unsafe { Obj::owned(ffi::PyCFunction_NewEx(def, self.capsule.as_ptr(), ptr::null_mut())) }
     }
 }
@@ -118,12 +118,12 @@ pub static mut START_RESPONSE_DEF: ffi::PyMethodDef =
 pub static mut WRITE_DEF: ffi::PyMethodDef = method!(c"write", native_write, c"write(data): send bytes to the client");
 
 /// Puts `log` and `read` into `_oxwsgi_native`'s dictionary.
-pub fn install(native: &Obj) -> PyResult<()> {
+pub fn install(py: Py<'_>, native: &Obj) -> PyResult<()> {
     unsafe {
         let log = Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(LOG_DEF), ptr::null_mut(), ptr::null_mut()))?;
         let read = Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(READ_DEF), ptr::null_mut(), ptr::null_mut()))?;
-        obj::dict_set_str(native, c"log", &log)?;
-        obj::dict_set_str(native, c"read", &read)?;
+        obj::dict_set_str(py, native, c"log", &log)?;
+        obj::dict_set_str(py, native, c"read", &read)?;
     }
     Ok(())
 }
@@ -134,10 +134,16 @@ pub(super) fn current_request<'a>() -> Option<&'a RequestState> {
     unsafe { CURRENT.with(Cell::get).as_ref() }
 }
 
-/// A panic must not unwind into the interpreter: it becomes a SystemError instead.
-pub(super) fn py_guard(f: impl FnOnce() -> *mut ffi::PyObject) -> *mut ffi::PyObject {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| raise(unsafe { ffi::PyExc_SystemError }, "oxwsgi: internal error (see the error log)"))
+/// The body of a native function: `f` gets the GIL token, and a panic must not unwind into the
+/// interpreter: it becomes a SystemError instead.
+///
+/// # Safety
+/// Call it only from a function CPython calls with the GIL held (a native function's entry).
+pub(super) unsafe fn py_guard(f: impl FnOnce(Py<'_>) -> *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: CPython holds the GIL while it runs a native function (this function's contract).
+    let py = Py::assume();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(py)))
+        .unwrap_or_else(|_| raise(py, ffi::PyExc_SystemError, "oxwsgi: internal error (see the error log)"))
 }
 
 unsafe fn args<'a>(args: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t) -> &'a [*mut ffi::PyObject] {
@@ -148,8 +154,8 @@ unsafe fn args<'a>(args: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t) -> &'a [*m
     }
 }
 
-fn wrong_args(name: &str, want: &str) -> *mut ffi::PyObject {
-    raise(unsafe { ffi::PyExc_TypeError }, &format!("{name}() takes {want}"))
+fn wrong_args(py: Py<'_>, name: &str, want: &str) -> *mut ffi::PyObject {
+    raise(py, unsafe { ffi::PyExc_TypeError }, &format!("{name}() takes {want}"))
 }
 
 unsafe extern "C" fn native_log(
@@ -157,17 +163,17 @@ unsafe extern "C" fn native_log(
     argv: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
-    py_guard(|| {
+    py_guard(|py| {
         let a = args(argv, n);
         if a.len() != 3 {
-            return wrong_args("log", "3 arguments");
+            return wrong_args(py, "log", "3 arguments");
         }
         let level = ffi::PyLong_AsLong(a[1]);
         if level == -1 && !ffi::PyErr_Occurred().is_null() {
             return ptr::null_mut();
         }
         let text = Obj::borrowed(a[2]);
-        let Some(msg) = text.as_str().map(str::to_string).or_else(|| Some(text.display())) else {
+        let Some(msg) = text.as_str(py).map(str::to_string).or_else(|| Some(text.display(py))) else {
             return ptr::null_mut();
         };
         let level = level.clamp(0, 7) as u8;
@@ -178,7 +184,7 @@ unsafe extern "C" fn native_log(
             Some(req) => req.log(level, &msg),
             None => server_log(level, &msg),
         }
-        obj::none().into_ptr()
+        obj::none(py).into_ptr()
     })
 }
 
@@ -187,10 +193,10 @@ unsafe extern "C" fn native_read(
     argv: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
-    py_guard(|| {
+    py_guard(|py| {
         let a = args(argv, n);
         if a.len() != 2 && a.len() != 3 {
-            return wrong_args("read", "2 or 3 arguments (ctx, size, partial=False)");
+            return wrong_args(py, "read", "2 or 3 arguments (ctx, size, partial=False)");
         }
         let size = ffi::PyLong_AsLongLong(a[1]);
         if size == -1 && !ffi::PyErr_Occurred().is_null() {
@@ -204,11 +210,11 @@ unsafe extern "C" fn native_read(
             },
         };
         let Some(req) = request(a[0]) else {
-            return raise(ffi::PyExc_OSError, "wsgi.input used outside its request");
+            return raise(py, ffi::PyExc_OSError, "wsgi.input used outside its request");
         };
         let size = if size < 0 { None } else { Some(size as u64) };
         let len = |r: &PyResult<Obj>| r.as_ref().map_or(0, |b| unsafe { ffi::PyBytes_Size(b.as_ptr()) }.max(0) as u64);
-        req.io.read(|| req.read_input(size, partial), len).map(Obj::into_ptr).unwrap_or(ptr::null_mut())
+        req.io.read(|| req.read_input(py, size, partial), len).map(Obj::into_ptr).unwrap_or(ptr::null_mut())
     })
 }
 
@@ -217,17 +223,17 @@ unsafe extern "C" fn native_start_response(
     argv: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
-    py_guard(|| {
+    py_guard(|py| {
         let a = args(argv, n);
         if a.len() != 2 && a.len() != 3 {
-            return wrong_args("start_response", "2 or 3 arguments (status, response_headers, exc_info=None)");
+            return wrong_args(py, "start_response", "2 or 3 arguments (status, response_headers, exc_info=None)");
         }
         let Some(req) = request(slf) else {
-            return raise(ffi::PyExc_RuntimeError, "start_response() called outside its request");
+            return raise(py, ffi::PyExc_RuntimeError, "start_response() called outside its request");
         };
         let exc_info = a.get(2).copied().filter(|p| *p != ffi::Py_None());
-        match req.start_response(&Obj::borrowed(a[0]), &Obj::borrowed(a[1]), exc_info.map(|p| Obj::borrowed(p))) {
-            Ok(()) => write_callable(req).map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
+        match req.start_response(py, &Obj::borrowed(a[0]), &Obj::borrowed(a[1]), exc_info.map(|p| Obj::borrowed(p))) {
+            Ok(()) => write_callable(py, req).map(Obj::into_ptr).unwrap_or(ptr::null_mut()),
             Err(_) => ptr::null_mut(),
         }
     })
@@ -238,33 +244,34 @@ unsafe extern "C" fn native_write(
     argv: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
-    py_guard(|| {
+    py_guard(|py| {
         let a = args(argv, n);
         if a.len() != 1 {
-            return wrong_args("write", "exactly one argument");
+            return wrong_args(py, "write", "exactly one argument");
         }
         let Some(req) = request(slf) else {
-            return raise(ffi::PyExc_RuntimeError, "write() called outside its request");
+            return raise(py, ffi::PyExc_RuntimeError, "write() called outside its request");
         };
         let data = Obj::borrowed(a[0]);
-        let Some(bytes) = data.as_bytes() else {
-            return raise(ffi::PyExc_TypeError, &format!("write() argument must be bytes, not {}", data.type_name()));
+        let Some(bytes) = data.as_bytes(py) else {
+            let msg = format!("write() argument must be bytes, not {}", data.type_name(py));
+            return raise(py, ffi::PyExc_TypeError, &msg);
         };
-        match req.write_from_app(bytes) {
-            Ok(()) => obj::none().into_ptr(),
+        match req.write_from_app(py, bytes) {
+            Ok(()) => obj::none(py).into_ptr(),
             Err(_) => ptr::null_mut(),
         }
     })
 }
 
 /// The `write()` callable returned by start_response.
-fn write_callable(state: &RequestState) -> PyResult<Obj> {
+fn write_callable(py: Py<'_>, state: &RequestState) -> PyResult<Obj> {
     if let Some(w) = state.write_fn.borrow().as_ref() {
-        return Ok(w.clone());
+        return Ok(w.clone_ref(py));
     }
-    let capsule = state.capsule.borrow().clone().ok_or(obj::PyErrSet)?;
+    let capsule = state.capsule.borrow().as_ref().map(|c| c.clone_ref(py)).ok_or(obj::PyErrSet)?;
     let w =
         unsafe { Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(WRITE_DEF), capsule.as_ptr(), ptr::null_mut()))? };
-    *state.write_fn.borrow_mut() = Some(w.clone());
+    *state.write_fn.borrow_mut() = Some(w.clone_ref(py));
     Ok(w)
 }

@@ -4,7 +4,7 @@
 //! for the GIL where oxwsgi takes it; and the final status. Measured only for requests that
 //! have event subscribers.
 
-use super::obj::{self, Obj, PyResult};
+use super::obj::{self, Obj, Py, PyResult};
 use crate::telemetry::Phase;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,35 +136,36 @@ pub fn record(io: &IoStats, gil_wait: (u64, u64), output_bytes: u64) {
 /// input_bytes, input_reads, output_bytes, output_writes, phases)`, each phase of
 /// `gil_wait`, `input_read`, `output_write` being `(total_us, min_us, max_us, buckets)` (min and
 /// max None when no request finished). None before `start_recording`.
-pub fn take_recorded() -> PyResult<Obj> {
+pub fn take_recorded(py: Py<'_>) -> PyResult<Obj> {
     let taken = {
         let mut r = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
         r.as_mut().map(std::mem::take)
     };
-    let Some(r) = taken else { return Ok(obj::none()) };
-    let int = |v: u64| obj::int(v as i64);
+    let Some(r) = taken else { return Ok(obj::none(py)) };
+    let int = |v: u64| obj::int(py, v as i64);
     let phase = |p: &Phase| -> PyResult<Obj> {
         let (min, max) = match p.min_max_us() {
             Some((min, max)) => (int(min)?, int(max)?),
-            None => (obj::none(), obj::none()),
+            None => (obj::none(py), obj::none(py)),
         };
-        let buckets: Vec<Obj> = p.buckets().iter().map(|&n| obj::int(n as i64)).collect::<PyResult<_>>()?;
-        let buckets = obj::tuple(&buckets.iter().collect::<Vec<_>>())?;
-        obj::tuple(&[&int(p.total_us())?, &min, &max, &buckets])
+        let buckets: Vec<Obj> = p.buckets().iter().map(|&n| obj::int(py, n as i64)).collect::<PyResult<_>>()?;
+        let buckets = obj::tuple(py, &buckets.iter().collect::<Vec<_>>())?;
+        obj::tuple(py, &[&int(p.total_us())?, &min, &max, &buckets])
     };
-    let phases = obj::tuple(&[&phase(&r.gil_wait)?, &phase(&r.input_read)?, &phase(&r.output_write)?])?;
+    let phases = obj::tuple(py, &[&phase(&r.gil_wait)?, &phase(&r.input_read)?, &phase(&r.output_write)?])?;
     let counts = [r.gil_wait_count, r.input_bytes, r.input_reads, r.output_bytes, r.output_writes]
         .into_iter()
         .map(int)
         .collect::<PyResult<Vec<Obj>>>()?;
     let mut items: Vec<&Obj> = counts.iter().collect();
     items.push(&phases);
-    obj::tuple(&items)
+    obj::tuple(py, &items)
 }
 
 /// The figures mod_wsgi adds to `request_finished`, as keyword arguments for the `_oxwsgi`
 /// package's `events.request_finished`.
 pub fn finished(
+    py: Py<'_>,
     io: &IoStats,
     cpu_at_start: (f64, f64),
     gil_wait: (u64, u64),
@@ -172,7 +173,7 @@ pub fn finished(
     status: u16,
     output_length: u64,
 ) -> PyResult<Obj> {
-    let d = obj::dict()?;
+    let d = obj::dict(py)?;
     let (user1, system1) = thread_cpu();
     let (mut user, mut system) = ((user1 - cpu_at_start.0).max(0.0), (system1 - cpu_at_start.1).max(0.0));
     // As mod_wsgi: never more CPU than wall-clock time (rusage has coarse ticks).
@@ -182,8 +183,8 @@ pub fn finished(
         system = application_time - user;
     }
     let (gil_us, gil_count) = gil_wait;
-    let float = |d: &Obj, k: &std::ffi::CStr, v: f64| obj::dict_set_str(d, k, &obj::float(v)?);
-    let int = |d: &Obj, k: &std::ffi::CStr, v: u64| obj::dict_set_str(d, k, &obj::int(v as i64)?);
+    let float = |d: &Obj, k: &std::ffi::CStr, v: f64| obj::dict_set_str(py, d, k, &obj::float(py, v)?);
+    let int = |d: &Obj, k: &std::ffi::CStr, v: u64| obj::dict_set_str(py, d, k, &obj::int(py, v as i64)?);
     int(&d, c"input_reads", io.input_reads.get())?;
     int(&d, c"input_length", io.input_length.get())?;
     float(&d, c"input_time", io.input_time.get().as_secs_f64())?;

@@ -5,7 +5,7 @@
 //! result is classified for the caller; an exception comes back as its traceback.
 
 use super::interp::{interpreter, mtime_micros};
-use super::obj::{self, Obj};
+use super::obj::{self, Obj, Py};
 use pyo3::ffi;
 use std::ffi::CStr;
 use std::path::Path;
@@ -58,14 +58,15 @@ pub fn call(
     let mtime = mtime_micros(&meta);
     let interp = interpreter(group).map_err(CallError::Failed)?;
     let at = interp.attach();
+    let py = at.py();
     let traceback = || {
-        CallError::Failed(match obj::take_error() {
+        CallError::Failed(match obj::take_error(py) {
             Some(exc) => at.format_exception(&exc),
             None => "unknown Python error".to_string(),
         })
     };
     let module = at.load(script, mtime, reload, false).map_err(|_| traceback())?;
-    let Ok(f) = module.getattr(function) else {
+    let Ok(f) = module.getattr(py, function) else {
         unsafe { ffi::PyErr_Clear() };
         return Err(CallError::Missing(format!(
             "script '{}' has no function {}()",
@@ -74,19 +75,19 @@ pub fn call(
         )));
     };
     let result = (|| {
-        let env = obj::dict()?;
+        let env = obj::dict(py)?;
         for (k, v) in environ {
-            obj::dict_set(&env, &obj::latin1(k)?, &obj::latin1(v)?)?;
+            obj::dict_set(py, &env, &obj::latin1(py, k)?, &obj::latin1(py, v)?)?;
         }
         let mut call_args: Vec<Obj> = vec![env];
         for a in args {
-            call_args.push(obj::latin1(a)?);
+            call_args.push(obj::latin1(py, a)?);
         }
         let refs: Vec<&Obj> = call_args.iter().collect();
-        f.call(&refs)
+        f.call(py, &refs)
     })()
     .map_err(|_| traceback())?;
-    Ok(classify(&result, want_list))
+    Ok(classify(py, &result, want_list))
 }
 
 /// Like [`call`] for a function the script may leave out: then `Value::None`.
@@ -103,11 +104,11 @@ pub fn call_optional(
     }
 }
 
-fn text_of(o: &Obj) -> Option<Vec<u8>> {
-    o.as_str().map(|s| s.as_bytes().to_vec()).or_else(|| o.as_bytes().map(<[u8]>::to_vec))
+fn text_of(py: Py<'_>, o: &Obj) -> Option<Vec<u8>> {
+    o.as_str(py).map(|s| s.as_bytes().to_vec()).or_else(|| o.as_bytes(py).map(<[u8]>::to_vec))
 }
 
-fn classify(o: &Obj, want_list: bool) -> Value {
+fn classify(py: Py<'_>, o: &Obj, want_list: bool) -> Value {
     let p = o.as_ptr();
     unsafe {
         if p == ffi::Py_True() {
@@ -117,16 +118,16 @@ fn classify(o: &Obj, want_list: bool) -> Value {
             return Value::False;
         }
     }
-    if o.is_none() {
+    if o.is_none(py) {
         return Value::None;
     }
-    if let Some(t) = text_of(o) {
+    if let Some(t) = text_of(py, o) {
         return Value::Text(t);
     }
     if want_list {
         let Ok(iter) = (unsafe { Obj::owned(ffi::PyObject_GetIter(p)) }) else {
             unsafe { ffi::PyErr_Clear() };
-            return Value::Other(o.type_name());
+            return Value::Other(o.type_name(py));
         };
         let mut out = Vec::new();
         loop {
@@ -134,16 +135,16 @@ fn classify(o: &Obj, want_list: bool) -> Value {
             if item.is_null() {
                 if unsafe { !ffi::PyErr_Occurred().is_null() } {
                     unsafe { ffi::PyErr_Clear() };
-                    return Value::Other(format!("{} that raised while iterated", o.type_name()));
+                    return Value::Other(format!("{} that raised while iterated", o.type_name(py)));
                 }
                 return Value::Texts(out);
             }
-            let Ok(item) = (unsafe { Obj::owned(item) }) else { return Value::Other(o.type_name()) };
-            match text_of(&item) {
+            let Ok(item) = (unsafe { Obj::owned(item) }) else { return Value::Other(o.type_name(py)) };
+            match text_of(py, &item) {
                 Some(t) => out.push(t),
-                None => return Value::Other(format!("{} item in {}", item.type_name(), o.type_name())),
+                None => return Value::Other(format!("{} item in {}", item.type_name(py), o.type_name(py))),
             }
         }
     }
-    Value::Other(o.type_name())
+    Value::Other(o.type_name(py))
 }

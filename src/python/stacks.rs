@@ -11,17 +11,18 @@ pub fn all_threads() -> String {
     let Ok(main) = super::interp::interpreter("") else { return String::new() };
     // Taken on a thread of its own (the daemon's request-timeout monitor waits for it with a
     // timeout), which ends after this.
-    main.attach_once(|_at| unsafe {
+    main.attach_once(|at| unsafe {
+        let py = at.py();
         let result = (|| {
-            let globals = obj::dict()?;
-            obj::dict_set_str(&globals, c"__builtins__", &Obj::borrowed(ffi::PyEval_GetBuiltins()))?;
+            let globals = obj::dict(py)?;
+            obj::dict_set_str(py, &globals, c"__builtins__", &Obj::borrowed(ffi::PyEval_GetBuiltins()))?;
             let src = CString::new(CODE).expect("no NUL");
             Obj::owned(ffi::PyRun_String(src.as_ptr(), ffi::Py_file_input, globals.as_ptr(), globals.as_ptr()))?;
             let f = Obj::borrowed(ffi::PyDict_GetItemString(globals.as_ptr(), c"_oxwsgi_stacks".as_ptr()));
-            f.call0()
+            f.call0(py)
         })();
         match result {
-            Ok(text) => text.as_str().unwrap_or("").to_string(),
+            Ok(text) => text.as_str(py).unwrap_or("").to_string(),
             Err(_) => {
                 ffi::PyErr_Clear();
                 String::from("(Python stacks unavailable)")

@@ -7,7 +7,7 @@
 
 use super::backend::{Backend, BodyError};
 use super::interp::without_gil;
-use super::obj::{self, raise, BytesBuf, Obj, PyErrSet, PyResult};
+use super::obj::{self, raise, BytesBuf, Obj, Py, PyErrSet, PyResult};
 use super::response_head::{self, Head};
 use pyo3::ffi;
 use std::cell::{Cell, RefCell};
@@ -208,10 +208,10 @@ impl RequestState {
     }
 
     /// Sends the body of `iterable`.
-    pub(super) fn consume(&self, file_wrapper_cls: *mut ffi::PyObject, iterable: &Obj) -> PyResult<()> {
+    pub(super) fn consume(&self, py: Py<'_>, file_wrapper_cls: *mut ffi::PyObject, iterable: &Obj) -> PyResult<()> {
         unsafe {
             if ffi::Py_TYPE(iterable.as_ptr()) as *mut ffi::PyObject == file_wrapper_cls
-                && self.try_send_file(iterable)?
+                && self.try_send_file(py, iterable)?
             {
                 return Ok(());
             }
@@ -224,17 +224,18 @@ impl RequestState {
                     return if ffi::PyErr_Occurred().is_null() { Ok(()) } else { Err(PyErrSet) };
                 }
                 let item = Obj::owned(item)?;
-                let Some(bytes) = item.as_bytes() else {
+                let Some(bytes) = item.as_bytes(py) else {
                     raise(
+                        py,
                         ffi::PyExc_TypeError,
-                        &format!("response iterable must yield bytes, not {}", item.type_name()),
+                        &format!("response iterable must yield bytes, not {}", item.type_name(py)),
                     );
                     return Err(PyErrSet);
                 };
                 if bytes.is_empty() {
                     continue;
                 }
-                match self.write_counted(bytes, !listlike)? {
+                match self.write_counted(py, bytes, !listlike)? {
                     Step::Continue => {}
                     Step::Stop => return Ok(()),
                 }
@@ -244,9 +245,9 @@ impl RequestState {
 
     /// wsgi.file_wrapper over a real file: hand the descriptor to the backend (sendfile).
     /// Ok(false) when the object is not a regular file; the caller then iterates it.
-    pub(super) fn try_send_file(&self, wrapper: &Obj) -> PyResult<bool> {
-        let filelike = wrapper.getattr(c"filelike")?;
-        let fd = match filelike.getattr(c"fileno").and_then(|f| f.call0()) {
+    pub(super) fn try_send_file(&self, py: Py<'_>, wrapper: &Obj) -> PyResult<bool> {
+        let filelike = wrapper.getattr(py, c"filelike")?;
+        let fd = match filelike.getattr(py, c"fileno").and_then(|f| f.call0(py)) {
             Ok(fd) => unsafe { ffi::PyLong_AsLong(fd.as_ptr()) },
             Err(_) => {
                 unsafe { ffi::PyErr_Clear() };
@@ -263,7 +264,7 @@ impl RequestState {
             return Ok(false);
         }
         // The logical position (a buffered reader may have read ahead of the descriptor).
-        let pos = match filelike.getattr(c"tell").and_then(|f| f.call0()) {
+        let pos = match filelike.getattr(py, c"tell").and_then(|f| f.call0(py)) {
             Ok(p) => unsafe { ffi::PyLong_AsLongLong(p.as_ptr()) },
             Err(_) => {
                 unsafe { ffi::PyErr_Clear() };
@@ -274,7 +275,7 @@ impl RequestState {
             unsafe { ffi::PyErr_Clear() };
             return Ok(false);
         }
-        self.require_started()?;
+        self.require_started(py)?;
         let size = st.st_size as u64;
         let mut len = size.saturating_sub(pos as u64);
         if let Some(cl) = self.content_length() {
@@ -283,17 +284,18 @@ impl RequestState {
         if len == 0 {
             return Ok(true);
         }
-        self.ensure_headers()?;
+        self.ensure_headers(py)?;
         let Some(len) = self.response.borrow_mut().take(len) else { return Ok(true) };
-        if self.with_backend(|b| without_gil(|| b.send_file(fd, pos as u64, len))).is_err() {
+        if self.with_backend(|b| without_gil(py, || b.send_file(fd, pos as u64, len))).is_err() {
             self.response.borrow_mut().client_gone();
         }
         Ok(true)
     }
 
-    pub(super) fn require_started(&self) -> PyResult<()> {
+    pub(super) fn require_started(&self, py: Py<'_>) -> PyResult<()> {
         if *self.response.borrow() == Response::NotStarted {
             raise(
+                py,
                 unsafe { ffi::PyExc_RuntimeError },
                 "start_response() must be called before response content is produced",
             );
@@ -302,9 +304,9 @@ impl RequestState {
         Ok(())
     }
 
-    pub(super) fn ensure_headers(&self) -> PyResult<()> {
+    pub(super) fn ensure_headers(&self, py: Py<'_>) -> PyResult<()> {
         if let Err(msg) = self.send_headers() {
-            raise(unsafe { ffi::PyExc_ValueError }, &msg);
+            raise(py, unsafe { ffi::PyExc_ValueError }, &msg);
             return Err(PyErrSet);
         }
         Ok(())
@@ -330,21 +332,21 @@ impl RequestState {
 
     /// Body bytes from the iterable or write(): clipped to Content-Length, then buffered or
     /// flushed. Stop when the client is gone or the declared length is complete.
-    pub(super) fn write_body(&self, data: &[u8], flush: bool) -> PyResult<Step> {
-        self.require_started()?;
-        self.ensure_headers()?;
+    pub(super) fn write_body(&self, py: Py<'_>, data: &[u8], flush: bool) -> PyResult<Step> {
+        self.require_started(py)?;
+        self.ensure_headers(py)?;
         let Some(len) = self.response.borrow_mut().take(data.len() as u64) else { return Ok(Step::Stop) };
         let data = &data[..len as usize];
         let sent = self.with_backend(|backend| {
             if data.len() >= DIRECT_WRITE {
                 // A large block goes out straight from the Python object's memory (kept alive
                 // by the caller), without the copy that buffering makes.
-                without_gil(|| backend.write_now(data))?;
+                without_gil(py, || backend.write_now(data))?;
             } else {
                 backend.write(data);
             }
             if flush || backend.buffered() >= FLUSH_THRESHOLD {
-                without_gil(|| backend.flush())?;
+                without_gil(py, || backend.flush())?;
             }
             Ok::<(), std::io::Error>(())
         });
@@ -357,34 +359,34 @@ impl RequestState {
     }
 
     /// One write of the response body (`write_body`), counted for request_finished.
-    pub(super) fn write_counted(&self, data: &[u8], flush: bool) -> PyResult<Step> {
-        self.io.write(|| self.write_body(data, flush))
+    pub(super) fn write_counted(&self, py: Py<'_>, data: &[u8], flush: bool) -> PyResult<Step> {
+        self.io.write(|| self.write_body(py, data, flush))
     }
 
-    pub fn write_from_app(&self, data: &[u8]) -> PyResult<()> {
+    pub fn write_from_app(&self, py: Py<'_>, data: &[u8]) -> PyResult<()> {
         if data.is_empty() {
             return Ok(());
         }
         if self.client_gone() {
-            raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
+            raise(py, unsafe { ffi::PyExc_OSError }, "client connection closed");
             return Err(PyErrSet);
         }
-        self.write_counted(data, true).map(|_| ())?;
+        self.write_counted(py, data, true).map(|_| ())?;
         if self.client_gone() {
-            raise(unsafe { ffi::PyExc_OSError }, "client connection closed");
+            raise(py, unsafe { ffi::PyExc_OSError }, "client connection closed");
             return Err(PyErrSet);
         }
         Ok(())
     }
 
-    pub fn start_response(&self, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> PyResult<()> {
+    pub fn start_response(&self, py: Py<'_>, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> PyResult<()> {
         // mod_wsgi 6's Adapter_start_response, its checks in its order and with its messages.
         let fail = |exc: *mut ffi::PyObject, msg: &str| {
-            raise(exc, msg);
+            raise(py, exc, msg);
             Err(PyErrSet)
         };
         if unsafe { ffi::PyList_Check(headers.as_ptr()) } == 0 {
-            let msg = format!("start_response() argument 2 must be list, not {}", headers.type_name());
+            let msg = format!("start_response() argument 2 must be list, not {}", headers.type_name(py));
             return fail(unsafe { ffi::PyExc_TypeError }, &msg);
         }
         if exc_info.as_ref().is_some_and(|info| unsafe { ffi::PyTuple_Check(info.as_ptr()) } == 0) {
@@ -404,7 +406,7 @@ impl RequestState {
                 }
                 let value = ffi::PyTuple_GetItem(info.as_ptr(), 1);
                 if !value.is_null() && value != ffi::Py_None() {
-                    obj::restore_error(Obj::borrowed(value));
+                    obj::restore_error(py, Obj::borrowed(value));
                     return Err(PyErrSet);
                 }
             }
@@ -415,7 +417,7 @@ impl RequestState {
         }
         // Before any output a later call replaces the head, with exc_info or without (mod_wsgi
         // is more tolerant here than PEP 3333).
-        let Head { status, line, headers, content_length } = response_head::convert(status, headers)?;
+        let Head { status, line, headers, content_length } = response_head::convert(py, status, headers)?;
         *self.response.borrow_mut() = Response::Started { status, line, headers, content_length };
         Ok(())
     }
@@ -424,27 +426,27 @@ impl RequestState {
     /// Never past the body. Fewer than `size` only at the end of the body, unless `partial`:
     /// then whatever the first read that returns data brings (a line reader must not wait for
     /// bytes after its line). Raises OSError on a body error.
-    pub fn read_input(&self, size: Option<u64>, partial: bool) -> PyResult<Obj> {
+    pub fn read_input(&self, py: Py<'_>, size: Option<u64>, partial: bool) -> PyResult<Obj> {
         let failed = |message: &str| {
-            obj::raise(unsafe { ffi::PyExc_OSError }, &format!("request body read error: {message}"));
+            obj::raise(py, unsafe { ffi::PyExc_OSError }, &format!("request body read error: {message}"));
             PyErrSet
         };
         let want = match &*self.input.borrow() {
             Input::Failed(err) => return Err(failed(&err.message)),
-            Input::Done => return obj::bytes(b""),
+            Input::Done => return obj::bytes(py, b""),
             Input::Remaining(rem) => size.unwrap_or(u64::MAX).min(*rem),
             Input::Chunked => size.unwrap_or(u64::MAX),
         };
         if want == 0 {
-            return obj::bytes(b"");
+            return obj::bytes(py, b"");
         }
         // The body is read into the bytes object itself. Past READ_CHUNK it grows by doubling
         // as bytes arrive, so its size follows what the client sent, not what it announced.
-        let mut buf = BytesBuf::new(want.min(READ_CHUNK) as usize)?;
+        let mut buf = BytesBuf::new(py, want.min(READ_CHUNK) as usize)?;
         let mut len = 0;
         let result = self.with_backend(|backend| loop {
-            let spare = buf.spare(len);
-            let filled = without_gil(|| {
+            let spare = buf.spare(py, len);
+            let filled = without_gil(py, || {
                 let mut n = 0;
                 while n < spare.len() {
                     match backend.read_body(&mut spare[n..]) {
@@ -462,7 +464,7 @@ impl RequestState {
             match filled.1 {
                 Ok(false) if !partial && (len as u64) < want => {
                     let cap = (buf.capacity() as u64).saturating_mul(2).min(want);
-                    buf.resize(cap as usize)?;
+                    buf.resize(py, cap as usize)?;
                 }
                 other => break Ok(other),
             }
@@ -475,7 +477,7 @@ impl RequestState {
         }
         match raised {
             Some(err) => Err(err),
-            None => buf.finish(len),
+            None => buf.finish(py, len),
         }
     }
 }

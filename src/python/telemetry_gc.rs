@@ -3,7 +3,7 @@
 //! one collection pass for the reporter.
 
 use super::native::py_guard;
-use super::obj::{self, raise, Obj, PyResult};
+use super::obj::{self, raise, Obj, Py, PyResult};
 use pyo3::ffi;
 use std::ptr;
 
@@ -15,16 +15,16 @@ static mut GC_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
 };
 
 /// Puts `telemetry_gc` into `_oxwsgi_native`'s dictionary.
-pub fn install(native: &Obj) -> PyResult<()> {
+pub fn install(py: Py<'_>, native: &Obj) -> PyResult<()> {
     unsafe {
         let f = Obj::owned(ffi::PyCFunction_NewEx(ptr::addr_of_mut!(GC_DEF), ptr::null_mut(), ptr::null_mut()))?;
-        obj::dict_set_str(native, c"telemetry_gc", &f)
+        obj::dict_set_str(py, native, c"telemetry_gc", &f)
     }
 }
 
 unsafe extern "C" fn native_telemetry_gc(_slf: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    py_guard(|| {
-        let bad = || raise(ffi::PyExc_TypeError, "telemetry_gc(interpreter, tuple of 22 numbers)");
+    py_guard(|py| {
+        let bad = || raise(py, ffi::PyExc_TypeError, "telemetry_gc(interpreter, tuple of 22 numbers)");
         if ffi::PyTuple_Size(args) != 2 {
             return bad();
         }
@@ -46,7 +46,7 @@ unsafe extern "C" fn native_telemetry_gc(_slf: *mut ffi::PyObject, args: *mut ff
         if !ffi::PyErr_Occurred().is_null() {
             return ptr::null_mut();
         }
-        crate::telemetry::gc_pass(name.as_str().unwrap_or(""), pass);
-        obj::none().into_ptr()
+        crate::telemetry::gc_pass(name.as_str(py).unwrap_or(""), pass);
+        obj::none(py).into_ptr()
     })
 }

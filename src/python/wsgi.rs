@@ -6,7 +6,7 @@
 use super::backend::{Backend, LOG_ERR, LOG_INFO};
 use super::interp::{without_gil, Attached, Interp, InterpData, LoadError};
 use super::native::{CurrentRequest, RequestCapsule, START_RESPONSE_DEF};
-use super::obj::{self, Obj, PyErrSet, PyResult};
+use super::obj::{self, Obj, Py, PyErrSet, PyResult};
 use super::own_gil::Gil;
 use super::request_stats;
 use super::state::RequestState;
@@ -103,6 +103,7 @@ enum Pending {
 }
 
 fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'static), gil_wait: Duration) -> Pending {
+    let py = at.py();
     let script = req.script.display().to_string();
     let resource = || {
         let file = req.cgi.iter().find(|(k, _)| *k == b"SCRIPT_FILENAME").map_or(&b""[..], |(_, v)| v);
@@ -144,9 +145,9 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
     };
 
     let state = RequestState::new(backend, req.content_length);
-    match RequestCapsule::new(&state) {
+    match RequestCapsule::new(py, &state) {
         Ok(capsule) => {
-            *state.capsule.borrow_mut() = Some(capsule.capsule.clone());
+            *state.capsule.borrow_mut() = Some(capsule.capsule.clone_ref(py));
             // Detach the capsule however `call` ends (a panic included): an application that
             // kept start_response or wsgi.input must never reach this stack frame later.
             struct Detach<'a>(&'a RequestCapsule);
@@ -162,13 +163,13 @@ fn run_attached(at: &Attached, req: &Request, backend: &mut (dyn Backend + 'stat
                 let status = state.status().unwrap_or(0);
                 crate::telemetry::set_response(status, state.io.input_length.get(), state.written());
             }
-            flush_pending(at.data());
+            flush_pending(py, at.data());
             drop(current);
             drop(detach);
             pending
         }
         Err(PyErrSet) => {
-            log_exception(at, &mut |level, msg| state.log(level, msg), &script, obj::take_error());
+            log_exception(at, &mut |level, msg| state.log(level, msg), &script, obj::take_error(py));
             Pending::Done(Outcome::Failed(500))
         }
     }
@@ -183,16 +184,16 @@ fn call(
     script: &str,
     gil_wait: Duration,
 ) -> Pending {
-    let data = at.data();
+    let (py, data) = (at.py(), at.data());
     let environ = match build_environ(at, req, capsule) {
         Ok(e) => e,
         Err(_) => {
-            log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error());
+            log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error(py));
             return Pending::Done(Outcome::Failed(500));
         }
     };
 
-    let mut start_response = match capsule.function(ptr::addr_of_mut!(START_RESPONSE_DEF)) {
+    let mut start_response = match capsule.function(py, ptr::addr_of_mut!(START_RESPONSE_DEF)) {
         Ok(f) => f,
         Err(_) => return Pending::Done(Outcome::Failed(500)),
     };
@@ -208,27 +209,27 @@ fn call(
     });
     if events {
         cpu_at_start = request_stats::thread_cpu();
-        let started =
-            obj::float(started_at).and_then(|t| data.request_started.call(&[&environ, app, &start_response, &t]));
-        match started.and_then(|pair| Ok((obj::tuple_item(&pair, 0)?, obj::tuple_item(&pair, 1)?))) {
+        let started = obj::float(py, started_at)
+            .and_then(|t| data.request_started.call(py, &[&environ, app, &start_response, &t]));
+        match started.and_then(|pair| Ok((obj::tuple_item(py, &pair, 0)?, obj::tuple_item(py, &pair, 1)?))) {
             Ok((request_data, published)) => {
                 *state.data.borrow_mut() = Some(request_data);
                 start_response = published;
             }
-            Err(_) => log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error()),
+            Err(_) => log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error(py)),
         }
     }
     let mut failure: Option<Option<Obj>> = None;
-    match app.call(&[&environ, &start_response]) {
-        Err(_) => failure = Some(obj::take_error()),
+    match app.call(py, &[&environ, &start_response]) {
+        Err(_) => failure = Some(obj::take_error(py)),
         Ok(iterable) => {
-            if let Err(PyErrSet) = state.consume(data.file_wrapper_cls.as_ptr(), &iterable) {
-                failure = Some(obj::take_error());
+            if let Err(PyErrSet) = state.consume(py, data.file_wrapper_cls.as_ptr(), &iterable) {
+                failure = Some(obj::take_error(py));
             }
             // close() exactly once, on every path.
-            if let Some(close) = close_method(&iterable, &data.names.close) {
-                if let Err(PyErrSet) = close.call0() {
-                    let exc = obj::take_error();
+            if let Some(close) = close_method(py, &iterable, &data.names.close) {
+                if let Err(PyErrSet) = close.call0(py) {
+                    let exc = obj::take_error(py);
                     if failure.is_none() {
                         failure = Some(exc);
                     } else {
@@ -243,21 +244,22 @@ fn call(
         request_stats::record(&state.io, gil_waits, state.written());
     }
     if events {
-        let request_data = state.data.borrow().clone().unwrap_or_else(obj::none);
-        let exception = failure.as_ref().and_then(|e| e.clone()).unwrap_or_else(obj::none);
-        let finished = obj::float(started_at).and_then(|t| {
+        let request_data = state.data.borrow().as_ref().map_or_else(|| obj::none(py), |d| d.clone_ref(py));
+        let exception = failure.as_ref().and_then(Option::as_ref).map_or_else(|| obj::none(py), |e| e.clone_ref(py));
+        let finished = obj::float(py, started_at).and_then(|t| {
             let status = state.status().unwrap_or(0);
             let elapsed = (now_micros() as f64 / 1e6 - started_at).max(0.0);
-            let stats = request_stats::finished(&state.io, cpu_at_start, gil_waits, elapsed, status, state.written())?;
-            data.request_finished.call(&[&environ, &request_data, &t, &stats, &exception])
+            let stats =
+                request_stats::finished(py, &state.io, cpu_at_start, gil_waits, elapsed, status, state.written())?;
+            data.request_finished.call(py, &[&environ, &request_data, &t, &stats, &exception])
         });
         if finished.is_err() {
-            log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error());
+            log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error(py));
         }
     }
     // A partial line the application left in wsgi.errors (or in sys.stdout) is logged now,
     // before any traceback of this request.
-    flush_pending(data);
+    flush_pending(py, data);
     if let Some(exc) = failure {
         return Pending::Done(fail(state, at, script, exc));
     }
@@ -319,7 +321,7 @@ fn fail(state: &RequestState, at: &Attached, script: &str, exc: Option<Obj>) -> 
         // buffered, and dropping the connection would discard it); then the connection is
         // dropped without ending the response, so it cannot pass for a complete one.
         state.with_backend(|backend| {
-            let _ = without_gil(|| backend.flush());
+            let _ = without_gil(at.py(), || backend.flush());
             backend.abort();
         });
         Outcome::Aborted
@@ -348,8 +350,8 @@ pub fn preload(group: &str, script: &Path) -> Result<(), String> {
 
 /// Logs the partial lines of the streams in the `_oxwsgi` package's `pending` set (the only
 /// Python call at the end of a request, and only when some stream holds one).
-fn flush_pending(data: &InterpData) {
-    if unsafe { ffi::PySet_Size(data.pending_streams.as_ptr()) } > 0 && data.flush_pending.call0().is_err() {
+fn flush_pending(py: Py<'_>, data: &InterpData) {
+    if unsafe { ffi::PySet_Size(data.pending_streams.as_ptr()) } > 0 && data.flush_pending.call0(py).is_err() {
         unsafe { ffi::PyErr_Clear() };
     }
 }
@@ -358,7 +360,7 @@ fn flush_pending(data: &InterpData) {
 /// lookup, any error (not only AttributeError) counting as absent, as `hasattr` had it. A plain
 /// list or tuple (what most applications return) has none, and skipping the lookup saves making
 /// and clearing an AttributeError.
-fn close_method(iterable: &Obj, close: &Obj) -> Option<Obj> {
+fn close_method(_py: Py<'_>, iterable: &Obj, close: &Obj) -> Option<Obj> {
     let o = iterable.as_ptr();
     if unsafe { ffi::PyList_CheckExact(o) != 0 || ffi::PyTuple_CheckExact(o) != 0 } {
         return None;
@@ -393,8 +395,9 @@ fn log_exception(at: &Attached, log: &mut dyn FnMut(u8, &str), script: &str, exc
         return;
     };
     let system_exit = unsafe { ffi::PyObject_IsInstance(exc.as_ptr(), ffi::PyExc_SystemExit) == 1 };
-    match obj::text(script).and_then(|s| at.data().exception_header.call(&[&exc, &s])) {
-        Ok(header) => log(LOG_ERR, header.as_str().unwrap_or("")),
+    let py = at.py();
+    match obj::text(py, script).and_then(|s| at.data().exception_header.call(py, &[&exc, &s])) {
+        Ok(header) => log(LOG_ERR, header.as_str(py).unwrap_or("")),
         Err(_) => unsafe { ffi::PyErr_Clear() },
     }
     if system_exit {
@@ -432,22 +435,22 @@ fn log_exception(at: &Attached, log: &mut dyn FnMut(u8, &str), script: &str, exc
 }
 
 fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<Obj> {
-    let data = at.data();
+    let (py, data) = (at.py(), at.data());
     let n = &data.names;
-    let env = obj::dict()?;
+    let env = obj::dict(py)?;
     {
         let mut keys = data.environ_keys.borrow_mut();
         for (i, (k, v)) in req.cgi.iter().enumerate() {
-            obj::dict_set(&env, &keys.key(i, k)?, &obj::latin1(v)?)?;
+            obj::dict_set(py, &env, &keys.key(py, i, k)?, &obj::latin1(py, v)?)?;
         }
     }
-    let set = |k: &Obj, v: &Obj| obj::dict_set(&env, k, v);
+    let set = |k: &Obj, v: &Obj| obj::dict_set(py, &env, k, v);
     let flag = |b: bool| if b { &data.true_ } else { &data.false_ };
     set(&n.wsgi_version, &data.wsgi_version)?;
     set(&n.wsgi_url_scheme, if req.https { &n.https } else { &n.http })?;
-    set(&n.wsgi_input, &data.input_cls.call1(&capsule.capsule)?)?;
+    set(&n.wsgi_input, &data.input_cls.call1(py, &capsule.capsule)?)?;
     // LogStream's defaults are wsgi.errors' level (LOG_ERR) and name.
-    set(&n.wsgi_errors, &data.log_cls.call1(&capsule.capsule)?)?;
+    set(&n.wsgi_errors, &data.log_cls.call1(py, &capsule.capsule)?)?;
     set(&n.wsgi_multithread, flag(req.multithread))?;
     set(&n.wsgi_multiprocess, flag(req.multiprocess))?;
     set(&n.wsgi_run_once, &data.false_)?;
@@ -459,7 +462,7 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
         // Valid for this request only, as under mod_wsgi.
         // Safe: a new reference or NULL with an exception set, which owned() turns into Err.
         let capsule = unsafe { Obj::owned(ffi::PyCapsule_New(req.apache_request, std::ptr::null(), None)) }?;
-        obj::dict_set_str(&env, c"apache.request_rec", &capsule)?;
+        obj::dict_set_str(py, &env, c"apache.request_rec", &capsule)?;
     }
     // mod_wsgi's per-thread and per-process request counters.
     let (thread_id, thread_requests) = THREAD_COUNTS.with(|c| {
@@ -468,9 +471,9 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
         c.set((id, n + 1));
         (id, n + 1)
     });
-    set(&n.thread_id, &obj::int(thread_id as i64)?)?;
-    set(&n.thread_requests, &obj::int(thread_requests as i64)?)?;
-    set(&n.total_requests, &obj::int(TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed) as i64 + 1)?)?;
+    set(&n.thread_id, &obj::int(py, thread_id as i64)?)?;
+    set(&n.thread_requests, &obj::int(py, thread_requests as i64)?)?;
+    set(&n.total_requests, &obj::int(py, TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed) as i64 + 1)?)?;
     Ok(env)
 }
 
