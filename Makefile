@@ -1,5 +1,5 @@
 # The two commands the README promises. Both install what is missing first.
-.PHONY: serve test bench build wheel test-distros test-distro
+.PHONY: serve test test-suite bench build wheel test-distros test-distro
 
 # The Python oxwsgi is built for, chosen here once: any CPython 3.11-3.14 the system has, e.g.
 # `make build PYTHON=/usr/bin/python3.13`. The default is the distribution's /usr/bin/python3
@@ -27,8 +27,19 @@ wheel:
 	scripts/bootstrap
 	scripts/build-wheel
 
-# Unit tests, then integration tests against a real Apache.
+# Unit tests, then integration tests against a real Apache: on this machine, then the same suite
+# on Debian 13 (trixie, Python 3.13) in its debootstrap root (scripts/test-suites; the root needs
+# root, `make test TEST_DISTROS=` skips it). Ends with one line per suite and a total,
+# "N passed, N failed", last (what CI reads).
+TEST_DISTROS ?= trixie
 test:
+	scripts/bootstrap
+	cargo build
+	scripts/test-suites $(TEST_DISTROS)
+
+# This machine's suite only (what scripts/distro-root runs inside a root): ends with
+# "tests: N passed, N failed, N skipped".
+test-suite:
 	scripts/bootstrap
 	cargo build
 	scripts/run-tests

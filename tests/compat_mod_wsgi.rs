@@ -1,4 +1,5 @@
-//! oxwsgi next to Debian's mod_wsgi 4.9.4: the same configuration and the same applications
+//! oxwsgi next to the distribution's mod_wsgi (`libapache2-mod-wsgi-py3`: 4.9.4 on Debian 12,
+//! 5.0.2 on Debian 13 and forky; see [`reference_version`]): the same configuration and the same applications
 //! (tests/apps/compat/) run under both modules, and what a site would see is compared: the
 //! environ (every key, the type and value of every value), the responses (status line, header
 //! order and casing, bodies, framing, HEAD, errors), the `mod_wsgi` module and the interpreter
@@ -8,7 +9,8 @@
 //! Each comparison asserts oxwsgi == mod_wsgi except for
 //! * deliberate differences, which are asserted explicitly (see docs/migrating-from-mod_wsgi.md:
 //!   the application group takes the port from the connection, not from `Host`; repeated
-//!   response headers are not merged in daemon mode; `mod_wsgi.oxwsgi`), and values that differ
+//!   response headers are not merged in daemon mode; `mod_wsgi.oxwsgi`; `mod_wsgi.version` is
+//!   4.9.4 in oxwsgi and the package's own version in mod_wsgi), and values that differ
 //!   per request or per run (request ids and start times, REMOTE_PORT), whose presence and type
 //!   are still compared;
 //! * known differences, listed in `KNOWN_*` below, each with an `#[ignore = "DIFF: ..."]` test
@@ -27,6 +29,8 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,34 @@ const RESP_APP: &str = include_str!("apps/compat/resp.wsgi");
 enum Mode {
     Embedded,
     Daemon,
+}
+
+/// The version of the distribution's mod_wsgi package (dpkg's, without the Debian revision),
+/// as `mod_wsgi.version` shows it: "(4, 9, 4)" on Debian 12, "(5, 0, 2)" on Debian 13.
+fn reference_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let out = Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", "libapache2-mod-wsgi-py3"])
+            .output()
+            .expect("dpkg-query runs");
+        let full = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "dpkg-query: {}", String::from_utf8_lossy(&out.stderr));
+        // [epoch:]upstream[-revision]; the upstream part is major.minor.micro.
+        let upstream = full.rsplit_once(':').map_or(full.as_str(), |(_, v)| v);
+        let upstream = upstream.split('-').next().unwrap_or("");
+        let parts: Vec<u32> = upstream.split('.').map(|p| p.parse().expect("a numeric version")).collect();
+        assert_eq!(parts.len(), 3, "libapache2-mod-wsgi-py3 version {full:?}");
+        format!("({}, {}, {})", parts[0], parts[1], parts[2])
+    })
+}
+
+/// `mod_wsgi.version`, a deliberate difference, asserted and taken out of both reports: oxwsgi
+/// always reports 4.9.4 (the API it offers), mod_wsgi its package's version.
+#[track_caller]
+fn take_version(theirs: &mut BTreeMap<String, String>, ours: &mut BTreeMap<String, String>) {
+    assert_eq!(theirs.remove("mod_wsgi.version"), Some(format!("tuple {}", reference_version())));
+    assert_eq!(ours.remove("mod_wsgi.version").as_deref(), Some("tuple (4, 9, 4)"));
 }
 
 /// The configuration both modules get. Mounts at / and at /suburl (written after the longer
@@ -209,7 +241,8 @@ fn assert_no_diffs(what: &str, diffs: &[Diff]) {
             },
         )
         .collect();
-    panic!("{what}: oxwsgi differs from mod_wsgi 4.9.4 in {} place(s):\n  {}", diffs.len(), text.join("\n  "));
+    let version = reference_version().trim_matches(['(', ')']).replace(", ", ".");
+    panic!("{what}: oxwsgi differs from mod_wsgi {version} in {} place(s):\n  {}", diffs.len(), text.join("\n  "));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,7 +350,8 @@ fn environ_diffs(pair: &Pair) -> Vec<Diff> {
             }
             continue;
         }
-        let (t, o) = (parse_environ(pair.theirs(), &t), parse_environ(pair.ours(), &o));
+        let (mut t, mut o) = (parse_environ(pair.theirs(), &t), parse_environ(pair.ours(), &o));
+        take_version(&mut t, &mut o);
         // Apache drops header names with "_"; both must agree on that (and on the rest).
         assert!(!t.contains_key("HTTP_X_UNDER") && !o.contains_key("HTTP_X_UNDER"));
         diffs.extend(diff_maps(&context, &t, &o, VOLATILE_ENVIRON));
@@ -351,8 +385,9 @@ fn assert_deliberate_environ_differences(pair: &Pair) {
     let (t, o) = pair.both(|a| parse_environ(a, &a.send("GET", "/suburl", &[("Host", "127.0.0.1:9999")], b"")));
     assert_eq!(t["mod_wsgi.application_group"], "str '127.0.0.1:9999|/suburl'");
     assert_eq!(o["mod_wsgi.application_group"], "str '127.0.0.1:{PORT}|/suburl'");
-    // Both report version 4.9.4; request ids are strings in each module's own format.
-    assert_eq!(t["mod_wsgi.version"], "tuple (4, 9, 4)");
+    // oxwsgi reports version 4.9.4, mod_wsgi its own; request ids are strings in each module's
+    // own format.
+    assert_eq!(t["mod_wsgi.version"], format!("tuple {}", reference_version()));
     assert_eq!(o["mod_wsgi.version"], "tuple (4, 9, 4)");
     for m in [&t, &o] {
         let id = &m["mod_wsgi.request_id"];
@@ -389,7 +424,8 @@ fn environ_matches_embedded_event() {
     let Some(pair) = Pair::start(Mode::Embedded, Mpm::Event) else { return };
     let mut diffs = Vec::new();
     for path in ["/suburl/p%20q?a=1", "/"] {
-        let (t, o) = pair.both(|a| parse_environ(a, &a.get(path)));
+        let (mut t, mut o) = pair.both(|a| parse_environ(a, &a.get(path)));
+        take_version(&mut t, &mut o);
         assert_eq!(t["wsgi.multithread"], "bool True");
         diffs.extend(diff_maps(path, &t, &o, VOLATILE_ENVIRON));
     }
@@ -464,11 +500,11 @@ fn parse_info(a: &Apache, r: &Response) -> BTreeMap<String, String> {
 }
 
 fn interpreter_diffs(pair: &Pair) -> Vec<Diff> {
-    let (t, o) = pair.both(|a| parse_info(a, &a.get("/info")));
+    let (mut t, mut o) = pair.both(|a| parse_info(a, &a.get("/info")));
+    take_version(&mut t, &mut o);
     // Deliberate: oxwsgi tells itself apart with mod_wsgi.oxwsgi = True.
     assert_eq!(o.get("mod_wsgi.oxwsgi").map(String::as_str), Some("bool True"));
     assert_eq!(t.get("mod_wsgi.oxwsgi"), None);
-    let mut o = o;
     o.remove("mod_wsgi.oxwsgi");
     // mod_wsgi 6's, not in 4.9.4: oxwsgi offers both releases' metrics API.
     o.remove("mod_wsgi.start_recording_metrics");

@@ -21,6 +21,14 @@ use std::ptr;
 
 type RawFn = unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
 
+/// A help text made with `concat!` (ending in a NUL), as a C string, at compile time.
+const fn help(text: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(text.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("a help text ends in its only NUL"),
+    }
+}
+
 const fn directive(name: &'static CStr, f: RawFn, how: u32, help: &'static CStr) -> ffi::command_rec {
     ffi::command_rec {
         name: name.as_ptr(),
@@ -258,13 +266,21 @@ pub static mut COMMANDS: [ffi::command_rec; 56] = [
         c"WSGIPerInterpreterGIL",
         cmd_per_interpreter_gil,
         SERVER,
-        c"On|Off: a GIL per sub-interpreter (Python 3.12+; no effect on 3.11)",
+        help(concat!(
+            "On|Off: a GIL per sub-interpreter (Python 3.12+; this oxwsgi is built for Python ",
+            env!("OXWSGI_BUILD_PYTHON_VERSION"),
+            ")\0"
+        )),
     ),
     directive(
         c"WSGIFreeThreading",
         cmd_free_threading,
         SERVER,
-        c"On|Off: Python without the GIL (free-threaded 3.13t builds; no effect on 3.11)",
+        help(concat!(
+            "On|Off: Python without the GIL (free-threaded 3.13t/3.14t only; no effect in this oxwsgi, built for Python ",
+            env!("OXWSGI_BUILD_PYTHON_VERSION"),
+            ")\0"
+        )),
     ),
     directive(c"WSGIAcceptMutex", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),
     directive(c"WSGIVerboseDebugging", cmd_accepted, SERVER, c"accepted for compatibility; no effect"),

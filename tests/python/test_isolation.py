@@ -41,6 +41,48 @@ print('ok')
 ''')
         self.assertEqual(out.strip(), 'ok')
 
+    def test_posix_spawn_without_an_environment_gets_the_interpreters(self):
+        # subprocess spawns through os.posix_spawn(..., env=None) from Python 3.13; it is
+        # forced here so that every Python takes that path.
+        out = run_isolated('''
+import os
+from _oxwsgi.environ_isolation import isolate_environ
+os.environ['REAL'] = 'before'
+isolate_environ({'A': '1'})
+os.environ['B'] = '2'
+import subprocess
+subprocess._USE_POSIX_SPAWN = True
+subprocess._HAVE_POSIX_SPAWN_CLOSEFROM = hasattr(os, 'POSIX_SPAWN_CLOSEFROM')
+spawned = []
+real = os.posix_spawn
+def recording(path, argv, env, **kwargs):
+    spawned.append(env)
+    return real(path, argv, env, **kwargs)
+os.posix_spawn = recording
+child = subprocess.check_output(['/usr/bin/env'], close_fds=subprocess._HAVE_POSIX_SPAWN_CLOSEFROM)
+# 3.11 and 3.12 pass os.environ, 3.13+ env=None (the C environment).
+assert len(spawned) == 1, spawned
+assert sorted(child.decode().split()) == ['A=1', 'B=2'], child
+os.posix_spawn = real
+for spawn, path in ((os.posix_spawn, '/usr/bin/env'), (os.posix_spawnp, 'env')):
+    r, w = os.pipe()
+    pid = spawn(path, ['env'], None, file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)])
+    os.close(w)
+    with os.fdopen(r, 'rb') as f:
+        child = f.read()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert sorted(child.decode().split()) == ['A=1', 'B=2'], (spawn, child)
+# An explicit environment is passed as it is.
+r, w = os.pipe()
+pid = os.posix_spawn('/usr/bin/env', ['env'], {'X': 'y'}, file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)])
+os.close(w)
+with os.fdopen(r, 'rb') as f:
+    assert f.read() == b'X=y\\n'
+os.waitpid(pid, 0)
+print('ok')
+''')
+        self.assertEqual(out.strip(), 'ok')
+
 
 class RestrictSignalsTest(unittest.TestCase):
     def test_signal_registration_is_ignored_and_logged(self):

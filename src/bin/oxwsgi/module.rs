@@ -109,8 +109,8 @@ fn parse_ldd_unresolved(text: &str) -> Vec<String> {
 }
 
 /// Fails, naming what is missing, when Apache could not load `module` on this system (a wheel
-/// installed where Debian's libpython3.11 is not, say): one clear line instead of Apache's
-/// start-up failure.
+/// installed where the libpython it was built for is not, say): one clear line instead of
+/// Apache's start-up failure.
 pub fn check_loadable(module: &Path) -> Result<()> {
     let missing = unresolved_libraries(module);
     if missing.is_empty() {
@@ -118,9 +118,11 @@ pub fn check_loadable(module: &Path) -> Result<()> {
     }
     Err(Fail(format!(
         "the oxwsgi module {} cannot be loaded on this system: the dynamic linker does not find {} \
-         (oxwsgi is built for Debian 12's Apache 2.4 and Python {}; there: apt-get install apache2 libpython{})",
+         (oxwsgi is built for Apache {}.{} and Python {}; on Debian: apt-get install apache2 libpython{})",
         module.display(),
         missing.join(", "),
+        env!("OXWSGI_AP_MAJOR"),
+        env!("OXWSGI_AP_MINOR"),
         checks::PYTHON_VERSION,
         checks::PYTHON_VERSION
     )))

@@ -17,7 +17,8 @@ def isolate_environ(snapshot):
 
     Child processes see this interpreter's environment, as they would see the C environment of
     a process of its own: subprocess (and so os.popen, asyncio's subprocesses, ...), os.system,
-    and os.exec*/os.spawn* without an explicit environment. Not covered: code that execs or
+    os.posix_spawn/os.posix_spawnp with env=None, and os.exec*/os.spawn* without an explicit
+    environment. Not covered: code that execs or
     spawns from C without passing an environment, and os.fork() children that exec from C;
     they inherit the real process environment (the snapshot plus anything C code set).
     """
@@ -70,6 +71,26 @@ def isolate_environ(snapshot):
 
     fork_exec.__wrapped__ = real_fork_exec
     _posixsubprocess.fork_exec = fork_exec
+
+    # From Python 3.13 subprocess spawns through os.posix_spawn (close_fds no longer rules it
+    # out), passing env=None for "the process environment", which is the real C environment
+    # again; os.posix_spawn/posix_spawnp with env=None get this group's instead. (subprocess
+    # looks os.posix_spawn up at call time.)
+    def spawn_wrapper(real):
+        def spawn(path, argv, env, **kwargs):
+            if env is None:
+                env = child_environ()
+            return real(path, argv, env, **kwargs)
+
+        spawn.__name__ = spawn.__qualname__ = real.__name__
+        spawn.__doc__ = real.__doc__
+        spawn.__wrapped__ = real
+        return spawn
+
+    for name in ('posix_spawn', 'posix_spawnp'):
+        real = getattr(os, name, None)
+        if real is not None:
+            setattr(os, name, spawn_wrapper(real))
 
     def system(command):
         """Execute the command in a subshell (with this application group's environment)."""
