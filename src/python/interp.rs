@@ -8,54 +8,14 @@
 //!   the GIL is taken, creation takes the GIL only inside the lock).
 
 use super::bootstrap::{self, Exports, InstallNatives, SetupArgs};
+use super::environ_keys::{EnvironKeys, FastMap};
 use super::interp_options;
 use super::obj::{self, Obj, Py, PyResult};
 use super::own_gil::{self, Gil};
 use pyo3::ffi;
 use std::cell::{RefCell, UnsafeCell};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// A word-at-a-time multiplicative hash (FxHash's scheme): the per-request maps here (environ
-/// keys, this thread's interpreters and thread states, loaded scripts) have small keys and
-/// bounded contents, and both SipHash and a byte-at-a-time FNV showed in profiles of the
-/// request path. Not DoS-resistant: every map it serves is bounded or keyed by configuration.
-#[derive(Default)]
-pub struct FastHash(u64);
-
-impl FastHash {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for FastHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHash>>;
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -673,43 +633,4 @@ pub fn without_gil<R>(_py: Py<'_>, f: impl FnOnce() -> R) -> R {
         unsafe { ffi::PyEval_RestoreThread(ts) };
     }
     r
-}
-
-/// How many environ key strings an interpreter keeps for reuse.
-const ENVIRON_KEY_CACHE: usize = 256;
-
-/// The environ's CGI key strings, made once per interpreter. Requests list their CGI variables
-/// in much the same order (Apache's fixed ones, then the client's headers), so each position
-/// first checks the key the previous request had there (a byte comparison, no hashing); the
-/// map by name catches the rest. Clients choose header names, so both stay bounded.
-#[derive(Default)]
-pub struct EnvironKeys {
-    by_name: FastMap<Box<[u8]>, Obj>,
-    last: Vec<(Box<[u8]>, Obj)>,
-}
-
-impl EnvironKeys {
-    pub fn key(&mut self, py: Py<'_>, position: usize, name: &[u8]) -> PyResult<Obj> {
-        if let Some((last, key)) = self.last.get(position) {
-            if **last == *name {
-                return Ok(key.clone_ref(py));
-            }
-        }
-        let key = match self.by_name.get(name) {
-            Some(key) => key.clone_ref(py),
-            None => {
-                let key = obj::latin1(py, name)?;
-                if self.by_name.len() < ENVIRON_KEY_CACHE {
-                    self.by_name.insert(name.into(), key.clone_ref(py));
-                }
-                key
-            }
-        };
-        if position < self.last.len() {
-            self.last[position] = (name.into(), key.clone_ref(py));
-        } else if position == self.last.len() && position < ENVIRON_KEY_CACHE {
-            self.last.push((name.into(), key.clone_ref(py)));
-        }
-        Ok(key)
-    }
 }

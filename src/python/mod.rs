@@ -13,6 +13,7 @@
 
 pub mod backend;
 mod bootstrap;
+mod environ_keys;
 pub mod events;
 pub mod headers;
 pub mod interp;
