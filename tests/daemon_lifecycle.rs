@@ -166,13 +166,23 @@ fn inactivity_timeout_and_restart_interval_replace_the_process() {
              WSGIScriptAlias /steady {APPS}/app.py process-group=steady",
         )
         .start();
-    let idle1 = daemon_pid(&apache, "/idle");
+    let mut idle1 = daemon_pid(&apache, "/idle");
     let interval1 = daemon_pid(&apache, "/interval");
     let steady1 = daemon_pid(&apache, "/steady");
     // Busy enough for inactivity-timeout: requests 0.5 s apart keep the idle group's process.
+    // (A gap that a loaded machine stretches past the timeout may legitimately restart it: only
+    // gaps measured well under 1 s are held to it.)
+    let mut last = Instant::now();
     for _ in 0..3 {
         thread::sleep(Duration::from_millis(500));
-        assert_eq!(daemon_pid(&apache, "/idle"), idle1, "restarted although not idle for 1 s");
+        let quiet = last.elapsed();
+        let pid = daemon_pid(&apache, "/idle");
+        last = Instant::now();
+        if quiet < Duration::from_millis(800) {
+            assert_eq!(pid, idle1, "restarted although not idle for 1 s (quiet for {quiet:?})");
+        } else {
+            idle1 = pid;
+        }
     }
     // Now idle for 2.5 s; the interval group's process is older than 2 s by then.
     thread::sleep(Duration::from_millis(2500));
