@@ -6,7 +6,7 @@
 //! `options.rs`; the kinds of value they take in `values.rs`.
 
 mod options;
-mod values;
+pub(super) mod values;
 
 use super::args::{Args, ConfigError};
 use options::Kind;

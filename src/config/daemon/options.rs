@@ -507,7 +507,7 @@ daemon_options! {
     response_spool_size: u64 {
         syntax: "response-spool-size=BYTES",
         default: WrittenNote("1073741824", "1 GiB"),
-        parse: |v| v.number(0, u64::MAX, "needs a number of bytes (0: no spooling)"),
+        parse: |v| v.number(0, u64::MAX, crate::config::spool::SPOOL_SIZE_EXPECTED),
         doc: "**oxwsgi only.** A client that reads slower than the daemon writes gets the rest of its response from \
             a temporary file of the Apache child, so the daemon's thread is free as soon as the application has \
             produced its body (see [operations](operations.md#slow-clients)); this is the most bytes of one \
