@@ -16,9 +16,10 @@
 
 use super::response::ApacheBackend;
 use crate::python::backend::{Backend, BodyError};
+use crate::spool::{temp_file, write_at};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// How long a client that is behind gets to catch up before the body goes to the file (once
 /// per response: after that the file is used whenever the client is behind).
@@ -91,27 +92,18 @@ impl ResponseBuffer {
                 }
             }
         }
-        let fd = self.spool.as_ref().expect("just made").as_raw_fd();
+        let file = self.spool.as_ref().expect("just made");
+        let fd = file.as_raw_fd();
         let offset = self.spooled;
-        let mut done = 0;
-        while done < data.len() {
-            let n = unsafe {
-                libc::pwrite(fd, data[done..].as_ptr().cast(), data.len() - done, (offset + done as u64) as libc::off_t)
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // A full disk: what was not written goes the old way.
-                backend.log_error(&format!("oxwsgi: cannot spool a slow client's response: {e}"));
-                self.no_spool = true;
-                if done > 0 {
-                    backend.send_file(fd, offset, done as u64)?;
-                }
-                return backend.write_now(&data[done..]);
+        let done = data.len();
+        if let Err((done, e)) = write_at(file, data, offset) {
+            // A full disk: what was not written goes the old way.
+            backend.log_error(&format!("oxwsgi: cannot spool a slow client's response: {e}"));
+            self.no_spool = true;
+            if done > 0 {
+                backend.send_file(fd, offset, done as u64)?;
             }
-            done += n as usize;
+            return backend.write_now(&data[done..]);
         }
         self.spooled += done as u64;
         backend.send_file(fd, offset, done as u64)?;
@@ -189,15 +181,4 @@ impl Backend for Spooled {
     fn log(&mut self, level: u8, msg: &str) {
         self.backend.log(level, msg)
     }
-}
-
-/// An unlinked temporary file.
-fn temp_file() -> io::Result<OwnedFd> {
-    let dir = std::ffi::CString::new(std::env::temp_dir().into_os_string().into_encoded_bytes())
-        .map_err(|_| io::Error::other("temporary directory name has a NUL"))?;
-    let fd = unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC, 0o600) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

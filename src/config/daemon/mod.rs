@@ -166,6 +166,7 @@ mod tests {
             receive_buffer_size: 131072,
             server_metrics: true,
             response_spool_size: 1 << 30,
+            request_spool_size: 1 << 30,
             script_user: None,
             script_group: None,
             header_buffer_size: 32768,
