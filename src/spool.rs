@@ -78,6 +78,26 @@ impl Spool {
         self.file.is_some()
     }
 
+    /// Room for up to `max` more bytes in memory, while there is any (and nothing is in the
+    /// file yet), to be filled in place and then counted with [`Spool::filled`].
+    pub fn memory_room(&mut self, max: usize) -> Option<&mut [MaybeUninit<u8>]> {
+        let room = max.min(self.memory_max.saturating_sub(self.memory.len()));
+        if self.file.is_some() || room == 0 {
+            return None;
+        }
+        self.memory.reserve(room);
+        Some(&mut self.memory.spare_capacity_mut()[..room])
+    }
+
+    /// Counts `n` bytes written at the start of the last [`Spool::memory_room`].
+    ///
+    /// # Safety
+    /// Those `n` bytes must have been initialised, and `n` be at most the room's length.
+    pub unsafe fn filled(&mut self, n: usize) {
+        debug_assert!(n <= self.memory.capacity() - self.memory.len());
+        self.memory.set_len(self.memory.len() + n);
+    }
+
     pub fn append(&mut self, data: &[u8]) -> io::Result<()> {
         if self.file.is_none() && self.memory.len() + data.len() <= self.memory_max {
             self.memory.extend_from_slice(data);
@@ -162,6 +182,28 @@ mod tests {
             assert!(s.in_file());
             assert_eq!(s.len(), data.len() as u64);
             assert_eq!(read_all(&mut s, piece), data, "memory_max {memory_max}, piece {piece}");
+        }
+    }
+
+    #[test]
+    fn memory_is_filled_in_place_until_it_is_full() {
+        let mut s = Spool::new(8);
+        let room = s.memory_room(5).unwrap();
+        copy_to(room, b"hello");
+        unsafe { s.filled(5) };
+        let room = s.memory_room(100).unwrap();
+        assert_eq!(room.len(), 3, "what is left of memory_max");
+        copy_to(room, b" wo");
+        unsafe { s.filled(3) };
+        assert!(s.memory_room(1).is_none(), "memory is full");
+        s.append(b"rld").unwrap();
+        assert!(s.in_file() && s.memory_room(1).is_none());
+        assert_eq!(read_all(&mut s, 3), b"hello world");
+    }
+
+    fn copy_to(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+        for (d, b) in dst.iter_mut().zip(src) {
+            d.write(*b);
         }
     }
 

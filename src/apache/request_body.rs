@@ -38,9 +38,21 @@ impl RequestBody {
     /// Reads the client's body until it ends or `limit` bytes have come.
     pub fn collect(backend: &mut ApacheBackend, limit: u64) -> Result<RequestBody, BodyError> {
         let mut body = RequestBody { spool: Spool::new(IN_MEMORY), held: Vec::new(), complete: false };
-        let mut buf: Vec<u8> = Vec::with_capacity(PIECE);
+        // Read in place while the body fits in memory, through `buf` once it goes to the file.
+        let mut buf: Vec<u8> = Vec::new();
         while body.spool.len() < limit {
             let max = (limit - body.spool.len()).min(PIECE as u64) as usize;
+            if let Some(room) = body.spool.memory_room(max) {
+                let n = backend.read_body(room)?;
+                // SAFETY: read_body initialised the first n bytes of the room.
+                unsafe { body.spool.filled(n) };
+                if n == 0 {
+                    body.complete = true;
+                    break;
+                }
+                continue;
+            }
+            buf.reserve(PIECE);
             let n = backend.read_body(&mut buf.spare_capacity_mut()[..max])?;
             if n == 0 {
                 body.complete = true;

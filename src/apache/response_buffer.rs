@@ -75,9 +75,11 @@ impl ResponseBuffer {
         !self.no_spool && self.spooled + len as u64 <= self.spool_limit
     }
 
-    /// The client's socket has no room (after a short grace, until the file is in use).
+    /// Apache's core output filter holds unsent bytes and the client's socket has no room
+    /// (after a short grace, until the file is in use). Nothing held: the client has taken
+    /// everything so far, and no poll is needed.
     fn behind(&self, backend: &ApacheBackend) -> bool {
-        !backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
+        backend.output_pending() && !backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
     }
 
     fn spool(&mut self, backend: &mut ApacheBackend, data: &[u8]) -> io::Result<()> {
