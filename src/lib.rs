@@ -20,6 +20,7 @@ pub(crate) mod proxy_headers;
 pub(crate) mod python;
 pub(crate) mod request_plan;
 pub(crate) mod routing;
+pub(crate) mod spool;
 pub(crate) mod telemetry;
 pub(crate) mod xsendfile;
 

@@ -311,6 +311,7 @@ fn pure(rel: &str) -> bool {
         || rel == "daemon/dispatch.rs"
         || rel == "daemon/stop.rs"
         || rel == "proxy_headers.rs"
+        || rel == "spool.rs"
         || rel.starts_with("metrics/")
         || rel.starts_with("telemetry/")
 }

@@ -1,7 +1,8 @@
 //! Slow clients hold no Python thread: clients that ask for a large response and then stop
 //! reading must not keep a hello from being answered at once, in embedded mode (file_wrapper
-//! responses are finished by Apache's write completion, not by the worker thread) and in
-//! daemon mode (Apache's child takes the whole body off the daemon, spooling it to a
+//! responses, and bodies the application produces, which go to a temporary file beyond what
+//! the client takes, are finished by Apache's write completion, not by the worker thread) and
+//! in daemon mode (Apache's child takes the whole body off the daemon, spooling it to a
 //! temporary file beyond response-buffer-size).
 
 mod common;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 const APP: &str = r#"
 import os
+import time
 
 BIG = os.path.join(os.path.dirname(__file__), 'big.bin')
 
@@ -26,6 +28,18 @@ def application(environ, start_response):
         start_response('200 OK', [('Content-Type', 'application/octet-stream'),
                                   ('Content-Length', str(16 << 20))])
         return (chunk for _ in range(16))
+    if path == '/list':
+        # 16 different 1 MiB chunks, so a lost or repeated piece shows in the hash.
+        start_response('200 OK', [('Content-Type', 'application/octet-stream'),
+                                  ('Content-Length', str(16 << 20))])
+        return [bytes((i + j) % 256 for j in range(256)) * 4096 for i in range(16)]
+    if path == '/events':
+        start_response('200 OK', [('Content-Type', 'text/event-stream')])
+        def events():
+            for i in range(3):
+                yield ('data: %d\n\n' % i).encode()
+                time.sleep(0.7)
+        return events()
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [b'hello']
 "#;
@@ -40,6 +54,40 @@ fn stall(addr: SocketAddr, path: &str) -> TcpStream {
     s.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 200", "the stalled request was answered");
     s
+}
+
+/// What `/list` sends: chunk `i` is the bytes `i, i+1, ...` (mod 256), repeated to 1 MiB.
+fn list_body() -> Vec<u8> {
+    (0..16).flat_map(|i| (0..1usize << 20).map(move |j| ((i + j) % 256) as u8)).collect()
+}
+
+/// FNV-1a over `data`: a body's fingerprint.
+fn hash(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+/// Reads the rest of a response whose first 12 bytes `stall` took: its head, then `len` body
+/// bytes (bounded by the socket's read timeout); returns the body.
+fn read_body(s: &mut TcpStream, len: usize) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut rest = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut read_more = |rest: &mut Vec<u8>| {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed after {} bytes", rest.len());
+        rest.extend_from_slice(&buf[..n]);
+    };
+    let start = loop {
+        if let Some(p) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        read_more(&mut rest);
+    };
+    while rest.len() < start + len {
+        read_more(&mut rest);
+    }
+    assert_eq!(rest.len() - start, len, "body length");
+    rest.split_off(start)
 }
 
 /// Each child's resident memory (KiB) summed, from /proc.
@@ -99,23 +147,57 @@ fn daemon_thread_is_free_once_the_body_is_produced() {
     assert!(grown < 100 * 1024, "Apache's children grew by {grown} KiB holding three 16 MiB bodies");
     // A stalled client that reads again gets its whole body, byte for byte.
     let mut s = stalled.into_iter().next().unwrap();
-    let mut rest = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut read_more = |rest: &mut Vec<u8>| {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "connection closed after {} bytes", rest.len());
-        rest.extend_from_slice(&buf[..n]);
-    };
-    let start = loop {
-        if let Some(p) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        read_more(&mut rest);
-    };
-    while rest.len() < start + (16 << 20) {
-        read_more(&mut rest);
+    let body = read_body(&mut s, 16 << 20);
+    assert!(body.iter().all(|&b| b == b'x'));
+    let _ = apache.stop();
+}
+
+#[test]
+fn embedded_worker_is_free_once_the_body_is_produced() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(
+            "ServerLimit 1\nStartServers 1\nThreadsPerChild 4\nMaxRequestWorkers 4\n\
+             MinSpareThreads 1\nMaxSpareThreads 4\n\
+             WSGIScriptAlias /app {APPS}/app.py",
+        )
+        .start();
+    hello_time(&apache, "/app/hello");
+    let children = apache.child_pids();
+    let before = rss_kib(&children);
+    let stalled: Vec<TcpStream> = (0..6).map(|_| stall(apache.addr(), "/app/list")).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let took = hello_time(&apache, "/app/hello");
+    assert!(took < Duration::from_secs(1), "hello took {took:?} with 6 stalled 16 MiB downloads on 4 threads");
+    let grown = rss_kib(&children).saturating_sub(before);
+    assert!(grown < 100 * 1024, "Apache's child grew by {grown} KiB holding six 16 MiB bodies");
+    // Each stalled client that reads again gets its whole body, byte for byte.
+    let expected = hash(&list_body());
+    for (i, mut s) in stalled.into_iter().enumerate() {
+        assert_eq!(hash(&read_body(&mut s, 16 << 20)), expected, "client {i}'s body");
     }
-    assert!(rest[start..].iter().all(|&b| b == b'x'));
-    assert_eq!(rest.len() - start, 16 << 20, "body length");
+    let _ = apache.stop();
+}
+
+#[test]
+fn embedded_stream_reaches_a_fast_client_piece_by_piece() {
+    let apache = Apache::builder().app("app.py", APP).config("WSGIScriptAlias /app {APPS}/app.py").start();
+    let mut s = TcpStream::connect(apache.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    s.write_all(b"GET /app/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Each event arrives while the application sleeps before the next one.
+    for i in 0..3 {
+        let event = format!("data: {i}\n\n");
+        while !got.windows(event.len()).any(|w| w == event.as_bytes()) {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed before event {i}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let due = Duration::from_millis(700 * i + 500);
+        assert!(t.elapsed() < due, "event {i} arrived after {:?}", t.elapsed());
+    }
     let _ = apache.stop();
 }

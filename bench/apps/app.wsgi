@@ -7,12 +7,15 @@ Mounted at /wsgi; one callable, routed on PATH_INFO:
   /body16m a 16 MiB body yielded in 1 MiB pieces (what the slow clients of `slow64` download)
   /file5m  the 5 MiB file data/5m.bin through environ['wsgi.file_wrapper']
   /echo    POST: reads CONTENT_LENGTH bytes of wsgi.input and sends them back
+  /upload  POST: reads all of wsgi.input and answers "LENGTH CRC32" (what the slow clients of
+           `slowup64` upload, checked by them)
 
 The same file is copied next to the configuration of every server variant, so every server
 runs exactly the same code.
 """
 
 import os
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILE_5M = os.path.join(HERE, "data", "5m.bin")
@@ -50,6 +53,12 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/upload":
+        body = environ["wsgi.input"].read()
+        answer = b"%d %08x" % (len(body), zlib.crc32(body))
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(answer)))])
+        return [answer]
     start_response("404 Not Found", [("Content-Type", "text/plain"),
                                      ("Content-Length", "9")])
     return [b"not found"]

@@ -513,22 +513,36 @@ def run_wrk(port: int, path: str, conns: int, seconds: int, threads: int, lua: P
 
 class SlowClients:
     """`n` clients that each ask for `path` and then read it at about `rate` bytes/s (a phone on
-    a bad network), over and over, until stopped: the load beside a scenario's wrk run."""
+    a bad network), over and over, until stopped: the load beside a scenario's wrk run. With
+    `upload` (bytes), each POSTs that many bytes to `path` at `rate` instead; when stopped it
+    sends the rest at once and checks the answer ("LENGTH CRC32" of what it sent), counted in
+    `uploads_intact` / `uploads_bad`."""
 
-    def __init__(self, port: int, path: str, n: int, rate: int = 16 * 1024):
-        self.port, self.path, self.n, self.rate = port, path, n, rate
+    def __init__(self, port: int, path: str, n: int, rate: int = 16 * 1024, upload: int = 0):
+        self.port, self.path, self.n, self.rate, self.upload = port, path, n, rate, upload
         self.stop_event = threading.Event()
         self.threads = []
         self.started = 0
+        self.uploads_intact = 0
+        self.uploads_bad = []
+        self.payload = bytes(i * 31 % 251 for i in range(upload))
+
+    def _connect(self):
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.port))
+        return s
 
     def _client(self):
-        import socket
         while not self.stop_event.is_set():
             try:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                s.settimeout(5)
-                s.connect(("127.0.0.1", self.port))
+                s = self._connect()
+                if self.upload:
+                    self._upload(s)
+                    s.close()
+                    continue
                 s.sendall(f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
                 self.started += 1
                 chunk = max(1, self.rate // 10)
@@ -540,15 +554,41 @@ class SlowClients:
             except OSError:
                 self.stop_event.wait(0.2)
 
+    def _upload(self, s):
+        """One slow upload: a tenth of `rate` every 0.1 s until stopped or done, then the rest
+        at once, then the answer checked."""
+        import zlib
+        s.sendall(f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                  f"Content-Length: {self.upload}\r\n\r\n".encode())
+        self.started += 1
+        sent, chunk = 0, max(1, self.rate // 10)
+        while sent < self.upload and not self.stop_event.is_set():
+            s.sendall(self.payload[sent:sent + chunk])
+            sent += chunk
+            self.stop_event.wait(0.1)
+        s.settimeout(60)
+        s.sendall(self.payload[sent:])
+        answer = b""
+        while True:
+            got = s.recv(65536)
+            if not got:
+                break
+            answer += got
+        want = b"%d %08x" % (self.upload, zlib.crc32(self.payload))
+        if answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n" + want):
+            self.uploads_intact += 1
+        else:
+            self.uploads_bad.append(answer[:200])
+
     def __enter__(self):
         for _ in range(self.n):
             t = threading.Thread(target=self._client, daemon=True)
             t.start()
             self.threads.append(t)
-        time.sleep(1.0)  # let them all be stuck in their downloads
+        time.sleep(1.0)  # let them all be stuck in their downloads (uploads)
         return self
 
     def __exit__(self, *exc):
         self.stop_event.set()
         for t in self.threads:
-            t.join(timeout=10)
+            t.join(timeout=60 if self.upload else 10)

@@ -70,6 +70,9 @@ def aggregate(variants: list, scenarios: list, results: dict, idle_results: dict
                 entry[m] = stats([r.get(m) for r in slot["runs"]])
             if not slot["runs"]:
                 entry["na"] = slot["failures"][0]["reason"] if slot["failures"] else "not run"
+            ups = [r["uploads"] for r in slot["runs"] if r.get("uploads")]
+            if ups:
+                entry["uploads"] = {k: sum(u[k] for u in ups) for k in ("intact", "bad")}
             agg[v.key][s.key] = entry
     # Ratios: to mod_wsgi 4.9.4 in the same mode, and to the static counterpart.
     by_key = {s.key: s for s in SCENARIOS}
@@ -204,6 +207,7 @@ def evaluate_targets(agg: dict, variants: dict, baseline: dict | None = None) ->
                               + (f" ({times:.2f}×)" if mw_slow else " (mod_wsgi served none)")})
     else:
         target(name, "ox-dmn", "slow64", "ratio_mw494", 1.0)
+    rows += slow_client_targets(sc)
     target("Embedded 5 MiB file_wrapper ≥ 0.95× static", "ox-emb", "file5m", "ratio_static", 0.95)
     target("Daemon 5 MiB file_wrapper ≥ 0.9× static", "ox-dmn", "file5m", "ratio_static", 0.9)
     target("Daemon 64 KiB POST echo ≥ 1.5× mod_wsgi 4.9.4 daemon", "ox-dmn", "post64k",
@@ -220,6 +224,32 @@ def evaluate_targets(agg: dict, variants: dict, baseline: dict | None = None) ->
         why = ox.get("na") or mw.get("na") or "not measured"
         rows.append({"target": "Idle one-process daemon RSS ≤ mod_wsgi 4.9.4's", "threshold": 1.0,
                      "value": None, "met": False, "shown": f"n/a ({why})"})
+    return rows
+
+
+def slow_client_targets(sc: dict) -> list:
+    """Issue 26: hello beside 64 slow downloads (slow64) and 64 slow uploads (slowup64), in both
+    modes, ≥ 0.8× hello alone (hello16) in the same run; and every slow upload arrived whole."""
+    rows = []
+    for vkey, mode in (("ox-emb", "Embedded"), ("ox-dmn", "Daemon")):
+        alone = ((sc.get(vkey, {}).get("hello16") or {}).get("rps") or {}).get("median")
+        for skey, what in (("slow64", "download"), ("slowup64", "upload")):
+            e = sc.get(vkey, {}).get(skey) or {}
+            busy = (e.get("rps") or {}).get("median")
+            name = f"{mode} hello while 64 slow clients {what} ≥ 0.8× hello alone"
+            if busy is None or not alone:
+                why = e.get("na") or "not measured"
+                rows.append({"target": name, "threshold": 0.8, "value": None, "met": False,
+                             "shown": f"n/a ({why})"})
+                continue
+            r = busy / alone
+            rows.append({"target": name, "threshold": 0.8, "value": r, "met": r >= 0.8,
+                         "shown": f"{busy:,.0f} vs {alone:,.0f} req/s ({r:.2f}×)"})
+            ups = e.get("uploads")
+            if what == "upload" and ups:
+                rows.append({"target": f"{mode}: every slow upload arrives whole (CRC)",
+                             "threshold": 1.0, "value": None, "met": ups["bad"] == 0 and ups["intact"] > 0,
+                             "shown": f"{ups['intact']} intact, {ups['bad']} not"})
     return rows
 
 

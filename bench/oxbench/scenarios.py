@@ -74,6 +74,9 @@ class Scenario:
     # Slow clients downloading `slow_path` at 16 KiB/s during the run (and its warm-up).
     slow_clients: int = 0
     slow_path: str = ""
+    # Instead of downloading: each slow client uploads this many bytes to `slow_path`, and when
+    # the run is over sends the rest and checks the answer (every byte, by CRC).
+    slow_upload: int = 0
 
     @property
     def static_key(self) -> str:
@@ -104,6 +107,9 @@ SCENARIOS = [
              static_path="/5m.bin", expect_len=SIZE_5M, static_note="static: the same 5 MiB file"),
     Scenario("slow64", "hello world, 16 connections, while 64 slow clients download 16 MiB bodies",
              "/wsgi/hello", 16, expect_len=len(HELLO), slow_clients=64, slow_path="/wsgi/body16m"),
+    Scenario("slowup64", "hello world, 16 connections, while 64 slow clients upload 1 MiB bodies",
+             "/wsgi/hello", 16, expect_len=len(HELLO), slow_clients=64, slow_path="/wsgi/upload",
+             slow_upload=SIZE_1M),
     Scenario("django", "Django view (URL resolver, middleware, template), 16 connections",
              "/django/", 16, static_from="hello16", expect_contains=b"DJANGO BENCH",
              static_note="static: hello.txt at 16 connections"),
@@ -367,8 +373,16 @@ class Bench:
             slot["failures"].append({"round": rnd, "reason": err})
             return False
         if s.slow_clients and not static:
-            with SlowClients(inst.port, s.slow_path, s.slow_clients):
-                return self.measure(inst, v, s, rnd, path, post, slot)
+            with SlowClients(inst.port, s.slow_path, s.slow_clients, upload=s.slow_upload) as slow:
+                ok = self.measure(inst, v, s, rnd, path, post, slot)
+            if ok and s.slow_upload:
+                # Counted once the uploads have been finished and answered (__exit__).
+                up = {"started": slow.started, "intact": slow.uploads_intact,
+                      "bad": len(slow.uploads_bad)}
+                slot["runs"][-1]["uploads"] = up
+                log(f"  {v.label:28s} {s.key:8s} uploads: {up['intact']} intact, {up['bad']} not"
+                    + (f" (first: {slow.uploads_bad[0]!r})" if slow.uploads_bad else ""))
+            return ok
         return self.measure(inst, v, s, rnd, path, post, slot)
 
     def measure(self, inst, v: Variant, s: Scenario, rnd: int, path: str, post: int, slot) -> bool:

@@ -41,6 +41,9 @@ pub struct ServerConf {
     pub python_home: Option<(String, Origin)>,
     pub python_path: Vec<String>,
     pub restrict_embedded: Option<bool>,
+    /// WSGIResponseSpoolSize: the most bytes of one embedded-mode response kept in a temporary
+    /// file for a slow client (None: `config::DEFAULT_SPOOL_SIZE`; 0: no file).
+    pub response_spool_size: Option<u64>,
     /// WSGIMetrics (main server only): None means On.
     pub metrics: Option<bool>,
     pub restrict_signal: Option<bool>,
@@ -381,6 +384,11 @@ server_setter!(cmd_python_home, global = true, |conf, cmd, name, raw| {
 server_setter!(cmd_restrict_embedded, global = true, |conf, cmd, name, raw| {
     let _ = cmd;
     conf.restrict_embedded = Some(config::parse_on_off(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+server_setter!(cmd_response_spool_size, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.response_spool_size = Some(config::parse_spool_size(name, raw).map_err(|e| e.to_string())?);
     Ok(())
 });
 server_setter!(cmd_socket_prefix, global = true, |conf, cmd, name, raw| {

@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod python_start;
 pub mod relay;
 pub mod request;
+pub mod request_body;
 pub mod request_note;
 pub mod request_view;
 pub mod response;

@@ -10,6 +10,7 @@ use super::python_start::{ensure_python, mpm_query};
 use super::request_note::Route;
 use super::request_view::RequestView;
 use super::response::ApacheBackend;
+use super::response_buffer::Spooled;
 use crate::appgroup::{self, NamingContext};
 use crate::config::HandlerScript;
 use crate::metrics::running::{Phases, Running};
@@ -281,7 +282,12 @@ fn run_embedded(
         apache_request: if dir.pass_apache_request == Some(true) { req.raw().cast() } else { std::ptr::null_mut() },
     };
     // SAFETY: the request is live for this handler call.
-    let mut backend = unsafe { ApacheBackend::new(req.raw()) };
+    let apache = unsafe { ApacheBackend::new(req.raw()) };
+    // What a slow client cannot take yet goes to a temporary file (WSGIResponseSpoolSize), so
+    // the application and this worker are free once the body is produced.
+    // SAFETY: ap_server_conf is the main server, set before any request.
+    let main = super::conf::server_conf(unsafe { ffi::ap_server_conf });
+    let mut backend = Spooled::new(apache, main.response_spool_size.unwrap_or(crate::config::DEFAULT_SPOOL_SIZE));
     let threads = mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as u32;
     let phases = Phases { accepted_us: req.request_time().max(0) as u64, ..Phases::default() };
     let _running = Running::begin("", &choice.application_group, threads, phases, wsgi::now_micros());

@@ -1,6 +1,7 @@
-//! Daemon mode's response buffering: the body a daemon sends is taken off its socket as fast as
-//! the daemon produces it, whatever the client's speed, so a slow client never holds a daemon
-//! thread.
+//! Response buffering for slow clients, in both modes: the body a daemon sends is taken off its
+//! socket as fast as the daemon produces it, and the body an embedded-mode application produces
+//! is taken as fast as it produces it ([`Spooled`]), whatever the client's speed, so a slow
+//! client holds neither a daemon thread nor (once the application is done) an Apache worker.
 //!
 //! While the client keeps up, body bytes go to Apache's output filters as they come. Once the
 //! client falls behind (Apache's core output filter holds unsent data and the socket stays
@@ -10,12 +11,15 @@
 //! completion), and a file bucket never makes Apache's filters block. So the Apache child's
 //! memory holds at most what Apache's core output filter sets aside (less than its
 //! `FlushMaxThreshold`, 64 KiB by default: bytes are passed in smaller pieces, from the frame's
-//! own buffer), the file at most `response-spool-size`; past that, writes block as in mod_wsgi.
+//! own buffer), the file at most `response-spool-size` (daemon mode) or `WSGIResponseSpoolSize`
+//! (embedded mode); past that, writes block as in mod_wsgi.
 
 use super::response::ApacheBackend;
-use crate::python::backend::Backend;
+use crate::python::backend::{Backend, BodyError};
+use crate::spool::{temp_file, write_at};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// How long a client that is behind gets to catch up before the body goes to the file (once
 /// per response: after that the file is used whenever the client is behind).
@@ -71,9 +75,11 @@ impl ResponseBuffer {
         !self.no_spool && self.spooled + len as u64 <= self.spool_limit
     }
 
-    /// The client's socket has no room (after a short grace, until the file is in use).
+    /// Apache's core output filter holds unsent bytes and the client's socket has no room
+    /// (after a short grace, until the file is in use). Nothing held: the client has taken
+    /// everything so far, and no poll is needed.
     fn behind(&self, backend: &ApacheBackend) -> bool {
-        !backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
+        backend.output_pending() && !backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
     }
 
     fn spool(&mut self, backend: &mut ApacheBackend, data: &[u8]) -> io::Result<()> {
@@ -88,27 +94,18 @@ impl ResponseBuffer {
                 }
             }
         }
-        let fd = self.spool.as_ref().expect("just made").as_raw_fd();
+        let file = self.spool.as_ref().expect("just made");
+        let fd = file.as_raw_fd();
         let offset = self.spooled;
-        let mut done = 0;
-        while done < data.len() {
-            let n = unsafe {
-                libc::pwrite(fd, data[done..].as_ptr().cast(), data.len() - done, (offset + done as u64) as libc::off_t)
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // A full disk: what was not written goes the old way.
-                backend.log_error(&format!("oxwsgi: cannot spool a slow client's response: {e}"));
-                self.no_spool = true;
-                if done > 0 {
-                    backend.send_file(fd, offset, done as u64)?;
-                }
-                return backend.write_now(&data[done..]);
+        let done = data.len();
+        if let Err((done, e)) = write_at(file, data, offset) {
+            // A full disk: what was not written goes the old way.
+            backend.log_error(&format!("oxwsgi: cannot spool a slow client's response: {e}"));
+            self.no_spool = true;
+            if done > 0 {
+                backend.send_file(fd, offset, done as u64)?;
             }
-            done += n as usize;
+            return backend.write_now(&data[done..]);
         }
         self.spooled += done as u64;
         backend.send_file(fd, offset, done as u64)?;
@@ -116,13 +113,74 @@ impl ResponseBuffer {
     }
 }
 
-/// An unlinked temporary file.
-fn temp_file() -> io::Result<OwnedFd> {
-    let dir = std::ffi::CString::new(std::env::temp_dir().into_os_string().into_encoded_bytes())
-        .map_err(|_| io::Error::other("temporary directory name has a NUL"))?;
-    let fd = unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC, 0o600) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+/// Embedded mode's [`Backend`]: the request's [`ApacheBackend`], with the body the application
+/// produces going through a [`ResponseBuffer`], as a daemon's does in the relay. What a slow
+/// client cannot take yet goes to the file, so the application finishes at its own pace and
+/// the event MPM's write completion sends the rest after the handler has returned.
+pub struct Spooled {
+    backend: ApacheBackend,
+    buffer: ResponseBuffer,
+    /// What `write` buffered, sent on `flush`.
+    pending: Vec<u8>,
+}
+
+impl Spooled {
+    pub fn new(backend: ApacheBackend, spool_limit: u64) -> Spooled {
+        Spooled { backend, buffer: ResponseBuffer::new(spool_limit), pending: Vec::new() }
     }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+
+    fn send_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let sent = self.buffer.send(&mut self.backend, &self.pending, true);
+        self.pending.clear();
+        sent
+    }
+}
+
+impl Backend for Spooled {
+    fn read_body(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, BodyError> {
+        self.backend.read_body(buf)
+    }
+
+    fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+        self.backend.start(status, status_line, headers)
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        self.pending.extend_from_slice(data);
+    }
+
+    fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_pending()
+    }
+
+    fn write_now(&mut self, data: &[u8]) -> io::Result<()> {
+        self.send_pending()?;
+        self.buffer.send(&mut self.backend, data, true)
+    }
+
+    fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+        self.send_pending()?;
+        self.backend.send_file(fd, offset, len)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.send_pending()?;
+        self.backend.finish()
+    }
+
+    fn abort(&mut self) {
+        let _ = self.send_pending();
+        self.backend.abort()
+    }
+
+    fn log(&mut self, level: u8, msg: &str) {
+        self.backend.log(level, msg)
+    }
 }

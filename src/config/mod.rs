@@ -18,6 +18,7 @@ mod python_options;
 mod restrict_process;
 mod script_alias;
 mod scripts;
+pub(crate) mod spool;
 mod telemetry;
 
 pub use args::{parse_on_off, split_args, ConfigError};
@@ -33,6 +34,7 @@ pub use python_home::{
 };
 pub use python_options::{parse_hash_seed, parse_switch_interval};
 pub use restrict_process::{parse_restrict_process, RestrictProcess};
+pub use spool::{parse_spool_size, DEFAULT_SPOOL_SIZE};
 pub use telemetry::{parse_telemetry_options, parse_telemetry_service};
 
 pub use daemon::{parse_daemon_process, DaemonOption, DaemonProcess, DAEMON_OPTIONS};

@@ -6,7 +6,7 @@
 //! `options.rs`; the kinds of value they take in `values.rs`.
 
 mod options;
-mod values;
+pub(super) mod values;
 
 use super::args::{Args, ConfigError};
 use options::Kind;
@@ -166,6 +166,7 @@ mod tests {
             receive_buffer_size: 131072,
             server_metrics: true,
             response_spool_size: 1 << 30,
+            request_spool_size: 1 << 30,
             script_user: None,
             script_group: None,
             header_buffer_size: 32768,

@@ -508,11 +508,24 @@ daemon_options! {
     response_spool_size: u64 {
         syntax: "response-spool-size=BYTES",
         default: WrittenNote("1073741824", "1 GiB"),
-        parse: |v| v.number(0, u64::MAX, "needs a number of bytes (0: no spooling)"),
+        parse: |v| v.number(0, u64::MAX, crate::config::spool::SPOOL_SIZE_EXPECTED),
         doc: "**oxwsgi only.** A client that reads slower than the daemon writes gets the rest of its response from \
             a temporary file of the Apache child, so the daemon's thread is free as soon as the application has \
             produced its body (see [operations](operations.md#slow-clients)); this is the most bytes of one \
             response kept there. Past them the Apache child waits for the client (and the daemon for the child), as \
             mod_wsgi always does. `0` turns the file off.",
+    }
+    /// Used by `apache::request_body`.
+    request_spool_size: u64 {
+        syntax: "request-spool-size=BYTES",
+        default: WrittenNote("1073741824", "1 GiB"),
+        parse: |v| v.number(0, u64::MAX, crate::config::spool::SPOOL_SIZE_EXPECTED),
+        doc: "**oxwsgi only.** A request body is collected by the Apache child (64 KiB in memory, the rest in a \
+            temporary file) and the request is sent to the group only once it has arrived, so no daemon thread \
+            waits on a slow upload (see [operations](operations.md#slow-clients)); this is the most bytes of one \
+            body collected first. A longer body's first BYTES are collected, and the application reads the rest \
+            from the client as in mod_wsgi. A body that fails on the way (a client that gives up, \
+            `mod_reqtimeout`, `LimitRequestBody`) is answered by Apache (400, 408, 413) and the application is \
+            not called. `0` turns collecting off.",
     }
 }

@@ -110,7 +110,7 @@ impl Value<'_> {
 
 /// Digits only (no sign, no spaces), fitting a u64. Stricter than mod_wsgi's `atoi`, which reads
 /// "12abc" as 12.
-fn whole_number(s: &str) -> Option<u64> {
+pub(crate) fn whole_number(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -1,0 +1,168 @@
+//! Slow uploads hold no daemon thread: in daemon mode the Apache child collects a request's
+//! body (memory, then a temporary file) before it sends the request to the group, so clients
+//! that send the headers of a large POST and a little of its body, then stall, must not keep a
+//! hello from being answered at once; when they go on, each upload arrives intact. A body that
+//! never arrives whole is not given to the application at all.
+
+mod common;
+
+use common::Apache;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"
+import sys
+
+def fnv(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+def application(environ, start_response):
+    path = environ.get('PATH_INFO', '')
+    if path == '/upload':
+        print('upload called: %s' % environ.get('QUERY_STRING'), file=sys.stderr, flush=True)
+        data = environ['wsgi.input'].read()
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [('%d %x' % (len(data), fnv(data))).encode()]
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'hello']
+"#;
+
+const DAEMON: &str = "WSGIDaemonProcess one processes=1 threads=1\n\
+                      WSGIChunkedRequest On\n\
+                      WSGIScriptAlias /app {APPS}/app.py process-group=one";
+
+/// What a client uploads: 1 MiB, different bytes at different places.
+fn upload() -> Vec<u8> {
+    (0..1usize << 20).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// FNV-1a, as the application computes it.
+fn hash(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+/// The application's answer for an intact `upload()`.
+fn intact() -> String {
+    let data = upload();
+    format!("{} {:x}", data.len(), hash(&data))
+}
+
+/// Sends the head of a POST of `upload()` to `/app/upload?id`, and the first `first` bytes of
+/// its body.
+fn start_upload(apache: &Apache, id: &str, first: usize) -> TcpStream {
+    let mut s = TcpStream::connect(apache.addr()).unwrap();
+    let head = format!(
+        "POST /app/upload?{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\n\r\n",
+        1 << 20
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&upload()[..first]).unwrap();
+    s
+}
+
+/// The whole response on `s` (to its Content-Length, or the last chunk), bounded by a read
+/// timeout.
+fn answer(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(at) = text.find("\r\n\r\n") {
+            let length = text[..at]
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let done = match length {
+                Some(n) => got.len() >= at + 4 + n,
+                None => text[at..].ends_with("\r\n0\r\n\r\n"),
+            };
+            if done {
+                return text;
+            }
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn hello_time(apache: &Apache) -> Duration {
+    let t = Instant::now();
+    let r = apache.get("/app/hello");
+    r.assert_status(200);
+    assert_eq!(r.text(), "hello");
+    t.elapsed()
+}
+
+#[test]
+fn daemon_thread_waits_for_no_upload() {
+    let apache = Apache::builder().app("app.py", APP).config(DAEMON).start();
+    hello_time(&apache);
+    let mut stalled: Vec<TcpStream> = (0..3).map(|i| start_upload(&apache, &format!("stalled{i}"), 1024)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let took = hello_time(&apache);
+    assert!(took < Duration::from_secs(1), "hello took {took:?} with 3 stalled uploads on threads=1");
+    assert_eq!(apache.count_in_log("upload called"), 0, "an application was called before its body came");
+    // Each goes on, and its upload arrives whole.
+    for s in &mut stalled {
+        s.write_all(&upload()[1024..]).unwrap();
+    }
+    for (i, s) in stalled.iter_mut().enumerate() {
+        let text = answer(s);
+        assert!(text.starts_with("HTTP/1.1 200"), "upload {i}: {text}");
+        assert!(text.contains(&intact()), "upload {i}: {text}");
+    }
+    let _ = apache.stop();
+}
+
+#[test]
+fn chunked_and_expect_continue_uploads_arrive_whole() {
+    let apache = Apache::builder().app("app.py", APP).config(DAEMON).start();
+    // Chunked, in pieces of 100,000 bytes.
+    let mut s = TcpStream::connect(apache.addr()).unwrap();
+    s.write_all(b"POST /app/upload?chunked HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    for piece in upload().chunks(100_000) {
+        s.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).unwrap();
+        s.write_all(piece).unwrap();
+        s.write_all(b"\r\n").unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").unwrap();
+    let text = answer(&mut s);
+    assert!(text.contains(&intact()), "chunked: {text}");
+    // Expect: 100-continue: the body is sent once Apache asks for it.
+    let mut s = TcpStream::connect(apache.addr()).unwrap();
+    let head = format!(
+        "POST /app/upload?expect HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        1 << 20
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut cont = [0u8; 25];
+    s.read_exact(&mut cont).unwrap();
+    assert_eq!(&cont, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(&upload()).unwrap();
+    let text = answer(&mut s);
+    assert!(text.contains(&intact()), "expect: {text}");
+    let _ = apache.stop();
+}
+
+#[test]
+fn an_upload_given_up_half_way_never_reaches_the_application() {
+    let apache = Apache::builder().app("app.py", APP).config(DAEMON).start();
+    let s = start_upload(&apache, "gaveup", 300_000);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(s);
+    // A complete one afterwards is served, and only it reached the application.
+    let mut s = start_upload(&apache, "whole", 0);
+    s.write_all(&upload()).unwrap();
+    assert!(answer(&mut s).contains(&intact()));
+    assert_eq!(apache.count_in_log("upload called: gaveup"), 0, "{}", apache.error_log());
+    assert_eq!(apache.count_in_log("upload called: whole"), 1, "{}", apache.error_log());
+    let _ = apache.stop();
+}
