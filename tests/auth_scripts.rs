@@ -171,3 +171,21 @@ fn access_script_without_a_require_of_its_own_sees_the_path() {
     assert!(!log.contains("AssertionError"), "{log}");
     assert!(log.contains("): Client denied by server configuration: '"), "{log}");
 }
+
+/// With `MergeSlashes Off`, the application sees runs of `/` folded (as under mod_wsgi 6), and so
+/// does the access script: `//deny` must not slip past a script that denies `/deny`.
+#[test]
+fn access_script_sees_the_path_the_application_will_see() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .app("access.wsgi", ACCESS_BY_PATH)
+        .config(
+            "MergeSlashes Off\n\
+             WSGIScriptAlias /emb {APPS}/app.py\n\
+             <Location /emb>\n WSGIAccessScript {APPS}/access.wsgi\n</Location>",
+        )
+        .start();
+    assert_eq!(status(&apache, "/emb/allow", &[]).0, 200, "{}", apache.error_log());
+    assert_eq!(status(&apache, "/emb//deny", &[]).0, 403, "{}", apache.error_log());
+    assert_eq!(status(&apache, "/emb///deny/x", &[]).0, 403, "{}", apache.error_log());
+}

@@ -61,13 +61,13 @@ unsafe fn auth_environ(r: *mut ffi::request_rec, group: &str) -> Vec<(&[u8], &[u
 }
 
 /// SCRIPT_NAME and PATH_INFO as mod_wsgi's Auth_environ gives them, so a script can decide by
-/// path: the URI up to where its PATH_INFO starts (for an SSI include, the whole URI).
+/// path: the URI up to where its PATH_INFO starts (for an SSI include, the whole URI), with runs
+/// of `/` folded as the application will see them (a script that denies `/admin` must not let
+/// `//admin` through).
 unsafe fn script_name_and_path_info<'a>(r: *mut ffi::request_rec) -> (&'a [u8], &'a [u8]) {
     let req = RequestView::new(r);
-    if req.protocol() == b"INCLUDED" {
-        return (req.uri(), req.path_info());
-    }
-    (req.uri_before_path_info(), req.path_info())
+    let script_name = if req.protocol() == b"INCLUDED" { req.uri() } else { req.uri_before_path_info() };
+    (super::environ::folded(req, script_name), super::environ::folded(req, req.path_info()))
 }
 
 /// Runs `function` of the script; logs and returns None on an error.

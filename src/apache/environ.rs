@@ -18,6 +18,12 @@ pub struct Paths<'r> {
     pub resource: &'r str,
 }
 
+/// SCRIPT_NAME or PATH_INFO as the application (and an auth or access script) sees it: runs of
+/// `/` folded into one, as mod_wsgi 6 does whatever `MergeSlashes` says.
+pub fn folded<'r>(req: RequestView<'r>, path: &'r [u8]) -> &'r [u8] {
+    crate::routing::collapse_slashes(path).map_or(path, |c| req.pool_bytes(&c))
+}
+
 /// What the `mod_wsgi.*` keys report: the choices made for the request.
 pub struct Choices<'a> {
     pub mode: &'a Mode,

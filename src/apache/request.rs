@@ -5,7 +5,7 @@
 //! (`relay`). A step that turns the request away returns a [`Refusal`]: its status and the log
 //! line that says why.
 
-use super::environ::{Choices, Environ, Paths};
+use super::environ::{folded, Choices, Environ, Paths};
 use super::python_start::{ensure_python, mpm_query};
 use super::request_note::Route;
 use super::request_view::RequestView;
@@ -190,8 +190,7 @@ fn paths<'r>(req: RequestView<'r>, route: Option<&'r Route>, resource: &'r str) 
         Some(rt) => (&rt.script_name[..], &rt.path_info[..]),
         None => (req.uri_before_path_info(), req.path_info()),
     };
-    let collapsed = |p: &'r [u8]| crate::routing::collapse_slashes(p).map_or(p, |c| req.pool_bytes(&c));
-    Paths { script_name: collapsed(script_name), path_info: collapsed(path_info), resource }
+    Paths { script_name: folded(req, script_name), path_info: folded(req, path_info), resource }
 }
 
 /// WSGIRestrictEmbedded On: nothing runs in an Apache child.

@@ -620,17 +620,27 @@ fn resolved_options(rt: &Runtime, name: &str) -> crate::config::ResolvedInterpre
     crate::config::resolve_interpreter_options(&start.interpreter_options, &rt.config.process_group, name, top)
 }
 
-/// Runs `f` with the current thread state's GIL released (`_py`: it is held now). `f` must not
-/// call Python or use a token: the GIL is not held while it runs.
-pub fn without_gil<R>(_py: Py<'_>, f: impl FnOnce() -> R) -> R {
-    let ts = unsafe { ffi::PyEval_SaveThread() };
-    let r = f();
-    if super::request_stats::measuring_gil() {
-        let t = std::time::Instant::now();
-        unsafe { ffi::PyEval_RestoreThread(ts) };
-        super::request_stats::gil_waited(t.elapsed());
-    } else {
-        unsafe { ffi::PyEval_RestoreThread(ts) };
+/// Runs `f` with the current thread state's GIL released (`_py`: it is held now), and takes it
+/// back when `f` returns or panics (a panic then unwinds with the GIL held, as the code above
+/// expects).
+///
+/// # Safety
+/// `f` must not call Python's C API or use a token or an `Obj` it captured: the GIL is not held
+/// while it runs (a `Py` is `Copy`, so the compiler cannot see such a capture).
+pub unsafe fn without_gil<R>(_py: Py<'_>, f: impl FnOnce() -> R) -> R {
+    /// Takes the GIL back on drop (unwinding included).
+    struct Reattach(*mut ffi::PyThreadState);
+    impl Drop for Reattach {
+        fn drop(&mut self) {
+            if super::request_stats::measuring_gil() {
+                let t = std::time::Instant::now();
+                unsafe { ffi::PyEval_RestoreThread(self.0) };
+                super::request_stats::gil_waited(t.elapsed());
+            } else {
+                unsafe { ffi::PyEval_RestoreThread(self.0) };
+            }
+        }
     }
-    r
+    let _reattach = Reattach(ffi::PyEval_SaveThread());
+    f()
 }

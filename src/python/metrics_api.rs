@@ -39,7 +39,8 @@ static mut SERVER_METRICS_DEF: ffi::PyMethodDef = noargs!(
 unsafe extern "C" fn native_server_metrics(_slf: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
     py_guard(|py| {
         // The scoreboard is read without the GIL: it is Apache's shared memory, not Python's.
-        let json = SERVER_METRICS.get().and_then(|f| super::interp::without_gil(py, f));
+        // Safe: the server-metrics source reads shared memory, no Python.
+        let json = SERVER_METRICS.get().and_then(|f| unsafe { super::interp::without_gil(py, f) });
         match json {
             Some(text) => obj::text(py, &text).map_or(ptr::null_mut(), Obj::into_ptr),
             None => obj::none(py).into_ptr(),

@@ -286,7 +286,8 @@ impl RequestState {
         }
         self.ensure_headers(py)?;
         let Some(len) = self.response.borrow_mut().take(len) else { return Ok(true) };
-        if self.with_backend(|b| without_gil(py, || b.send_file(fd, pos as u64, len))).is_err() {
+        // Safe: sendfile is the backend's I/O, no Python.
+        if self.with_backend(|b| unsafe { without_gil(py, || b.send_file(fd, pos as u64, len)) }).is_err() {
             self.response.borrow_mut().client_gone();
         }
         Ok(true)
@@ -341,12 +342,14 @@ impl RequestState {
             if data.len() >= DIRECT_WRITE {
                 // A large block goes out straight from the Python object's memory (kept alive
                 // by the caller), without the copy that buffering makes.
-                without_gil(py, || backend.write_now(data))?;
+                // Safe: the backend's I/O on bytes already copied out of Python, no Python.
+                unsafe { without_gil(py, || backend.write_now(data)) }?;
             } else {
                 backend.write(data);
             }
             if flush || backend.buffered() >= FLUSH_THRESHOLD {
-                without_gil(py, || backend.flush())?;
+                // Safe: as above.
+                unsafe { without_gil(py, || backend.flush()) }?;
             }
             Ok::<(), std::io::Error>(())
         });
@@ -446,20 +449,24 @@ impl RequestState {
         let mut len = 0;
         let result = self.with_backend(|backend| loop {
             let spare = buf.spare(py, len);
-            let filled = without_gil(py, || {
-                let mut n = 0;
-                while n < spare.len() {
-                    match backend.read_body(&mut spare[n..]) {
-                        Ok(0) => return (n, Ok(true)),
-                        Ok(got) => n += got,
-                        Err(e) => return (n, Err(e)),
+            // Safe: the closure reads the client's body into memory the bytes object owns,
+            // which nothing else touches until it is finished; no Python.
+            let filled = unsafe {
+                without_gil(py, || {
+                    let mut n = 0;
+                    while n < spare.len() {
+                        match backend.read_body(&mut spare[n..]) {
+                            Ok(0) => return (n, Ok(true)),
+                            Ok(got) => n += got,
+                            Err(e) => return (n, Err(e)),
+                        }
+                        if partial {
+                            break;
+                        }
                     }
-                    if partial {
-                        break;
-                    }
-                }
-                (n, Ok(false))
-            });
+                    (n, Ok(false))
+                })
+            };
             len += filled.0;
             match filled.1 {
                 Ok(false) if !partial && (len as u64) < want => {

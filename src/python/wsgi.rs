@@ -321,7 +321,8 @@ fn fail(state: &RequestState, at: &Attached, script: &str, exc: Option<Obj>) -> 
         // buffered, and dropping the connection would discard it); then the connection is
         // dropped without ending the response, so it cannot pass for a complete one.
         state.with_backend(|backend| {
-            let _ = without_gil(at.py(), || backend.flush());
+            // Safe: the flush is the backend's I/O, no Python.
+            let _ = unsafe { without_gil(at.py(), || backend.flush()) };
             backend.abort();
         });
         Outcome::Aborted
