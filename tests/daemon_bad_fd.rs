@@ -19,6 +19,7 @@ def frame(kind, payload):
     return bytes([kind]) + struct.pack('<I', len(payload)) + payload
 
 SENDFILE = frame(0x86, struct.pack('<QQ', 0, 1))
+SENDFILE_FAR = frame(0x86, struct.pack('<QQ', 0, 1 << 40))
 DATA = frame(0x85, b'smuggled')
 
 def unix_streams():
@@ -47,10 +48,10 @@ def connections():
 def application(environ, start_response):
     case = environ['PATH_INFO']
     if case != '/ok':
-        with open(environ['SCRIPT_FILENAME'], 'rb') as f:
+        with open(environ['SCRIPT_FILENAME'], 'rb') as f, open('/dev/zero', 'rb') as z:
             fds = {'/missing': [], '/two': [f.fileno()] * 2, '/many': [f.fileno()] * 20,
-                   '/data-fd': [f.fileno()]}[case]
-            raw = DATA if case == '/data-fd' else SENDFILE
+                   '/data-fd': [f.fileno()], '/device': [z.fileno()], '/past-end': [f.fileno()]}[case]
+            raw = {'/data-fd': DATA, '/past-end': SENDFILE_FAR}.get(case, SENDFILE)
             for s in connections():
                 try:
                     if fds:
@@ -94,6 +95,8 @@ fn bad_descriptors_from_a_daemon_fail_the_request_cleanly() {
         ("/bad/two", "unexpected file descriptor with a SENDFILE frame"),
         ("/bad/many", "ancillary data truncated"),
         ("/bad/data-fd", "unexpected file descriptor with a DATA frame"),
+        ("/bad/device", "the descriptor is not a regular file"),
+        ("/bad/past-end", "the range goes past the end of the file"),
     ] {
         let r = apache.get(case);
         r.assert_status(502);

@@ -527,6 +527,8 @@ unsafe fn relay(
                 let Some(fd) = fd else {
                     return Err(Failure::Broken("SENDFILE without a file descriptor".into()));
                 };
+                // The daemon runs application code: what it passes must be a file Apache can send.
+                protocol::check_sendfile(&fd, offset, length)?;
                 if let Err(e) = backend.send_file(fd.as_raw_fd(), offset, length) {
                     log_request(
                         r,

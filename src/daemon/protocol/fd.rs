@@ -1,7 +1,10 @@
 //! File descriptor passing (SENDFILE): frames sent and received with SCM_RIGHTS ancillary
-//! data on a UNIX stream socket. Two checked ways to receive: [`recv_frame_maybe_fd`] (one frame,
-//! no read-ahead) and [`FdStream`] under a buffered [`FrameReader`] (read-ahead, for a stream of
-//! frames); both share one `recvmsg` and apply the same rules.
+//! data on a UNIX stream socket. The relay receives through [`FdStream`] under a buffered
+//! [`FrameReader`] (read-ahead): one descriptor per SENDFILE, none with any other frame, no
+//! truncated control data, a bounded number waiting, none left at the end; and
+//! [`check_sendfile`] before a descriptor reaches Apache. (`recv_frame_maybe_fd`, one frame
+//! without read-ahead over the same `recvmsg`, is kept for the unit tests as the rules' plain
+//! statement.)
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -9,10 +12,13 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use super::consts::HEADER_LEN;
+#[cfg(test)]
 use super::decode::decode_owned_payload;
 use super::encode::encode_frame;
 use super::error::ProtocolError;
-use super::frame::{parse_header, Frame};
+#[cfg(test)]
+use super::frame::parse_header;
+use super::frame::Frame;
 use super::frame_type::FrameType;
 use super::stream::FrameReader;
 
@@ -92,9 +98,12 @@ fn send_bytes_with_fds(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<(
 /// can be mixed with plain reads and writes on the same socket. Received descriptors are
 /// close-on-exec.
 ///
+/// (The rules as one frame at a time, for the unit tests; the relay reads through [`FdStream`].)
+///
 /// A SENDFILE frame must come with exactly one descriptor ([`ProtocolError::MissingFd`]
 /// otherwise); any other frame with none ([`ProtocolError::UnexpectedFd`]; stray descriptors
 /// are closed). `Err(ProtocolError::Closed)` means a clean close between frames.
+#[cfg(test)]
 pub fn recv_frame_maybe_fd(sock: impl AsFd) -> Result<(Frame, Option<OwnedFd>), ProtocolError> {
     let sock = sock.as_fd().as_raw_fd();
     let mut fds = Vec::new();
@@ -121,6 +130,7 @@ pub fn recv_frame_maybe_fd(sock: impl AsFd) -> Result<(Frame, Option<OwnedFd>), 
 
 /// recvmsg until `out` is full or EOF; returns the number of bytes read. Descriptors received
 /// on the way are appended to `fds`.
+#[cfg(test)]
 fn recv_exact(sock: RawFd, out: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<usize, ProtocolError> {
     let mut got = 0;
     while got < out.len() {
@@ -192,19 +202,50 @@ impl FdStream {
     }
 }
 
+/// How many descriptor-carrying messages may wait for their frames. A response has one
+/// SENDFILE at a time in flight; a peer that sends descriptors faster than frames (say one
+/// per byte of a long DATA frame) is cut off here, before it can exhaust the process's
+/// descriptors.
+const MAX_PENDING_BATCHES: usize = 8;
+
 impl Read for FdStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let invalid = |e: ProtocolError| io::Error::new(io::ErrorKind::InvalidData, e);
         let mut fds = Vec::new();
         let n = recv_some(self.sock.as_raw_fd(), buf, &mut fds).map_err(|e| match e {
             ProtocolError::Io(e) => e,
-            other => io::Error::new(io::ErrorKind::InvalidData, other),
+            other => invalid(other),
         })?;
         let from = self.received;
         self.received += n as u64;
         if !fds.is_empty() {
+            // Each SENDFILE sends exactly one descriptor, in a message of its own.
+            if fds.len() > 1 || self.batches.len() >= MAX_PENDING_BATCHES {
+                self.batches.clear();
+                return Err(invalid(ProtocolError::UnexpectedFd { frame_type: FrameType::SendFile }));
+            }
             self.batches.push_back(FdBatch { from, to: self.received, fds });
         }
         Ok(n)
+    }
+}
+
+/// Whether a SENDFILE's descriptor and range can be handed to Apache as a file: a regular file
+/// (not a pipe, socket or device, which a file bucket would read forever or block on) that holds
+/// `offset..offset + length`.
+pub fn check_sendfile(fd: impl AsFd, offset: u64, length: u64) -> Result<(), ProtocolError> {
+    let bad = |reason| ProtocolError::Malformed { frame_type: FrameType::SendFile, reason };
+    // SAFETY: fstat writes a stat struct for a descriptor we own; all-zero is a valid start.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_fd().as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(bad("the descriptor is not a regular file"));
+    }
+    match offset.checked_add(length) {
+        Some(end) if end <= st.st_size.max(0) as u64 => Ok(()),
+        _ => Err(bad("the range goes past the end of the file")),
     }
 }
 
@@ -484,5 +525,39 @@ mod tests {
         assert!(matches!(reader.read_frame_fd(), Ok((Frame::End, None))));
         assert!(matches!(reader.check_no_fds_left(), Err(ProtocolError::UnexpectedFd { .. })));
         reader.check_no_fds_left().unwrap(); // closed, not kept
+    }
+
+    #[test]
+    fn fd_stream_bounds_the_descriptors_waiting_for_their_frame() {
+        // A DATA frame sent one byte per message, each message with a descriptor: the reader
+        // gives up after MAX_PENDING_BATCHES, long before the process's descriptors run out.
+        let file = temp_file("stream-flood", b"x");
+        let (apache, daemon) = UnixStream::pair().unwrap();
+        let data = encode(&Frame::Data(vec![b'z'; 64]));
+        let writer = std::thread::spawn(move || {
+            for b in data.chunks(1) {
+                if send_bytes_with_fds(daemon.as_raw_fd(), b, &[file.as_raw_fd()]).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut reader = fd_reader(apache);
+        assert!(matches!(reader.read_frame_fd(), Err(ProtocolError::UnexpectedFd { .. })));
+        assert!(reader.get_ref().batches.len() <= MAX_PENDING_BATCHES);
+        drop(reader);
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn check_sendfile_takes_regular_files_within_their_size() {
+        let file = temp_file("check", b"0123456789");
+        check_sendfile(&file, 0, 10).unwrap();
+        check_sendfile(&file, 4, 6).unwrap();
+        assert!(matches!(check_sendfile(&file, 4, 7), Err(ProtocolError::Malformed { .. })));
+        assert!(matches!(check_sendfile(&file, u64::MAX, 2), Err(ProtocolError::Malformed { .. })));
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert!(matches!(check_sendfile(&a, 0, 0), Err(ProtocolError::Malformed { .. })));
+        let dev = std::fs::File::open("/dev/zero").unwrap();
+        assert!(matches!(check_sendfile(&dev, 0, 1), Err(ProtocolError::Malformed { .. })));
     }
 }

@@ -44,7 +44,9 @@ pub use consts::{
 pub use decode::{decode_frame, decode_frame_limited, decode_payload, Decoded};
 pub use encode::encode_frame;
 pub use error::ProtocolError;
-pub use fd::{recv_frame_maybe_fd, send_frame_with_fd, FdStream};
+#[cfg(test)]
+pub use fd::recv_frame_maybe_fd;
+pub use fd::{check_sendfile, send_frame_with_fd, FdStream};
 pub use frame::{frame_header, parse_header, secrets_equal, Frame};
 pub use frame_type::FrameType;
 pub use pairs::PairBuf;
