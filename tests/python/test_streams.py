@@ -1,4 +1,6 @@
+import gc
 import io
+import sys
 import unittest
 
 from support import native
@@ -49,6 +51,23 @@ class StreamTest(unittest.TestCase):
         self.assertEqual(native.lines, [])
         streams.flush_pending()
         self.assertEqual(native.lines, [(None, 3, 'xy')])
+
+    def test_a_dropped_stream_keeps_its_partial_line_and_warns_of_nothing(self):
+        s = LogStream('ctx')
+        s.write('left')
+        raw = s.buffer
+        unraisable = []
+        hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+        try:
+            del s
+            gc.collect()
+        finally:
+            sys.unraisablehook = hook
+        self.assertEqual(unraisable, [])
+        self.assertIsNone(raw._dealloc_warn(None))
+        self.assertIn(raw, streams.pending)
+        streams.flush_pending()
+        self.assertEqual(native.lines, [('ctx', 3, 'left')])
 
     def test_wsgi_errors_is_a_text_io_wrapper_like_mod_wsgis(self):
         s = LogStream()

@@ -64,6 +64,11 @@ class Log(io.RawIOBase):
     # (No close(): one made for every request would cost its wrapper a Python call when it
     # goes. A partial line left in a closed stream is still logged by flush_pending.)
 
+    def _dealloc_warn(self, source):
+        """Called by the text stream above when it is collected unclosed (as FileIO's warns
+        of an unclosed file): nothing to warn of here. Without it, that call made and cleared
+        an AttributeError for every request's wsgi.errors (0.2 of its 0.95 µs)."""
+
     def fileno(self):
         raise OSError('Apache error log stream has no file descriptor')
 
