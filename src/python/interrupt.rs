@@ -20,7 +20,12 @@ pub fn interrupt(
         // Safe: a new reference or NULL with an exception set, which owned() turns into Err.
         let id = unsafe { obj::Obj::owned(ffi::PyLong_FromUnsignedLongLong(ident)) };
         let py = at.py();
-        let stack = match id.and_then(|id| at.data().thread_stack.call1(py, &id)) {
+        let stack = match id.and_then(|id| {
+            if !super::own_gil::current_frames_is_safe() {
+                return obj::text(py, super::own_gil::NO_STACKS);
+            }
+            at.data().thread_stack.call1(py, &id)
+        }) {
             Ok(text) => text.as_str(py).unwrap_or("").to_string(),
             Err(_) => {
                 unsafe { ffi::PyErr_Clear() };

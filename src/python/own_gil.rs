@@ -80,8 +80,25 @@ unsafe fn own() -> Result<*mut ffi::PyThreadState, String> {
         };
         return Err(format!("Py_NewInterpreterFromConfig (own GIL) failed: {msg}"));
     }
+    OWN_GIL_MADE.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(tstate)
 }
+
+/// Whether this process has made an interpreter with its own GIL.
+static OWN_GIL_MADE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `sys._current_frames()` may be called: up to Python 3.13 it walks the threads of
+/// every interpreter and makes frame objects for them, which is a data race against an
+/// interpreter with its own GIL (and its own allocator) running at the same time. From 3.14 it
+/// walks only the calling interpreter's threads.
+pub fn current_frames_is_safe() -> bool {
+    cfg!(Py_3_14) || !OWN_GIL_MADE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Said in the log instead of a stack dump that [`current_frames_is_safe`] forbids.
+pub const NO_STACKS: &str = "(Python stacks not taken: before Python 3.14, sys._current_frames() reads \
+                             the threads of interpreters with their own GIL (WSGIPerInterpreterGIL On) \
+                             without that GIL)";
 
 #[cfg(not(Py_3_12))]
 unsafe fn own() -> Result<*mut ffi::PyThreadState, String> {

@@ -28,6 +28,9 @@ const CODE: &str = "def _oxwsgi_stacks():
 
 /// Every thread's Python stack, as text (asked of each interpreter in turn).
 pub fn all_threads() -> String {
+    if !super::own_gil::current_frames_is_safe() {
+        return super::own_gil::NO_STACKS.to_string();
+    }
     let mut interps = super::interp::interpreters();
     // The main interpreter ("") first, then the application groups by name.
     interps.sort_by(|a, b| a.name.cmp(&b.name));
