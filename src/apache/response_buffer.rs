@@ -4,8 +4,9 @@
 //! client holds neither a daemon thread nor (once the application is done) an Apache worker.
 //!
 //! While the client keeps up, body bytes go to Apache's output filters as they come. Once the
-//! client falls behind (Apache's core output filter holds unsent data and the socket stays
-//! unwritable for a moment), they are appended to a temporary file (unlinked, `O_TMPFILE` in
+//! client falls behind (the socket stays unwritable for a moment while Apache's core output
+//! filter holds unsent data, or before a small piece would be flushed, since a FLUSH is a
+//! blocking write), they are appended to a temporary file (unlinked, `O_TMPFILE` in
 //! the temporary directory) and each appended range is handed to Apache as a file bucket:
 //! Apache sends it as the client reads, after the handler has returned (the event MPM's write
 //! completion), and a file bucket never makes Apache's filters block. So the Apache child's
@@ -61,6 +62,12 @@ impl ResponseBuffer {
             }
             let n = rest.len().min(PIECE);
             if rest.len() == n && push && n <= SMALL {
+                // A FLUSH is a blocking write: only while the client's socket has room. With
+                // nothing held by Apache the kernel may still have taken all it can (a client
+                // that stopped reading a stream of small pieces); then the piece is spooled.
+                if !self.room(backend) {
+                    return self.spool(backend, rest);
+                }
                 backend.write(rest);
                 return backend.flush();
             }
@@ -75,11 +82,16 @@ impl ResponseBuffer {
         !self.no_spool && self.spooled + len as u64 <= self.spool_limit
     }
 
-    /// Apache's core output filter holds unsent bytes and the client's socket has no room
-    /// (after a short grace, until the file is in use). Nothing held: the client has taken
-    /// everything so far, and no poll is needed.
+    /// Apache's core output filter holds unsent bytes and the client's socket has no room.
+    /// Nothing held: Apache's next non-blocking write can only set aside what the kernel does
+    /// not take, and no poll is needed (a FLUSH, which blocks, checks [`Self::room`] itself).
     fn behind(&self, backend: &ApacheBackend) -> bool {
-        backend.output_pending() && !backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
+        backend.output_pending() && !self.room(backend)
+    }
+
+    /// The client's socket has room to write (after a short grace, until the file is in use).
+    fn room(&self, backend: &ApacheBackend) -> bool {
+        backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
     }
 
     fn spool(&mut self, backend: &mut ApacheBackend, data: &[u8]) -> io::Result<()> {
