@@ -2,6 +2,7 @@
 //! daemon process group and streams the answer back to the client through the same
 //! [`ApacheBackend`] embedded mode uses, so both modes answer alike.
 
+use super::environ::Environ;
 use super::request_body::RequestBody;
 use super::response::{ApacheBackend, ClientTimeout};
 use super::response_buffer::ResponseBuffer;
@@ -18,14 +19,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Runs a request in daemon process group `name` (for the WSGI script `script`, with the
-/// `environ` the handler built for a daemon); returns the handler's status.
+/// `environ` the handler built, to which the daemon's keys are added once the body is here);
+/// returns the handler's status.
 /// With `error_override` (WSGIErrorOverride On), a 4xx/5xx answer's headers and body are
 /// dropped and its status returned to Apache, which answers with its own error document.
 pub unsafe fn handle(
     r: *mut ffi::request_rec,
     name: &str,
     script: &std::path::Path,
-    environ: &[(&[u8], &[u8])],
+    environ: &mut Environ,
     content_length: Option<u64>,
     error_override: bool,
 ) -> i32 {
@@ -76,15 +78,19 @@ pub unsafe fn handle(
             }
         }
     };
-    // queue-timeout: from now, the request may wait this long for a daemon thread to take it.
-    let queue_deadline = group.spec.queue_timeout.map(|t| Instant::now() + t);
+    // queue-timeout: from now, once the body is here, the request may wait this long for a
+    // daemon thread to take it; the daemon checks the same time (`mod_wsgi.queue_start`), and
+    // the queue-time metrics count from it.
+    let queued = Instant::now();
+    environ.add_daemon_keys(crate::python::wsgi::now_micros());
+    let queue_deadline = group.spec.queue_timeout.map(|t| queued + t);
     // The REQUEST, with the first piece of the body when one is expected; kept so that it can be
     // sent again on a fresh connection if a reused one turns out to be gone.
     let expects_continue = util::table_get((*r).headers_in, c"Expect").is_some();
     let eager_body = content_length != Some(0) && (!expects_continue || body.collected());
     let mut request = REQUEST_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
     request.clear();
-    if let Err(e) = protocol::encode_request(environ, content_length, eager_body, &mut request) {
+    if let Err(e) = protocol::encode_request(environ.pairs(), content_length, eager_body, &mut request) {
         log_request(r, util::LOG_ERR, &format!("oxwsgi: request too large for daemon process group '{name}': {e}"));
         return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
     }

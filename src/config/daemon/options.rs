@@ -314,7 +314,7 @@ daemon_options! {
         syntax: "queue-timeout=S",
         default: Unset("off"),
         parse: Value::optional_seconds,
-        doc: "A request that no daemon thread has taken within S seconds of Apache sending it is answered `504` as \
+        doc: "A request that no daemon thread has taken within S seconds of Apache sending it (once Apache has collected its body, see `request-spool-size=`: an upload is not queueing) is answered `504` as \
             soon as that time runs out (mod_wsgi answers only once a thread is free), with mod_wsgi's line `Queue \
             timeout expired for WSGI daemon process 'NAME'.`; the daemon never runs it later.",
     }
