@@ -51,6 +51,11 @@ def application(environ, start_response):
     return [b'hello']
 "#;
 
+/// Embedded mode in one event-MPM child of 4 threads.
+const EMBEDDED_FOUR_THREADS: &str = "ServerLimit 1\nStartServers 1\nThreadsPerChild 4\nMaxRequestWorkers 4\n\
+                                     MinSpareThreads 1\nMaxSpareThreads 4\n\
+                                     WSGIScriptAlias /app {APPS}/app.py";
+
 /// A client that sends `GET path` and then reads only the first few bytes (and nothing more
 /// until dropped), like a phone on a bad network.
 fn stall(addr: SocketAddr, path: &str) -> TcpStream {
@@ -133,11 +138,8 @@ fn embedded_file_wrapper_leaves_the_worker_to_write_completion() {
     let apache = Apache::builder()
         .app("app.py", APP)
         .file("apps/big.bin", vec![b'f'; 64 << 20])
-        .config(
-            "ServerLimit 1\nStartServers 1\nThreadsPerChild 4\nMaxRequestWorkers 4\n\
-             MinSpareThreads 1\nMaxSpareThreads 4\nEnableSendfile Off\n\
-             WSGIScriptAlias /app {APPS}/app.py",
-        )
+        .config(EMBEDDED_FOUR_THREADS)
+        .config("EnableSendfile Off")
         .start();
     hello_time(&apache, "/app/hello");
     let stalled: Vec<TcpStream> = (0..6).map(|_| stall(apache.addr(), "/app/file")).collect();
@@ -174,14 +176,7 @@ fn daemon_thread_is_free_once_the_body_is_produced() {
 
 #[test]
 fn embedded_worker_is_free_once_the_body_is_produced() {
-    let apache = Apache::builder()
-        .app("app.py", APP)
-        .config(
-            "ServerLimit 1\nStartServers 1\nThreadsPerChild 4\nMaxRequestWorkers 4\n\
-             MinSpareThreads 1\nMaxSpareThreads 4\n\
-             WSGIScriptAlias /app {APPS}/app.py",
-        )
-        .start();
+    let apache = Apache::builder().app("app.py", APP).config(EMBEDDED_FOUR_THREADS).start();
     hello_time(&apache, "/app/hello");
     let children = apache.child_pids();
     let before = rss_kib(&children);
@@ -238,12 +233,7 @@ fn stalled_small_pieces_hold_no_thread(config: &str, clients: usize) {
 
 #[test]
 fn embedded_stream_of_small_pieces_to_stalled_clients() {
-    stalled_small_pieces_hold_no_thread(
-        "ServerLimit 1\nStartServers 1\nThreadsPerChild 4\nMaxRequestWorkers 4\n\
-         MinSpareThreads 1\nMaxSpareThreads 4\n\
-         WSGIScriptAlias /app {APPS}/app.py",
-        6,
-    );
+    stalled_small_pieces_hold_no_thread(EMBEDDED_FOUR_THREADS, 6);
 }
 
 #[test]
@@ -253,4 +243,40 @@ fn daemon_stream_of_small_pieces_to_stalled_clients() {
          WSGIScriptAlias /app {APPS}/app.py process-group=one",
         3,
     );
+}
+
+/// Open descriptors of the given processes, from /proc.
+fn open_fds(pids: &[u32]) -> usize {
+    pids.iter().filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok()).map(|d| d.count()).sum()
+}
+
+/// A stalled client of a stream of small pieces costs the child one descriptor for its spool
+/// file, not one per spooled piece (which ran a child out of descriptors); the body still
+/// arrives whole, though every piece is handed to Apache from the same file (sent with
+/// sendfile(2), or read by Apache with `WSGIEnableSendfile Off`).
+fn spooled_pieces_share_one_descriptor(sendfile: &str) {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(EMBEDDED_FOUR_THREADS)
+        .config(&format!("WSGIEnableSendfile {sendfile}"))
+        .start();
+    hello_time(&apache, "/app/hello");
+    let children = apache.child_pids();
+    let before = open_fds(&children);
+    let stalled: Vec<TcpStream> = (0..2).map(|_| stall(apache.addr(), "/app/pieces")).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = open_fds(&children);
+    assert!(during < before + 20, "the child had {before} descriptors, {during} with two stalled streams");
+    assert_bodies(stalled, &pieces_body());
+    let _ = apache.stop();
+}
+
+#[test]
+fn spooled_pieces_share_one_descriptor_with_sendfile() {
+    spooled_pieces_share_one_descriptor("On");
+}
+
+#[test]
+fn spooled_pieces_share_one_descriptor_without_sendfile() {
+    spooled_pieces_share_one_descriptor("Off");
 }

@@ -15,7 +15,7 @@
 //! own buffer), the file at most `response-spool-size` (daemon mode) or `WSGIResponseSpoolSize`
 //! (embedded mode); past that, writes block as in mod_wsgi.
 
-use super::response::ApacheBackend;
+use super::response::{ApacheBackend, ApacheFile};
 use crate::python::backend::{Backend, BodyError};
 use crate::spool::{temp_file, write_at};
 use std::io;
@@ -37,7 +37,8 @@ const SMALL: usize = 16 * 1024;
 
 pub struct ResponseBuffer {
     spool_limit: u64,
-    spool: Option<OwnedFd>,
+    /// The temporary file, and Apache's handle on it, through which every range is sent.
+    spool: Option<(OwnedFd, ApacheFile)>,
     spooled: u64,
     /// The temporary file could not be made or written: not tried again for this response.
     no_spool: bool,
@@ -96,8 +97,9 @@ impl ResponseBuffer {
 
     fn spool(&mut self, backend: &mut ApacheBackend, data: &[u8]) -> io::Result<()> {
         if self.spool.is_none() {
-            match temp_file() {
-                Ok(fd) => self.spool = Some(fd),
+            let made = temp_file().and_then(|fd| Ok((backend.shared_file(fd.as_raw_fd())?, fd)));
+            match made {
+                Ok((apache, fd)) => self.spool = Some((fd, apache)),
                 Err(e) => {
                     backend
                         .log_error(&format!("oxwsgi: cannot make a temporary file for a slow client's response: {e}"));
@@ -106,8 +108,7 @@ impl ResponseBuffer {
                 }
             }
         }
-        let file = self.spool.as_ref().expect("just made");
-        let fd = file.as_raw_fd();
+        let (file, apache) = self.spool.as_ref().expect("just made");
         let offset = self.spooled;
         let done = data.len();
         if let Err((done, e)) = write_at(file, data, offset) {
@@ -115,12 +116,12 @@ impl ResponseBuffer {
             backend.log_error(&format!("oxwsgi: cannot spool a slow client's response: {e}"));
             self.no_spool = true;
             if done > 0 {
-                backend.send_file(fd, offset, done as u64)?;
+                backend.send_shared(apache, offset, done as u64)?;
             }
             return backend.write_now(&data[done..]);
         }
         self.spooled += done as u64;
-        backend.send_file(fd, offset, done as u64)?;
+        backend.send_shared(apache, offset, done as u64)?;
         backend.pass_pending()
     }
 }
