@@ -245,30 +245,47 @@ fn daemon_stream_of_small_pieces_to_stalled_clients() {
     );
 }
 
-/// Open descriptors of the given processes, from /proc.
-fn open_fds(pids: &[u32]) -> usize {
-    pids.iter().filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok()).map(|d| d.count()).sum()
+/// Where the open descriptors of the given processes lead, from /proc.
+fn open_fds(pids: &[u32]) -> Vec<String> {
+    pids.iter()
+        .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.display().to_string())
+        .collect()
 }
 
 /// A stalled client of a stream of small pieces costs the child one descriptor for its spool
 /// file, not one per spooled piece (which ran a child out of descriptors); the body still
 /// arrives whole, though every piece is handed to Apache from the same file (sent with
-/// sendfile(2), or read by Apache with `WSGIEnableSendfile Off`).
+/// sendfile(2), or read by Apache with `WSGIEnableSendfile Off`). The file is made in the
+/// `TMPDIR` of Apache's environment.
 fn spooled_pieces_share_one_descriptor(sendfile: &str) {
+    let tmpdir = std::env::temp_dir().join(format!("oxwsgi-spool-{}-{sendfile}", std::process::id()));
+    std::fs::create_dir_all(&tmpdir).unwrap();
+    std::fs::set_permissions(&tmpdir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
     let apache = Apache::builder()
         .app("app.py", APP)
         .config(EMBEDDED_FOUR_THREADS)
         .config(&format!("WSGIEnableSendfile {sendfile}"))
+        .env("TMPDIR", tmpdir.to_str().unwrap())
         .start();
     hello_time(&apache, "/app/hello");
     let children = apache.child_pids();
-    let before = open_fds(&children);
+    let before = open_fds(&children).len();
     let stalled: Vec<TcpStream> = (0..2).map(|_| stall(apache.addr(), "/app/pieces")).collect();
     std::thread::sleep(Duration::from_millis(1500));
     let during = open_fds(&children);
-    assert!(during < before + 20, "the child had {before} descriptors, {during} with two stalled streams");
+    assert!(
+        during.len() < before + 20,
+        "the child had {before} descriptors, {} with two stalled streams",
+        during.len()
+    );
+    let dir = tmpdir.display().to_string();
+    assert!(during.iter().any(|l| l.starts_with(&dir)), "no spool file in {dir}: {during:?}");
     assert_bodies(stalled, &pieces_body());
     let _ = apache.stop();
+    let _ = std::fs::remove_dir(&tmpdir);
 }
 
 #[test]
