@@ -201,13 +201,10 @@ enum Failure {
 
 impl From<protocol::ProtocolError> for Failure {
     fn from(e: protocol::ProtocolError) -> Failure {
-        match e {
-            protocol::ProtocolError::Io(io)
-                if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
-            {
-                Failure::Timeout
-            }
-            other => Failure::Broken(other.to_string()),
+        if timed_out(&e) {
+            Failure::Timeout
+        } else {
+            Failure::Broken(e.to_string())
         }
     }
 }
@@ -435,9 +432,7 @@ unsafe fn relay(
     let mut waiting = queue_deadline;
     let socket_timeout = group.spec.socket_timeout;
     let queue_expired = |e: &protocol::ProtocolError, waiting: Option<Instant>| {
-        let timed_out = matches!(e, protocol::ProtocolError::Io(io)
-            if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
-        timed_out && waiting.is_some_and(|d| Instant::now() >= d)
+        timed_out(e) && waiting.is_some_and(|d| Instant::now() >= d)
     };
     let first = read_frame(&mut conn, waiting, socket_timeout).map_err(|e| match e {
         e if queue_expired(&e, waiting) => Failure::QueueTimeout,
@@ -480,6 +475,9 @@ unsafe fn relay(
                 waiting = None;
                 conn.writer.set_read_timeout(Some(socket_timeout))?;
             }
+            // A daemon with queue-timeout= where this Apache has none (the configuration changed
+            // across a graceful restart): its thread has the request, which is all TAKEN says.
+            Frame::Taken => {}
             Frame::Read { max } => {
                 out.clear();
                 body_reply(request.body, backend, max as usize, &mut out)?;
@@ -630,12 +628,30 @@ fn read_frame(
     waiting: Option<Instant>,
     socket_timeout: Duration,
 ) -> Result<(Frame, Option<std::os::fd::OwnedFd>), protocol::ProtocolError> {
-    if let Some(deadline) = waiting {
-        // The socket's (shared) receive timeout: 0 would mean none, so at least 1 ms.
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        conn.writer.set_read_timeout(Some(left.min(socket_timeout)))?;
+    let Some(deadline) = waiting else { return conn.reader.read_frame_fd() };
+    // The socket's (shared) receive timeout: 0 would mean none, so at least 1 ms.
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    conn.writer.set_read_timeout(Some(left.min(socket_timeout)))?;
+    match conn.reader.read_frame_fd() {
+        // One last look before the queue time is declared over: a TAKEN that arrived just as
+        // the read timed out means a daemon thread is running the request.
+        Err(e) if timed_out(&e) && Instant::now() >= deadline && readable(&conn.writer) => {
+            conn.writer.set_read_timeout(Some(socket_timeout))?;
+            conn.reader.read_frame_fd()
+        }
+        other => other,
     }
-    conn.reader.read_frame_fd()
+}
+
+/// A read that ran out of time (the socket's receive timeout).
+fn timed_out(e: &protocol::ProtocolError) -> bool {
+    matches!(e, protocol::ProtocolError::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// Whether the daemon has sent something (or closed the connection) that is not read yet.
+fn readable(stream: &UnixStream) -> bool {
+    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
 }
 
 /// Reads up to `max` bytes of the body (what was collected, then the client's) and encodes the
