@@ -14,6 +14,12 @@
 //! `FlushMaxThreshold`, 64 KiB by default: bytes are passed in smaller pieces, from the frame's
 //! own buffer), the file at most `response-spool-size` (daemon mode) or `WSGIResponseSpoolSize`
 //! (embedded mode); past that, writes block as in mod_wsgi.
+//!
+//! Only over plain HTTP. With mod_ssl on the connection, its output filter reads each file
+//! bucket as soon as it is passed, encrypts it and hands memory to the core output filter, which
+//! waits for the client once it holds more than `FlushMaxThreshold`: the thread passing the
+//! file waits for a slow HTTPS client as before (in daemon mode the relay, and then the daemon
+//! thread whose frames it no longer reads). See docs/operations.md, "HTTPS".
 
 use super::response::{ApacheBackend, ApacheFile};
 use crate::python::backend::{Backend, BodyError};
