@@ -21,6 +21,7 @@ def frame(kind, payload):
 SENDFILE = frame(0x86, struct.pack('<QQ', 0, 1))
 SENDFILE_FAR = frame(0x86, struct.pack('<QQ', 0, 1 << 40))
 DATA = frame(0x85, b'smuggled')
+TAKEN = frame(0x8c, b'')
 
 def unix_streams():
     for name in os.listdir('/proc/self/fd'):
@@ -50,8 +51,9 @@ def application(environ, start_response):
     if case != '/ok':
         with open(environ['SCRIPT_FILENAME'], 'rb') as f, open('/dev/zero', 'rb') as z:
             fds = {'/missing': [], '/two': [f.fileno()] * 2, '/many': [f.fileno()] * 20,
-                   '/data-fd': [f.fileno()], '/device': [z.fileno()], '/past-end': [f.fileno()]}[case]
-            raw = {'/data-fd': DATA, '/past-end': SENDFILE_FAR}.get(case, SENDFILE)
+                   '/data-fd': [f.fileno()], '/device': [z.fileno()], '/past-end': [f.fileno()],
+                   '/taken': []}[case]
+            raw = {'/data-fd': DATA, '/past-end': SENDFILE_FAR, '/taken': TAKEN}.get(case, SENDFILE)
             for s in connections():
                 try:
                     if fds:
@@ -116,4 +118,23 @@ fn bad_descriptors_from_a_daemon_fail_the_request_cleanly() {
         assert!(process_alive(*pid), "Apache child {pid} died\n{}", apache.log_tail(30));
     }
     assert_eq!(holders(&apache.child_pids(), &script), Vec::<u32>::new());
+}
+
+/// A TAKEN when Apache is not waiting for one (its group has no queue-timeout=, the daemon's
+/// has: the configuration changed across a graceful restart) is ignored, not a broken daemon.
+#[test]
+fn an_unexpected_taken_is_ignored() {
+    let apache = Apache::builder()
+        .app("bad.py", APP)
+        .config(
+            "WSGIDaemonProcess bad processes=1 threads=1\n\
+             WSGIScriptAlias /bad {APPS}/bad.py process-group=bad",
+        )
+        .start();
+    // On a kept connection: on a new one the daemon's HELLO_OK is still in its buffer when the
+    // application writes.
+    apache.get("/bad/ok").assert_status(200);
+    let r = apache.get("/bad/taken");
+    r.assert_status(200);
+    assert!(r.text().starts_with("ok pid="), "{}", r.text());
 }

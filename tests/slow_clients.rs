@@ -17,6 +17,7 @@ import os
 import time
 
 BIG = os.path.join(os.path.dirname(__file__), 'big.bin')
+PATTERN = bytes(range(256)) * 64
 
 def application(environ, start_response):
     path = environ.get('PATH_INFO', '')
@@ -33,6 +34,12 @@ def application(environ, start_response):
         start_response('200 OK', [('Content-Type', 'application/octet-stream'),
                                   ('Content-Length', str(16 << 20))])
         return [bytes((i + j) % 256 for j in range(256)) * 4096 for i in range(16)]
+    if path == '/pieces':
+        # 16 MiB in 8 KiB pieces, each flushed as it is yielded (a stream of small events);
+        # piece i starts at byte i % 256, so a lost or repeated piece shows in the hash.
+        start_response('200 OK', [('Content-Type', 'application/octet-stream'),
+                                  ('Content-Length', str(16 << 20))])
+        return (PATTERN[i % 256:i % 256 + 8192] for i in range(2048))
     if path == '/events':
         start_response('200 OK', [('Content-Type', 'text/event-stream')])
         def events():
@@ -43,6 +50,11 @@ def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [b'hello']
 "#;
+
+/// Embedded mode in one event-MPM child of 4 threads.
+const EMBEDDED_FOUR_THREADS: &str = "ServerLimit 1\nStartServers 1\nThreadsPerChild 4\nMaxRequestWorkers 4\n\
+                                     MinSpareThreads 1\nMaxSpareThreads 4\n\
+                                     WSGIScriptAlias /app {APPS}/app.py";
 
 /// A client that sends `GET path` and then reads only the first few bytes (and nothing more
 /// until dropped), like a phone on a bad network.
@@ -59,6 +71,11 @@ fn stall(addr: SocketAddr, path: &str) -> TcpStream {
 /// What `/list` sends: chunk `i` is the bytes `i, i+1, ...` (mod 256), repeated to 1 MiB.
 fn list_body() -> Vec<u8> {
     (0..16).flat_map(|i| (0..1usize << 20).map(move |j| ((i + j) % 256) as u8)).collect()
+}
+
+/// What `/pieces` sends: piece `i` is 8 KiB of the bytes `i, i+1, ...` (mod 256).
+fn pieces_body() -> Vec<u8> {
+    (0..2048).flat_map(|i| (0..8192usize).map(move |j| ((i + j) % 256) as u8)).collect()
 }
 
 /// FNV-1a over `data`: a body's fingerprint.
@@ -90,6 +107,14 @@ fn read_body(s: &mut TcpStream, len: usize) -> Vec<u8> {
     rest.split_off(start)
 }
 
+/// Each stalled client reads the rest of its response: `body`, byte for byte.
+fn assert_bodies(stalled: Vec<TcpStream>, body: &[u8]) {
+    let expected = hash(body);
+    for (i, mut s) in stalled.into_iter().enumerate() {
+        assert_eq!(hash(&read_body(&mut s, body.len())), expected, "client {i}'s body");
+    }
+}
+
 /// Each child's resident memory (KiB) summed, from /proc.
 fn rss_kib(pids: &[u32]) -> u64 {
     pids.iter()
@@ -113,11 +138,8 @@ fn embedded_file_wrapper_leaves_the_worker_to_write_completion() {
     let apache = Apache::builder()
         .app("app.py", APP)
         .file("apps/big.bin", vec![b'f'; 64 << 20])
-        .config(
-            "ServerLimit 1\nStartServers 1\nThreadsPerChild 4\nMaxRequestWorkers 4\n\
-             MinSpareThreads 1\nMaxSpareThreads 4\nEnableSendfile Off\n\
-             WSGIScriptAlias /app {APPS}/app.py",
-        )
+        .config(EMBEDDED_FOUR_THREADS)
+        .config("EnableSendfile Off")
         .start();
     hello_time(&apache, "/app/hello");
     let stalled: Vec<TcpStream> = (0..6).map(|_| stall(apache.addr(), "/app/file")).collect();
@@ -154,14 +176,7 @@ fn daemon_thread_is_free_once_the_body_is_produced() {
 
 #[test]
 fn embedded_worker_is_free_once_the_body_is_produced() {
-    let apache = Apache::builder()
-        .app("app.py", APP)
-        .config(
-            "ServerLimit 1\nStartServers 1\nThreadsPerChild 4\nMaxRequestWorkers 4\n\
-             MinSpareThreads 1\nMaxSpareThreads 4\n\
-             WSGIScriptAlias /app {APPS}/app.py",
-        )
-        .start();
+    let apache = Apache::builder().app("app.py", APP).config(EMBEDDED_FOUR_THREADS).start();
     hello_time(&apache, "/app/hello");
     let children = apache.child_pids();
     let before = rss_kib(&children);
@@ -172,10 +187,7 @@ fn embedded_worker_is_free_once_the_body_is_produced() {
     let grown = rss_kib(&children).saturating_sub(before);
     assert!(grown < 100 * 1024, "Apache's child grew by {grown} KiB holding six 16 MiB bodies");
     // Each stalled client that reads again gets its whole body, byte for byte.
-    let expected = hash(&list_body());
-    for (i, mut s) in stalled.into_iter().enumerate() {
-        assert_eq!(hash(&read_body(&mut s, 16 << 20)), expected, "client {i}'s body");
-    }
+    assert_bodies(stalled, &list_body());
     let _ = apache.stop();
 }
 
@@ -200,4 +212,88 @@ fn embedded_stream_reaches_a_fast_client_piece_by_piece() {
         assert!(t.elapsed() < due, "event {i} arrived after {:?}", t.elapsed());
     }
     let _ = apache.stop();
+}
+
+/// Clients that stop reading a stream of small pieces: each piece fits in the kernel's socket
+/// buffer until one does not, and that one must go to the file, not to a write that waits for
+/// the client. A hello is answered at once, then each client gets its whole body.
+fn stalled_small_pieces_hold_no_thread(config: &str, clients: usize) {
+    let apache = Apache::builder().app("app.py", APP).config(config).start();
+    hello_time(&apache, "/app/hello");
+    let stalled: Vec<TcpStream> = (0..clients).map(|_| stall(apache.addr(), "/app/pieces")).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let took = hello_time(&apache, "/app/hello");
+    assert!(
+        took < Duration::from_secs(1),
+        "hello took {took:?} with {clients} clients stalled on streams of 8 KiB pieces"
+    );
+    assert_bodies(stalled, &pieces_body());
+    let _ = apache.stop();
+}
+
+#[test]
+fn embedded_stream_of_small_pieces_to_stalled_clients() {
+    stalled_small_pieces_hold_no_thread(EMBEDDED_FOUR_THREADS, 6);
+}
+
+#[test]
+fn daemon_stream_of_small_pieces_to_stalled_clients() {
+    stalled_small_pieces_hold_no_thread(
+        "WSGIDaemonProcess one processes=1 threads=1\n\
+         WSGIScriptAlias /app {APPS}/app.py process-group=one",
+        3,
+    );
+}
+
+/// Where the open descriptors of the given processes lead, from /proc.
+fn open_fds(pids: &[u32]) -> Vec<String> {
+    pids.iter()
+        .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.display().to_string())
+        .collect()
+}
+
+/// A stalled client of a stream of small pieces costs the child one descriptor for its spool
+/// file, not one per spooled piece (which ran a child out of descriptors); the body still
+/// arrives whole, though every piece is handed to Apache from the same file (sent with
+/// sendfile(2), or read by Apache with `WSGIEnableSendfile Off`). The file is made in the
+/// `TMPDIR` of Apache's environment.
+fn spooled_pieces_share_one_descriptor(sendfile: &str) {
+    let tmpdir = std::env::temp_dir().join(format!("oxwsgi-spool-{}-{sendfile}", std::process::id()));
+    std::fs::create_dir_all(&tmpdir).unwrap();
+    std::fs::set_permissions(&tmpdir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(EMBEDDED_FOUR_THREADS)
+        .config(&format!("WSGIEnableSendfile {sendfile}"))
+        .env("TMPDIR", tmpdir.to_str().unwrap())
+        .start();
+    hello_time(&apache, "/app/hello");
+    let children = apache.child_pids();
+    let before = open_fds(&children).len();
+    let stalled: Vec<TcpStream> = (0..2).map(|_| stall(apache.addr(), "/app/pieces")).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = open_fds(&children);
+    assert!(
+        during.len() < before + 20,
+        "the child had {before} descriptors, {} with two stalled streams",
+        during.len()
+    );
+    let dir = tmpdir.display().to_string();
+    assert!(during.iter().any(|l| l.starts_with(&dir)), "no spool file in {dir}: {during:?}");
+    assert_bodies(stalled, &pieces_body());
+    let _ = apache.stop();
+    let _ = std::fs::remove_dir(&tmpdir);
+}
+
+#[test]
+fn spooled_pieces_share_one_descriptor_with_sendfile() {
+    spooled_pieces_share_one_descriptor("On");
+}
+
+#[test]
+fn spooled_pieces_share_one_descriptor_without_sendfile() {
+    spooled_pieces_share_one_descriptor("Off");
 }

@@ -166,3 +166,25 @@ fn an_upload_given_up_half_way_never_reaches_the_application() {
     assert_eq!(apache.count_in_log("upload called: whole"), 1, "{}", apache.error_log());
     let _ = apache.stop();
 }
+
+/// queue-timeout counts the time a request waits for a daemon thread once its body is here, not
+/// the upload: a body sent in slow pieces over 2 s to a group with `queue-timeout=1` is run.
+#[test]
+fn queue_timeout_does_not_count_the_upload() {
+    let apache = Apache::builder()
+        .app("app.py", APP)
+        .config(
+            "WSGIDaemonProcess one processes=1 threads=1 queue-timeout=1\n\
+             WSGIScriptAlias /app {APPS}/app.py process-group=one",
+        )
+        .start();
+    let mut s = start_upload(&apache, "slow", 0);
+    for piece in upload().chunks((1 << 20) / 8) {
+        std::thread::sleep(Duration::from_millis(250));
+        s.write_all(piece).unwrap();
+    }
+    let text = answer(&mut s);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(&intact()), "{text}");
+    let _ = apache.stop();
+}

@@ -139,12 +139,14 @@ impl<'r> Environ<'r> {
     }
 
     /// What a daemon cannot know itself: whether the request came over HTTPS (it becomes
-    /// `wsgi.url_scheme` there, as in embedded mode) and when it was queued for the group.
-    pub fn add_daemon_keys(&mut self) {
+    /// `wsgi.url_scheme` there, as in embedded mode) and when it was queued for the group
+    /// (`queued_us`, microseconds since the epoch: once its body has been collected, so that
+    /// queue-timeout and the queue-time metrics do not count the upload).
+    pub fn add_daemon_keys(&mut self, queued_us: u64) {
         if self.https {
             self.pairs.push((b"HTTPS", b"on"));
         }
-        let queued = self.req.pool_bytes(crate::python::wsgi::now_micros().to_string().as_bytes());
+        let queued = self.req.pool_bytes(queued_us.to_string().as_bytes());
         self.pairs.push((b"mod_wsgi.queue_start", queued));
     }
 }

@@ -2,6 +2,7 @@
 //! daemon process group and streams the answer back to the client through the same
 //! [`ApacheBackend`] embedded mode uses, so both modes answer alike.
 
+use super::environ::Environ;
 use super::request_body::RequestBody;
 use super::response::{ApacheBackend, ClientTimeout};
 use super::response_buffer::ResponseBuffer;
@@ -18,14 +19,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Runs a request in daemon process group `name` (for the WSGI script `script`, with the
-/// `environ` the handler built for a daemon); returns the handler's status.
+/// `environ` the handler built, to which the daemon's keys are added once the body is here);
+/// returns the handler's status.
 /// With `error_override` (WSGIErrorOverride On), a 4xx/5xx answer's headers and body are
 /// dropped and its status returned to Apache, which answers with its own error document.
 pub unsafe fn handle(
     r: *mut ffi::request_rec,
     name: &str,
     script: &std::path::Path,
-    environ: &[(&[u8], &[u8])],
+    environ: &mut Environ,
     content_length: Option<u64>,
     error_override: bool,
 ) -> i32 {
@@ -76,15 +78,19 @@ pub unsafe fn handle(
             }
         }
     };
-    // queue-timeout: from now, the request may wait this long for a daemon thread to take it.
-    let queue_deadline = group.spec.queue_timeout.map(|t| Instant::now() + t);
+    // queue-timeout: from now, once the body is here, the request may wait this long for a
+    // daemon thread to take it; the daemon checks the same time (`mod_wsgi.queue_start`), and
+    // the queue-time metrics count from it.
+    let queued = Instant::now();
+    environ.add_daemon_keys(crate::python::wsgi::now_micros());
+    let queue_deadline = group.spec.queue_timeout.map(|t| queued + t);
     // The REQUEST, with the first piece of the body when one is expected; kept so that it can be
     // sent again on a fresh connection if a reused one turns out to be gone.
     let expects_continue = util::table_get((*r).headers_in, c"Expect").is_some();
     let eager_body = content_length != Some(0) && (!expects_continue || body.collected());
     let mut request = REQUEST_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
     request.clear();
-    if let Err(e) = protocol::encode_request(environ, content_length, eager_body, &mut request) {
+    if let Err(e) = protocol::encode_request(environ.pairs(), content_length, eager_body, &mut request) {
         log_request(r, util::LOG_ERR, &format!("oxwsgi: request too large for daemon process group '{name}': {e}"));
         return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
@@ -195,13 +201,10 @@ enum Failure {
 
 impl From<protocol::ProtocolError> for Failure {
     fn from(e: protocol::ProtocolError) -> Failure {
-        match e {
-            protocol::ProtocolError::Io(io)
-                if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
-            {
-                Failure::Timeout
-            }
-            other => Failure::Broken(other.to_string()),
+        if timed_out(&e) {
+            Failure::Timeout
+        } else {
+            Failure::Broken(e.to_string())
         }
     }
 }
@@ -429,9 +432,7 @@ unsafe fn relay(
     let mut waiting = queue_deadline;
     let socket_timeout = group.spec.socket_timeout;
     let queue_expired = |e: &protocol::ProtocolError, waiting: Option<Instant>| {
-        let timed_out = matches!(e, protocol::ProtocolError::Io(io)
-            if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
-        timed_out && waiting.is_some_and(|d| Instant::now() >= d)
+        timed_out(e) && waiting.is_some_and(|d| Instant::now() >= d)
     };
     let first = read_frame(&mut conn, waiting, socket_timeout).map_err(|e| match e {
         e if queue_expired(&e, waiting) => Failure::QueueTimeout,
@@ -474,6 +475,9 @@ unsafe fn relay(
                 waiting = None;
                 conn.writer.set_read_timeout(Some(socket_timeout))?;
             }
+            // A daemon with queue-timeout= where this Apache has none (the configuration changed
+            // across a graceful restart): its thread has the request, which is all TAKEN says.
+            Frame::Taken => {}
             Frame::Read { max } => {
                 out.clear();
                 body_reply(request.body, backend, max as usize, &mut out)?;
@@ -626,12 +630,30 @@ fn read_frame(
     waiting: Option<Instant>,
     socket_timeout: Duration,
 ) -> Result<(Frame, Option<std::os::fd::OwnedFd>), protocol::ProtocolError> {
-    if let Some(deadline) = waiting {
-        // The socket's (shared) receive timeout: 0 would mean none, so at least 1 ms.
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        conn.writer.set_read_timeout(Some(left.min(socket_timeout)))?;
+    let Some(deadline) = waiting else { return conn.reader.read_frame_fd() };
+    // The socket's (shared) receive timeout: 0 would mean none, so at least 1 ms.
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    conn.writer.set_read_timeout(Some(left.min(socket_timeout)))?;
+    match conn.reader.read_frame_fd() {
+        // One last look before the queue time is declared over: a TAKEN that arrived just as
+        // the read timed out means a daemon thread is running the request.
+        Err(e) if timed_out(&e) && Instant::now() >= deadline && readable(&conn.writer) => {
+            conn.writer.set_read_timeout(Some(socket_timeout))?;
+            conn.reader.read_frame_fd()
+        }
+        other => other,
     }
-    conn.reader.read_frame_fd()
+}
+
+/// A read that ran out of time (the socket's receive timeout).
+fn timed_out(e: &protocol::ProtocolError) -> bool {
+    matches!(e, protocol::ProtocolError::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// Whether the daemon has sent something (or closed the connection) that is not read yet.
+fn readable(stream: &UnixStream) -> bool {
+    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
 }
 
 /// Reads up to `max` bytes of the body (what was collected, then the client's) and encodes the

@@ -139,14 +139,13 @@ fn serve(req: RequestView, handler_script: Option<&HandlerScript>) -> Result<i32
     let app = App { script: Path::new(script), mtime, reload, body, head: head && !as_get };
     match &choice.mode {
         Mode::Daemon(group) => {
-            environ.add_daemon_keys();
             // SAFETY: as above.
             Ok(unsafe {
                 super::relay::handle(
                     req.raw(),
                     group,
                     app.script,
-                    environ.pairs(),
+                    &mut environ,
                     body.content_length(),
                     dir.error_override == Some(true),
                 )

@@ -119,41 +119,69 @@ impl ApacheBackend {
 
     /// Hands `len` bytes of the open file `fd` from `offset` to Apache as a file bucket.
     fn insert_file(&mut self, fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+        // SAFETY: the request is live; its pool outlives the bucket.
+        let file = unsafe { self.apache_file(fd, (*self.r).pool)? };
+        self.insert(&file, offset, len);
+        Ok(())
+    }
+
+    /// A file that several ranges of the response are sent from (a slow client's spool file):
+    /// one descriptor and one `apr_file_t` for all of them, however many pieces are spooled.
+    pub fn shared_file(&self, fd: RawFd) -> io::Result<ApacheFile> {
+        // In the connection's pool: Apache's core output filter sets a file bucket it cannot
+        // send yet aside into a pool of the connection, and moves an `apr_file_t` from any
+        // other pool (`apr_file_setaside`, which leaves the original unusable for the next
+        // range); from the connection's pool it stays where it is. The descriptor is still
+        // closed with the request.
+        unsafe { self.apache_file(fd, (*(*self.r).connection).pool) }
+    }
+
+    /// Hands `len` bytes of `file` from `offset` to Apache as a file bucket.
+    pub fn send_shared(&mut self, file: &ApacheFile, offset: u64, len: u64) -> io::Result<()> {
+        if self.replacement.is_none() {
+            self.insert(file, offset, len);
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, file: &ApacheFile, offset: u64, len: u64) {
         unsafe {
-            // Our own descriptor for the file, closed with the request pool (which lives until
-            // the response has been written): the application may close its file object as
-            // soon as we return. A duplicate, not a reopen, so a file only a daemon's user may
-            // open can still be sent by Apache.
-            let own = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
-            if own < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            unsafe extern "C" fn close_fd(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
-                libc::close(data as usize as i32);
-                0
-            }
-            let pool = (*self.r).pool;
-            ffi::apr_pool_cleanup_register(
-                pool,
-                own as usize as *const std::ffi::c_void,
-                Some(close_fd),
-                Some(ffi::apr_pool_cleanup_null),
-            );
-            let mut file: *mut ffi::apr_file_t = ptr::null_mut();
-            let mut os_fd = own;
-            let rv = ffi::apr_os_file_put(
-                &mut file,
-                &mut os_fd,
-                (ffi::APR_FOPEN_READ | if self.sendfile { ffi::APR_FOPEN_SENDFILE_ENABLED } else { 0 }) as i32,
-                pool,
-            );
-            if rv != 0 {
-                return Err(io::Error::other(format!("cannot hand the file to Apache (APR status {rv})")));
-            }
-            ffi::apr_brigade_insert_file(self.out, file, offset as i64, len as i64, pool);
+            ffi::apr_brigade_insert_file(self.out, file.0, offset as i64, len as i64, (*self.r).pool);
         }
         self.sent_file = true;
-        Ok(())
+    }
+
+    /// Our own descriptor for the file `fd`, closed with the request pool (which lives until
+    /// the response has been written): the application may close its file object as soon as
+    /// we return. A duplicate, not a reopen, so a file only a daemon's user may open can still
+    /// be sent by Apache. Its `apr_file_t` is made in `pool`.
+    unsafe fn apache_file(&self, fd: RawFd, pool: *mut ffi::apr_pool_t) -> io::Result<ApacheFile> {
+        let own = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
+        if own < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        unsafe extern "C" fn close_fd(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+            libc::close(data as usize as i32);
+            0
+        }
+        ffi::apr_pool_cleanup_register(
+            (*self.r).pool,
+            own as usize as *const std::ffi::c_void,
+            Some(close_fd),
+            Some(ffi::apr_pool_cleanup_null),
+        );
+        let mut file: *mut ffi::apr_file_t = ptr::null_mut();
+        let mut os_fd = own;
+        let rv = ffi::apr_os_file_put(
+            &mut file,
+            &mut os_fd,
+            (ffi::APR_FOPEN_READ | if self.sendfile { ffi::APR_FOPEN_SENDFILE_ENABLED } else { 0 }) as i32,
+            pool,
+        );
+        if rv != 0 {
+            return Err(io::Error::other(format!("cannot hand the file to Apache (APR status {rv})")));
+        }
+        Ok(ApacheFile(file))
     }
 
     fn finish_body(&mut self) -> io::Result<()> {
@@ -354,6 +382,11 @@ impl Backend for ApacheBackend {
         log_request(self.r, level, msg);
     }
 }
+
+/// A file Apache sends ranges of the response from: our duplicate of its descriptor (closed
+/// with the request), as an `apr_file_t` (see [`ApacheBackend::shared_file`]). Only good for
+/// the request it was made for.
+pub struct ApacheFile(*mut ffi::apr_file_t);
 
 /// `response-socket-timeout=`: the timeout of writes to the client for the rest of this
 /// request (Apache's `Timeout` again when dropped, for the connection's next request).

@@ -4,8 +4,9 @@
 //! client holds neither a daemon thread nor (once the application is done) an Apache worker.
 //!
 //! While the client keeps up, body bytes go to Apache's output filters as they come. Once the
-//! client falls behind (Apache's core output filter holds unsent data and the socket stays
-//! unwritable for a moment), they are appended to a temporary file (unlinked, `O_TMPFILE` in
+//! client falls behind (the socket stays unwritable for a moment while Apache's core output
+//! filter holds unsent data, or before a small piece would be flushed, since a FLUSH is a
+//! blocking write), they are appended to a temporary file (unlinked, `O_TMPFILE` in
 //! the temporary directory) and each appended range is handed to Apache as a file bucket:
 //! Apache sends it as the client reads, after the handler has returned (the event MPM's write
 //! completion), and a file bucket never makes Apache's filters block. So the Apache child's
@@ -13,8 +14,14 @@
 //! `FlushMaxThreshold`, 64 KiB by default: bytes are passed in smaller pieces, from the frame's
 //! own buffer), the file at most `response-spool-size` (daemon mode) or `WSGIResponseSpoolSize`
 //! (embedded mode); past that, writes block as in mod_wsgi.
+//!
+//! Only over plain HTTP. With mod_ssl on the connection, its output filter reads each file
+//! bucket as soon as it is passed, encrypts it and hands memory to the core output filter, which
+//! waits for the client once it holds more than `FlushMaxThreshold`: the thread passing the
+//! file waits for a slow HTTPS client as before (in daemon mode the relay, and then the daemon
+//! thread whose frames it no longer reads). See docs/operations.md, "HTTPS".
 
-use super::response::ApacheBackend;
+use super::response::{ApacheBackend, ApacheFile};
 use crate::python::backend::{Backend, BodyError};
 use crate::spool::{temp_file, write_at};
 use std::io;
@@ -36,7 +43,8 @@ const SMALL: usize = 16 * 1024;
 
 pub struct ResponseBuffer {
     spool_limit: u64,
-    spool: Option<OwnedFd>,
+    /// The temporary file, and Apache's handle on it, through which every range is sent.
+    spool: Option<(OwnedFd, ApacheFile)>,
     spooled: u64,
     /// The temporary file could not be made or written: not tried again for this response.
     no_spool: bool,
@@ -61,6 +69,12 @@ impl ResponseBuffer {
             }
             let n = rest.len().min(PIECE);
             if rest.len() == n && push && n <= SMALL {
+                // A FLUSH is a blocking write: only while the client's socket has room. With
+                // nothing held by Apache the kernel may still have taken all it can (a client
+                // that stopped reading a stream of small pieces); then the piece is spooled.
+                if !self.room(backend) {
+                    return self.spool(backend, rest);
+                }
                 backend.write(rest);
                 return backend.flush();
             }
@@ -75,17 +89,23 @@ impl ResponseBuffer {
         !self.no_spool && self.spooled + len as u64 <= self.spool_limit
     }
 
-    /// Apache's core output filter holds unsent bytes and the client's socket has no room
-    /// (after a short grace, until the file is in use). Nothing held: the client has taken
-    /// everything so far, and no poll is needed.
+    /// Apache's core output filter holds unsent bytes and the client's socket has no room.
+    /// Nothing held: Apache's next non-blocking write can only set aside what the kernel does
+    /// not take, and no poll is needed (a FLUSH, which blocks, checks [`Self::room`] itself).
     fn behind(&self, backend: &ApacheBackend) -> bool {
-        backend.output_pending() && !backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
+        backend.output_pending() && !self.room(backend)
+    }
+
+    /// The client's socket has room to write (after a short grace, until the file is in use).
+    fn room(&self, backend: &ApacheBackend) -> bool {
+        backend.client_writable(if self.spool.is_some() { 0 } else { GRACE_MS })
     }
 
     fn spool(&mut self, backend: &mut ApacheBackend, data: &[u8]) -> io::Result<()> {
         if self.spool.is_none() {
-            match temp_file() {
-                Ok(fd) => self.spool = Some(fd),
+            let made = temp_file().and_then(|fd| Ok((backend.shared_file(fd.as_raw_fd())?, fd)));
+            match made {
+                Ok((apache, fd)) => self.spool = Some((fd, apache)),
                 Err(e) => {
                     backend
                         .log_error(&format!("oxwsgi: cannot make a temporary file for a slow client's response: {e}"));
@@ -94,8 +114,7 @@ impl ResponseBuffer {
                 }
             }
         }
-        let file = self.spool.as_ref().expect("just made");
-        let fd = file.as_raw_fd();
+        let (file, apache) = self.spool.as_ref().expect("just made");
         let offset = self.spooled;
         let done = data.len();
         if let Err((done, e)) = write_at(file, data, offset) {
@@ -103,12 +122,12 @@ impl ResponseBuffer {
             backend.log_error(&format!("oxwsgi: cannot spool a slow client's response: {e}"));
             self.no_spool = true;
             if done > 0 {
-                backend.send_file(fd, offset, done as u64)?;
+                backend.send_shared(apache, offset, done as u64)?;
             }
             return backend.write_now(&data[done..]);
         }
         self.spooled += done as u64;
-        backend.send_file(fd, offset, done as u64)?;
+        backend.send_shared(apache, offset, done as u64)?;
         backend.pass_pending()
     }
 }

@@ -314,7 +314,7 @@ daemon_options! {
         syntax: "queue-timeout=S",
         default: Unset("off"),
         parse: Value::optional_seconds,
-        doc: "A request that no daemon thread has taken within S seconds of Apache sending it is answered `504` as \
+        doc: "A request that no daemon thread has taken within S seconds of Apache sending it (once Apache has collected its body, see `request-spool-size=`: an upload is not queueing) is answered `504` as \
             soon as that time runs out (mod_wsgi answers only once a thread is free), with mod_wsgi's line `Queue \
             timeout expired for WSGI daemon process 'NAME'.`; the daemon never runs it later.",
     }
@@ -507,7 +507,7 @@ daemon_options! {
     /// Used by `apache::response_buffer`.
     response_spool_size: u64 {
         syntax: "response-spool-size=BYTES",
-        default: WrittenNote("1073741824", "1 GiB"),
+        default: WrittenNote("33554432", "32 MiB"),
         parse: |v| v.number(0, u64::MAX, crate::config::spool::SPOOL_SIZE_EXPECTED),
         doc: "**oxwsgi only.** A client that reads slower than the daemon writes gets the rest of its response from \
             a temporary file of the Apache child, so the daemon's thread is free as soon as the application has \
@@ -518,7 +518,7 @@ daemon_options! {
     /// Used by `apache::request_body`.
     request_spool_size: u64 {
         syntax: "request-spool-size=BYTES",
-        default: WrittenNote("1073741824", "1 GiB"),
+        default: WrittenNote("33554432", "32 MiB"),
         parse: |v| v.number(0, u64::MAX, crate::config::spool::SPOOL_SIZE_EXPECTED),
         doc: "**oxwsgi only.** A request body is collected by the Apache child (64 KiB in memory, the rest in a \
             temporary file) and the request is sent to the group only once it has arrived, so no daemon thread \
