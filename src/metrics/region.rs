@@ -190,11 +190,12 @@ impl GroupSlot {
             return false;
         }
         let holder = self.reloading.load(Ordering::Acquire);
-        if self.reloading.compare_exchange(holder, index as u32 + 1, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-            return false;
-        }
+        // The time first, published by the exchange's release: a process that sees this holder
+        // also sees when it took the baton. (Written after, another process could judge the
+        // fresh baton by the previous reload's time, find it stale and take it too: both
+        // processes of a group restarted at once.)
         self.reloading_since_us.store(now_us, Ordering::Relaxed);
-        true
+        self.reloading.compare_exchange(holder, index as u32 + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
     }
 
     /// A process found a script of the group changed at `modified_us`.
