@@ -78,15 +78,20 @@ fn holders(pids: &[u32], path: &std::path::Path) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn bad_descriptors_from_a_daemon_fail_the_request_cleanly() {
-    let apache = Apache::builder()
+/// One daemon process of one thread running APP at /bad.
+fn bad_group() -> Apache {
+    Apache::builder()
         .app("bad.py", APP)
         .config(
             "WSGIDaemonProcess bad processes=1 threads=1\n\
              WSGIScriptAlias /bad {APPS}/bad.py process-group=bad",
         )
-        .start();
+        .start()
+}
+
+#[test]
+fn bad_descriptors_from_a_daemon_fail_the_request_cleanly() {
+    let apache = bad_group();
     let ok = apache.get("/bad/ok");
     ok.assert_status(200);
     let daemon: u32 = ok.text().trim_start_matches("ok pid=").parse().unwrap();
@@ -124,13 +129,7 @@ fn bad_descriptors_from_a_daemon_fail_the_request_cleanly() {
 /// has: the configuration changed across a graceful restart) is ignored, not a broken daemon.
 #[test]
 fn an_unexpected_taken_is_ignored() {
-    let apache = Apache::builder()
-        .app("bad.py", APP)
-        .config(
-            "WSGIDaemonProcess bad processes=1 threads=1\n\
-             WSGIScriptAlias /bad {APPS}/bad.py process-group=bad",
-        )
-        .start();
+    let apache = bad_group();
     // On a kept connection: on a new one the daemon's HELLO_OK is still in its buffer when the
     // application writes.
     apache.get("/bad/ok").assert_status(200);
