@@ -78,6 +78,12 @@ fn a_stopping_daemon_calls_the_shutdown_callbacks_with_the_reason() {
 fn an_exiting_apache_child_calls_the_embedded_shutdown_callbacks() {
     let mut apache = Apache::builder().app("app.py", APP).config("WSGIScriptAlias /e {APPS}/app.py").start();
     let child = pid(&apache, "/e/");
+    // Apache's own race, not the module's: event's ungraceful stop closes the sockets its
+    // workers hold (close_worker_sockets), and a worker handing its finished connection to the
+    // listener at that moment leaves a freed socket there: the child segfaults before any
+    // cleanup runs (seen in 1 of 150 stops of an Apache without this module). The worker lets go of it
+    // within a few milliseconds of the response.
+    std::thread::sleep(Duration::from_millis(300));
     let report = apache.shutdown();
     assert!(!report.forced, "{report:?}");
     // As mod_wsgi in embedded mode: the reason is empty (Apache does not say why a child goes).
