@@ -82,7 +82,7 @@ fn main() {
         .clang_arg("-Iinclude")
         .allowlist_function("ap_.*|apr_.*|oxwsgi_.*|unixd_.*")
         .allowlist_type("request_rec|server_rec|conn_rec|module|command_rec|cmd_parms|process_rec|ap_.*|apr_.*|authn_.*|authz_.*")
-        .allowlist_var("AP_.*|APR_.*|OK|DECLINED|DONE|HTTP_.*|M_.*|MODULE_MAGIC_.*|OR_.*|RSRC_CONF|ACCESS_CONF|REQUEST_.*|APLOG_.*|NOT_IN_.*|GLOBAL_ONLY|APEXIT_.*|ap_server_conf|ap_unixd_config|ap_my_generation|ap_scoreboard_image")
+        .allowlist_var("AP_.*|APR_.*|OK|DECLINED|DONE|HTTP_.*|M_.*|MODULE_MAGIC_.*|OR_.*|RSRC_CONF|ACCESS_CONF|REQUEST_.*|APLOG_.*|NOT_IN_.*|GLOBAL_ONLY|APEXIT_.*|ap_server_conf|ap_unixd_config|ap_my_generation|ap_scoreboard_image|ap_extended_status|SERVER_BUSY_READ|SERVER_BUSY_WRITE|SUSPENDED")
         .blocklist_function("ap_log_.*error_|ap_log_perror_|apr_.*printf.*|ap_.*printf.*|ap_log_data_|ap_log_cserror_|ap_log_cerror_")
         .derive_default(true)
         .layout_tests(false)

@@ -245,7 +245,13 @@ fn every_mod_wsgi_directive_is_defined() {
     let ours: Vec<&String> = known.iter().filter(|d| !MOD_WSGI_DIRECTIVES.contains(&d.as_str())).collect();
     assert_eq!(
         ours,
-        ["WSGIMetrics", "WSGIResponseSpoolSize", "WSGIRestrictUnknownHosts", "WSGIXSendfilePath"],
+        [
+            "WSGIMetrics",
+            "WSGIRequestSpoolSize",
+            "WSGIResponseSpoolSize",
+            "WSGIRestrictUnknownHosts",
+            "WSGIXSendfilePath"
+        ],
         "oxwsgi-only directives (each documented as such in docs/configuration.md)"
     );
 }

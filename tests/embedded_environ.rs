@@ -260,10 +260,15 @@ fn input_readline_zero() {
 }
 
 /// A line that has arrived is returned at once, even though more of the body is still to come
-/// (a streaming upload, or a client that waits for an answer before sending more).
+/// (a streaming upload, or a client that waits for an answer before sending more). Such an
+/// application needs `WSGIRequestSpoolSize 0`: by default the body is collected before the
+/// application runs (tests/slow_uploads.rs).
 #[test]
 fn input_readline_returns_an_available_line() {
-    let apache = input_apache();
+    let apache = Apache::builder()
+        .app("input.wsgi", INPUT_APP)
+        .config("WSGIRequestSpoolSize 0\nWSGIScriptAlias /in {APPS}/input.wsgi")
+        .start();
     let mut c = apache.connect();
     c.set_timeout(Duration::from_secs(3));
     c.write_raw(b"POST /in/stream?readline,readline,read HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 20\r\n\r\nline1\n")

@@ -1,8 +1,10 @@
-//! Slow uploads hold no daemon thread: in daemon mode the Apache child collects a request's
-//! body (memory, then a temporary file) before it sends the request to the group, so clients
-//! that send the headers of a large POST and a little of its body, then stall, must not keep a
-//! hello from being answered at once; when they go on, each upload arrives intact. A body that
-//! never arrives whole is not given to the application at all.
+//! Slow uploads hold no thread: a request's body is collected (memory, then a temporary file)
+//! before its application runs, and on the event MPM the request waits in the MPM, not on a
+//! worker thread, while the client is behind; in daemon mode it goes to the group only once its
+//! body is here. So more clients than Apache has workers, each sending the headers of a large
+//! POST and a little of its body and then stalling, must not keep a hello from being answered
+//! at once, in either mode; when they go on, each upload arrives intact. A body that never
+//! arrives whole is not given to the application at all.
 
 mod common;
 
@@ -34,6 +36,15 @@ def application(environ, start_response):
 const DAEMON: &str = "WSGIDaemonProcess one processes=1 threads=1\n\
                       WSGIChunkedRequest On\n\
                       WSGIScriptAlias /app {APPS}/app.py process-group=one";
+
+const EMBEDDED: &str = "WSGIChunkedRequest On\n\
+                        WSGIScriptAlias /app {APPS}/app.py";
+
+/// Both modes, by name.
+const MODES: [(&str, &str); 2] = [("embedded", EMBEDDED), ("daemon", DAEMON)];
+
+/// More stalled uploads than the harness's Apache has worker threads (MaxRequestWorkers 16).
+const STALLED: usize = 20;
 
 /// What a client uploads: 1 MiB, different bytes at different places.
 fn upload() -> Vec<u8> {
@@ -101,29 +112,50 @@ fn hello_time(apache: &Apache) -> Duration {
 }
 
 #[test]
-fn daemon_thread_waits_for_no_upload() {
-    let apache = Apache::builder().app("app.py", APP).config(DAEMON).start();
-    hello_time(&apache);
-    let mut stalled: Vec<TcpStream> = (0..3).map(|i| start_upload(&apache, &format!("stalled{i}"), 1024)).collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let took = hello_time(&apache);
-    assert!(took < Duration::from_secs(1), "hello took {took:?} with 3 stalled uploads on threads=1");
-    assert_eq!(apache.count_in_log("upload called"), 0, "an application was called before its body came");
-    // Each goes on, and its upload arrives whole.
-    for s in &mut stalled {
-        s.write_all(&upload()[1024..]).unwrap();
+fn no_thread_waits_for_an_upload_in_either_mode() {
+    for (mode, config) in MODES {
+        let apache = Apache::builder().app("app.py", APP).config(config).start();
+        hello_time(&apache);
+        let mut stalled: Vec<TcpStream> =
+            (0..STALLED).map(|i| start_upload(&apache, &format!("stalled{i}"), 1024)).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let took = hello_time(&apache);
+        assert!(took < Duration::from_secs(1), "{mode}: hello took {took:?} with {STALLED} stalled uploads");
+        assert_eq!(apache.count_in_log("upload called"), 0, "{mode}: an application was called before its body came");
+        // Each goes on, and its upload arrives whole.
+        for s in &mut stalled {
+            s.write_all(&upload()[1024..]).unwrap();
+        }
+        for (i, s) in stalled.iter_mut().enumerate() {
+            let text = answer(s);
+            assert!(text.starts_with("HTTP/1.1 200"), "{mode}: upload {i}: {text}");
+            assert!(text.contains(&intact()), "{mode}: upload {i}: {text}");
+        }
+        let _ = apache.stop();
     }
-    for (i, s) in stalled.iter_mut().enumerate() {
-        let text = answer(s);
-        assert!(text.starts_with("HTTP/1.1 200"), "upload {i}: {text}");
-        assert!(text.contains(&intact()), "upload {i}: {text}");
-    }
+}
+
+/// `WSGIRequestSpoolSize 0` (embedded mode) reads the body as mod_wsgi does: the application is
+/// called with the head, and a stalled upload holds its thread.
+#[test]
+fn request_spool_size_zero_turns_collecting_off() {
+    let apache = Apache::builder().app("app.py", APP).config(&format!("WSGIRequestSpoolSize 0\n{EMBEDDED}")).start();
+    let mut s = start_upload(&apache, "streamed", 1024);
+    assert!(apache.wait_for_log("upload called: streamed", Duration::from_secs(10)), "{}", apache.log_tail(20));
+    s.write_all(&upload()[1024..]).unwrap();
+    assert!(answer(&mut s).contains(&intact()));
     let _ = apache.stop();
 }
 
 #[test]
 fn chunked_and_expect_continue_uploads_arrive_whole() {
-    let apache = Apache::builder().app("app.py", APP).config(DAEMON).start();
+    for (mode, config) in MODES {
+        chunked_and_expect_continue(mode, config);
+    }
+}
+
+fn chunked_and_expect_continue(mode: &str, config: &str) {
+    let apache = Apache::builder().app("app.py", APP).config(config).start();
     // Chunked, in pieces of 100,000 bytes.
     let mut s = TcpStream::connect(apache.addr()).unwrap();
     s.write_all(b"POST /app/upload?chunked HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
@@ -134,7 +166,7 @@ fn chunked_and_expect_continue_uploads_arrive_whole() {
     }
     s.write_all(b"0\r\n\r\n").unwrap();
     let text = answer(&mut s);
-    assert!(text.contains(&intact()), "chunked: {text}");
+    assert!(text.contains(&intact()), "{mode}: chunked: {text}");
     // Expect: 100-continue: the body is sent once Apache asks for it.
     let mut s = TcpStream::connect(apache.addr()).unwrap();
     let head = format!(
@@ -148,23 +180,31 @@ fn chunked_and_expect_continue_uploads_arrive_whole() {
     assert_eq!(&cont, b"HTTP/1.1 100 Continue\r\n\r\n");
     s.write_all(&upload()).unwrap();
     let text = answer(&mut s);
-    assert!(text.contains(&intact()), "expect: {text}");
+    assert!(text.contains(&intact()), "{mode}: expect: {text}");
     let _ = apache.stop();
 }
 
 #[test]
 fn an_upload_given_up_half_way_never_reaches_the_application() {
-    let apache = Apache::builder().app("app.py", APP).config(DAEMON).start();
-    let s = start_upload(&apache, "gaveup", 300_000);
-    std::thread::sleep(Duration::from_millis(200));
-    drop(s);
-    // A complete one afterwards is served, and only it reached the application.
-    let mut s = start_upload(&apache, "whole", 0);
-    s.write_all(&upload()).unwrap();
-    assert!(answer(&mut s).contains(&intact()));
-    assert_eq!(apache.count_in_log("upload called: gaveup"), 0, "{}", apache.error_log());
-    assert_eq!(apache.count_in_log("upload called: whole"), 1, "{}", apache.error_log());
-    let _ = apache.stop();
+    for (mode, config) in MODES {
+        let apache = Apache::builder().app("app.py", APP).config(config).start();
+        let s = start_upload(&apache, "gaveup", 300_000);
+        std::thread::sleep(Duration::from_millis(200));
+        drop(s);
+        // A complete one afterwards is served, and only it reached the application.
+        let mut s = start_upload(&apache, "whole", 0);
+        s.write_all(&upload()).unwrap();
+        assert!(answer(&mut s).contains(&intact()));
+        // The one given up is said in the log.
+        assert!(
+            apache.wait_for_log("the application was not called", Duration::from_secs(5)),
+            "{mode}: {}",
+            apache.log_tail(20)
+        );
+        assert_eq!(apache.count_in_log("upload called: gaveup"), 0, "{mode}: {}", apache.error_log());
+        assert_eq!(apache.count_in_log("upload called: whole"), 1, "{mode}: {}", apache.error_log());
+        let _ = apache.stop();
+    }
 }
 
 /// queue-timeout counts the time a request waits for a daemon thread once its body is here, not
@@ -187,4 +227,64 @@ fn queue_timeout_does_not_count_the_upload() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains(&intact()), "{text}");
     let _ = apache.stop();
+}
+
+/// A parked upload still answers to Apache's limits: `mod_reqtimeout`'s `body=` time is checked
+/// at each read (a client that trickles past it gets a 408), and a client that sends nothing
+/// for `Timeout` is closed by the MPM; neither reaches the application, and both are logged.
+#[test]
+fn parked_uploads_keep_apaches_timeouts() {
+    for (mode, config) in MODES {
+        let apache = Apache::builder()
+            .apache_module("reqtimeout")
+            .app("app.py", APP)
+            .config(&format!("RequestReadTimeout header=10 body=1\nTimeout 2\n{config}"))
+            .start();
+        // Trickles: 1 KiB every 200 ms, past body=1.
+        let mut s = start_upload(&apache, "trickle", 1024);
+        let started = Instant::now();
+        let mut answer_head = Vec::new();
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        while started.elapsed() < Duration::from_secs(8) {
+            if s.write_all(&upload()[..1024]).is_err() {
+                break;
+            }
+            let mut buf = [0u8; 512];
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    answer_head.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+        let head = String::from_utf8_lossy(&answer_head).to_string();
+        assert!(
+            head.starts_with("HTTP/1.1 408"),
+            "{mode}: trickling upload got {head:?} after {:?}",
+            started.elapsed()
+        );
+        assert!(started.elapsed() < Duration::from_secs(4), "{mode}: 408 after {:?}", started.elapsed());
+        // Silent: the MPM closes it after Timeout (2 s).
+        let mut s = start_upload(&apache, "silent", 1024);
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 512];
+        let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+        assert!(
+            closed && started.elapsed() < Duration::from_secs(6),
+            "{mode}: silent upload not closed: {:?}",
+            started.elapsed()
+        );
+        // The request goes with the connection, once its lingering close sees the client go.
+        drop(s);
+        assert!(
+            apache.wait_for_log("the connection closed before the request body had come", Duration::from_secs(5)),
+            "{mode}: {}",
+            apache.log_tail(20)
+        );
+        assert_eq!(apache.count_in_log("upload called"), 0, "{mode}: {}", apache.error_log());
+        let _ = apache.stop();
+    }
 }

@@ -47,7 +47,7 @@ const DIR_HTACCESS: u32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const AUTH: u32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
 /// Directive names and what they do; docs/configuration.md is checked against this list.
-pub static mut COMMANDS: [ffi::command_rec; 57] = [
+pub static mut COMMANDS: [ffi::command_rec; 58] = [
     directive(
         c"WSGIScriptAlias",
         cmd_script_alias,
@@ -130,6 +130,12 @@ pub static mut COMMANDS: [ffi::command_rec; 57] = [
         cmd_response_spool_size,
         SERVER,
         c"BYTES: the most of one embedded-mode response kept in a temporary file for a slow client (0: none)",
+    ),
+    directive(
+        c"WSGIRequestSpoolSize",
+        cmd_request_spool_size,
+        SERVER,
+        c"BYTES: the most of one embedded-mode request body collected before the application runs (0: none)",
     ),
     directive(c"WSGISocketPrefix", cmd_socket_prefix, SERVER, c"path prefix of daemon sockets"),
     directive(c"WSGIMetrics", cmd_metrics, SERVER, c"On|Off: count requests for the oxwsgi-metrics handler"),

@@ -44,6 +44,9 @@ pub struct ServerConf {
     /// WSGIResponseSpoolSize: the most bytes of one embedded-mode response kept in a temporary
     /// file for a slow client (None: `config::DEFAULT_SPOOL_SIZE`; 0: no file).
     pub response_spool_size: Option<u64>,
+    /// WSGIRequestSpoolSize: the most bytes of one embedded-mode request body collected before
+    /// the application runs (None: `config::DEFAULT_SPOOL_SIZE`; 0: none).
+    pub request_spool_size: Option<u64>,
     /// WSGIMetrics (main server only): None means On.
     pub metrics: Option<bool>,
     pub restrict_signal: Option<bool>,
@@ -389,6 +392,11 @@ server_setter!(cmd_restrict_embedded, global = true, |conf, cmd, name, raw| {
 server_setter!(cmd_response_spool_size, global = true, |conf, cmd, name, raw| {
     let _ = cmd;
     conf.response_spool_size = Some(config::parse_spool_size(name, raw).map_err(|e| e.to_string())?);
+    Ok(())
+});
+server_setter!(cmd_request_spool_size, global = true, |conf, cmd, name, raw| {
+    let _ = cmd;
+    conf.request_spool_size = Some(config::parse_spool_size(name, raw).map_err(|e| e.to_string())?);
     Ok(())
 });
 server_setter!(cmd_socket_prefix, global = true, |conf, cmd, name, raw| {

@@ -22,6 +22,7 @@ pub unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
     super::metrics::register();
     super::slow_requests::register();
     super::telemetry::register();
+    super::body_wait::register();
     ffi::ap_hook_translate_name(
         Some(super::translate::translate_name),
         ptr::addr_of!(PRE_TRANSLATE) as *const _,

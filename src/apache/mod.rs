@@ -8,6 +8,7 @@
 //! functions are the thin wrappers that keep that assumption in one place.
 
 pub mod auth;
+pub mod body_wait;
 pub mod commands;
 pub mod conf;
 pub mod directive;

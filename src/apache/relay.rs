@@ -3,7 +3,6 @@
 //! [`ApacheBackend`] embedded mode uses, so both modes answer alike.
 
 use super::environ::Environ;
-use super::request_body::RequestBody;
 use super::response::{ApacheBackend, ClientTimeout};
 use super::response_buffer::ResponseBuffer;
 use crate::daemon::group::{find_group, Group};
@@ -65,19 +64,6 @@ pub unsafe fn handle(
     }
     let mut backend = ApacheBackend::new(r);
     let _timeout = group.spec.response_socket_timeout.map(|t| ClientTimeout::set(r, t));
-    // The body is collected first (request-spool-size), so no daemon thread waits on the client.
-    let limit = group.spec.request_spool_size;
-    let mut body = if content_length == Some(0) || limit == 0 {
-        RequestBody::streamed()
-    } else {
-        match RequestBody::collect(&mut backend, limit) {
-            Ok(body) => body,
-            Err(e) => {
-                log_request(r, util::LOG_INFO, &format!("oxwsgi: {}; the application was not called", e.message));
-                return i32::from(e.status.clamp(400, 599));
-            }
-        }
-    };
     // queue-timeout: from now, once the body is here, the request may wait this long for a
     // daemon thread to take it; the daemon checks the same time (`mod_wsgi.queue_start`), and
     // the queue-time metrics count from it.
@@ -87,7 +73,7 @@ pub unsafe fn handle(
     // The REQUEST, with the first piece of the body when one is expected; kept so that it can be
     // sent again on a fresh connection if a reused one turns out to be gone.
     let expects_continue = util::table_get((*r).headers_in, c"Expect").is_some();
-    let eager_body = content_length != Some(0) && (!expects_continue || body.collected());
+    let eager_body = content_length != Some(0) && (!expects_continue || backend.body_collected());
     let mut request = REQUEST_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
     request.clear();
     if let Err(e) = protocol::encode_request(environ.pairs(), content_length, eager_body, &mut request) {
@@ -95,22 +81,14 @@ pub unsafe fn handle(
         return ffi::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
     if eager_body {
-        if let Err(f) = body_reply(&mut body, &mut backend, EAGER_BODY_MAX, &mut request) {
+        if let Err(f) = body_reply(&mut backend, EAGER_BODY_MAX, &mut request) {
             return fail(r, name, &mut backend, f);
         }
     }
-    let mut outgoing = Outgoing { encoded: &request, body: &mut body };
-    let status = send_request(r, name, &group, &mut outgoing, &mut backend, error_override, queue_deadline);
+    let status = send_request(r, name, &group, &request, &mut backend, error_override, queue_deadline);
     // The buffer serves this thread's next request.
     REQUEST_BUFFER.with(|b| *b.borrow_mut() = request);
     status
-}
-
-/// What goes to the daemon: the encoded REQUEST (with HELLO on a new connection), then the body
-/// as the daemon asks for it.
-struct Outgoing<'a> {
-    encoded: &'a [u8],
-    body: &'a mut RequestBody,
 }
 
 thread_local! {
@@ -123,7 +101,7 @@ unsafe fn send_request(
     r: *mut ffi::request_rec,
     name: &str,
     group: &Group,
-    request: &mut Outgoing,
+    request: &[u8],
     backend: &mut ApacheBackend,
     error_override: bool,
     queue_deadline: Option<Instant>,
@@ -397,7 +375,7 @@ unsafe fn relay(
     r: *mut ffi::request_rec,
     group: &Group,
     mut conn: Conn,
-    request: &mut Outgoing,
+    request: &[u8],
     backend: &mut ApacheBackend,
     error_override: bool,
     queue_deadline: Option<Instant>,
@@ -418,12 +396,12 @@ unsafe fn relay(
     let mut out = Vec::new();
     let sent = if conn.fresh {
         // HELLO and REQUEST in one write: the daemon checks HELLO, then reads on.
-        out.reserve(64 + request.encoded.len());
+        out.reserve(64 + request.len());
         protocol::encode_frame(&Frame::Hello { version: PROTOCOL_VERSION, secret: group.secret }, &mut out)?;
-        out.extend_from_slice(request.encoded);
+        out.extend_from_slice(request);
         conn.writer.write_all(&out)
     } else {
-        conn.writer.write_all(request.encoded)
+        conn.writer.write_all(request)
     };
     if let Err(e) = sent {
         return Err(unused(e));
@@ -480,7 +458,7 @@ unsafe fn relay(
             Frame::Taken => {}
             Frame::Read { max } => {
                 out.clear();
-                body_reply(request.body, backend, max as usize, &mut out)?;
+                body_reply(backend, max as usize, &mut out)?;
                 conn.writer.write_all(&out)?;
             }
             Frame::Start { status, reason, headers } => {
@@ -658,16 +636,11 @@ fn readable(stream: &UnixStream) -> bool {
 
 /// Reads up to `max` bytes of the body (what was collected, then the client's) and encodes the
 /// reply to a READ.
-fn body_reply(
-    body: &mut RequestBody,
-    backend: &mut ApacheBackend,
-    max: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), Failure> {
+fn body_reply(backend: &mut ApacheBackend, max: usize, out: &mut Vec<u8>) -> Result<(), Failure> {
     // Read straight into `out`'s spare room, behind the BODY frame's header.
     let max = max.clamp(1, protocol::MAX_DATA);
     out.reserve(protocol::HEADER_LEN + max);
-    let read = body.read(backend, &mut out.spare_capacity_mut()[protocol::HEADER_LEN..protocol::HEADER_LEN + max]);
+    let read = backend.read_body(&mut out.spare_capacity_mut()[protocol::HEADER_LEN..protocol::HEADER_LEN + max]);
     match read {
         Ok(n) if n > 0 => {
             out.extend_from_slice(&protocol::frame_header(protocol::FrameType::Body, n));

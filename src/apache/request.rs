@@ -5,6 +5,7 @@
 //! (`relay`). A step that turns the request away returns a [`Refusal`]: its status and the log
 //! line that says why.
 
+use super::body_wait::BeforeApplication;
 use super::environ::{folded, Choices, Environ, Paths};
 use super::python_start::{ensure_python, mpm_query};
 use super::request_note::Route;
@@ -105,6 +106,15 @@ fn serve(req: RequestView, handler_script: Option<&HandlerScript>) -> Result<i32
         dir.chunked_request == Some(true),
         req.limit_req_body(),
     )?;
+    // The body arrives before the application runs (WSGIRequestSpoolSize, request-spool-size=).
+    if body.content_length() != Some(0) {
+        // SAFETY: the request is live for this handler call.
+        match unsafe { super::body_wait::collect_first(req.raw(), spool_limit(&plan.mode), handler) } {
+            BeforeApplication::Run => {}
+            BeforeApplication::Suspend => return Ok(ffi::SUSPENDED),
+            BeforeApplication::Refuse(status) => return Err(Refusal { status, log: None }),
+        }
+    }
     let paths = paths(req, route, resource);
     // WSGIMapHEADToGET: the application may be run as for GET (Apache still sends no body).
     let head = req.header_only();
@@ -152,6 +162,17 @@ fn serve(req: RequestView, handler_script: Option<&HandlerScript>) -> Result<i32
             })
         }
         Mode::Embedded => run_embedded(req, &choice, &environ, app),
+    }
+}
+
+/// The most bytes of a request body collected before the application runs in `mode`.
+fn spool_limit(mode: &Mode) -> u64 {
+    match mode {
+        // SAFETY: ap_server_conf is the main server, set before any request.
+        Mode::Embedded => super::conf::server_conf(unsafe { ffi::ap_server_conf })
+            .request_spool_size
+            .unwrap_or(crate::config::DEFAULT_SPOOL_SIZE),
+        Mode::Daemon(name) => crate::daemon::group::find_group(name).map_or(0, |g| g.spec.request_spool_size),
     }
 }
 

@@ -1,14 +1,15 @@
 //! What oxwsgi keeps for one request in the request's `request_config` slot (an array index,
-//! not a pool lookup): the route translate_name found, and what the request is counted under
-//! in the metrics.
+//! not a pool lookup): the route translate_name found, what the request is counted under in the
+//! metrics, and the body collected before its application runs.
 
 use crate::metrics::SeriesSlot;
 use crate::sys::ffi;
 use crate::sys::util::{module_config, pool_box, set_module_config};
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::sync::atomic::AtomicU64;
 
 use super::conf::Mount;
+use super::request_body::Collected;
 
 /// What translate_name decided for a request.
 pub struct Route {
@@ -26,12 +27,16 @@ pub struct Mark {
     pub read: AtomicU64,
 }
 
-/// Each part is set once, through a shared reference (the handler holds the route while the
-/// mark is set).
+/// Each part is set through a shared reference (the handler holds the route while the mark is
+/// set).
 #[derive(Default)]
 pub struct RequestNote {
     pub route: OnceCell<Route>,
     pub mark: OnceCell<Mark>,
+    /// The body as far as it was collected (`body_wait`), until the request's backend takes it.
+    pub body: Cell<Option<Collected>>,
+    /// The body has been collected (as far as it will be): the handler runs the application.
+    pub body_collected: Cell<bool>,
 }
 
 /// `r`'s note, if it has one.

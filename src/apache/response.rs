@@ -2,8 +2,9 @@
 //! WSGI adapter's [`Backend`]. Neither mode's handler owns it (`request` runs the app here,
 //! `relay` copies a daemon's response into it).
 
+use super::request_body::{read_input, Chunk, Collected};
 use super::xsendfile::{self, Replacement};
-use crate::python::backend::{copy_to_uninit, Backend, BodyError};
+use crate::python::backend::{Backend, BodyError};
 use crate::sys::ffi;
 use crate::sys::util::{log_request, pstr};
 use std::io;
@@ -33,6 +34,9 @@ pub struct ApacheBackend {
     /// default) Apache maps and writes them from memory, which holds the worker thread while a
     /// client is slow but is faster on a fast link.
     sendfile: bool,
+    /// The part of the body collected before the application ran (`request_body`), read
+    /// before the client's.
+    collected: Option<Collected>,
 }
 
 impl ApacheBackend {
@@ -49,7 +53,13 @@ impl ApacheBackend {
             replacement: None,
             mark: super::metrics::mark_of(r),
             sendfile: super::conf::dir_conf(r).enable_sendfile != Some(false),
+            collected: super::request_note::note(r).and_then(|n| n.body.take()),
         }
+    }
+
+    /// Some of the body was collected before the application ran, or all of it.
+    pub fn body_collected(&self) -> bool {
+        self.collected.as_ref().is_some_and(Collected::any)
     }
 
     /// Passes what is in the output brigade down the request's filters.
@@ -212,72 +222,25 @@ impl ApacheBackend {
 
 impl Backend for ApacheBackend {
     fn read_body(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, BodyError> {
-        if self.input_eos || buf.is_empty() {
+        if buf.is_empty() {
             return Ok(0);
         }
-        unsafe {
-            let r = self.r;
-            if self.input.is_null() {
-                self.input = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
-            }
-            loop {
-                let rv = ffi::ap_get_brigade(
-                    (*r).input_filters,
-                    self.input,
-                    ffi::ap_input_mode_t_AP_MODE_READBYTES,
-                    ffi::apr_read_type_e_APR_BLOCK_READ,
-                    buf.len() as i64,
-                );
-                if rv != 0 {
-                    ffi::apr_brigade_cleanup(self.input as *mut _);
-                    let mut status = ffi::ap_map_http_request_error(rv, ffi::HTTP_BAD_REQUEST as i32);
-                    if !(400..600).contains(&status) {
-                        status = ffi::HTTP_BAD_REQUEST as i32;
-                    }
-                    return Err(BodyError {
-                        status: status as u16,
-                        message: format!("client sent a malformed or incomplete body (APR status {rv})"),
-                    });
+        let n = match self.collected.as_mut().map(|c| c.read(buf)).transpose()?.flatten() {
+            Some(n) => n,
+            None if self.input_eos => 0,
+            // SAFETY: the request is live while its backend is.
+            None => match unsafe { read_input(self.r, &mut self.input, buf, true) }? {
+                Chunk::Bytes(n) => n,
+                Chunk::End | Chunk::Again => {
+                    self.input_eos = true;
+                    0
                 }
-                let mut n = 0usize;
-                let mut b = ffi::oxwsgi_brigade_first(self.input);
-                while b != ffi::oxwsgi_brigade_sentinel(self.input) {
-                    let mut err = 0;
-                    if ffi::oxwsgi_bucket_is_eos(b) != 0 {
-                        self.input_eos = true;
-                        break;
-                    }
-                    if ffi::oxwsgi_bucket_is_error(b, &mut err) != 0 {
-                        ffi::apr_brigade_cleanup(self.input as *mut _);
-                        return Err(BodyError {
-                            status: err as u16,
-                            message: "error while reading the request body".into(),
-                        });
-                    }
-                    let mut data: *const c_char = ptr::null();
-                    let mut len: usize = 0;
-                    let rv = ffi::oxwsgi_bucket_read(b, &mut data, &mut len, 1);
-                    if rv != 0 {
-                        ffi::apr_brigade_cleanup(self.input as *mut _);
-                        return Err(BodyError {
-                            status: 400,
-                            message: format!("request body read failed (APR status {rv})"),
-                        });
-                    }
-                    let take = len.min(buf.len() - n);
-                    copy_to_uninit(&mut buf[n..], std::slice::from_raw_parts(data as *const u8, take));
-                    n += take;
-                    b = ffi::oxwsgi_bucket_next(b);
-                }
-                ffi::apr_brigade_cleanup(self.input as *mut _);
-                if n > 0 || self.input_eos {
-                    if let Some(mark) = self.mark {
-                        mark.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    return Ok(n);
-                }
-            }
+            },
+        };
+        if let Some(mark) = self.mark {
+            mark.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
+        Ok(n)
     }
 
     fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {

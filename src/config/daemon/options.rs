@@ -515,14 +515,14 @@ daemon_options! {
             response kept there. Past them the Apache child waits for the client (and the daemon for the child), as \
             mod_wsgi always does. `0` turns the file off.",
     }
-    /// Used by `apache::request_body`.
+    /// Used by `apache::body_wait` (through `apache::request`).
     request_spool_size: u64 {
         syntax: "request-spool-size=BYTES",
         default: WrittenNote("33554432", "32 MiB"),
         parse: |v| v.number(0, u64::MAX, crate::config::spool::SPOOL_SIZE_EXPECTED),
         doc: "**oxwsgi only.** A request body is collected by the Apache child (64 KiB in memory, the rest in a \
             temporary file) and the request is sent to the group only once it has arrived, so no daemon thread \
-            waits on a slow upload (see [operations](operations.md#slow-clients)); this is the most bytes of one \
+            waits on a slow upload (nor, on the event MPM, an Apache thread: see [operations](operations.md#slow-clients)); this is the most bytes of one \
             body collected first. A longer body's first BYTES are collected, and the application reads the rest \
             from the client as in mod_wsgi. A body that fails on the way (a client that gives up, \
             `mod_reqtimeout`, `LimitRequestBody`) is answered by Apache (400, 408, 413) and the application is \
