@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """oxwsgi benchmark: Apache static vs oxwsgi vs mod_wsgi, embedded and daemon mode, vs the
-standalone servers Granian and Gunicorn.
+standalone servers Granian and Gunicorn (alone and behind nginx).
 
 Run it through bench/run (see bench/README.md). Python standard library only; the chart is
 drawn by bench/chart.py with matplotlib from the bench virtualenv.
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from oxbench.harness import (BENCH, HTTPD, SYSTEM_PYTHON, ensure_dir, log, make_readable,
                              stop_all_live, world_traversable)
-from oxbench.prepare import build_oxwsgi, machine_info, private_copy, setup_site, setup_venv
+from oxbench.prepare import (build_oxwsgi, machine_info, private_copy, setup_nginx, setup_site,
+                             setup_venv)
 from oxbench.report import results_data, rewrite_report, write_results
 from oxbench.scenarios import (COMPANIONS, SCENARIO_COMPANIONS, SCENARIOS, Bench, make_variants,
                                pick)
@@ -31,7 +32,7 @@ from oxbench.scenarios import (COMPANIONS, SCENARIO_COMPANIONS, SCENARIOS, Bench
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="bench/run", description="Benchmark oxwsgi against mod_wsgi, static Apache, Apache's "
-        "own floor, Granian and Gunicorn.",
+        "own floor, Granian and Gunicorn (alone and behind nginx).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 round, 1 s per run, no warm-up (about 2 minutes)")
@@ -43,7 +44,7 @@ def parse_args(argv):
                    help="correctness-checked requests before each scenario")
     p.add_argument("--only", default="", help="comma-separated variant keys "
                    "(static,ox-emb,ox-dmn,mw494-emb,mw494-dmn,mwnew-emb,mwnew-dmn,granian,"
-                   "gunicorn; ox-emb / ox-dmn bring oxnm-emb / oxnm-dmn along)")
+                   "gunicorn,gunicorn-nginx; ox-emb / ox-dmn bring oxnm-emb / oxnm-dmn along)")
     p.add_argument("--scenarios", default="", help="comma-separated scenario keys "
                    f"({','.join(s.key for s in SCENARIOS)}; hello16 / hello64 bring floor16 "
                    "along)")
@@ -130,6 +131,9 @@ def main(argv=None):
                 log(f"--compare-module unavailable: {compare[1]}")
         venv_info = setup_venv(work, not args.skip_latest)
         notes += venv_info["notes"]
+        # nginx (installed when missing) only when the variant in front of Gunicorn runs.
+        if not args.only or "gunicorn-nginx" in {k.strip() for k in args.only.split(",")}:
+            venv_info["standalone"]["nginx"] = setup_nginx()
         if venv_info["mw_latest_reason"]:
             notes.append(f"newest mod_wsgi not measured: {venv_info['mw_latest_reason']}")
         if not venv_info["django"]:

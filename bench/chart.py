@@ -13,7 +13,7 @@ COLORS = {
     "ox-emb": "#d9480f", "ox-dmn": "#f08c00",
     "mw494-emb": "#1864ab", "mw494-dmn": "#4dabf7",
     "mwnew-emb": "#2b8a3e", "mwnew-dmn": "#8ce99a",
-    "granian": "#862e9c", "gunicorn": "#e64980",
+    "granian": "#862e9c", "gunicorn": "#e64980", "gunicorn-nginx": "#f783ac",
 }
 
 
@@ -67,7 +67,8 @@ def main():
          targets=[(0.9, "--"), (0.95, ":")])
     bars(axes[2], data, ["ox-emb", "ox-dmn", "mwnew-emb", "mwnew-dmn"], "ratio_mw494", "p99_ms",
          "p99 latency ÷ mod_wsgi 4.9.4 in the same mode (lower is better)")
-    bars(axes[3], data, ["ox-emb", "ox-dmn", "mw494-emb", "mw494-dmn", "gunicorn"],
+    bars(axes[3], data,
+         ["ox-emb", "ox-dmn", "mw494-emb", "mw494-dmn", "gunicorn", "gunicorn-nginx"],
          "ratio_granian", "rps",
          "req/s ÷ Granian, same scenario (higher is better; red: 1.0 / 0.9 Django view targets)",
          targets=[(0.9, "--")], only_for="granian")

@@ -4,7 +4,8 @@ runs.
 
 Every server variant is its own instance on its own free loopback port: an Apache
 (/usr/sbin/apache2, event MPM, identical MPM settings), or Granian / Gunicorn from the bench
-virtualenv. Load comes from wrk in a separate process. A server is only ever stopped by pid:
+virtualenv, or nginx in front of Gunicorn (two process trees, one instance). Load comes from
+wrk in a separate process. A server is only ever stopped by pid:
 the pid file / the process we spawned, then its descendants found through /proc ppid links
 (checked against their start time so a recycled pid is never signalled).
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent.parent
 REPO = BENCH.parent
 HTTPD = "/usr/sbin/apache2"
+NGINX = "/usr/sbin/nginx"
 MODULES_DIR = "/usr/lib/apache2/modules"
 DEBIAN_MOD_WSGI = f"{MODULES_DIR}/mod_wsgi.so"
 # The Python oxwsgi is built for (PYTHON, as the Makefile passes it), as its versioned binary.
@@ -153,14 +155,14 @@ def all_procs():
     return out
 
 
-def descendants(root_pid: int):
-    """{pid: (ppid, starttime)} of live (non-zombie) descendants of root_pid."""
+def descendants(*root_pids: int):
+    """{pid: (ppid, starttime)} of live (non-zombie) descendants of the root_pids."""
     procs = all_procs()
     children = {}
     for pid, (ppid, _st, _state) in procs.items():
         children.setdefault(ppid, []).append(pid)
     out = {}
-    stack = [root_pid]
+    stack = list(root_pids)
     while stack:
         p = stack.pop()
         for c in children.get(p, []):
@@ -229,9 +231,11 @@ def reset_hwm(pids) -> None:
             pass
 
 
-def rss_snapshot(parent: int, daemon_mode: bool) -> dict:
-    desc = descendants(parent)
-    kinds = classify(parent, desc, daemon_mode)
+def rss_snapshot(parents: list, daemon_mode: bool) -> dict:
+    """The worker (and daemon) processes among the descendants of parents: the server's
+    parent processes (Apache's, or nginx's and Gunicorn's)."""
+    desc = descendants(*parents)
+    kinds = classify(parents[0], desc, daemon_mode)
     snap = {"worker": {"rss": 0, "hwm": 0, "n": 0, "pids": []},
             "daemon": {"rss": 0, "hwm": 0, "n": 0, "pids": []}}
     for pid, kind in kinds.items():
@@ -247,17 +251,18 @@ def rss_snapshot(parent: int, daemon_mode: bool) -> dict:
 
 
 class RssSampler(threading.Thread):
-    """Samples the summed VmRSS of Apache's worker children and of the daemon processes."""
+    """Samples the summed VmRSS of Apache's worker children and of the daemon processes
+    (parents: Server.rss_roots())."""
 
-    def __init__(self, parent: int, daemon_mode: bool, interval: float = 0.2):
+    def __init__(self, parents: list, daemon_mode: bool, interval: float = 0.2):
         super().__init__(daemon=True)
-        self.parent, self.daemon_mode, self.interval = parent, daemon_mode, interval
+        self.parents, self.daemon_mode, self.interval = parents, daemon_mode, interval
         self.stop_event = threading.Event()
         self.peak = {"worker": 0, "daemon": 0}
         self.samples = 0
 
     def sample(self):
-        snap = rss_snapshot(self.parent, self.daemon_mode)
+        snap = rss_snapshot(self.parents, self.daemon_mode)
         for k in self.peak:
             self.peak[k] = max(self.peak[k], snap[k]["rss"])
         self.samples += 1
@@ -323,7 +328,7 @@ class Server:
     def log_tail(self, n=5) -> str:
         text = read_text(self.error_log) + read_text(self.root / "logs" / "stderr.log")
         lines = [l for l in text.splitlines() if l.strip() and ":notice]" not in l
-                 and "[INFO]" not in l]
+                 and "[notice]" not in l and "[INFO]" not in l]
         return " | ".join(lines[-n:])[-700:]
 
     def start(self, timeout: float = 30.0) -> str | None:
@@ -361,14 +366,25 @@ class Server:
                 return (f"{self.kind} exited during startup (status {self.proc.returncode}): "
                         f"{self.log_tail()}")
             self.track()
-            if self.ready():
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                    return None
-                except OSError:
-                    pass
+            if self.ready() and self.accepts():
+                return None
             time.sleep(0.05)
         return f"{self.kind} did not become ready within {timeout:.0f}s: {self.log_tail()}"
+
+    def accepts(self) -> bool:
+        """Whether a connection to where it listens succeeds."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss_roots(self) -> list:
+        """The parent processes whose descendants are the workers measured for RSS."""
+        return [self.pid]
 
     def track(self) -> dict:
         desc = descendants(self.pid) if self.pid else {}
@@ -451,17 +467,84 @@ class Apache(Server):
 
 class Standalone(Server):
     """A standalone Python server (Granian, Gunicorn): the command argv_fn(port) run as
-    RUN_USER, like Apache's children; its output goes to logs/stderr.log."""
+    RUN_USER, like Apache's children; its output goes to logs/stderr.log. With unix_socket
+    (a path in root/run) it listens there instead of on the port (a backend behind nginx)."""
 
-    def __init__(self, name: str, root: Path, argv_fn, stop_signal=signal.SIGTERM):
+    def __init__(self, name: str, root: Path, argv_fn, stop_signal=signal.SIGTERM,
+                 unix_socket: Path | None = None):
         super().__init__(name, root)
         self.argv_fn, self.stop_signal, self.kind = argv_fn, stop_signal, name
+        self.unix_socket = unix_socket
+
+    def prepare(self, port: int) -> None:
+        if self.unix_socket:  # RUN_USER creates its socket there
+            shutil.chown(self.unix_socket.parent, RUN_USER, RUN_GROUP)
 
     def argv(self, port: int) -> list:
         return self.argv_fn(port)
 
     def popen_kwargs(self) -> dict:
         return {"user": RUN_USER, "group": RUN_GROUP, "extra_groups": []}
+
+    def accepts(self) -> bool:
+        if not self.unix_socket:
+            return super().accepts()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(1)
+                s.connect(str(self.unix_socket))
+            return True
+        except OSError:
+            return False
+
+
+class Nginx(Server):
+    """nginx in front of a backend server: /usr/sbin/nginx -p ROOT -c ROOT/nginx.conf -g
+    'daemon off;' with the configuration conf_fn(root, port) renders (its pid, lock, error log
+    and temp files all in root; the master runs as root like Apache's parent, its workers as
+    RUN_USER); the backend (its root inside this one) is started once nginx serves. Both are
+    stopped by pid, nginx first; RSS counts the workers of both."""
+
+    kind = "nginx"
+
+    def __init__(self, name: str, root: Path, conf_fn, backend: Server):
+        super().__init__(name, root)
+        self.conf_fn, self.backend = conf_fn, backend
+
+    def prepare(self, port: int) -> None:
+        ensure_dir(self.root / "tmp")  # nginx creates its *_temp_path directories in it
+        write_file(self.root / "nginx.conf", self.conf_fn(self.root, port))
+
+    def argv(self, port: int) -> list:
+        return [NGINX, "-p", f"{self.root}/", "-c", str(self.root / "nginx.conf"),
+                "-e", str(self.error_log), "-g", "daemon off;"]
+
+    def start(self, timeout: float = 30.0) -> str | None:
+        err = super().start(timeout)
+        if err is None:
+            err = self.backend.start(timeout)
+            if err:
+                err = f"{self.backend.kind} (behind nginx): {err}"
+                self.stop()
+        return err
+
+    def running(self) -> bool:
+        return super().running() and self.backend.running()
+
+    def rss_roots(self) -> list:
+        return [self.pid, self.backend.pid]
+
+    def track(self) -> dict:
+        desc = super().track()
+        return {**desc, **self.backend.track()} if self.backend.proc else desc
+
+    def log_tail(self, n=5) -> str:
+        return " | ".join(x for x in (super().log_tail(n), self.backend.log_tail(n)) if x)[-700:]
+
+    def stop(self, grace: float = 12.0) -> dict:
+        front, back = super().stop(grace), self.backend.stop(grace)
+        return {"forced": front["forced"] or back["forced"],
+                "leftovers": front["leftovers"] + back["leftovers"]}
 
 
 def stop_all_live():

@@ -1,4 +1,5 @@
-"""Setup before a run: the oxwsgi build, the bench virtualenv, the site files, machine facts."""
+"""Setup before a run: the oxwsgi build, the bench virtualenv, nginx, the site files, machine
+facts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .harness import (BENCH, HTTPD, REPO, SYSTEM_PYTHON, ensure_dir, log, make_readable,
+from .harness import (BENCH, HTTPD, NGINX, REPO, SYSTEM_PYTHON, ensure_dir, log, make_readable,
                       read_text, run, tail, write_file)
 from .scenarios import HELLO, SIZE_1M, SIZE_5M
 
@@ -124,6 +125,65 @@ def setup_venv(work: Path, want_latest: bool) -> dict:
         info["mw_latest_reason"] = "skipped (--skip-latest)"
     make_readable(venv)
     return info
+
+
+NGINX_PACKAGES = ("nginx-light", "nginx")  # the first this Debian has
+
+
+def setup_nginx() -> tuple:
+    """(version, None) of /usr/sbin/nginx, installed with apt-get when missing, or (None,
+    reason): the front of the gunicorn-nginx variant."""
+    if not os.path.exists(NGINX):
+        err = install_nginx()
+        if err:
+            return None, err
+    try:
+        out = run([NGINX, "-v"], timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"{NGINX} -v failed: {e}"
+    m = re.search(r"nginx/(\S+)", out)
+    return (m.group(1), None) if m else (None, f"{NGINX} -v: {tail(out, 2)}")
+
+
+def apt_candidate(package: str) -> bool:
+    """Whether apt-cache policy has a candidate version of package."""
+    m = re.search(r"Candidate:\s*(\S+)", run(["apt-cache", "policy", package], timeout=120).stdout)
+    return bool(m) and m.group(1) != "(none)"
+
+
+def install_nginx() -> str | None:
+    """apt-get install nginx-light (else nginx), without starting the system's nginx service.
+    None, or why nginx could not be installed."""
+    if not shutil.which("apt-get"):
+        return f"{NGINX} is missing and there is no apt-get to install it"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        package = next((p for p in NGINX_PACKAGES if apt_candidate(p)), None)
+        if package is None:  # no package lists yet
+            run(["apt-get", "update", "-q"], timeout=600, env=env)
+            package = next((p for p in NGINX_PACKAGES if apt_candidate(p)), None)
+        if package is None:
+            return f"{NGINX} is missing and apt-cache policy has no candidate for " + \
+                " or ".join(NGINX_PACKAGES)
+        log(f"installing nginx: apt-get install -y --no-install-recommends {package}")
+        # The package would start the system's nginx (on port 80): a policy-rc.d that says no
+        # (101) while it installs, unless the machine has one already.
+        policy = Path("/usr/sbin/policy-rc.d")
+        ours = not policy.exists()
+        if ours:
+            write_file(policy, "#!/bin/sh\n# oxwsgi bench: no service starts while nginx "
+                       "installs\nexit 101\n", 0o755)
+        try:
+            p = run(["apt-get", "install", "-y", "--no-install-recommends", package],
+                    timeout=900, env=env)
+        finally:
+            if ours:
+                policy.unlink(missing_ok=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"installing nginx failed: {e}"
+    if p.returncode != 0 or not os.path.exists(NGINX):
+        return f"apt-get install {package} failed (exit {p.returncode}): {tail(p.stdout, 3)}"
+    return None
 
 
 def setup_site(work: Path) -> Path:

@@ -343,6 +343,7 @@ def write_markdown(path: Path, data: dict):
                  f"{'**met**' if t['met'] else '**NOT MET**'} |")
     L.append("")
     L += standalone_section(data)
+    L += slow_client_section(data)
     L += compare_section(data)
 
     # Overview: req/s.
@@ -515,6 +516,50 @@ def standalone_section(data: dict) -> list:
 
 def per_round_text(st) -> str:
     return f"{st['median']:.2f}× ({st['min']:.2f}–{st['max']:.2f}×)" if st else "–"
+
+
+SLOW = (("slow64", "download"), ("slowup64", "upload"))  # issue 26's scenarios
+
+
+def slow_client_section(data: dict) -> list:
+    """Issue 26, every server side by side: hello alone (hello16) and beside 64 slow downloads /
+    uploads, the ratio of the two, the uploads that arrived whole and the peak RSS (no lines
+    when neither slow scenario ran)."""
+    variants = {v["key"]: v for v in data["variants"]}
+    sc_agg = data["aggregate"]["scenarios"]
+    rows = [k for k, v in variants.items() if v["mode"] != "static"
+            and any(skey in sc_agg.get(k, {}) for skey, _w in SLOW)]
+    if not rows:
+        return []
+    L = ["## Hello beside slow clients (issue 26)\n",
+         "hello16 alone, and hello at 16 connections while 64 slow clients download "
+         "(`slow64`) or upload (`slowup64`): req/s, ÷ hello alone (ratio of the medians; "
+         "issue 26's targets ask ≥ 0.8× of oxwsgi, the other servers are here to compare), "
+         "the slow uploads that arrived whole (CRC checked) and the peak RSS of the workers "
+         "(+ daemons) during the run.\n",
+         "| server | hello16 req/s | slow64 req/s | ÷ hello16 | peak RSS MiB | slowup64 req/s "
+         "| ÷ hello16 | uploads whole / not | peak RSS MiB |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for k in rows:
+        alone = sc_agg[k].get("hello16") or {}
+        a = (alone.get("rps") or {}).get("median")
+        cells = [fmt_stat(alone["rps"]) if alone.get("rps") else "n/a"]
+        for skey, what in SLOW:
+            e = sc_agg[k].get(skey)
+            if e is None or not e.get("rps"):
+                why = f"n/a ({md_escape(e.get('na', ''))[:120]})" if e else "–"
+                cells += [why, "–", "–"] + (["–"] if what == "upload" else [])
+                continue
+            peak = e["workers_peak_mib"]["median"] + ((e.get("daemons_peak_mib") or {})
+                                                       .get("median") or 0)
+            cells += [fmt_stat(e["rps"]), fmt_ratio(e["rps"]["median"] / a) if a else "–"]
+            if what == "upload":
+                ups = e.get("uploads")
+                cells.append(f"{ups['intact']} / {ups['bad']}" if ups else "–")
+            cells.append(fmt_num(peak, 0))
+        L.append(f"| {variants[k]['label']} | " + " | ".join(cells) + " |")
+    L.append("")
+    return L
 
 
 def compare_section(data: dict) -> list:

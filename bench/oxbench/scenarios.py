@@ -1,6 +1,6 @@
 """The server variants, the scenarios, each variant's Apache configuration or standalone
-command line, and the run itself (rounds, per-scenario preflight, wrk and RSS, idle daemon
-RSS)."""
+command line (and nginx configuration), and the run itself (rounds, per-scenario preflight,
+wrk and RSS, idle daemon RSS)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .harness import (DAEMON_PROCESSES, DAEMON_THREADS, DEBIAN_MOD_WSGI, MODULES_DIR, MPM,
-                      RUN_GROUP, RUN_USER, Apache, RssSampler, SlowClients, Standalone, log,
+                      RUN_GROUP, RUN_USER, Apache, Nginx, RssSampler, SlowClients, Standalone,
+                      log,
                       one_request, proc_cmdline, reset_hwm, rss_snapshot, run_wrk)
 
 SIZE_1M = 1 << 20
@@ -32,7 +33,9 @@ FLOOR_PATH = "/floor"  # `Redirect 410` in every Apache configuration: Apache's 
 class Variant:
     key: str
     label: str
-    impl: str  # static | oxwsgi | oxnometrics | oxprev | mw494 | mwlatest | granian | gunicorn
+    # static | oxwsgi | oxnometrics | oxprev | mw494 | mwlatest | granian | gunicorn |
+    # gunicorn-nginx
+    impl: str
     mode: str  # static | embedded | daemon | standalone
     module: str | None = None
     unavailable: str | None = None  # reason, when the variant cannot run at all
@@ -126,17 +129,20 @@ NOMETRICS_SCENARIOS = ("hello16", "hello64")
 COMPANIONS = {k: [COMPARE[k], NOMETRICS[k]] for k in COMPARE}
 # hello ÷ Apache's floor needs the floor measured in the same run: it comes along with hello.
 SCENARIO_COMPANIONS = {"hello16": ["floor16"], "hello64": ["floor16"]}
-# The standalone servers: what people pick instead of a WSGI module in Apache.
-STANDALONE = ("granian", "gunicorn")
+# The standalone servers: what people pick instead of a WSGI module in Apache (Gunicorn also
+# behind nginx, the setup people use it in, which buffers slow clients for it).
+STANDALONE = ("granian", "gunicorn", "gunicorn-nginx")
 GRANIAN_WORKERS = 2
 GUNICORN_WORKERS, GUNICORN_THREADS = 2, 16
+NGINX_WORKERS = 2  # worker_processes: the 2 cores
 
 
 def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
                   mw_latest_reason: str | None, ox_module: str | None, ox_reason: str | None,
                   compare: tuple | None = None, standalone: dict | None = None):
     """compare: (module, reason) of --compare-module, or None without it; standalone:
-    {"granian"/"gunicorn": (version, reason)} from the bench virtualenv."""
+    {"granian"/"gunicorn": (version, reason)} from the bench virtualenv, and "nginx"'s
+    (version, reason) from prepare.setup_nginx."""
     latest = f"mod_wsgi {mw_latest_version}" if mw_latest_version else "mod_wsgi (PyPI latest)"
     ox = [Variant("ox-emb", "oxwsgi embedded", "oxwsgi", "embedded", ox_module, ox_reason),
           Variant("ox-dmn", "oxwsgi daemon", "oxwsgi", "daemon", ox_module, ox_reason)]
@@ -164,15 +170,20 @@ def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
 
 
 def standalone_variants(versions: dict) -> list:
-    """Granian and Gunicorn, each (version, reason) from the bench virtualenv."""
+    """Granian, Gunicorn and Gunicorn behind nginx, from {"granian"/"gunicorn"/"nginx":
+    (version, reason)}."""
     g_ver, g_why = versions.get("granian", (None, "not installed"))
     u_ver, u_why = versions.get("gunicorn", (None, "not installed"))
+    n_ver, n_why = versions.get("nginx", (None, "not installed"))
+    gunicorn = f"Gunicorn {u_ver or ''}".replace("  ", " ")
     return [
         Variant("granian", f"Granian {g_ver or ''}".strip(), "granian",
                 "standalone", unavailable=g_why,
                 na={"file5m": "Granian's WSGI environ has no wsgi.file_wrapper"}),
-        Variant("gunicorn", f"Gunicorn {u_ver or ''} gthread".replace("  ", " "), "gunicorn",
-                "standalone", unavailable=u_why),
+        Variant("gunicorn", f"{gunicorn} gthread", "gunicorn", "standalone", unavailable=u_why),
+        Variant("gunicorn-nginx", f"{gunicorn} behind nginx {n_ver or ''}".strip(),
+                "gunicorn-nginx", "standalone",
+                unavailable=u_why or (f"nginx: {n_why}" if n_why else None)),
     ]
 
 
@@ -249,9 +260,11 @@ def render_conf(v: Variant, root: Path, port: int, site: Path, venv: Path, sendf
     return "\n".join(c) + "\n"
 
 
-def standalone_argv(v: Variant, port: int, site: Path, venv: Path, sendfile: bool) -> list:
+def standalone_argv(v: Variant, port: int, site: Path, venv: Path, sendfile: bool,
+                    unix_socket: Path | None = None) -> list:
     """The command line of a standalone server serving bench/apps/standalone.py (the same app
-    files, mounted at /wsgi and /django as WSGIScriptAlias does) on 127.0.0.1:port."""
+    files, mounted at /wsgi and /django as WSGIScriptAlias does) on 127.0.0.1:port, or (the
+    Gunicorn behind nginx) on unix_socket."""
     apps, bindir = site / "apps", venv / "bin"
     if v.impl == "granian":
         # Granian's own defaults for threads, runtime mode and backpressure: its README asks
@@ -259,19 +272,79 @@ def standalone_argv(v: Variant, port: int, site: Path, venv: Path, sendfile: boo
         return [str(bindir / "granian"), "--interface", "wsgi", "--workers", str(GRANIAN_WORKERS),
                 "--host", "127.0.0.1", "--port", str(port), "--working-dir", str(apps),
                 "standalone:application"]
-    if v.impl == "gunicorn":
+    if v.impl in ("gunicorn", "gunicorn-nginx"):
         # wsgi.file_wrapper uses sendfile unless told not to: follow --sendfile like Apache.
         # No control socket: it is a management interface (and www-data's home is not
-        # writable).
+        # writable). Behind nginx: the same, on a UNIX socket.
+        bind = f"unix:{unix_socket}" if unix_socket else f"127.0.0.1:{port}"
         return [str(bindir / "gunicorn"), "-k", "gthread", "-w", str(GUNICORN_WORKERS),
-                "--threads", str(GUNICORN_THREADS), "-b", f"127.0.0.1:{port}",
+                "--threads", str(GUNICORN_THREADS), "-b", bind,
                 "--chdir", str(apps), *([] if sendfile else ["--no-sendfile"]),
                 "--no-control-socket", "standalone:application"]
     raise ValueError(f"not a standalone variant: {v.key}")
 
 
 # Gunicorn's SIGTERM waits up to 30 s for its workers; SIGQUIT is its quick shutdown.
-STOP_SIGNAL = {"gunicorn": signal.SIGQUIT}
+STOP_SIGNAL = {"gunicorn": signal.SIGQUIT, "gunicorn-nginx": signal.SIGQUIT}
+
+
+def render_nginx_conf(root: Path, port: int, backend_socket: Path, sendfile: bool) -> str:
+    """nginx in front of Gunicorn as people run it for slow clients: nginx's defaults
+    proxy_request_buffering on (a request reaches Gunicorn once its body is all in nginx) and
+    proxy_buffering on (nginx takes the response as fast as Gunicorn writes it, into temp files
+    when it is large), keep-alive to the clients and a keep-alive pool to Gunicorn. Every path
+    nginx writes (pid, lock, error log, temp files) is inside root."""
+    tmp = root / "tmp"
+    return f"""# oxwsgi bench: Gunicorn behind nginx
+user {RUN_USER} {RUN_GROUP};
+worker_processes {NGINX_WORKERS};
+pid {root}/run/nginx.pid;
+lock_file {root}/run/nginx.lock;
+error_log {root}/logs/error.log error;  # nginx's default level: no warning per buffered body
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    access_log off;
+    sendfile {'on' if sendfile else 'off'};
+    # Like the bench's Apache: KeepAliveTimeout 5, MaxKeepAliveRequests 0 (unlimited).
+    keepalive_timeout 5s;
+    keepalive_requests 1000000;
+    client_max_body_size 16m;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+
+    upstream gunicorn {{
+        server unix:{backend_socket} fail_timeout=0;
+        keepalive 32;
+        # Below Gunicorn's own keep-alive (2 s), so nginx never reuses a connection Gunicorn
+        # is closing.
+        keepalive_timeout 1s;
+    }}
+
+    server {{
+        listen 127.0.0.1:{port};
+        server_name 127.0.0.1;
+
+        location / {{
+            proxy_pass http://gunicorn;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_redirect off;
+            proxy_request_buffering on;
+            proxy_buffering on;
+        }}
+    }}
+}}
+"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,6 +405,17 @@ class Bench:
 
     def instance(self, v: Variant, rnd: int, daemon_group):
         root = self.work / "instances" / f"r{rnd}-{v.key}{'-idle' if daemon_group and daemon_group[1] == 1 else ''}"
+        if v.impl == "gunicorn-nginx":
+            sock = root / "gunicorn" / "run" / "gunicorn.sock"
+
+            def backend_argv(port):
+                return standalone_argv(v, port, self.site, self.venv, self.args.sendfile, sock)
+
+            def nginx_conf(root_, port):
+                return render_nginx_conf(root_, port, sock, self.args.sendfile)
+            backend = Standalone("gunicorn", root / "gunicorn", backend_argv,
+                                 STOP_SIGNAL[v.impl], unix_socket=sock)
+            return Nginx(v.key, root, nginx_conf, backend)
         if not v.apache:
             def argv(port):
                 return standalone_argv(v, port, self.site, self.venv, self.args.sendfile)
@@ -363,7 +447,7 @@ class Bench:
         if s.key in v.na:  # n/a by design: said so in the report, not a failure of the instance
             slot["failures"].append({"round": rnd, "reason": v.na[s.key]})
             return True
-        if inst.proc is None or inst.proc.poll() is not None:
+        if not inst.running():
             slot["failures"].append({"round": rnd,
                                      "reason": f"{inst.kind} exited: {inst.log_tail(3)}"})
             return False
@@ -395,7 +479,7 @@ class Bench:
                 return False
         daemon_mode = v.mode == "daemon"
         reset_hwm(inst.track().keys())
-        sampler = RssSampler(inst.pid, daemon_mode)
+        sampler = RssSampler(inst.rss_roots(), daemon_mode)
         sampler.sample()
         sampler.start()
         fig, err = run_wrk(inst.port, path, s.conns, a.duration, a.wrk_threads, self.lua, post, s.close)
@@ -462,7 +546,7 @@ class Bench:
                 err = preflight(inst, SCENARIO_BY_KEY["hello16"], "/wsgi/hello", False, 1)
             if not err:
                 time.sleep(1.0)
-                snap = rss_snapshot(inst.pid, True)
+                snap = rss_snapshot(inst.rss_roots(), True)
                 d = snap["daemon"]
                 if d["n"] == 0:
                     err = "no daemon process found among Apache's descendants"
