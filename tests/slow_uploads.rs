@@ -285,6 +285,14 @@ fn parked_uploads_keep_apaches_timeouts() {
             apache.log_tail(20)
         );
         assert_eq!(apache.count_in_log("upload called"), 0, "{mode}: {}", apache.error_log());
+        // Both are in the access log, as Apache logs a request it answered: 408.
+        let access = apache.access_log();
+        for id in ["trickle", "silent"] {
+            assert!(
+                access.lines().any(|l| l.contains(&format!("upload?{id} ")) && l.contains("\" 408 ")),
+                "{mode}: no 408 line for {id} in the access log:\n{access}"
+            );
+        }
         let _ = apache.stop();
     }
 }

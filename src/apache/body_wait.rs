@@ -11,6 +11,7 @@
 //! `ap_process_request_after_handler`). Elsewhere (worker, prefork, HTTP/2, a sub-request) the
 //! body is collected by the handler's thread, blocking, before the application runs.
 
+use super::python_start::mpm_query;
 use super::request_body::{read_input, Collected};
 use super::request_note::{note, note_or_new};
 use crate::python::backend::BodyError;
@@ -18,12 +19,16 @@ use crate::sys::ffi;
 use crate::sys::util::{self, cbytes, log_request, module_config, pool_box, set_module_config};
 use std::cell::Cell;
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Apache 2.4.63's values (older headers lack them; the MPM's answer to the query says at run
 /// time whether they mean anything).
 const AP_MPMQ_CAN_WAITIO: i32 = 19;
 const CONN_STATE_ASYNC_WAITIO: ffi::conn_state_e = 8;
+
+/// scoreboard.h's START_PREQUEST.
+const START_PREQUEST: i32 = 1;
 
 /// What this module keeps for a connection it reads requests of (in its conn_config slot).
 struct ConnNote {
@@ -138,13 +143,40 @@ pub enum BeforeApplication {
     Run,
     /// Return `SUSPENDED`: the connection waits for the rest, and the handler runs again then.
     Suspend,
-    /// The body failed on the way: answer this (the reason is logged).
+    /// The body failed on the way: answer this status (the reason is logged).
     Refuse(u32),
+    /// The body failed on the way and Apache's input filter has answered already: return
+    /// `AP_FILTER_ERROR`.
+    Answered,
 }
 
-/// Collects `r`'s body, at most `limit` bytes (0: none), before its application runs: without
-/// blocking where the connection can wait in the MPM (then `handler` runs again once the body
-/// has come), else by reading until it has come.
+/// Requests of this process waiting in the MPM for their bodies, and how many may: twice
+/// `ThreadsPerChild`, the connections the event MPM itself keeps per child beyond its busy
+/// workers (`AsyncRequestWorkerFactor` 2). A parked request is idle for up to `Timeout`, not
+/// mod_reqtimeout's `body=` time (which is checked only when bytes come): past the cap a
+/// worker waits for the body, and mod_reqtimeout's limits hold it as before.
+struct Parked {
+    count: AtomicUsize,
+    cap: OnceLock<usize>,
+}
+
+static PARKED: Parked = Parked { count: AtomicUsize::new(0), cap: OnceLock::new() };
+
+impl Parked {
+    /// Counts one more, if there is room.
+    fn take(&self) -> bool {
+        let cap = *self.cap.get_or_init(|| 2 * mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as usize);
+        self.count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < cap).then_some(n + 1)).is_ok()
+    }
+
+    fn give_back(&self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Collects `r`'s body, at most `limit` bytes (0: none), before its application runs. What has
+/// come is read at once; if that is not all, the request waits in the MPM where the connection
+/// can (then `handler` runs again once the body has come), else this thread reads the rest.
 ///
 /// # Safety
 /// `r` must be the live request this thread's handler runs.
@@ -154,49 +186,73 @@ pub unsafe fn collect_first(r: *mut ffi::request_rec, limit: u64, handler: Handl
         return BeforeApplication::Run;
     }
     let c = (*r).connection;
-    let parked = conn_note(c).filter(|n| n.driving.get() == r);
-    let mut body = Collected::new(limit);
-    let filled = match parked {
-        Some(n) => fill(r, n, &mut body),
-        None => {
-            let mut input = ptr::null_mut();
-            body.fill(|buf| read_input(r, &mut input, buf, true), |line| log_request(r, util::LOG_ERR, line))
-        }
+    let driven = conn_note(c).filter(|n| n.driving.get() == r);
+    let mut own_input = ptr::null_mut();
+    let input = match driven {
+        Some(n) => n.input(c),
+        None => &mut own_input,
     };
+    let mut body = Collected::new(limit);
+    let mut filled = match driven {
+        Some(_) => fill(r, input, &mut body, false),
+        None => Ok(()),
+    };
+    let park = match driven {
+        Some(n) if filled.is_ok() && !body.stopped() && PARKED.take() => Some(n),
+        _ => None,
+    };
+    if park.is_none() && filled.is_ok() {
+        filled = fill(r, input, &mut body, true);
+    }
     if let Err(e) = filled {
         rn.body_collected.set(true);
-        return BeforeApplication::Refuse(refused(r, e));
+        return refused(r, e);
     }
-    let stopped = body.stopped();
     rn.body.set(Some(body));
-    match parked {
-        Some(n) if !stopped => {
+    match park {
+        Some(n) => {
             n.waiting.set(r);
             n.handler.set(Some(handler));
-            ffi::apr_pool_cleanup_register((*r).pool, r.cast(), Some(never_resumed), Some(ffi::apr_pool_cleanup_null));
+            ffi::apr_pool_pre_cleanup_register((*r).pool, r.cast(), Some(parked_request_ends));
             BeforeApplication::Suspend
         }
-        _ => {
+        None => {
             rn.body_collected.set(true);
             BeforeApplication::Run
         }
     }
 }
 
-/// Reads what the client has sent of `r`'s body without waiting for more.
-unsafe fn fill(r: *mut ffi::request_rec, n: &ConnNote, body: &mut Collected) -> Result<(), BodyError> {
-    let c = (*r).connection;
-    if n.input.get().is_null() {
-        n.input.set(ffi::apr_brigade_create((*c).pool, (*c).bucket_alloc));
+impl ConnNote {
+    /// The brigade bodies are read through, made in the connection's pool when first needed.
+    unsafe fn input(&self, c: *mut ffi::conn_rec) -> &mut *mut ffi::apr_bucket_brigade {
+        if (*self.input.as_ptr()).is_null() {
+            self.input.set(ffi::apr_brigade_create((*c).pool, (*c).bucket_alloc));
+        }
+        // SAFETY: one thread at a time handles a connection, and no other reference to the
+        // cell's value is held across this use.
+        &mut *self.input.as_ptr()
     }
-    let mut input = n.input.get();
-    body.fill(|buf| read_input(r, &mut input, buf, false), |line| log_request(r, util::LOG_ERR, line))
 }
 
-/// The status a body that failed on the way is answered with; the reason is logged.
-unsafe fn refused(r: *mut ffi::request_rec, e: BodyError) -> u32 {
+/// Reads `r`'s body into `body`: without waiting for more (`block` false), or to its end.
+unsafe fn fill(
+    r: *mut ffi::request_rec,
+    input: &mut *mut ffi::apr_bucket_brigade,
+    body: &mut Collected,
+    block: bool,
+) -> Result<(), BodyError> {
+    body.fill(|buf| read_input(r, input, buf, block), |line| log_request(r, util::LOG_ERR, line))
+}
+
+/// How a body that failed on the way is answered; the reason is logged.
+unsafe fn refused(r: *mut ffi::request_rec, e: BodyError) -> BeforeApplication {
     log_request(r, util::LOG_INFO, &format!("oxwsgi: {}; the application was not called", e.message));
-    u32::from(e.status.clamp(400, 599))
+    if (*r).eos_sent != 0 {
+        // Apache's input filter sent its error response already (a bad chunk, LimitRequestBody).
+        return BeforeApplication::Answered;
+    }
+    BeforeApplication::Refuse(u32::from(e.status.clamp(400, 599)))
 }
 
 /// The connection of a suspended request is readable again: read what came; once the body is
@@ -204,10 +260,11 @@ unsafe fn refused(r: *mut ffi::request_rec, e: BodyError) -> u32 {
 /// `Timeout` is closed by the MPM: see [`never_resumed`].)
 unsafe fn resume(c: *mut ffi::conn_rec, n: &ConnNote, r: *mut ffi::request_rec) {
     let cs = (*c).cs;
-    ffi::ap_update_child_status((*c).sbh.cast(), ffi::SERVER_BUSY_READ as i32, r);
+    let sbh = (*c).sbh.cast::<ffi::ap_sb_handle_t>();
+    ffi::ap_update_child_status(sbh, ffi::SERVER_BUSY_READ as i32, r);
     let rn = note_or_new(r);
     let mut body = rn.body.take().unwrap_or_else(|| Collected::new(0));
-    let status = match fill(r, n, &mut body) {
+    let status = match fill(r, n.input(c), &mut body, false) {
         Ok(()) if !body.stopped() => {
             rn.body.set(Some(body));
             n.waiting.set(r);
@@ -217,7 +274,11 @@ unsafe fn resume(c: *mut ffi::conn_rec, n: &ConnNote, r: *mut ffi::request_rec) 
         Ok(()) => {
             rn.body.set(Some(body));
             rn.body_collected.set(true);
-            ffi::ap_update_child_status((*c).sbh.cast(), ffi::SERVER_BUSY_WRITE as i32, r);
+            ffi::ap_update_child_status(sbh, ffi::SERVER_BUSY_WRITE as i32, r);
+            if ffi::ap_extended_status != 0 {
+                // Suspending stopped the request's clock on the thread that read it.
+                ffi::ap_time_process_request(sbh, START_PREQUEST);
+            }
             match n.handler.get().map(|handler| handler(r)) {
                 Some(s) if s != ffi::DECLINED as i32 && s != ffi::SUSPENDED => s,
                 _ => ffi::HTTP_INTERNAL_SERVER_ERROR as i32,
@@ -225,19 +286,32 @@ unsafe fn resume(c: *mut ffi::conn_rec, n: &ConnNote, r: *mut ffi::request_rec) 
         }
         Err(e) => {
             rn.body_collected.set(true);
-            refused(r, e) as i32
+            match refused(r, e) {
+                BeforeApplication::Refuse(status) => status as i32,
+                _ => ffi::AP_FILTER_ERROR,
+            }
         }
     };
-    // ap_process_async_request's end, as for a handler that returned `status`.
+    // ap_process_async_request's end, as for a handler that returned `status`
+    // (`ap_die_r(status, r, HTTP_OK)`: an error's ErrorDocument is not taken for a second one).
+    if status != ffi::OK as i32 && status != ffi::DONE {
+        (*r).status = ffi::HTTP_OK as i32;
+    }
     ffi::ap_die(status, r);
     ffi::ap_process_request_after_handler(r);
 }
 
-/// A suspended request whose connection was closed before its body came (the client gave up,
-/// or sent nothing for `Timeout`): said in the log, as nothing else says it.
-unsafe extern "C" fn never_resumed(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+/// The end of a request that waited in the MPM (its pool going). One whose body never came
+/// whole (the client gave up, or sent nothing for `Timeout` seconds, and the MPM closed the
+/// connection) is logged as Apache logs a request, with 408 (400 if the client went), since
+/// nothing else does: no response went out.
+unsafe extern "C" fn parked_request_ends(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+    PARKED.give_back();
     let r = data as *mut ffi::request_rec;
     if note(r).is_some_and(|n| !n.body_collected.get()) {
+        let gone = (*(*r).connection).aborted != 0;
+        (*r).status = if gone { ffi::HTTP_BAD_REQUEST } else { ffi::HTTP_REQUEST_TIME_OUT } as i32;
+        ffi::ap_run_log_transaction(r);
         log_request(
             r,
             util::LOG_INFO,

@@ -113,6 +113,7 @@ fn serve(req: RequestView, handler_script: Option<&HandlerScript>) -> Result<i32
             BeforeApplication::Run => {}
             BeforeApplication::Suspend => return Ok(ffi::SUSPENDED),
             BeforeApplication::Refuse(status) => return Err(Refusal { status, log: None }),
+            BeforeApplication::Answered => return Ok(ffi::AP_FILTER_ERROR),
         }
     }
     let paths = paths(req, route, resource);

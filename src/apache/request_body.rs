@@ -172,7 +172,10 @@ impl Collected {
                 break;
             }
             let max = (self.limit - self.spool.len()).min(PIECE as u64) as usize;
-            if let Some(room) = self.spool.memory_room(max) {
+            // Memory grows with the body (from 8 KiB), so a parked upload that has sent little
+            // holds little.
+            let in_memory = max.min((self.spool.len() as usize).max(8 << 10));
+            if let Some(room) = self.spool.memory_room(in_memory) {
                 match read(room)? {
                     // SAFETY: read initialised the first n bytes of the room.
                     Chunk::Bytes(n) => unsafe { self.spool.filled(n) },
