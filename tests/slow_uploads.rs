@@ -296,3 +296,28 @@ fn parked_uploads_keep_apaches_timeouts() {
         let _ = apache.stop();
     }
 }
+
+/// A chunked body over `LimitRequestBody` is refused by Apache's input filter with 413 while it
+/// is collected; that one answer goes out (not a second one from the handler), and the
+/// application is not called.
+#[test]
+fn a_chunked_body_over_the_limit_is_answered_once() {
+    for (mode, config) in MODES {
+        let apache = Apache::builder().app("app.py", APP).config(&format!("LimitRequestBody 1000\n{config}")).start();
+        let mut s = TcpStream::connect(apache.addr()).unwrap();
+        s.write_all(b"POST /app/upload?big HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let _ = s.write_all(format!("{:x}\r\n", 5000).as_bytes());
+        let _ = s.write_all(&upload()[..5000]);
+        let _ = s.write_all(b"\r\n0\r\n\r\n");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 413"), "{mode}: {text}");
+        // A second answer would be a second error page behind the first (a 400's).
+        assert_eq!(text.matches("<html>").count(), 1, "{mode}: two answers: {text}");
+        assert_eq!(apache.count_in_log("upload called"), 0, "{mode}: {}", apache.error_log());
+        let _ = apache.stop();
+    }
+}
