@@ -21,7 +21,9 @@ from .scenarios import HELLO, SIZE_1M, SIZE_5M
 
 def build_oxwsgi(work: Path, skip: bool) -> tuple:
     """(path of a private copy of the module, None) or (None, reason)."""
-    so = REPO / "target" / "release" / "libmod_oxwsgi.so"
+    # CARGO_TARGET_DIR as cargo reads it (scripts/distro-root sets one per root, relative to the
+    # checkout), so a run inside a distribution's root measures that root's build.
+    so = REPO / os.environ.get("CARGO_TARGET_DIR", "target") / "release" / "libmod_oxwsgi.so"
     if not skip:
         log("building: cargo build --release --lib")
         try:
