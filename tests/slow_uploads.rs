@@ -321,3 +321,94 @@ fn a_chunked_body_over_the_limit_is_answered_once() {
         let _ = apache.stop();
     }
 }
+
+/// Over HTTPS (mod_ssl) the same: uploads stalled after 1 KiB, more than there are workers, keep
+/// no hello waiting, and then arrive whole. (TLS clients: `openssl s_client` and curl.)
+#[test]
+fn parked_uploads_over_tls() {
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("oxwsgi-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, key) = (dir.join("site.crt"), dir.join("site.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let (crt_pem, key_pem) = (std::fs::read(&crt).unwrap(), std::fs::read(&key).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    for (mode, config) in MODES {
+        let apache = Apache::builder()
+            .apache_module("ssl")
+            .app("app.py", APP)
+            .file("tls/site.crt", &crt_pem)
+            .file("tls/site.key", &key_pem)
+            .config(&format!(
+                "SSLEngine on\nSSLCertificateFile {{ROOT}}/tls/site.crt\nSSLCertificateKeyFile {{ROOT}}/tls/site.key\n{config}"
+            ))
+            .start();
+        let port = apache.addr().port();
+        let hello = || {
+            let t = Instant::now();
+            let out = Command::new("curl")
+                .args(["-sSk", "--max-time", "10", &format!("https://127.0.0.1:{port}/app/hello")])
+                .output()
+                .expect("run curl");
+            (String::from_utf8_lossy(&out.stdout).to_string(), t.elapsed())
+        };
+        assert_eq!(hello().0, "hello", "{mode}: {}", apache.log_tail(20));
+        let head = format!(
+            "POST /app/upload?tls HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            1 << 20
+        );
+        let mut clients: Vec<std::process::Child> = (0..STALLED)
+            .map(|_| {
+                let mut c = Command::new("openssl")
+                    .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{port}")])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("run openssl s_client");
+                let stdin = c.stdin.as_mut().unwrap();
+                stdin.write_all(head.as_bytes()).unwrap();
+                stdin.write_all(&upload()[..1024]).unwrap();
+                stdin.flush().unwrap();
+                c
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1500));
+        let (text, took) = hello();
+        assert_eq!(text, "hello", "{mode}: {}", apache.log_tail(20));
+        assert!(took < Duration::from_secs(2), "{mode}: hello over TLS took {took:?} with {STALLED} stalled uploads");
+        assert_eq!(apache.count_in_log("upload called"), 0, "{mode}: an application was called before its body came");
+        for c in &mut clients {
+            c.stdin.as_mut().unwrap().write_all(&upload()[1024..]).unwrap();
+        }
+        for (i, mut c) in clients.into_iter().enumerate() {
+            // Bounded: the answer closes the connection, and s_client then exits.
+            // (the watchdog kills it only while it is still our unreaped child: its pid cannot
+            // have been reused before the wait below).
+            let pid = c.id();
+            let (done, finished) = std::sync::mpsc::channel::<()>();
+            let watchdog = std::thread::spawn(move || {
+                if finished.recv_timeout(Duration::from_secs(30)).is_err() {
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            });
+            let mut out = Vec::new();
+            c.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+            let _ = done.send(());
+            watchdog.join().unwrap();
+            let _ = c.wait();
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.starts_with("HTTP/1.1 200"), "{mode}: upload {i}: {text}");
+            assert!(text.contains(&intact()), "{mode}: upload {i}: {text}");
+        }
+        let _ = apache.stop();
+    }
+}
