@@ -13,6 +13,7 @@
 #![cfg_attr(test, allow(dead_code, unused_imports))]
 
 pub(crate) mod appgroup;
+pub(crate) mod collected_body;
 pub mod config;
 pub mod daemon;
 pub(crate) mod metrics;

@@ -1,7 +1,7 @@
 //! Bytes kept for a slow peer: in memory up to a bound, then in an unlinked temporary file
 //! (`O_TMPFILE` in the temporary directory, mode 0600, gone with its last descriptor). The
 //! Apache child keeps a slow client's response in such a file (`apache/response_buffer.rs`) and
-//! collects a request body in a [`Spool`] before the application runs (`apache/request_body.rs`).
+//! collects a request body in a [`Spool`] before the application runs (`collected_body.rs`).
 //!
 //! Why it is pure: appending and reading back in order, across the memory/file boundary, is
 //! unit-tested here without a server.

@@ -312,6 +312,7 @@ fn pure(rel: &str) -> bool {
         || rel == "daemon/stop.rs"
         || rel == "proxy_headers.rs"
         || rel == "spool.rs"
+        || rel == "collected_body.rs"
         || rel.starts_with("metrics/")
         || rel.starts_with("telemetry/")
 }

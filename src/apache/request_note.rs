@@ -9,7 +9,7 @@ use std::cell::{Cell, OnceCell};
 use std::sync::atomic::AtomicU64;
 
 use super::conf::Mount;
-use super::request_body::Collected;
+use crate::collected_body::Collected;
 
 /// What translate_name decided for a request.
 pub struct Route {

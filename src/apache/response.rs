@@ -2,8 +2,9 @@
 //! WSGI adapter's [`Backend`]. Neither mode's handler owns it (`request` runs the app here,
 //! `relay` copies a daemon's response into it).
 
-use super::request_body::{read_input, Chunk, Collected};
+use super::request_body::read_input;
 use super::xsendfile::{self, Replacement};
+use crate::collected_body::{Chunk, Collected};
 use crate::python::backend::{Backend, BodyError};
 use crate::sys::ffi;
 use crate::sys::util::{log_request, pstr};
@@ -102,15 +103,7 @@ impl ApacheBackend {
 
     /// Whether the client's socket has room to write, waiting up to `ms` milliseconds.
     pub fn client_writable(&self, ms: i32) -> bool {
-        unsafe {
-            let sock = ffi::ap_get_conn_socket((*self.r).connection);
-            let mut fd: ffi::apr_os_sock_t = -1;
-            if sock.is_null() || ffi::apr_os_sock_get(&mut fd, sock) != 0 {
-                return true;
-            }
-            let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-            libc::poll(&mut p, 1, ms) == 1
-        }
+        unsafe { poll_client((*self.r).connection, libc::POLLOUT, ms) }
     }
 
     pub fn log_error(&self, msg: &str) {
@@ -225,12 +218,20 @@ impl Backend for ApacheBackend {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = match self.collected.as_mut().map(|c| c.read(buf)).transpose()?.flatten() {
+        let collected = self.collected.as_mut().map(|c| c.read(buf)).transpose().map_err(|e| BodyError {
+            status: 500,
+            message: format!("cannot read the request body back from its temporary file: {e}"),
+        })?;
+        let n = match collected.flatten() {
             Some(n) => n,
             None if self.input_eos => 0,
             // SAFETY: the request is live while its backend is.
             None => match unsafe { read_input(self.r, &mut self.input, buf, true) }? {
                 Chunk::Bytes(n) => n,
+                Chunk::Last(n) => {
+                    self.input_eos = true;
+                    n
+                }
                 Chunk::End | Chunk::Again => {
                     self.input_eos = true;
                     0
@@ -350,6 +351,21 @@ impl Backend for ApacheBackend {
 /// with the request), as an `apr_file_t` (see [`ApacheBackend::shared_file`]). Only good for
 /// the request it was made for.
 pub struct ApacheFile(*mut ffi::apr_file_t);
+
+/// Whether the client's socket is ready for `events` (`POLLIN`, `POLLOUT`), waiting up to `ms`
+/// milliseconds; true where there is no socket to ask.
+///
+/// # Safety
+/// `c` must be a live connection handled by this thread.
+pub unsafe fn poll_client(c: *mut ffi::conn_rec, events: i16, ms: i32) -> bool {
+    let sock = ffi::ap_get_conn_socket(c);
+    let mut fd: ffi::apr_os_sock_t = -1;
+    if sock.is_null() || ffi::apr_os_sock_get(&mut fd, sock) != 0 {
+        return true;
+    }
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    libc::poll(&mut p, 1, ms) == 1
+}
 
 /// `response-socket-timeout=`: the timeout of writes to the client for the rest of this
 /// request (Apache's `Timeout` again when dropped, for the connection's next request).
