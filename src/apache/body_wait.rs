@@ -13,7 +13,7 @@
 
 use super::python_start::mpm_query;
 use super::request_body::read_input;
-use super::request_note::{note, note_or_new};
+use super::request_note::{note, note_or_new, Body};
 use super::response::poll_client;
 use crate::collected_body::Collected;
 use crate::python::backend::BodyError;
@@ -185,16 +185,14 @@ impl Parked {
 /// `r` must be the live request this thread's handler runs.
 pub unsafe fn collect_first(r: *mut ffi::request_rec, limit: u64, handler: Handler) -> BeforeApplication {
     let rn = note_or_new(r);
-    if rn.body_collected.get() || limit == 0 {
+    if !matches!(*rn.body.borrow(), Body::Unread) || limit == 0 {
         return BeforeApplication::Run;
     }
     let c = (*r).connection;
     let driven = conn_note(c).filter(|n| n.driving.get() == r);
-    let mut own_input = ptr::null_mut();
-    let input = match driven {
-        Some(n) => n.input(c),
-        None => &mut own_input,
-    };
+    // A brigade of the request's own (made by the first read) where no connection note has one.
+    let mut input = driven.map_or(ptr::null_mut(), |n| n.input(c));
+    let input = &mut input;
     let mut body = Collected::new(limit);
     let mut filled = match driven {
         Some(_) => fill_in_flight(r, input, &mut body),
@@ -208,19 +206,19 @@ pub unsafe fn collect_first(r: *mut ffi::request_rec, limit: u64, handler: Handl
         filled = fill(r, input, &mut body, true);
     }
     if let Err(e) = filled {
-        rn.body_collected.set(true);
+        *rn.body.borrow_mut() = Body::Ready(None);
         return refused(r, e);
     }
-    rn.body.set(Some(body));
     match park {
         Some(n) => {
+            *rn.body.borrow_mut() = Body::Parked(body);
             n.waiting.set(r);
             n.handler.set(Some(handler));
             ffi::apr_pool_pre_cleanup_register((*r).pool, r.cast(), Some(parked_request_ends));
             BeforeApplication::Suspend
         }
         None => {
-            rn.body_collected.set(true);
+            *rn.body.borrow_mut() = Body::Ready(Some(body));
             BeforeApplication::Run
         }
     }
@@ -228,13 +226,11 @@ pub unsafe fn collect_first(r: *mut ffi::request_rec, limit: u64, handler: Handl
 
 impl ConnNote {
     /// The brigade bodies are read through, made in the connection's pool when first needed.
-    unsafe fn input(&self, c: *mut ffi::conn_rec) -> &mut *mut ffi::apr_bucket_brigade {
-        if (*self.input.as_ptr()).is_null() {
+    unsafe fn input(&self, c: *mut ffi::conn_rec) -> *mut ffi::apr_bucket_brigade {
+        if self.input.get().is_null() {
             self.input.set(ffi::apr_brigade_create((*c).pool, (*c).bucket_alloc));
         }
-        // SAFETY: one thread at a time handles a connection, and no other reference to the
-        // cell's value is held across this use.
-        &mut *self.input.as_ptr()
+        self.input.get()
     }
 }
 
@@ -283,23 +279,25 @@ unsafe fn refused(r: *mut ffi::request_rec, e: BodyError) -> BeforeApplication {
 
 /// The connection of a suspended request is readable again: read what came; once the body is
 /// collected, run the handler and finish the request. (A connection that stays silent for
-/// `Timeout` is closed by the MPM: see [`never_resumed`].)
+/// `Timeout` is closed by the MPM: see [`parked_request_ends`].)
 unsafe fn resume(c: *mut ffi::conn_rec, n: &ConnNote, r: *mut ffi::request_rec) {
     let cs = (*c).cs;
     let sbh = (*c).sbh.cast::<ffi::ap_sb_handle_t>();
     ffi::ap_update_child_status(sbh, ffi::SERVER_BUSY_READ as i32, r);
     let rn = note_or_new(r);
-    let mut body = rn.body.take().unwrap_or_else(|| Collected::new(0));
-    let status = match fill(r, n.input(c), &mut body, false) {
+    let mut body = match rn.body.replace(Body::Ready(None)) {
+        Body::Parked(body) => body,
+        _ => Collected::new(0),
+    };
+    let status = match fill(r, &mut n.input(c), &mut body, false) {
         Ok(()) if !body.stopped() => {
-            rn.body.set(Some(body));
+            *rn.body.borrow_mut() = Body::Parked(body);
             n.waiting.set(r);
             (*cs).state = CONN_STATE_ASYNC_WAITIO;
             return;
         }
         Ok(()) => {
-            rn.body.set(Some(body));
-            rn.body_collected.set(true);
+            *rn.body.borrow_mut() = Body::Ready(Some(body));
             ffi::ap_update_child_status(sbh, ffi::SERVER_BUSY_WRITE as i32, r);
             if ffi::ap_extended_status != 0 {
                 // Suspending stopped the request's clock on the thread that read it.
@@ -310,13 +308,10 @@ unsafe fn resume(c: *mut ffi::conn_rec, n: &ConnNote, r: *mut ffi::request_rec) 
                 _ => ffi::HTTP_INTERNAL_SERVER_ERROR as i32,
             }
         }
-        Err(e) => {
-            rn.body_collected.set(true);
-            match refused(r, e) {
-                BeforeApplication::Refuse(status) => status as i32,
-                _ => ffi::AP_FILTER_ERROR,
-            }
-        }
+        Err(e) => match refused(r, e) {
+            BeforeApplication::Refuse(status) => status as i32,
+            _ => ffi::AP_FILTER_ERROR,
+        },
     };
     // ap_process_async_request's end, as for a handler that returned `status`
     // (`ap_die_r(status, r, HTTP_OK)`: an error's ErrorDocument is not taken for a second one).
@@ -334,7 +329,7 @@ unsafe fn resume(c: *mut ffi::conn_rec, n: &ConnNote, r: *mut ffi::request_rec) 
 unsafe extern "C" fn parked_request_ends(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
     PARKED.give_back();
     let r = data as *mut ffi::request_rec;
-    if note(r).is_some_and(|n| !n.body_collected.get()) {
+    if note(r).is_some_and(|n| matches!(*n.body.borrow(), Body::Parked(_))) {
         let gone = (*(*r).connection).aborted != 0;
         (*r).status = if gone { ffi::HTTP_BAD_REQUEST } else { ffi::HTTP_REQUEST_TIME_OUT } as i32;
         ffi::ap_run_log_transaction(r);

@@ -5,7 +5,7 @@
 use crate::metrics::SeriesSlot;
 use crate::sys::ffi;
 use crate::sys::util::{module_config, pool_box, set_module_config};
-use std::cell::{Cell, OnceCell};
+use std::cell::{OnceCell, RefCell};
 use std::sync::atomic::AtomicU64;
 
 use super::conf::Mount;
@@ -33,10 +33,31 @@ pub struct Mark {
 pub struct RequestNote {
     pub route: OnceCell<Route>,
     pub mark: OnceCell<Mark>,
-    /// The body as far as it was collected (`body_wait`), until the request's backend takes it.
-    pub body: Cell<Option<Collected>>,
-    /// The body has been collected (as far as it will be): the handler runs the application.
-    pub body_collected: Cell<bool>,
+    /// Where the body is (`body_wait` collects it, the request's backend takes it).
+    pub body: RefCell<Body>,
+}
+
+/// Where a request's body is, before its application runs.
+#[derive(Default)]
+pub enum Body {
+    /// Not read yet (or not to be collected).
+    #[default]
+    Unread,
+    /// The request waits in the MPM for the rest; this much has come.
+    Parked(Collected),
+    /// Collected as far as it is to be (None: nothing kept, the body failed on the way, or the
+    /// backend took it): the application may run.
+    Ready(Option<Collected>),
+}
+
+impl RequestNote {
+    /// The collected body, for the request's backend (once).
+    pub fn take_collected(&self) -> Option<Collected> {
+        match &mut *self.body.borrow_mut() {
+            Body::Ready(collected) => collected.take(),
+            _ => None,
+        }
+    }
 }
 
 /// `r`'s note, if it has one.

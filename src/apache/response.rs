@@ -54,7 +54,7 @@ impl ApacheBackend {
             replacement: None,
             mark: super::metrics::mark_of(r),
             sendfile: super::conf::dir_conf(r).enable_sendfile != Some(false),
-            collected: super::request_note::note(r).and_then(|n| n.body.take()),
+            collected: super::request_note::note(r).and_then(|n| n.take_collected()),
         }
     }
 
