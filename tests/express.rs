@@ -257,16 +257,7 @@ fn server_status_setup_serves_apaches_status_page_beside_the_app() {
 #[test]
 fn https_port_with_a_self_signed_certificate() {
     let certs = TempDir::new("express-certs");
-    let (crt, key) = (certs.path().join("site.crt"), certs.path().join("site.key"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let (crt, key) = common::self_signed_certificate(certs.path(), "localhost");
     let https_port = free_port().to_string();
     let Some(mut site) = Site::setup(
         "https",

@@ -329,16 +329,7 @@ fn parked_uploads_over_tls() {
     use std::process::{Command, Stdio};
     let dir = std::env::temp_dir().join(format!("oxwsgi-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (crt, key) = (dir.join("site.crt"), dir.join("site.key"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let (crt, key) = common::self_signed_certificate(&dir, "127.0.0.1");
     let (crt_pem, key_pem) = (std::fs::read(&crt).unwrap(), std::fs::read(&key).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
     for (mode, config) in MODES {
