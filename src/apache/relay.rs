@@ -142,9 +142,7 @@ unsafe fn fail(r: *mut ffi::request_rec, name: &str, backend: &mut ApacheBackend
     let (status, what) = match &failure {
         // No daemon thread took the request in time: mod_wsgi's answer and line.
         Failure::QueueTimeout => {
-            let pid = std::process::id();
-            let line = format!("mod_wsgi (pid={pid}): Queue timeout expired for WSGI daemon process '{name}'.");
-            log_request(r, util::LOG_ERR, &line);
+            log_request(r, util::LOG_ERR, &crate::daemon::group::queue_timeout_line(name));
             return ffi::HTTP_GATEWAY_TIME_OUT as i32;
         }
         Failure::Timeout => (ffi::HTTP_GATEWAY_TIME_OUT, "timed out (socket-timeout) waiting for".to_string()),
@@ -525,25 +523,28 @@ unsafe fn relay(
                 }
             }
             Frame::Restart if !backend.started => return Err(Failure::Restarting),
-            Frame::End | Frame::EndClose if replaced.is_some() => {
-                conn.reader.check_no_fds_left()?;
-                if matches!(frame, Frame::End) {
-                    put_back(conn);
-                }
-                return Ok(replaced.map_or(ffi::OK as i32, |rp| rp.answer(r)));
-            }
-            // As mod_wsgi, which reads the discarded body to its end whatever ends it.
-            Frame::Abort { .. } if replaced.is_some() => return Ok(replaced.map_or(ffi::OK as i32, |rp| rp.answer(r))),
             Frame::End | Frame::EndClose => {
                 conn.reader.check_no_fds_left()?;
+                let keep = matches!(frame, Frame::End);
+                // A discarded response: Apache answers instead.
+                if let Some(rp) = replaced {
+                    if keep {
+                        put_back(conn);
+                    }
+                    return Ok(rp.answer(r));
+                }
                 if backend.finish().is_err() {
                     backend.abort();
-                } else if matches!(frame, Frame::End) {
+                } else if keep {
                     put_back(conn);
                 }
                 return Ok(ffi::OK as i32);
             }
             Frame::Abort { message } => {
+                // As mod_wsgi, which reads the discarded body to its end whatever ends it.
+                if let Some(rp) = replaced {
+                    return Ok(rp.answer(r));
+                }
                 log_request(
                     r,
                     util::LOG_ERR,

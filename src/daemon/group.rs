@@ -41,6 +41,12 @@ pub enum ScriptOwner {
 /// forks its children, so every child and daemon inherits it.
 pub static GROUPS: Mutex<Vec<Arc<Group>>> = Mutex::new(Vec::new());
 
+/// mod_wsgi's line for a request no daemon thread of group `name` took within `queue-timeout=`,
+/// logged by whichever side notices first (the relaying Apache child, or the daemon).
+pub fn queue_timeout_line(name: &str) -> String {
+    format!("mod_wsgi (pid={}): Queue timeout expired for WSGI daemon process '{name}'.", std::process::id())
+}
+
 pub fn find_group(name: &str) -> Option<Arc<Group>> {
     GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|g| g.spec.name == name).cloned()
 }

@@ -192,12 +192,7 @@ pub(super) fn handle_request(
     {
         let waited = Duration::from_micros(wsgi::now_micros().saturating_sub(start));
         if waited > limit {
-            let pid = std::process::id();
-            let name = &spec.name;
-            backend.log(
-                util::LOG_ERR,
-                &format!("mod_wsgi (pid={pid}): Queue timeout expired for WSGI daemon process '{name}'."),
-            );
+            backend.log(util::LOG_ERR, &crate::daemon::group::queue_timeout_line(&spec.name));
             return backend.send_error(504, "queue-timeout exceeded");
         }
     }
