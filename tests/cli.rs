@@ -167,6 +167,58 @@ fn serve_daemon_mode_by_default() {
     assert!(server_root.path().join("logs/error_log").is_file());
 }
 
+/// Embedded mode with two children: each listens on a socket of its own
+/// (ListenCoresBucketsRatio), so connections held open at once reach both children rather than
+/// all landing in the one whose listener woke first (whose GIL would then serve them all).
+#[test]
+fn serve_embedded_children_share_the_connections() {
+    // Safe: sysconf reads a value.
+    if unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } < 2 {
+        eprintln!("skipped: one CPU, so Apache makes one listening bucket");
+        return;
+    }
+    let dir = TempDir::new("buckets");
+    dir.example("hello.wsgi");
+    let server_root = TempDir::new("buckets-root");
+    let root_arg = server_root.path().display().to_string();
+    let mut s = Serve::start(
+        dir.path(),
+        &["hello.wsgi", "--embedded", "--processes", "2", "--threads", "16", "--server-root", &root_arg],
+    );
+    let conf = fs::read_to_string(server_root.path().join("httpd.conf")).unwrap();
+    assert!(conf.contains("ListenCoresBucketsRatio "), "{conf}");
+    assert_eq!(s.get("/").0, 200, "{}", s.output());
+    // One listening socket per child (SO_REUSEPORT), which the kernel spreads connections over.
+    let listening = fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&format!(":{:04X}", s.port)) && f[3] == "0A"
+        })
+        .count();
+    assert_eq!(listening, 2, "listening sockets on port {}", s.port);
+    // 16 keep-alive connections open at once, one request each; the pid says which child.
+    let mut conns: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap()).collect();
+    let mut pids = std::collections::BTreeMap::<u32, usize>::new();
+    for c in &mut conns {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(c, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("pid:") || !got.ends_with(b"\n") {
+            let n = std::io::Read::read(c, &mut buf).unwrap();
+            assert!(n > 0, "connection closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        let pid = text.lines().find_map(|l| l.strip_prefix("pid:")).unwrap().trim().parse().unwrap();
+        *pids.entry(pid).or_default() += 1;
+    }
+    assert_eq!(pids.len(), 2, "connections per child: {pids:?}");
+    s.stop_cleanly(libc::SIGTERM);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors: one line, exit status 1, and no Apache.
 

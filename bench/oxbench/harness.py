@@ -39,8 +39,13 @@ RUN_GROUP = "www-data"
 READY_MARKER = "configured -- resuming normal operations"
 
 # Identical for every variant. Two fixed child processes (StartServers = ServerLimit, spare
-# thread limits wide enough that the MPM never starts or stops a child during a run).
+# thread limits wide enough that the MPM never starts or stops a child during a run), each with
+# its own listening socket (ListenCoresBucketsRatio 1: one SO_REUSEPORT bucket per core, so the
+# kernel spreads the connections over both children; without it a child's listener may accept
+# all 16 of a run's keep-alive connections, and an embedded Python application then runs on
+# one child's GIL, at half the rate: the bimodal rounds of earlier runs).
 MPM = {
+    "ListenCoresBucketsRatio": 1,
     "StartServers": 2,
     "ServerLimit": 2,
     "ThreadLimit": 32,
