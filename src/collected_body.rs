@@ -7,7 +7,7 @@
 //! Why it is pure: when collecting stops (the end of the body, the limit, a file that cannot be
 //! written) and what is handed on afterwards is unit-tested here without a server.
 
-use crate::spool::Spool;
+use crate::spool::{copy_to_uninit, Spool};
 use std::io;
 use std::mem::MaybeUninit;
 
@@ -141,8 +141,7 @@ impl Collected {
         }
         if !self.held.is_empty() {
             let n = self.held.len().min(buf.len());
-            // SAFETY: both valid for n bytes; a &mut cannot overlap a &.
-            unsafe { std::ptr::copy_nonoverlapping(self.held.as_ptr(), buf.as_mut_ptr().cast::<u8>(), n) };
+            copy_to_uninit(buf, &self.held[..n]);
             self.held.drain(..n);
             return Ok(Some(n));
         }
@@ -157,12 +156,6 @@ mod tests {
     /// A read's error in these tests.
     #[derive(Debug)]
     struct Failed(u16);
-
-    fn copy_to_uninit(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
-        for (d, b) in dst.iter_mut().zip(src) {
-            d.write(*b);
-        }
-    }
 
     /// A client that sends `pieces`, with `None` for "nothing yet".
     fn client<'a>(

@@ -45,6 +45,14 @@ pub fn write_at(fd: &OwnedFd, data: &[u8], offset: u64) -> Result<(), (usize, io
     Ok(())
 }
 
+/// Copies `src` into the start of `dst`, which may be uninitialised (a body read into the
+/// caller's buffer: [`Spool::read`], `Backend::read_body`).
+pub fn copy_to_uninit(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    assert!(src.len() <= dst.len());
+    // SAFETY: both are valid for src.len() bytes and a &mut cannot overlap a &.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len()) };
+}
+
 /// Bytes appended once and read back once, in order: the first `memory_max` in memory, the rest
 /// in a temporary file made when first needed.
 pub struct Spool {
@@ -119,8 +127,7 @@ impl Spool {
         let n = if self.read < in_memory {
             let from = &self.memory[self.read as usize..];
             let n = from.len().min(buf.len());
-            // SAFETY: both valid for n bytes; a &mut cannot overlap a &.
-            unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), buf.as_mut_ptr().cast::<u8>(), n) };
+            copy_to_uninit(buf, &from[..n]);
             n
         } else {
             let Some(file) = &self.file else { return Ok(0) };

@@ -3,7 +3,8 @@
 //! `body_wait.rs`) and for `wsgi.input` past it (`ApacheBackend::read_body`).
 
 use crate::collected_body::Chunk;
-use crate::python::backend::{copy_to_uninit, BodyError};
+use crate::python::backend::BodyError;
+use crate::spool::copy_to_uninit;
 use crate::sys::ffi;
 use std::mem::MaybeUninit;
 use std::os::raw::c_char;

@@ -5,19 +5,11 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
-use std::ptr;
 
 /// Log levels a backend is asked to log at (Apache's APLOG_* numbers).
 pub const LOG_ERR: u8 = 3;
 pub const LOG_WARNING: u8 = 4;
 pub const LOG_INFO: u8 = 6;
-
-/// Copies `src` into the start of `dst`, which may be uninitialised (for [`Backend::read_body`]).
-pub fn copy_to_uninit(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
-    assert!(src.len() <= dst.len());
-    // SAFETY: both are valid for src.len() bytes and a &mut cannot overlap a &.
-    unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len()) };
-}
 
 /// Where a request's input comes from and its response goes.
 ///

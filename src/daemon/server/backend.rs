@@ -4,7 +4,8 @@
 use super::conn::Writer;
 use super::shared::Shared;
 use crate::daemon::protocol::{self, Frame, FrameReader, MAX_DATA};
-use crate::python::backend::{copy_to_uninit, Backend, BodyError};
+use crate::python::backend::{Backend, BodyError};
+use crate::spool::copy_to_uninit;
 use crate::sys::util::log_server;
 use std::io;
 use std::mem::MaybeUninit;
