@@ -64,6 +64,13 @@ impl Collected {
         self.complete || self.spool.len() > 0
     }
 
+    /// The next `want` bytes the application reads (`u64::MAX`: to the end) come from memory
+    /// and need no I/O: they are in memory, or the whole body is and `want` goes to its end.
+    pub fn in_memory(&self, want: u64) -> bool {
+        let unread = self.spool.unread_in_memory();
+        want <= unread || (self.complete && self.held.is_empty() && !self.spool.in_file())
+    }
+
     /// Reads with `read` until the body ends, the limit is reached, or `read` has nothing more
     /// for now ([`Chunk::Again`]: call again when the client has sent more). A file that cannot
     /// be written stops collecting (logged with `log`); the application reads the rest from the
@@ -208,6 +215,27 @@ mod tests {
         c.fill(client(&mut pieces), |_| panic!()).unwrap();
         assert!(c.stopped());
         assert_eq!(read_back(&mut c), (b"hello world".to_vec(), Some(0)));
+    }
+
+    #[test]
+    fn only_reads_of_what_memory_holds_are_in_memory() {
+        // Whole, in memory: any read, to the end too, needs no I/O.
+        let mut pieces = vec![Some(&b"hello world"[..])];
+        let mut c = Collected::new(1 << 20);
+        c.fill(client(&mut pieces), |_| panic!()).unwrap();
+        assert!(c.stopped() && c.in_memory(11) && c.in_memory(u64::MAX));
+        read_back(&mut c);
+        assert!(c.in_memory(u64::MAX), "the end is known");
+        // Cut at the limit: what memory holds, but not past it (the rest is the client's).
+        let mut pieces = vec![Some(&b"0123456789"[..])];
+        let mut c = Collected::new(4);
+        c.fill(client(&mut pieces), |_| panic!()).unwrap();
+        assert!(c.in_memory(4) && !c.in_memory(5) && !c.in_memory(u64::MAX));
+        // Not all here yet.
+        let mut pieces = vec![Some(&b"hel"[..]), None];
+        let mut c = Collected::new(1 << 20);
+        c.fill(client(&mut pieces), |_| panic!()).unwrap();
+        assert!(!c.stopped() && c.in_memory(3) && !c.in_memory(4));
     }
 
     #[test]

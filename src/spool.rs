@@ -80,8 +80,12 @@ impl Spool {
         self.len() - self.read
     }
 
+    /// Bytes appended to memory and not read back yet (memory is read first).
+    pub fn unread_in_memory(&self) -> u64 {
+        (self.memory.len() as u64).saturating_sub(self.read)
+    }
+
     /// Whether bytes were kept in the file.
-    #[cfg(test)]
     pub fn in_file(&self) -> bool {
         self.file.is_some()
     }

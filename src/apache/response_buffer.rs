@@ -37,9 +37,14 @@ const GRACE_MS: i32 = 50;
 /// without waiting for the client.
 const PIECE: usize = 48 * 1024;
 
-/// Small enough to FLUSH at the end of what the daemon has sent for now (Apache would hold a
-/// few bytes back to coalesce them with more).
-const SMALL: usize = 16 * 1024;
+/// Apache's core output filter writes at once (without a FLUSH) once it holds this much
+/// (`THRESHOLD_MIN_WRITE`); less than this at the end of what the daemon has sent for now, or
+/// of an application's write, is FLUSHed, or Apache would hold it back to coalesce it with more.
+const MIN_WRITE: usize = 4096;
+
+/// A last piece up to this much larger than [`PIECE`] goes with it in one pass (see
+/// [`ResponseBuffer::piece`]).
+const TAIL: usize = 16 * 1024;
 
 pub struct ResponseBuffer {
     spool_limit: u64,
@@ -67,8 +72,8 @@ impl ResponseBuffer {
             if self.behind(backend) {
                 return self.spool(backend, rest);
             }
-            let n = rest.len().min(PIECE);
-            if rest.len() == n && push && n <= SMALL {
+            let n = self.piece(backend, rest.len());
+            if rest.len() == n && push && n < MIN_WRITE {
                 // A FLUSH is a blocking write: only while the client's socket has room. With
                 // nothing held by Apache the kernel may still have taken all it can (a client
                 // that stopped reading a stream of small pieces); then the piece is spooled.
@@ -83,6 +88,19 @@ impl ResponseBuffer {
             rest = &rest[n..];
         }
         Ok(())
+    }
+
+    /// How much of `left` bytes to hand Apache in one pass: [`PIECE`], or all of them when they
+    /// are at most [`TAIL`] more, Apache holds nothing unsent and the client's socket has room
+    /// (the kernel takes part at once, so what Apache sets aside stays under its
+    /// `FlushMaxThreshold`): a 64 KiB body goes in one write, not two. Larger bodies go
+    /// [`PIECE`] by [`PIECE`], each taken by the kernel or set aside by Apache before the next
+    /// is passed, so that a client that stops reading never makes Apache's filters block.
+    fn piece(&self, backend: &ApacheBackend, left: usize) -> usize {
+        if left > PIECE && left <= PIECE + TAIL && !backend.output_pending() && backend.client_writable(0) {
+            return left;
+        }
+        left.min(PIECE)
     }
 
     fn can_spool(&self, len: usize) -> bool {
@@ -161,6 +179,10 @@ impl Spooled {
 impl Backend for Spooled {
     fn read_body(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, BodyError> {
         self.backend.read_body(buf)
+    }
+
+    fn body_in_memory(&self, want: u64) -> bool {
+        self.backend.body_in_memory(want)
     }
 
     fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {

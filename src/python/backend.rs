@@ -19,6 +19,12 @@ pub trait Backend {
     /// Reads request body bytes into the start of `buf` (which may be uninitialised) and
     /// returns how many it wrote; `Ok(0)` at the end of the body.
     fn read_body(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, BodyError>;
+    /// Whether the next `want` body bytes (`u64::MAX`: to the end) are in memory, so that
+    /// reading them neither waits nor does I/O and the GIL need not be released for it (GIL
+    /// held).
+    fn body_in_memory(&self, _want: u64) -> bool {
+        false
+    }
     /// The response head (GIL held). Called once, before any body bytes.
     fn start(&mut self, status: u16, status_line: &str, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String>;
     /// Buffers body bytes (GIL held).

@@ -448,25 +448,27 @@ impl RequestState {
         let mut buf = BytesBuf::new(py, want.min(READ_CHUNK) as usize)?;
         let mut len = 0;
         let result = self.with_backend(|backend| loop {
+            // A body collected in memory is copied with the GIL held: letting it go for a copy
+            // would hand it to another thread and wait to have it back.
+            let in_memory = backend.body_in_memory(want - len as u64);
             let spare = buf.spare(py, len);
-            // Safe: the closure reads the client's body into memory the bytes object owns,
-            // which nothing else touches until it is finished; no Python.
-            let filled = unsafe {
-                without_gil(py, || {
-                    let mut n = 0;
-                    while n < spare.len() {
-                        match backend.read_body(&mut spare[n..]) {
-                            Ok(0) => return (n, Ok(true)),
-                            Ok(got) => n += got,
-                            Err(e) => return (n, Err(e)),
-                        }
-                        if partial {
-                            break;
-                        }
+            let mut fill = || {
+                let mut n = 0;
+                while n < spare.len() {
+                    match backend.read_body(&mut spare[n..]) {
+                        Ok(0) => return (n, Ok(true)),
+                        Ok(got) => n += got,
+                        Err(e) => return (n, Err(e)),
                     }
-                    (n, Ok(false))
-                })
+                    if partial {
+                        break;
+                    }
+                }
+                (n, Ok(false))
             };
+            // Safe: fill reads the client's body into memory the bytes object owns, which
+            // nothing else touches until it is finished; no Python.
+            let filled = if in_memory { fill() } else { unsafe { without_gil(py, fill) } };
             len += filled.0;
             match filled.1 {
                 Ok(false) if !partial && (len as u64) < want => {
