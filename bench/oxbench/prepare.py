@@ -104,6 +104,7 @@ def setup_venv(work: Path, want_latest: bool) -> dict:
         version = None if versions.get(package, "-") == "-" else versions[package]
         why = None if version else (standalone_errors.get(key) or f"{package} is not installed")
         info["standalone"][key] = (version, why)
+    info["standalone"]["python-shared"] = shared_python(venv)
     if want_latest:
         express = venv / "bin" / "mod_wsgi-express"
         if not express.exists():
@@ -127,6 +128,32 @@ def setup_venv(work: Path, want_latest: bool) -> dict:
         info["mw_latest_reason"] = "skipped (--skip-latest)"
     make_readable(venv)
     return info
+
+
+# Python's main() linked to the interpreter every Apache module loads (libpython3.X.so), for the
+# granian-shared variant: Granian on the same interpreter build as oxwsgi and mod_wsgi.
+SHARED_PYTHON_C = "#include <Python.h>\nint main(int argc, char **argv) { return Py_BytesMain(argc, argv); }\n"
+
+
+def shared_python(venv: Path) -> tuple:
+    """(path, None) of venv/bin/python-shared, built when missing (gcc and the -dev package of
+    SYSTEM_PYTHON), or (None, reason). It lives in the virtualenv's bin/ so that it finds the
+    virtualenv's pyvenv.cfg as venv/bin/python does."""
+    exe = venv / "bin" / "python-shared"
+    if exe.exists():
+        return str(exe), None
+    q = run([SYSTEM_PYTHON, "-c", "import sysconfig as s; print(s.get_paths()['include']); "
+             "print(s.get_config_var('LDVERSION'))"], timeout=60)
+    lines = q.stdout.split()
+    if q.returncode != 0 or len(lines) != 2:
+        return None, f"{SYSTEM_PYTHON} sysconfig: {tail(q.stdout, 2)}"
+    include, ldversion = lines
+    src = venv / "python-shared.c"
+    src.write_text(SHARED_PYTHON_C)
+    p = run(["gcc", "-O2", str(src), f"-I{include}", "-o", str(exe), f"-lpython{ldversion}"], timeout=120)
+    if p.returncode != 0:
+        return None, f"building {exe}: {tail(p.stdout, 2)}"
+    return str(exe), None
 
 
 NGINX_PACKAGES = ("nginx-light", "nginx")  # the first this Debian has

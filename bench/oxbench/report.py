@@ -279,6 +279,12 @@ def issue27_targets(sc: dict, variants: dict, baseline: dict | None) -> list:
            "granian")
     target("Django view daemon ≥ 0.9× Granian", "ox-dmn", "django", "ratio_granian", 0.9,
            "granian")
+    # The same two against Granian on the interpreter build every Apache module loads
+    # (libpython3.X.so): what the server costs, without what the interpreter build costs.
+    target("Django view embedded ≥ 1.0× Granian on libpython (same interpreter build)", "ox-emb",
+           "django", "ratio_granian-shared", 1.0, "granian-shared")
+    target("Django view daemon ≥ 0.9× Granian on libpython (same interpreter build)", "ox-dmn",
+           "django", "ratio_granian-shared", 0.9, "granian-shared")
     target("Embedded hello (16 conns) ≥ 0.8× Apache's own floor (Redirect 410, same instance)",
            "ox-emb", "hello16", "ratio_floor", 0.8, "ox-emb", FLOOR)
     for skey, conns in (("hello16", 16), ("hello64", 64)):

@@ -38,6 +38,7 @@ class Variant:
     impl: str
     mode: str  # static | embedded | daemon | standalone
     module: str | None = None
+    python: str | None = None  # granian-shared: the Python executable it runs under
     unavailable: str | None = None  # reason, when the variant cannot run at all
     notes: list = field(default_factory=list)
     # Scenarios this server cannot run the same way: key -> reason (reported n/a).
@@ -131,7 +132,8 @@ COMPANIONS = {k: [COMPARE[k], NOMETRICS[k]] for k in COMPARE}
 SCENARIO_COMPANIONS = {"hello16": ["floor16"], "hello64": ["floor16"]}
 # The standalone servers: what people pick instead of a WSGI module in Apache (Gunicorn also
 # behind nginx, the setup people use it in, which buffers slow clients for it).
-STANDALONE = ("granian", "gunicorn", "gunicorn-nginx")
+# Granian also on libpython3.X.so, the interpreter build every Apache module loads.
+STANDALONE = ("granian", "granian-shared", "gunicorn", "gunicorn-nginx")
 GRANIAN_WORKERS = 2
 GUNICORN_WORKERS, GUNICORN_THREADS = 2, 16
 NGINX_WORKERS = 2  # worker_processes: the 2 cores
@@ -175,10 +177,15 @@ def standalone_variants(versions: dict) -> list:
     g_ver, g_why = versions.get("granian", (None, "not installed"))
     u_ver, u_why = versions.get("gunicorn", (None, "not installed"))
     n_ver, n_why = versions.get("nginx", (None, "not installed"))
+    py_shared, py_shared_why = versions.get("python-shared", (None, "not built"))
     gunicorn = f"Gunicorn {u_ver or ''}".replace("  ", " ")
     return [
         Variant("granian", f"Granian {g_ver or ''}".strip(), "granian",
                 "standalone", unavailable=g_why,
+                na={"file5m": "Granian's WSGI environ has no wsgi.file_wrapper"}),
+        Variant("granian-shared", f"Granian {g_ver or ''} on libpython".replace("  ", " "),
+                "granian-shared", "standalone", python=py_shared,
+                unavailable=g_why or (f"python-shared: {py_shared_why}" if py_shared_why else None),
                 na={"file5m": "Granian's WSGI environ has no wsgi.file_wrapper"}),
         Variant("gunicorn", f"{gunicorn} gthread", "gunicorn", "standalone", unavailable=u_why),
         Variant("gunicorn-nginx", f"{gunicorn} behind nginx {n_ver or ''}".strip(),
@@ -266,10 +273,12 @@ def standalone_argv(v: Variant, port: int, site: Path, venv: Path, sendfile: boo
     files, mounted at /wsgi and /django as WSGIScriptAlias does) on 127.0.0.1:port, or (the
     Gunicorn behind nginx) on unix_socket."""
     apps, bindir = site / "apps", venv / "bin"
-    if v.impl == "granian":
+    if v.impl in ("granian", "granian-shared"):
         # Granian's own defaults for threads, runtime mode and backpressure: its README asks
-        # not to tune them after other servers' numbers; workers = the 2 cores.
-        return [str(bindir / "granian"), "--interface", "wsgi", "--workers", str(GRANIAN_WORKERS),
+        # not to tune them after other servers' numbers; workers = the 2 cores. granian-shared:
+        # the same under venv/bin/python-shared (v.python), linked to libpython3.X.so.
+        run = [str(bindir / "granian")] if v.impl == "granian" else [v.python, "-m", "granian"]
+        return [*run, "--interface", "wsgi", "--workers", str(GRANIAN_WORKERS),
                 "--host", "127.0.0.1", "--port", str(port), "--working-dir", str(apps),
                 "standalone:application"]
     if v.impl in ("gunicorn", "gunicorn-nginx"):
