@@ -37,9 +37,10 @@ const GRACE_MS: i32 = 50;
 /// without waiting for the client.
 const PIECE: usize = 48 * 1024;
 
-/// Small enough to FLUSH at the end of what the daemon has sent for now (Apache would hold a
-/// few bytes back to coalesce them with more).
-const SMALL: usize = 16 * 1024;
+/// Apache's core output filter writes at once (without a FLUSH) once it holds this much
+/// (`THRESHOLD_MIN_WRITE`); less than this at the end of what the daemon has sent for now, or
+/// of an application's write, is FLUSHed, or Apache would hold it back to coalesce it with more.
+const MIN_WRITE: usize = 4096;
 
 /// A last piece up to this much larger than [`PIECE`] goes with it in one pass (see
 /// [`ResponseBuffer::piece`]).
@@ -72,7 +73,7 @@ impl ResponseBuffer {
                 return self.spool(backend, rest);
             }
             let n = self.piece(backend, rest.len());
-            if rest.len() == n && push && n <= SMALL {
+            if rest.len() == n && push && n < MIN_WRITE {
                 // A FLUSH is a blocking write: only while the client's socket has room. With
                 // nothing held by Apache the kernel may still have taken all it can (a client
                 // that stopped reading a stream of small pieces); then the piece is spooled.
