@@ -362,19 +362,13 @@ pub struct ApacheFile(*mut ffi::apr_file_t);
 /// # Safety
 /// `c` must be a live connection handled by this thread.
 pub unsafe fn poll_client(c: *mut ffi::conn_rec, events: i16, ms: i32) -> bool {
-    let Some(fd) = client_fd(c) else { return true };
-    let mut p = libc::pollfd { fd, events, revents: 0 };
-    libc::poll(&mut p, 1, ms) == 1
-}
-
-/// The client's socket descriptor, if the connection has one.
-///
-/// # Safety
-/// `c` must be a live connection handled by this thread.
-unsafe fn client_fd(c: *mut ffi::conn_rec) -> Option<RawFd> {
     let sock = ffi::ap_get_conn_socket(c);
     let mut fd: ffi::apr_os_sock_t = -1;
-    (!sock.is_null() && ffi::apr_os_sock_get(&mut fd, sock) == 0).then_some(fd)
+    if sock.is_null() || ffi::apr_os_sock_get(&mut fd, sock) != 0 {
+        return true;
+    }
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    libc::poll(&mut p, 1, ms) == 1
 }
 
 /// `response-socket-timeout=`: the timeout of writes to the client for the rest of this
