@@ -130,9 +130,10 @@ def setup_venv(work: Path, want_latest: bool) -> dict:
     return info
 
 
-# Python's main() linked to the interpreter every Apache module loads (libpython3.X.so), for the
-# granian-shared variant: Granian on the same interpreter build as oxwsgi and mod_wsgi.
-SHARED_PYTHON_C = "#include <Python.h>\nint main(int argc, char **argv) { return Py_BytesMain(argc, argv); }\n"
+# Python's main(), linked to the interpreter every Apache module loads (libpython3.X.so) for the
+# granian-shared variant (Granian on the same interpreter build as oxwsgi and mod_wsgi), and to
+# other builds of it by bench/interpreter-builds.
+PYTHON_MAIN_C = "#include <Python.h>\nint main(int argc, char **argv) { return Py_BytesMain(argc, argv); }\n"
 
 
 def shared_python(venv: Path) -> tuple:
@@ -149,7 +150,7 @@ def shared_python(venv: Path) -> tuple:
         return None, f"{SYSTEM_PYTHON} sysconfig: {tail(q.stdout, 2)}"
     include, ldversion = lines
     src = venv / "python-shared.c"
-    src.write_text(SHARED_PYTHON_C)
+    src.write_text(PYTHON_MAIN_C)
     p = run(["gcc", "-O2", str(src), f"-I{include}", "-o", str(exe), f"-lpython{ldversion}"], timeout=120)
     if p.returncode != 0:
         return None, f"building {exe}: {tail(p.stdout, 2)}"
