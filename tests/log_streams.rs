@@ -109,3 +109,46 @@ fn script_loads_are_logged_as_mod_wsgi_6_does() {
     }
     panic!("{line}\n{}", apache.log_tail(20));
 }
+
+const REUSE_APP: &str = r#"
+import weakref
+
+state = {}
+
+def application(environ, start_response):
+    errors = environ['wsgi.errors']
+    step = environ['QUERY_STRING']
+    if step == 'watch':
+        state['weak'] = weakref.ref(errors)
+        out = 'watching'
+    elif step == 'keep':
+        state['kept'] = errors
+        out = 'kept'
+    elif step == 'check':
+        kept = state.get('kept')
+        out = 'weak:%s kept:%s' % (state['weak']() is errors, kept is errors)
+        if kept is not None:
+            kept.write('LATE_LINE_FROM_A_KEPT_STREAM\n')
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [out.encode()]
+"#;
+
+/// wsgi.errors is given back for the next request when the request ends and nothing refers to
+/// it (making one is most of what an empty request costs in Python); one an application kept is
+/// never handed to another request, and still logs.
+#[test]
+fn only_a_wsgi_errors_nothing_refers_to_serves_a_next_request() {
+    let apache = Apache::builder()
+        .app("reuse.wsgi", REUSE_APP)
+        .config("WSGIDaemonProcess reuse processes=1 threads=1\nWSGIProcessGroup reuse")
+        .config("WSGIScriptAlias /reuse {APPS}/reuse.wsgi")
+        .start();
+    assert_eq!(apache.get("/reuse?watch").text(), "watching");
+    // Only a weak reference was left: the next request has the same stream.
+    assert_eq!(apache.get("/reuse?check").text(), "weak:True kept:False");
+    assert_eq!(apache.get("/reuse?watch").text(), "watching");
+    assert_eq!(apache.get("/reuse?keep").text(), "kept");
+    // The kept stream is not handed on.
+    assert_eq!(apache.get("/reuse?check").text(), "weak:False kept:False");
+    assert!(apache.wait_for_log("LATE_LINE_FROM_A_KEPT_STREAM", Duration::from_secs(5)), "{}", apache.log_tail(20));
+}

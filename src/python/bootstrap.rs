@@ -96,8 +96,10 @@ macro_rules! exports {
 exports! {
     /// wsgi.input's class, called with the request's capsule.
     input_cls = c"Input",
-    /// wsgi.errors' class, called with the request's capsule.
-    log_cls = c"LogStream",
+    /// `errors_stream(capsule)`: a request's wsgi.errors, and `give_back(stream)`, which keeps
+    /// an ended request's for the next one when nothing else refers to it.
+    errors_stream = c"errors_stream",
+    give_back = c"give_back",
     /// wsgi.file_wrapper (an exact instance of it is sent as a file).
     file_wrapper_cls = c"FileWrapper",
     /// `load_script(path, mtime, reload, force)`: a WSGI script's module.

@@ -186,7 +186,7 @@ fn call(
 ) -> Pending {
     let (py, data) = (at.py(), at.data());
     let environ = match build_environ(at, req, capsule) {
-        Ok(e) => e,
+        Ok(e) => Environ { at, dict: Some(e.0), errors: Some(e.1) },
         Err(_) => {
             log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error(py));
             return Pending::Done(Outcome::Failed(500));
@@ -210,7 +210,7 @@ fn call(
     if events {
         cpu_at_start = request_stats::thread_cpu();
         let started = obj::float(py, started_at)
-            .and_then(|t| data.request_started.call(py, &[&environ, app, &start_response, &t]));
+            .and_then(|t| data.request_started.call(py, &[environ.dict(), app, &start_response, &t]));
         match started.and_then(|pair| Ok((obj::tuple_item(py, &pair, 0)?, obj::tuple_item(py, &pair, 1)?))) {
             Ok((request_data, published)) => {
                 *state.data.borrow_mut() = Some(request_data);
@@ -220,7 +220,7 @@ fn call(
         }
     }
     let mut failure: Option<Option<Obj>> = None;
-    match app.call(py, &[&environ, &start_response]) {
+    match app.call(py, &[environ.dict(), &start_response]) {
         Err(_) => failure = Some(obj::take_error(py)),
         Ok(iterable) => {
             if let Err(PyErrSet) = state.consume(py, data.file_wrapper_cls.as_ptr(), &iterable) {
@@ -251,7 +251,7 @@ fn call(
             let elapsed = (now_micros() as f64 / 1e6 - started_at).max(0.0);
             let stats =
                 request_stats::finished(py, &state.io, cpu_at_start, gil_waits, elapsed, status, state.written())?;
-            data.request_finished.call(py, &[&environ, &request_data, &t, &stats, &exception])
+            data.request_finished.call(py, &[environ.dict(), &request_data, &t, &stats, &exception])
         });
         if finished.is_err() {
             log_exception(at, &mut |level, msg| state.log(level, msg), script, obj::take_error(py));
@@ -435,7 +435,34 @@ fn log_exception(at: &Attached, log: &mut dyn FnMut(u8, &str), script: &str, exc
     }
 }
 
-fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<Obj> {
+/// A request's environ, and its wsgi.errors. When the request ends the environ goes, and then
+/// a wsgi.errors nothing else refers to is given back for a next request (`give_back`).
+struct Environ<'a> {
+    at: &'a Attached<'a>,
+    dict: Option<Obj>,
+    errors: Option<Obj>,
+}
+
+impl Environ<'_> {
+    fn dict(&self) -> &Obj {
+        self.dict.as_ref().expect("until dropped")
+    }
+}
+
+impl Drop for Environ<'_> {
+    fn drop(&mut self) {
+        let py = self.at.py();
+        drop(self.dict.take());
+        let Some(errors) = self.errors.take() else { return };
+        // Safe: a live object, GIL held. 1: only this reference is left.
+        if unsafe { ffi::Py_REFCNT(errors.as_ptr()) } == 1 && self.at.data().give_back.call1(py, &errors).is_err() {
+            obj::take_error(py);
+        }
+    }
+}
+
+/// The environ of a request, and its wsgi.errors.
+fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyResult<(Obj, Obj)> {
     let (py, data) = (at.py(), at.data());
     let n = &data.names;
     let env = obj::dict(py)?;
@@ -450,8 +477,8 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
     set(&n.wsgi_version, &data.wsgi_version)?;
     set(&n.wsgi_url_scheme, if req.https { &n.https } else { &n.http })?;
     set(&n.wsgi_input, &data.input_cls.call1(py, &capsule.capsule)?)?;
-    // LogStream's defaults are wsgi.errors' level (LOG_ERR) and name.
-    set(&n.wsgi_errors, &data.log_cls.call1(py, &capsule.capsule)?)?;
+    let errors = data.errors_stream.call1(py, &capsule.capsule)?;
+    set(&n.wsgi_errors, &errors)?;
     set(&n.wsgi_multithread, flag(req.multithread))?;
     set(&n.wsgi_multiprocess, flag(req.multiprocess))?;
     set(&n.wsgi_run_once, &data.false_)?;
@@ -475,7 +502,7 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
     set(&n.thread_id, &obj::int(py, thread_id as i64)?)?;
     set(&n.thread_requests, &obj::int(py, thread_requests as i64)?)?;
     set(&n.total_requests, &obj::int(py, TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed) as i64 + 1)?)?;
-    Ok(env)
+    Ok((env, errors))
 }
 
 /// Whether this process has loaded a WSGI script, and when one first failed to load (for a

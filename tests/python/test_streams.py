@@ -40,6 +40,35 @@ class StreamTest(unittest.TestCase):
         streams.flush_pending()
         self.assertEqual(len(native.lines), 2)
 
+    def test_an_ended_requests_wsgi_errors_serves_the_next_request(self):
+        streams._idle.clear()
+        s = streams.errors_stream('a')
+        s.write('one\n')
+        streams.give_back(s)
+        s.write('after\n')  # (the native side gives back only what nothing refers to)
+        again = streams.errors_stream('b')
+        self.assertIs(again, s)
+        again.write('two\n')
+        self.assertEqual(native.lines, [('a', 3, 'one'), (None, 3, 'after'), ('b', 3, 'two')])
+        self.assertIsNot(streams.errors_stream('c'), s, 'one request at a time')
+
+    def test_a_closed_detached_reconfigured_or_unfinished_stream_is_not_reused(self):
+        def spoilt(spoil):
+            streams._idle.clear()
+            s = streams.errors_stream('ctx')
+            spoil(s)
+            streams.give_back(s)
+            return streams._idle == []
+        self.assertTrue(spoilt(lambda s: s.close()))
+        self.assertTrue(spoilt(lambda s: s.detach()))
+        self.assertTrue(spoilt(lambda s: s.reconfigure(encoding='latin-1')))
+        self.assertTrue(spoilt(lambda s: s.reconfigure(errors='strict')))
+        self.assertTrue(spoilt(lambda s: s.reconfigure(line_buffering=False)))
+        self.assertTrue(spoilt(lambda s: s.reconfigure(write_through=False)))
+        self.assertTrue(spoilt(lambda s: s.write('partial')))
+        self.assertFalse(spoilt(lambda s: s.write('whole\n')))
+        streams._idle.clear()
+
     def test_flush_and_close_keep_a_partial_line_for_the_end_of_the_request(self):
         s = LogStream()
         s.write('x')

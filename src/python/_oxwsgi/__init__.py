@@ -64,8 +64,9 @@ def setup(*, process_group, application_group, version, threads_per_process, max
     `newrelic_environment` (WSGINewRelicConfigFile: None for no agent).
 
     The namespace returned has exactly these names:
-      Input, LogStream, FileWrapper: what makes wsgi.input and wsgi.errors (called with the
-        request's capsule) and wsgi.file_wrapper;
+      Input, errors_stream, FileWrapper: what makes wsgi.input and wsgi.errors (called with
+        the request's capsule) and wsgi.file_wrapper; give_back(stream): an ended request's
+        wsgi.errors that nothing refers to, for a next request;
       load_script(path, mtime, reload, force), format_exception(exc),
         exception_header(exc, script);
       pending, flush_pending: the set of streams holding a partial line, and what logs them;
@@ -92,7 +93,8 @@ def setup(*, process_group, application_group, version, threads_per_process, max
         newrelic_agent.initialize(newrelic_config_file, newrelic_environment)
     return types.SimpleNamespace(
         Input=Input,
-        LogStream=LogStream,
+        errors_stream=streams.errors_stream,
+        give_back=streams.give_back,
         FileWrapper=FileWrapper,
         load_script=scripts.load_script,
         format_exception=scripts.format_exception,
