@@ -72,15 +72,31 @@ fn sendfile_and_activity_flags() {
 
 /// Each request's environ has exactly its own header keys, whatever the requests before it on
 /// the same interpreter sent (the key strings are reused by position and by name).
+/// Header keys and values follow each request, where an interpreter reuses the strings of the
+/// previous request's (the same key at the same position, the same value under it, short or
+/// long).
 #[test]
 fn header_keys_follow_each_request() {
     let apache = Apache::builder().app("env.wsgi", ENV_APP).config("WSGIScriptAlias /env {APPS}/env.wsgi").start();
     let mut c = apache.connect(); // one connection: one child, one interpreter
-    let cases: [&[(&str, &str)]; 4] = [
+    let (long_a, long_b) = ("a".repeat(200), format!("{}b", "a".repeat(199)));
+    let (kept_a, kept_b) = ("a".repeat(100), format!("{}b", "a".repeat(99)));
+    let cases: [&[(&str, &str)]; 15] = [
         &[("X-One", "1"), ("X-Two", "2")],
         &[("X-Two", "2"), ("X-One", "1")],
         &[("X-Three", "3")],
         &[("X-One", "1"), ("X-Three", "3"), ("X-Two", "2")],
+        &[("X-One", "1"), ("X-Three", "3"), ("X-Two", "2")],
+        &[("X-One", "one"), ("X-Three", "3"), ("X-Two", "")],
+        &[("X-One", "1"), ("X-Three", "3"), ("X-Two", "")],
+        &[("X-One", "2"), ("X-Three", "3"), ("X-Two", "")],
+        &[("X-One", &kept_a)],
+        &[("X-One", &kept_a)],
+        &[("X-One", &kept_b)],
+        &[("X-One", &long_a)],
+        &[("X-One", &long_a)],
+        &[("X-One", &long_b)],
+        &[("X-One", "1")],
     ];
     for headers in cases {
         let rep = report(&c.send("GET", "/env", headers, b""));

@@ -295,6 +295,19 @@ def issue27_targets(sc: dict, variants: dict, baseline: dict | None) -> list:
         for skey, was in before.get(vkey, {}).items():
             target(f"{skey} {mode} ×mod_wsgi 4.9.4 not below before ({was:.2f}×)", vkey, skey,
                    "ratio_mw494", was, "mw494-emb" if mode == "embedded" else "mw494-dmn")
+    # The same rule measured in one run, with the earlier build itself beside this one
+    # (--compare-module): a ratio to mod_wsgi not below before is this build ≥ 1.0× that one.
+    # (The ratios above come from an earlier run, on an earlier bench.)
+    for vkey, mode in (("ox-emb", "embedded"), ("ox-dmn", "daemon")):
+        prev = COMPARE[vkey]
+        for skey in before.get(vkey, {}):
+            e = sc.get(vkey, {}).get(skey) or {}
+            r = (e.get("ratio_prev") or {}).get("rps")
+            if prev not in variants or r is None:
+                continue
+            rows.append({"target": f"{skey} {mode} not below before: ≥ 1.0× the --compare-module build, same run",
+                         "threshold": 1.0, "value": r, "met": r >= 1.0, "shown": f"{r:.3f}×",
+                         "rounds": (e.get("round_ratio_prev") or {}).get("rps")})
     return rows
 
 

@@ -8,7 +8,7 @@
 //!   the GIL is taken, creation takes the GIL only inside the lock).
 
 use super::bootstrap::{self, Exports, InstallNatives, SetupArgs};
-use super::environ_keys::{EnvironKeys, FastMap};
+use super::environ_strings::{EnvironStrings, FastMap};
 use super::interp_options;
 use super::obj::{self, Obj, Py, PyResult};
 use super::own_gil::{self, Gil};
@@ -137,7 +137,7 @@ pub struct InterpData {
     /// Strings every request uses, made once.
     pub names: Names,
     pub apps: RefCell<LoadedApps>,
-    pub environ_keys: RefCell<EnvironKeys>,
+    pub environ_strings: RefCell<EnvironStrings>,
 }
 
 impl std::ops::Deref for InterpData {
@@ -590,7 +590,7 @@ unsafe fn setup_interpreter(interp: &Interp) -> Result<(), String> {
             false_: obj::boolean(py, false),
             names: Names::new(py)?,
             apps: RefCell::new(FastMap::default()),
-            environ_keys: RefCell::default(),
+            environ_strings: RefCell::default(),
         })
     })();
     match result {

@@ -13,7 +13,7 @@
 
 pub mod backend;
 mod bootstrap;
-mod environ_keys;
+mod environ_strings;
 pub mod events;
 pub mod headers;
 pub mod interp;

@@ -62,7 +62,7 @@ impl Obj {
     /// # Safety
     /// `ptr` must be a valid, non-null object pointer and the GIL must be held.
     pub unsafe fn borrowed(ptr: *mut ffi::PyObject) -> Obj {
-        ffi::Py_IncRef(ptr);
+        ffi::Py_INCREF(ptr);
         Obj(NonNull::new_unchecked(ptr))
     }
 
@@ -182,7 +182,7 @@ impl Obj {
 /// rule above, which every owner keeps).
 impl Drop for Obj {
     fn drop(&mut self) {
-        unsafe { ffi::Py_DecRef(self.0.as_ptr()) }
+        unsafe { ffi::Py_DECREF(self.0.as_ptr()) }
     }
 }
 
@@ -270,7 +270,7 @@ impl BytesBuf {
 impl Drop for BytesBuf {
     fn drop(&mut self) {
         if !self.obj.is_null() {
-            unsafe { ffi::Py_DecRef(self.obj) };
+            unsafe { ffi::Py_DECREF(self.obj) };
         }
     }
 }
@@ -362,9 +362,9 @@ pub fn take_error(_py: Py<'_>) -> Option<Obj> {
         if !tb.is_null() && !v.is_null() {
             ffi::PyException_SetTraceback(v, tb);
         }
-        ffi::Py_DecRef(t);
+        ffi::Py_DECREF(t);
         if !tb.is_null() {
-            ffi::Py_DecRef(tb);
+            ffi::Py_DECREF(tb);
         }
         Obj::owned(v).ok()
     }
@@ -382,7 +382,7 @@ pub fn restore_error(_py: Py<'_>, exc: Obj) {
 pub fn restore_error(_py: Py<'_>, exc: Obj) {
     unsafe {
         let t = ffi::Py_TYPE(exc.as_ptr()) as *mut ffi::PyObject;
-        ffi::Py_IncRef(t);
+        ffi::Py_INCREF(t);
         let tb = ffi::PyException_GetTraceback(exc.as_ptr());
         ffi::PyErr_Restore(t, exc.into_ptr(), tb);
     }

@@ -467,9 +467,10 @@ fn build_environ(at: &Attached, req: &Request, capsule: &RequestCapsule) -> PyRe
     let n = &data.names;
     let env = obj::dict(py)?;
     {
-        let mut keys = data.environ_keys.borrow_mut();
+        let mut strings = data.environ_strings.borrow_mut();
         for (i, (k, v)) in req.cgi.iter().enumerate() {
-            obj::dict_set(py, &env, &keys.key(py, i, k)?, &obj::latin1(py, v)?)?;
+            let (key, value) = strings.item(py, i, k, v)?;
+            obj::dict_set(py, &env, &key, &value)?;
         }
     }
     let set = |k: &Obj, v: &Obj| obj::dict_set(py, &env, k, v);
