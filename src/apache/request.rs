@@ -109,7 +109,9 @@ fn serve(req: RequestView, handler_script: Option<&HandlerScript>) -> Result<i32
     // The body arrives before the application runs (WSGIRequestSpoolSize, request-spool-size=).
     if body.content_length() != Some(0) {
         // SAFETY: the request is live for this handler call.
-        match unsafe { super::body_wait::collect_first(req.raw(), spool_limit(&plan.mode), handler) } {
+        match unsafe {
+            super::body_wait::collect_first(req.raw(), body.content_length(), spool_limit(&plan.mode), handler)
+        } {
             BeforeApplication::Run => {}
             BeforeApplication::Suspend => return Ok(ffi::SUSPENDED),
             BeforeApplication::Refuse(status) => return Err(Refusal { status, log: None }),

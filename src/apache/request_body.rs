@@ -85,6 +85,30 @@ pub unsafe fn read_input(
     }
 }
 
+/// Whether the next `len` bytes of `r`'s body have all come: a non-blocking look through its
+/// input filters (`AP_MODE_SPECULATIVE`), which consumes nothing; what they take from the
+/// socket for it they keep for the reads that follow.
+///
+/// # Safety
+/// As [`read_input`].
+pub unsafe fn arrived(r: *mut ffi::request_rec, input: &mut *mut ffi::apr_bucket_brigade, len: u64) -> bool {
+    if input.is_null() {
+        *input = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
+    }
+    let bb = *input;
+    let rv = ffi::ap_get_brigade(
+        (*r).input_filters,
+        bb,
+        ffi::ap_input_mode_t_AP_MODE_SPECULATIVE,
+        ffi::apr_read_type_e_APR_NONBLOCK_READ,
+        len as ffi::apr_off_t,
+    );
+    let mut got: ffi::apr_off_t = 0;
+    let whole = rv == 0 && ffi::apr_brigade_length(bb, 0, &mut got) == 0 && got >= 0 && got as u64 >= len;
+    ffi::apr_brigade_cleanup(bb as *mut _);
+    whole
+}
+
 /// `100 Continue` for a client that waits for it (`Expect: 100-continue`): Apache's input filter
 /// sends it on a blocking read only.
 unsafe fn send_continue(r: *mut ffi::request_rec) {

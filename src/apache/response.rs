@@ -225,18 +225,24 @@ impl Backend for ApacheBackend {
         let n = match collected.flatten() {
             Some(n) => n,
             None if self.input_eos => 0,
-            // SAFETY: the request is live while its backend is.
-            None => match unsafe { read_input(self.r, &mut self.input, buf, true) }? {
-                Chunk::Bytes(n) => n,
-                Chunk::Last(n) => {
-                    self.input_eos = true;
-                    n
+            None => {
+                // SAFETY: the request is live while its backend is.
+                let n = match unsafe { read_input(self.r, &mut self.input, buf, true) }? {
+                    Chunk::Bytes(n) => n,
+                    Chunk::Last(n) => {
+                        self.input_eos = true;
+                        n
+                    }
+                    Chunk::End | Chunk::Again => {
+                        self.input_eos = true;
+                        0
+                    }
+                };
+                if let Some(c) = &mut self.collected {
+                    c.read_from_client(n);
                 }
-                Chunk::End | Chunk::Again => {
-                    self.input_eos = true;
-                    0
-                }
-            },
+                n
+            }
         };
         if let Some(mark) = self.mark {
             mark.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
