@@ -186,7 +186,8 @@ const ARRIVED_MAX: u64 = 64 << 10;
 /// in the MPM where the connection can (then `handler` runs again once the body has come), else
 /// this thread reads the rest. A body of up to 64 KiB that has all come (a fast client's, sent
 /// with its headers) is not read: it stays in Apache's input filters, and the application's
-/// reads take it from there without waiting, with no copy made before.
+/// reads take it from there without waiting, with no copy made before. (Over TLS, mod_ssl's
+/// speculative read gives at most 8 KiB: larger bodies are collected.)
 ///
 /// # Safety
 /// `r` must be the live request this thread's handler runs.
