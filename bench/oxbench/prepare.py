@@ -105,8 +105,9 @@ def setup_venv(work: Path, want_latest: bool) -> dict:
         why = None if version else (standalone_errors.get(key) or f"{package} is not installed")
         info["standalone"][key] = (version, why)
     info["standalone"]["python-shared"] = shared_python(venv)
-    if want_latest:
-        express = venv / "bin" / "mod_wsgi-express"
+    # --skip-latest installs nothing, but a mod_wsgi the venv already has is measured.
+    express = venv / "bin" / "mod_wsgi-express"
+    if want_latest or express.exists():
         if not express.exists():
             log("installing the newest mod_wsgi from PyPI (compiles against apache2-dev)")
             err = pip(venv, "mod_wsgi")

@@ -146,13 +146,14 @@ def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
     {"granian"/"gunicorn": (version, reason)} from the bench virtualenv, and "nginx"'s
     (version, reason) from prepare.setup_nginx."""
     latest = f"mod_wsgi {mw_latest_version}" if mw_latest_version else "mod_wsgi (PyPI latest)"
-    ox = [Variant("ox-emb", "oxwsgi embedded", "oxwsgi", "embedded", ox_module, ox_reason),
-          Variant("ox-dmn", "oxwsgi daemon", "oxwsgi", "daemon", ox_module, ox_reason)]
+    ox = [Variant("ox-emb", "oxwsgi embedded", "oxwsgi", "embedded", ox_module, unavailable=ox_reason),
+          Variant("ox-dmn", "oxwsgi daemon", "oxwsgi", "daemon", ox_module, unavailable=ox_reason)]
     base = list(ox)
     ox += [Variant(NOMETRICS[x.key], f"oxwsgi {x.mode} WSGIMetrics Off", "oxnometrics", x.mode,
-                   ox_module, ox_reason) for x in base]
+                   ox_module, unavailable=ox_reason) for x in base]
     if compare:
-        ox += [Variant(COMPARE[x.key], f"oxwsgi prev {x.mode}", "oxprev", x.mode, *compare)
+        ox += [Variant(COMPARE[x.key], f"oxwsgi prev {x.mode}", "oxprev", x.mode, compare[0],
+                       unavailable=compare[1])
                for x in base]
     v = [
         Variant("static", "Apache static file", "static", "static"),
@@ -160,9 +161,9 @@ def make_variants(mw_latest_module: str | None, mw_latest_version: str | None,
         Variant("mw494-emb", "mod_wsgi 4.9.4 embedded", "mw494", "embedded", DEBIAN_MOD_WSGI),
         Variant("mw494-dmn", "mod_wsgi 4.9.4 daemon", "mw494", "daemon", DEBIAN_MOD_WSGI),
         Variant("mwnew-emb", f"{latest} embedded", "mwlatest", "embedded", mw_latest_module,
-                mw_latest_reason),
+                unavailable=mw_latest_reason),
         Variant("mwnew-dmn", f"{latest} daemon", "mwlatest", "daemon", mw_latest_module,
-                mw_latest_reason),
+                unavailable=mw_latest_reason),
         *standalone_variants(standalone or {}),
     ]
     for x in v:
