@@ -454,8 +454,10 @@ impl Drop for Environ<'_> {
         let py = self.at.py();
         drop(self.dict.take());
         let Some(errors) = self.errors.take() else { return };
-        // Safe: a live object, GIL held. 1: only this reference is left.
-        if unsafe { ffi::Py_REFCNT(errors.as_ptr()) } == 1 && self.at.data().give_back.call1(py, &errors).is_err() {
+        // Safe: a live object, GIL held. 1: only this reference is left. (Not while an error
+        // is set: a path that returns with one leaves it for its caller.)
+        let alone = unsafe { ffi::Py_REFCNT(errors.as_ptr()) == 1 && ffi::PyErr_Occurred().is_null() };
+        if alone && self.at.data().give_back.call1(py, &errors).is_err() {
             obj::take_error(py);
         }
     }
