@@ -65,6 +65,12 @@ impl Collected {
         }
     }
 
+    /// Whether a body of `len` bytes that has all come may stay where it is instead of being
+    /// collected: it is no more than collecting would keep in memory, nor than `limit`.
+    pub fn may_stay(len: u64, limit: u64) -> bool {
+        len <= limit.min(IN_MEMORY as u64)
+    }
+
     /// The whole body, `len` bytes, has come with the request and stays where the client's
     /// reads take it from: nothing is collected or copied, and reading it needs no waiting.
     pub fn arrived(len: u64) -> Collected {
@@ -263,6 +269,8 @@ mod tests {
 
     #[test]
     fn a_body_that_has_all_come_is_read_from_the_client_without_waiting() {
+        assert!(Collected::may_stay(64 << 10, u64::MAX) && !Collected::may_stay((64 << 10) + 1, u64::MAX));
+        assert!(Collected::may_stay(10, 10) && !Collected::may_stay(11, 10), "never past the limit");
         let mut c = Collected::arrived(10);
         assert!(c.stopped() && c.any(), "the application runs, and the daemon gets the body at once");
         assert!(c.in_memory(10) && !c.in_memory(11));

@@ -177,10 +177,6 @@ impl Parked {
     }
 }
 
-/// The longest body (`Content-Length`) left where Apache's input filters hold it when it has
-/// all come with the request: what a collected body keeps in memory.
-const ARRIVED_MAX: u64 = 64 << 10;
-
 /// Collects `r`'s body (`length` bytes, None: chunked), at most `limit` bytes (0: none), before
 /// its application runs. What has come is read at once; if that is not all, the request waits
 /// in the MPM where the connection can (then `handler` runs again once the body has come), else
@@ -207,7 +203,7 @@ pub unsafe fn collect_first(
     let mut input = driven.map_or(ptr::null_mut(), |n| n.input(c));
     let input = &mut input;
     if let (Some(_), Some(len)) = (driven, length) {
-        if len <= limit.min(ARRIVED_MAX) && arrived(r, input, len) {
+        if Collected::may_stay(len, limit) && arrived(r, input, len) {
             *rn.body.borrow_mut() = Body::Ready(Some(Collected::arrived(len)));
             return BeforeApplication::Run;
         }

@@ -21,10 +21,7 @@ pub unsafe fn read_input(
     buf: &mut [MaybeUninit<u8>],
     block: bool,
 ) -> Result<Chunk, BodyError> {
-    if input.is_null() {
-        *input = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
-    }
-    let bb = *input;
+    let bb = brigade(r, input);
     if !block {
         send_continue(r);
     }
@@ -92,10 +89,7 @@ pub unsafe fn read_input(
 /// # Safety
 /// As [`read_input`].
 pub unsafe fn arrived(r: *mut ffi::request_rec, input: &mut *mut ffi::apr_bucket_brigade, len: u64) -> bool {
-    if input.is_null() {
-        *input = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
-    }
-    let bb = *input;
+    let bb = brigade(r, input);
     let rv = ffi::ap_get_brigade(
         (*r).input_filters,
         bb,
@@ -107,6 +101,14 @@ pub unsafe fn arrived(r: *mut ffi::request_rec, input: &mut *mut ffi::apr_bucket
     let whole = rv == 0 && ffi::apr_brigade_length(bb, 0, &mut got) == 0 && got >= 0 && got as u64 >= len;
     ffi::apr_brigade_cleanup(bb as *mut _);
     whole
+}
+
+/// `input`, made in `r`'s pool on the first call.
+unsafe fn brigade(r: *mut ffi::request_rec, input: &mut *mut ffi::apr_bucket_brigade) -> *mut ffi::apr_bucket_brigade {
+    if input.is_null() {
+        *input = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
+    }
+    *input
 }
 
 /// `100 Continue` for a client that waits for it (`Expect: 100-continue`): Apache's input filter
